@@ -1,0 +1,69 @@
+# Articulate: every target creates/refreshes the virtual environment itself, so a fresh clone
+# needs only `make test` or `make train-mri2audio`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ART := $(VENV)/bin/articulate
+STAMP := $(VENV)/.installed
+
+# Training knobs: QUICK=1 uses the small CPU preset; GPUS=N uses N devices with DDP; ARGS is
+# passed through to `articulate fit` (any --trainer.* / --model.* / --data.* override).
+QUICK ?=
+GPUS ?=
+ARGS ?=
+BENCH_OUT ?= results/bench.json
+OUT ?= data/phantom
+
+ifeq ($(strip $(GPUS)),)
+DEVICE_ARGS :=
+else ifeq ($(strip $(GPUS)),1)
+DEVICE_ARGS := --trainer.devices=1
+else
+DEVICE_ARGS := --trainer.devices=$(GPUS) --trainer.strategy=ddp
+endif
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-fast train-mri2audio train-wav2uti phantom bench \
+        reproduce-mri2audio reproduce-wav2uti clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
+	@echo "  variables: QUICK=1 (small CPU preset)  GPUS=N (DDP on N devices)  ARGS='--trainer.max_epochs=5 ...'"
+
+# The stamp is rebuilt whenever pyproject.toml changes, so a stale environment re-installs itself.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project (editable) with test tools
+
+test: $(STAMP) ## run the whole test suite (CPU, a few minutes)
+	$(PY) -m pytest -q tests
+
+test-fast: $(STAMP) ## unit tests only (skips end-to-end training and DDP tests)
+	$(PY) -m pytest -q -m "not slow and not ddp" tests
+
+train-mri2audio: $(STAMP) ## train the mri2audio paper configuration (phantom data when none is given)
+	$(ART) fit --config configs/mri2audio.yaml $(if $(QUICK),--config configs/mri2audio/quick.yaml) $(DEVICE_ARGS) $(ARGS)
+
+train-wav2uti: $(STAMP) ## train the wav2uti paper configuration (GPUS=4 for 4-GPU DDP)
+	$(ART) fit --config configs/wav2uti.yaml $(if $(QUICK),--config configs/wav2uti/quick.yaml) $(DEVICE_ARGS) $(ARGS)
+
+phantom: $(STAMP) ## write both phantom cohorts under OUT (default data/phantom)
+	$(ART) phantom mri2audio --out $(OUT)/mri2audio
+	$(ART) phantom wav2uti --out $(OUT)/wav2uti
+
+bench: $(STAMP) ## speed/memory benchmarks -> $(BENCH_OUT) (QUICK=1 for a short run)
+	$(ART) bench --out $(BENCH_OUT) $(if $(QUICK),--quick)
+
+reproduce-mri2audio: $(STAMP) ## the mri2audio paper's Table 1 on the phantom (QUICK=1: small preset)
+	$(ART) reproduce mri2audio $(if $(QUICK),--quick)
+
+reproduce-wav2uti: $(STAMP) ## the wav2uti paper's Tables 1-2 on the phantom (QUICK=1: small preset)
+	$(ART) reproduce wav2uti $(if $(QUICK),--quick)
+
+clean: ## remove logs, checkpoints and caches (keeps .venv)
+	rm -rf lightning_logs logs wandb checkpoints .pytest_cache

@@ -1,0 +1,34 @@
+"""W&B as the default dashboard, offline unless the user is logged in (sync later with `wandb sync`)."""
+
+from __future__ import annotations
+
+import netrc
+import os
+from typing import Any
+
+from lightning.pytorch.loggers import WandbLogger
+
+
+def wandb_logged_in() -> bool:
+    """True when W&B credentials exist (env var or ~/.netrc), without touching the network."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        auth = netrc.netrc().authenticators("api.wandb.ai")
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+    return bool(auth and auth[2])
+
+
+class ArticulateWandbLogger(WandbLogger):
+    """``WandbLogger`` whose ``offline`` defaults to "not logged in".
+
+    ``WANDB_MODE`` (online/offline/disabled) still wins, as in every wandb program.
+    """
+
+    def __init__(self, project: str = "articulate", save_dir: str = "logs", offline: bool | None = None, **kwargs: Any):
+        mode = os.environ.get("WANDB_MODE", "").lower()
+        if offline is None:
+            offline = mode in ("offline", "dryrun") or (mode != "online" and not wandb_logged_in())
+        os.makedirs(save_dir, exist_ok=True)
+        super().__init__(project=project, save_dir=save_dir, offline=offline, **kwargs)

@@ -1,0 +1,33 @@
+"""Shared fixtures. Tests run on CPU, offline, with W&B disabled and caches in a temp folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT.parent / "shared" / "samples"
+
+# Tests never reach a hub or a W&B server.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    """The real sample recordings beside the checkout; tests using them skip when absent."""
+    if not SAMPLES.is_dir():
+        pytest.skip(f"real samples not found at {SAMPLES} (only present beside the development checkout)")
+    return SAMPLES
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Phantom cohorts and feature caches go to one session-wide temp folder, not ~/.cache."""
+    if "ARTICULATE_CACHE" not in os.environ or os.environ.get("ARTICULATE_TEST_KEEP_CACHE") != "1":
+        os.environ["ARTICULATE_CACHE"] = str(tmp_path_factory.mktemp("articulate-cache"))
+    yield
