@@ -1,0 +1,53 @@
+"""The `articulate` dispatcher: help, unknown commands, LightningCLI wiring, error reporting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from articulate.cli import main as cli_main
+from articulate.errors import InputError
+
+
+def test_help_lists_every_tool(capsys):
+    assert cli_main.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in cli_main.TOOLS:
+        assert name in out
+    assert "fit" in out
+
+
+def test_unknown_command_exits_2(capsys):
+    assert cli_main.main(["frobnicate"]) == 2
+    assert "unknown command 'frobnicate'" in capsys.readouterr().err
+
+
+def test_articulate_error_becomes_message_and_exit_1(monkeypatch, capsys):
+    class Fake:
+        @staticmethod
+        def main(argv):
+            raise InputError("/data/x.wav", "file is truncated")
+
+    monkeypatch.setitem(sys.modules, "articulate.cli._fake", Fake)
+    monkeypatch.setitem(cli_main.TOOLS, "fake", ("articulate.cli._fake", "test"))
+    assert cli_main.main(["fake"]) == 1
+    err = capsys.readouterr().err
+    assert "/data/x.wav: file is truncated" in err
+    assert "Traceback" not in err
+
+
+def test_lightning_cli_help_runs_as_console_script():
+    exe = [sys.executable, "-m", "articulate.cli.main"]
+    proc = subprocess.run(exe + ["fit", "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "--trainer" in proc.stdout and "--model" in proc.stdout and "--data" in proc.stdout
+
+
+@pytest.mark.parametrize("target", ["help"])
+def test_make_help_lists_targets(target):
+    proc = subprocess.run(["make", "-s", target], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    for t in ["test", "train-mri2audio", "train-wav2uti", "phantom", "bench", "reproduce-mri2audio", "reproduce-wav2uti", "install"]:
+        assert f"make {t}" in proc.stdout
