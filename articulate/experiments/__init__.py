@@ -1,0 +1,1 @@
+"""Experiment plans (the papers' tables) and the benchmark suite, built on the LightningCLI configs."""
