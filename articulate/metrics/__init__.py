@@ -12,9 +12,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from articulate.metrics.functional import corr2d, psnr, rmse, to_pixels
-
+# Everything is lazy, functional included: PESQ's worker processes import a module of this package
+# and must not pay for importing torch.
 _LAZY = {
+    "corr2d": "articulate.metrics.functional",
+    "rmse": "articulate.metrics.functional",
+    "psnr": "articulate.metrics.functional",
+    "to_pixels": "articulate.metrics.functional",
     "Corr2D": "articulate.metrics.corr2d",
     "PESQ": "articulate.metrics.pesq",
     "pesq_batch": "articulate.metrics.pesq",
@@ -34,4 +38,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'articulate.metrics' has no attribute {name!r}")
 
 
-__all__ = ["corr2d", "rmse", "psnr", "to_pixels", *_LAZY]
+__all__ = list(_LAZY)
