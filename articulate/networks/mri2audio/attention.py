@@ -1,0 +1,89 @@
+"""Self residual attention A: masks the moving muscles of each tagged-MRI frame.
+
+The paper: residual frames d_t = |x_t - x_{t-1}| (t = 2..T) go through a 2D encoder-decoder
+(four convolutions, four symmetric transposed convolutions, then a 1 x 1 convolution and a
+sigmoid) that gives a mask a_t; the translator sees x'_t = a_t * x_t. A has no labels: it is
+trained by the reconstruction loss alone (routing is the LightningModule's job).
+
+Frame 1 has no residual. The paper only defines t >= 2; we keep all T frames (so F has the same
+input with or without A, which the "w/o attention" ablation needs) and give frame 1 a mask by
+``first_frame``:
+
+- ``"repeat"`` (default): d_1 := d_2 = |x_2 - x_1|. The motion between frames 1 and 2 is the best
+  evidence of what moves around frame 1, and frame 1 is then masked like every other frame.
+- ``"ones"``: a_1 = 1, frame 1 passes unmasked (A's mask for it is not computed).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+FirstFrame = Literal["repeat", "ones"]
+
+
+class ResidualAttention(nn.Module):
+    """A: ``x [B, 1, T, H, W]`` -> ``(x' = a * x, a)``, both ``[B, 1, T, H, W]``, ``a`` in (0, 1).
+
+    Args:
+        channels: widths of the four (by default) stride-2 convolutions; the transposed
+            convolutions mirror them (the last one keeps ``channels[0]``), then a 1 x 1 conv.
+        first_frame: how frame 1 (no residual) gets its mask, see the module docstring.
+
+    H and W must be divisible by ``2 ** len(channels)`` (128 / 16 = 8 for the paper's size).
+    Frames are processed as one 2D batch of ``B * T`` images.
+    """
+
+    def __init__(self, in_channels: int = 1, channels: Sequence[int] = (16, 32, 64, 128), first_frame: FirstFrame = "repeat"):
+        super().__init__()
+        channels = list(channels)
+        if not channels:
+            raise ValueError("channels must list at least one layer")
+        if first_frame not in ("repeat", "ones"):
+            raise ValueError(f"first_frame must be 'repeat' or 'ones', got {first_frame!r}")
+        self.first_frame = first_frame
+        self.depth = len(channels)
+        widths = [in_channels, *channels]
+        self.encoder = nn.ModuleList(
+            nn.Conv2d(a, b, kernel_size=4, stride=2, padding=1) for a, b in zip(widths[:-1], widths[1:])
+        )
+        mirror = [*channels[::-1], channels[0]]
+        self.decoder = nn.ModuleList(
+            nn.ConvTranspose2d(a, b, kernel_size=4, stride=2, padding=1) for a, b in zip(mirror[:-1], mirror[1:])
+        )
+        self.head = nn.Conv2d(channels[0], in_channels, kernel_size=1)
+
+    @staticmethod
+    def residuals(x: torch.Tensor) -> torch.Tensor:
+        """``|x_t - x_{t-1}|`` for t = 2..T: ``[B, C, T-1, H, W]``."""
+        return (x[:, :, 1:] - x[:, :, :-1]).abs()
+
+    def masks_of(self, residual: torch.Tensor) -> torch.Tensor:
+        """Masks of residual frames ``[N, C, H, W]`` -> ``[N, C, H, W]`` in (0, 1)."""
+        h = residual
+        for conv in self.encoder:
+            h = F.relu(conv(h))
+        for deconv in self.decoder:
+            h = F.relu(deconv(h))
+        return torch.sigmoid(self.head(h))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.dim() != 5:
+            raise ValueError(f"expected [B, C, T, H, W], got shape {tuple(x.shape)}")
+        b, c, t, h, w = x.shape
+        if t < 2:
+            raise ValueError(f"residual attention needs at least 2 frames, got {t}")
+        step = 2**self.depth
+        if h % step or w % step:
+            raise ValueError(f"frame size {h}x{w} must be divisible by {step} (2 ** number of conv layers)")
+        d = self.residuals(x)  # [B, C, T-1, H, W]
+        if self.first_frame == "repeat":
+            d = torch.cat([d[:, :, :1], d], dim=2)
+        frames = d.transpose(1, 2).reshape(-1, c, h, w)
+        a = self.masks_of(frames).reshape(b, -1, c, h, w).transpose(1, 2)
+        if self.first_frame == "ones":
+            a = torch.cat([torch.ones_like(x[:, :, :1]), a], dim=2)
+        return a * x, a
