@@ -1,0 +1,155 @@
+"""Grayscale video in and out through the ffmpeg binary that imageio-ffmpeg ships.
+
+Reading asks ffmpeg for 8-bit gray directly (no RGB round trip). Writing encodes H.264 (yuv420p,
+the pixel format every player accepts, which needs even width and height: frames are padded with
+black at the bottom/right) and muxes the audio, when given, as AAC in the same ffmpeg call.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from articulate.errors import InputError
+from articulate.utils.atomic import atomic_path
+
+__all__ = ["read_video", "write_video", "video_info", "VIDEO_SUFFIXES"]
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
+
+
+def _ffmpeg() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def video_info(path: str | Path) -> dict:
+    """Container facts from ``ffmpeg -i`` (ffprobe is not shipped): fps, size, duration, streams."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    proc = subprocess.run([_ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
+    text = proc.stderr
+    video = re.search(r"Stream #\S+.*?Video: (\w+).*?, (\d{2,5})x(\d{2,5})", text)
+    if video is None:
+        raise InputError(path, "not a readable video file (ffmpeg finds no video stream)")
+    fps = re.search(r"([\d.]+) fps", text)
+    duration = re.search(r"Duration: (\d+):(\d+):([\d.]+)", text)
+    audio = re.search(r"Stream #\S+.*?Audio: (\w+)[^,\n]*, (\d+) Hz", text)
+    exact = re.search(r"articulate_fps=([\d.eE+-]+)", text)
+    if exact:
+        fps_value = float(exact.group(1))
+    else:
+        fps_value = float(fps.group(1)) if fps else None
+    return {
+        "path": str(path),
+        "video_codec": video.group(1),
+        "width": int(video.group(2)),
+        "height": int(video.group(3)),
+        "fps": fps_value,
+        "duration_s": (int(duration.group(1)) * 3600 + int(duration.group(2)) * 60 + float(duration.group(3))) if duration else None,
+        "audio_codec": audio.group(1) if audio else None,
+        "audio_sr": int(audio.group(2)) if audio else None,
+    }
+
+
+def read_video(path: str | Path) -> tuple[np.ndarray, float]:
+    """Decode every frame as uint8 gray ``[F, H, W]``; returns ``(frames, fps)``."""
+    import imageio_ffmpeg
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise InputError(path, "empty file (0 bytes)")
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="gray", bits_per_pixel=8)
+        meta = next(reader)
+        width, height = meta["size"]
+        chunks = [np.frombuffer(buf, dtype=np.uint8) for buf in reader]
+    except (OSError, RuntimeError, StopIteration) as err:
+        raise InputError(path, f"not a readable video file ({str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__})") from None
+    if not chunks:
+        raise InputError(path, "video holds no frames")
+    frames = np.stack(chunks).reshape(-1, height, width)
+    fps = float(video_info(path)["fps"] or meta.get("fps") or 0.0)
+    if fps <= 0:
+        raise InputError(path, "video has no frame rate")
+    return frames, fps
+
+
+def _frames_to_uint8(frames) -> np.ndarray:
+    if hasattr(frames, "detach"):
+        frames = frames.detach().cpu().numpy()
+    arr = np.asarray(frames)
+    if arr.ndim != 3 or arr.shape[0] == 0:
+        raise ValueError(f"write_video expects gray frames [F, H, W] with F > 0, got shape {arr.shape}")
+    if arr.dtype == np.uint8:
+        return arr
+    if np.issubdtype(arr.dtype, np.floating):  # framework images are [0, 1]
+        if not np.isfinite(arr).all():
+            raise ValueError("video frames contain NaN or infinite values")
+        return np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+def write_video(
+    path: str | Path,
+    frames: np.ndarray,
+    fps: float,
+    audio: np.ndarray | None = None,
+    sr: int | None = None,
+    crf: int = 18,
+) -> Path:
+    """Write gray ``[F, H, W]`` frames (uint8, or float in [0, 1]) as H.264 MP4, atomically.
+
+    ``audio`` (``[L]`` or ``[C, L]`` float at ``sr``) is muxed as AAC. ``crf`` 18 is visually
+    lossless for ultrasound; lower it for exact-looking output, raise it for smaller files.
+    """
+    import imageio_ffmpeg
+
+    from articulate.readers.audio import write_audio
+
+    path = Path(path)
+    arr = _frames_to_uint8(frames)
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if audio is not None and not sr:
+        raise ValueError("write_video: audio given without its sample rate sr")
+    _, height, width = arr.shape
+    pad_h, pad_w = height % 2, width % 2
+    if pad_h or pad_w:
+        arr = np.pad(arr, ((0, 0), (0, pad_h), (0, pad_w)))
+    # ffmpeg prints frame rates rounded to 2 decimals (81.512 -> 81.51), which drifts over long
+    # recordings, so the exact rate travels in the container's metadata too.
+    output_params = ["-crf", str(int(crf)), "-metadata", f"comment=articulate_fps={float(fps)!r}"]
+    if path.suffix.lower() in (".mp4", ".mov"):
+        output_params += ["-movflags", "+faststart"]
+    with tempfile.TemporaryDirectory(dir=path.parent if path.parent.exists() else None) as scratch, atomic_path(path) as tmp:
+        audio_path = None
+        if audio is not None:
+            audio_path = str(write_audio(Path(scratch) / "audio.wav", audio, int(sr)))
+        writer = imageio_ffmpeg.write_frames(
+            str(tmp),
+            size=(arr.shape[2], arr.shape[1]),
+            pix_fmt_in="gray",
+            pix_fmt_out="yuv420p",
+            fps=float(fps),
+            codec="libx264",
+            quality=None,
+            macro_block_size=1,
+            output_params=output_params,
+            audio_path=audio_path,
+            audio_codec="aac" if audio_path else None,
+            ffmpeg_log_level="error",
+        )
+        writer.send(None)  # start ffmpeg
+        for frame in arr:
+            writer.send(np.ascontiguousarray(frame))
+        writer.close()
+    return path
