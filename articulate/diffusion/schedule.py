@@ -29,6 +29,7 @@ def karras_sigmas(
         i = torch.arange(num_steps, dtype=dtype, device=device)
         a, b = sigma_max ** (1.0 / rho), sigma_min ** (1.0 / rho)
         steps = (a + i / (num_steps - 1) * (b - a)) ** rho
+        steps[0], steps[-1] = sigma_max, sigma_min  # exact endpoints (the powers round off by ~1e-15)
     return torch.cat([steps, torch.zeros(1, dtype=dtype, device=device)])
 
 
