@@ -30,6 +30,8 @@ __all__ = ["Recording", "index_dataset", "read_manifest", "write_manifest", "MAN
 MANIFEST_COLUMNS = ("id", "subject", "utterance", "kind", "image", "audio", "param", "text", "transcript")
 _REQUIRED_COLUMNS = ("id", "subject", "utterance", "kind", "image", "audio")
 _PATH_COLUMNS = ("image", "audio", "param", "text")
+# Extra columns that hold paths (relative in the file, absolute in ``Recording.extra``).
+_EXTRA_PATH_COLUMNS = ("video",)
 KINDS = ("mri", "ultrasound")
 
 
@@ -103,7 +105,12 @@ def read_manifest(csv_path: str | Path) -> list[Recording]:
                 raise InputError(csv_path, f"{where}: {column} file {path} does not exist")
         if kind == "ultrasound" and paths["image"].suffix.lower() == ".ult" and paths["param"] is None:
             raise InputError(csv_path, f"{where}: a .ult image needs its param file")
-        extra = {k: v for k, v in row.items() if k not in MANIFEST_COLUMNS and k}
+        extra = {k: v for k, v in row.items() if k not in MANIFEST_COLUMNS and k and v}
+        for column in _EXTRA_PATH_COLUMNS:
+            if extra.get(column):
+                extra[column] = str(_resolve(base, extra[column]))
+                if not Path(extra[column]).is_file():
+                    raise InputError(csv_path, f"{where}: {column} file {extra[column]} does not exist")
         records.append(
             Recording(
                 id=rid,
@@ -153,7 +160,7 @@ def write_manifest(records: list[Recording], csv_path: str | Path) -> Path:
                 _relative(r.param, base),
                 _relative(r.text, base),
                 r.transcript or "",
-                *[r.extra.get(k, "") for k in extra_cols],
+                *[_relative(Path(r.extra[k]), base) if k in _EXTRA_PATH_COLUMNS and r.extra.get(k) else r.extra.get(k, "") for k in extra_cols],
             ]
         )
     with atomic_path(csv_path) as tmp:

@@ -35,7 +35,7 @@ def video_info(path: str | Path) -> dict:
         raise InputError(path, "file not found")
     proc = subprocess.run([_ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
     text = proc.stderr
-    video = re.search(r"Stream #\S+.*?Video: (\w+).*?, (\d{2,5})x(\d{2,5})", text)
+    video = re.search(r"Stream #\S+.*?Video: (\w+).*?, (\d+)x(\d+)\b", text)
     if video is None:
         raise InputError(path, "not a readable video file (ffmpeg finds no video stream)")
     fps = re.search(r"([\d.]+) fps", text)
