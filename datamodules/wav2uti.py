@@ -1,0 +1,425 @@
+"""Speech -> ultrasound tongue video clips with their exactly aligned audio span and transcript.
+
+Data: a folder in the UltraSuite/TaL layout (``<speaker>/<id>.{ult,param,wav,txt}``, or a
+``manifest.csv``), read through :mod:`articulate.readers` (streams synchronised and trimmed to their
+common span). ``data_dir=None`` uses the wav2uti phantom cohort (generated once, cached).
+
+Per utterance, once, in memory: the fan-shaped images at ``resolution`` (uint8, the paper's view;
+``view="scanlines"`` resizes the raw scan-line matrix instead), resampled in time to ``fps`` when the
+recording has another frame rate, the audio at ``sample_rate`` and the transcript.
+
+Clips: ``clip_frames`` consecutive video frames ``[s, s + T)`` and the audio samples
+``[round(s sr / fps), +round(T sr / fps))`` they cover (frame i spans ``[i/fps, (i+1)/fps)``), so
+the audio span lasts ``T / fps`` s to within one sample. Training windows start on a grid of hop
+``train_hop`` with a random jitter inside the hop (every start is reachable, each epoch differs);
+validation/test windows tile each utterance deterministically with hop ``eval_hop``.
+
+Video is scaled from 0..255 to [-1, 1]: EDM's ``sigma_data = 0.25`` is in those units (the paper's).
+``setup`` measures the training set's pixel standard deviation (``data_std``) so it can be compared
+with sigma_data; the phantom's is reported in the config comments.
+
+Conditions computed by frozen encoders are attached by the LightningModule
+(:meth:`Wav2UTIDataModule.attach_features`) and read from the on-disk feature cache; the batch then
+carries frame-aligned ``audio_feats [B, T, D]`` and padded ``text_feats [B, L, D]`` + ``text_mask``.
+
+Batch keys: ``video [B,1,T,H,W]`` float in [-1,1], ``audio [B, L]``, ``text`` (list of str),
+``speaker`` (list of str), ``utterance [B]`` (index into ``utterances``), ``start [B]`` (first frame),
+and the attached features when present.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset
+
+from articulate.errors import InputError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Wav2UTIDataModule", "Utterance", "collate_clips", "resample_frames"]
+
+
+@dataclass
+class Utterance:
+    id: str
+    speaker: str
+    frames: np.ndarray  # uint8 [F, H, W] at the target fps
+    audio: np.ndarray  # float32 [L] at the target sample rate, L ~= F / fps * sr
+    text: str
+    source: Path | None = None
+    features: dict[str, np.ndarray] = field(default_factory=dict)  # "audio" [F, D], "text" [L, D]
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+
+def resample_frames(frames: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
+    """Linear interpolation in time of ``[F, H, W]`` frames from ``fps_in`` to ``fps_out``.
+
+    Output frame i covers ``[i/fps_out, (i+1)/fps_out)``; its value is interpolated at that interval's
+    centre from the input frames' centres. The output has ``floor(F * fps_out / fps_in)`` frames, so
+    every output frame lies inside the recorded span.
+    """
+    n_in = frames.shape[0]
+    n_out = int(math.floor(n_in * fps_out / fps_in + 1e-9))
+    pos = np.clip((np.arange(n_out) + 0.5) * fps_in / fps_out - 0.5, 0, n_in - 1)
+    i0 = np.minimum(np.floor(pos).astype(int), max(n_in - 2, 0))
+    w = (pos - i0)[:, None, None]
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    out = frames[i0].astype(np.float32) * (1 - w) + frames[i1].astype(np.float32) * w
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8) if frames.dtype == np.uint8 else out.astype(frames.dtype)
+
+
+def _span(start: int, clip_frames: int, fps: float, sr: int) -> tuple[int, int]:
+    a = int(round(start * sr / fps))
+    return a, a + int(round(clip_frames * sr / fps))
+
+
+def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack tensors; pad ``text_feats`` to the longest transcript with a validity mask."""
+    out: dict[str, Any] = {}
+    for key in items[0]:
+        vals = [it[key] for it in items]
+        if key == "text_feats":
+            length = max(max(v.shape[0] for v in vals), 1)
+            dim = vals[0].shape[1]
+            feats = torch.zeros(len(vals), length, dim)
+            mask = torch.zeros(len(vals), length, dtype=torch.bool)
+            for i, v in enumerate(vals):
+                feats[i, : v.shape[0]] = v
+                mask[i, : v.shape[0]] = True
+            out["text_feats"], out["text_mask"] = feats, mask
+        elif isinstance(vals[0], torch.Tensor):
+            out[key] = torch.stack(vals)
+        elif isinstance(vals[0], (int, np.integer)):
+            out[key] = torch.tensor(vals, dtype=torch.long)
+        else:
+            out[key] = vals
+    return out
+
+
+class ClipDataset(Dataset):
+    """Windows of ``clip_frames`` frames over a list of utterances."""
+
+    def __init__(self, dm: "Wav2UTIDataModule", utt_indices: Sequence[int], hop: int, jitter: bool,
+                 max_clips: int | None = None):
+        self.dm, self.jitter, self.hop = dm, jitter, hop
+        T = dm.clip_frames
+        windows = []
+        for u in utt_indices:
+            n = dm.utterances[u].num_frames
+            if n < T:
+                continue
+            starts = list(range(0, n - T + 1, hop))
+            if not jitter and starts[-1] != n - T:
+                starts.append(n - T)  # evaluation covers the utterance's last frames too
+            windows += [(u, s) for s in starts]
+        if max_clips is not None and len(windows) > max_clips:
+            # Evenly spread subset (deterministic): every speaker/utterance stays represented.
+            idx = np.linspace(0, len(windows) - 1, max_clips).round().astype(int)
+            windows = [windows[i] for i in idx]
+        self.windows = windows
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        dm = self.dm
+        u, s = self.windows[i]
+        utt = dm.utterances[u]
+        T = dm.clip_frames
+        if self.jitter and self.hop > 1:
+            s = min(s + int(torch.randint(0, self.hop, ()).item()), utt.num_frames - T)
+        video = torch.from_numpy(utt.frames[s : s + T].astype(np.float32) / 127.5 - 1.0)[None]
+        a0, a1 = _span(s, T, dm.fps, dm.sample_rate)
+        audio = utt.audio[a0:a1]
+        if audio.shape[0] < a1 - a0:  # rounding at the utterance end: at most a sample or two
+            audio = np.pad(audio, (0, a1 - a0 - audio.shape[0]))
+        item: dict[str, Any] = {
+            "video": video,
+            "audio": torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
+            "text": utt.text,
+            "speaker": utt.speaker,
+            "utterance": u,
+            "start": s,
+        }
+        if "audio" in utt.features:
+            item["audio_feats"] = torch.from_numpy(np.asarray(utt.features["audio"][s : s + T], dtype=np.float32))
+        if "text" in utt.features:
+            item["text_feats"] = torch.from_numpy(np.asarray(utt.features["text"], dtype=np.float32))
+        return item
+
+
+class Wav2UTIDataModule(LightningDataModule):
+    """Speaker-disjoint train/val/test clips of ultrasound video with aligned audio and transcript.
+
+    Args:
+        data_dir: dataset folder (UltraSuite/TaL layout or with ``manifest.csv``); None = phantom.
+        phantom: options for ``articulate.phantom.ensure_phantom("wav2uti", **phantom)``.
+        resolution: frame size (64 / 96 / 112 in the paper).
+        clip_frames: frames per clip (the denoiser's window).
+        fps: video frame rate of the model (recordings at another rate are resampled in time).
+        sample_rate: audio rate delivered with the clips (16 kHz as the paper and wav2vec 2.0).
+        view: "fan" (Cartesian fan images, the paper's view) or "scanlines" (the raw polar matrix).
+        test_speakers: number of held-out test speakers (the paper: 4 of 44) or their names.
+        val_speakers: number of validation speakers carved from the rest, or their names.
+        split_seed: seed of the speaker draw.
+        transcript: "prompt" (the recording's ``.txt``), "whisper" (``<id>.whisper.txt`` written by
+            ``articulate transcribe``, falling back to the prompt) or "none" (audio-only data).
+        train_hop / eval_hop: window hops (defaults clip_frames // 2 and clip_frames).
+        max_eval_clips: cap on validation/test clips (evenly spread), None = all.
+        max_utterances: use only the first N utterances of each split (quick runs).
+    """
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        phantom: dict[str, Any] | None = None,
+        resolution: int = 64,
+        clip_frames: int = 16,
+        fps: float = 60.0,
+        sample_rate: int = 16000,
+        view: str = "fan",
+        batch_size: int = 4,
+        num_workers: int = 0,
+        test_speakers: int | list[str] = 4,
+        val_speakers: int | list[str] = 2,
+        split_seed: int = 0,
+        transcript: str = "prompt",
+        train_hop: int | None = None,
+        eval_hop: int | None = None,
+        max_eval_clips: int | None = None,
+        max_utterances: int | None = None,
+        fan_order: int = 1,
+        feature_cache_dir: str | None = None,
+    ):
+        super().__init__()
+        if view not in ("fan", "scanlines"):
+            raise ValueError(f"view must be 'fan' or 'scanlines', got {view!r}")
+        if transcript not in ("prompt", "whisper", "none"):
+            raise ValueError(f"transcript must be 'prompt', 'whisper' or 'none', got {transcript!r}")
+        self.save_hyperparameters()
+        self.data_dir = data_dir
+        self.phantom = dict(phantom or {})
+        self.resolution, self.clip_frames = int(resolution), int(clip_frames)
+        self.fps, self.sample_rate, self.view = float(fps), int(sample_rate), view
+        self.batch_size, self.num_workers = int(batch_size), int(num_workers)
+        self.test_speakers, self.val_speakers, self.split_seed = test_speakers, val_speakers, int(split_seed)
+        self.transcript = transcript
+        self.train_hop = int(train_hop) if train_hop else max(1, self.clip_frames // 2)
+        self.eval_hop = int(eval_hop) if eval_hop else self.clip_frames
+        self.max_eval_clips, self.max_utterances = max_eval_clips, max_utterances
+        self.fan_order = int(fan_order)
+        self.feature_cache_dir = feature_cache_dir
+        self.utterances: list[Utterance] = []
+        self.splits: dict[str, list[int]] = {}
+        self.speakers: dict[str, list[str]] = {}
+        self.data_std: float | None = None
+        self._attached: tuple = ()
+
+    # ------------------------------------------------------------------------------------------
+    # loading
+
+    def root(self) -> Path:
+        if self.data_dir is None:
+            from articulate.phantom import ensure_phantom
+
+            return Path(ensure_phantom("wav2uti", **self.phantom))
+        root = Path(self.data_dir).expanduser()
+        if not root.is_dir():
+            raise InputError(root, "dataset folder not found")
+        return root
+
+    def prepare_data(self) -> None:
+        # Generates the phantom once (rank 0 only under DDP; the cohort is written atomically).
+        self.root()
+
+    def _records(self, root: Path) -> list:
+        from articulate.readers.dataset_index import index_dataset
+
+        recs = [r for r in index_dataset(root) if r.kind == "ultrasound"]
+        if not recs:
+            raise InputError(root, "no ultrasound recordings (.ult + .param + .wav) found")
+        return recs
+
+    def _load(self, rec) -> Utterance:
+        from articulate.readers.ultrasound import FanConverter, read_utterance
+
+        res = self.resolution
+        if rec.image is not None and rec.image.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv"):
+            return self._load_video(rec)
+        src = rec.image or rec.param or rec.audio
+        utt = read_utterance(src, sr=self.sample_rate)
+        if self.view == "fan":
+            fan = FanConverter(utt.params, size=(res, res), order=self.fan_order)
+            frames = np.asarray(fan(utt.scanlines.astype(np.float32)))
+        else:
+            x = torch.from_numpy(utt.scanlines.astype(np.float32))[:, None]
+            # scan lines [F, V, P] shown with depth downwards: rows = samples along a line.
+            frames = F.interpolate(x.transpose(2, 3), size=(res, res), mode="bilinear", align_corners=False)[:, 0].numpy()
+        frames = np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+        if abs(utt.params.fps - self.fps) > 1e-6:
+            frames = resample_frames(frames, utt.params.fps, self.fps)
+        n_samples = int(round(frames.shape[0] * self.sample_rate / self.fps))
+        audio = utt.audio[:n_samples]
+        text = utt.text
+        if self.transcript == "whisper":
+            w = Path(utt.stem).with_name(Path(utt.stem).name + ".whisper.txt")
+            if w.is_file():
+                text = w.read_text(encoding="utf-8").strip()
+        elif self.transcript == "none":
+            text = ""
+        return Utterance(id=str(rec.id), speaker=str(rec.subject or utt.speaker), frames=frames, audio=audio,
+                         text=text, source=Path(utt.stem))
+
+    def _load_video(self, rec) -> Utterance:
+        """Ultrasound exported as a video file (as the paper's data) + its audio, starting together."""
+        from articulate.readers.audio import read_audio
+        from articulate.readers.video import read_video
+
+        frames, fps = read_video(rec.image)
+        if rec.audio is None:
+            raise InputError(rec.image, "no audio file beside the ultrasound video")
+        audio, _ = read_audio(rec.audio, sr=self.sample_rate)
+        x = torch.from_numpy(frames.astype(np.float32))[:, None]
+        frames = F.interpolate(x, size=(self.resolution,) * 2, mode="area")[:, 0].numpy()
+        frames = np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+        if abs(fps - self.fps) > 1e-6:
+            frames = resample_frames(frames, fps, self.fps)
+        n = min(frames.shape[0], int(math.floor(audio.shape[0] / self.sample_rate * self.fps + 1e-9)))
+        frames = frames[:n]
+        text = (rec.transcript or "") if self.transcript != "none" else ""
+        return Utterance(id=str(rec.id), speaker=str(rec.subject), frames=frames,
+                         audio=audio[: int(round(n * self.sample_rate / self.fps))], text=text, source=rec.image)
+
+    def _split_speakers(self, speakers: list[str]) -> dict[str, list[str]]:
+        """Speaker-disjoint {"train", "val", "test"} speaker lists."""
+        rng = np.random.default_rng(self.split_seed)
+        pool = list(speakers)
+
+        def take(spec: int | list[str], what: str) -> list[str]:
+            if isinstance(spec, (list, tuple)):
+                missing = sorted(set(spec) - set(pool))
+                if missing:
+                    raise ValueError(f"{what} speakers {missing} are not in the dataset (or already used)")
+                chosen = list(spec)
+            else:
+                n = int(spec)
+                if n >= len(pool):
+                    raise ValueError(f"cannot hold out {n} {what} speakers of {len(pool)} left; lower {what}_speakers")
+                chosen = sorted(rng.choice(pool, size=n, replace=False).tolist()) if n > 0 else []
+            for c in chosen:
+                pool.remove(c)
+            return chosen
+
+        test = take(self.test_speakers, "test")
+        val = take(self.val_speakers, "val")
+        return {"train": sorted(pool), "val": val, "test": test}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.utterances:
+            return
+        root = self.root()
+        recs = self._records(root)
+        speakers = sorted({str(r.subject) for r in recs})
+        self.speakers = self._split_speakers(speakers)
+        by_split: dict[str, list] = {k: [r for r in recs if str(r.subject) in set(v)] for k, v in self.speakers.items()}
+        for name, rs in by_split.items():
+            rs = sorted(rs, key=lambda r: (str(r.subject), str(r.id)))
+            if self.max_utterances is not None:
+                # round-robin over speakers so a small cap still covers every speaker of the split
+                per: dict[str, list] = {}
+                for r in rs:
+                    per.setdefault(str(r.subject), []).append(r)
+                order, i = [], 0
+                while len(order) < min(self.max_utterances, len(rs)):
+                    for v in per.values():
+                        if i < len(v) and len(order) < self.max_utterances:
+                            order.append(v[i])
+                    i += 1
+                rs = order
+            idx = []
+            for r in rs:
+                utt = self._load(r)
+                if utt.num_frames < self.clip_frames:
+                    log.warning("%s: %d frames at %g fps, shorter than one clip of %d frames: skipped",
+                                utt.source, utt.num_frames, self.fps, self.clip_frames)
+                    continue
+                idx.append(len(self.utterances))
+                self.utterances.append(utt)
+            self.splits[name] = idx
+        if not self.splits.get("train"):
+            raise InputError(root, f"no training utterance of at least {self.clip_frames} frames")
+        train_pix = np.concatenate([self.utterances[i].frames.reshape(-1)[::97] for i in self.splits["train"]])
+        self.data_std = float((train_pix.astype(np.float32) / 127.5 - 1.0).std())
+        if self._attached:
+            self.attach_features(*self._attached)
+
+    # ------------------------------------------------------------------------------------------
+    # frozen-encoder features
+
+    def attach_features(
+        self,
+        audio_fn: Callable[[np.ndarray, int], np.ndarray] | None = None,
+        audio_key: str | None = None,
+        text_fn: Callable[[str], np.ndarray] | None = None,
+        text_key: str | None = None,
+        compute: bool = True,
+    ) -> dict[str, int]:
+        """Attach cached features of frozen encoders to every utterance.
+
+        ``audio_fn(audio [L], n_frames) -> [n_frames, D]`` and ``text_fn(text) -> [L_tok, D]`` compute
+        a missing entry (only when ``compute``; else a missing entry is an error), keyed by
+        ``audio_key``/``text_key`` (the encoders' ``cache_key()``) and the content. Returns hit/miss
+        counts.
+        """
+        from articulate.features import FeatureCache, array_content_key, text_content_key
+
+        self._attached = (audio_fn, audio_key, text_fn, text_key, compute)
+        cache = FeatureCache(self.feature_cache_dir)
+        for utt in self.utterances:
+            if audio_fn is not None:
+                ck = array_content_key(utt.audio, self.sample_rate, utt.num_frames, self.fps)
+                if compute:
+                    utt.features["audio"] = cache.get_or_compute(audio_key, ck, lambda u=utt: audio_fn(u.audio, u.num_frames))
+                else:
+                    got = cache.get(audio_key, ck)
+                    if got is None:
+                        raise RuntimeError(f"audio features of {utt.source} missing from the cache {cache.root}")
+                    utt.features["audio"] = got
+            if text_fn is not None:
+                ck = text_content_key(utt.text)
+                utt.features["text"] = (cache.get_or_compute(text_key, ck, lambda u=utt: text_fn(u.text)) if compute
+                                        else cache.get(text_key, ck))
+        return {"hits": cache.hits, "misses": cache.misses}
+
+    # ------------------------------------------------------------------------------------------
+    # loaders
+
+    def dataset(self, split: str) -> ClipDataset:
+        if split == "train":
+            return ClipDataset(self, self.splits["train"], self.train_hop, jitter=True)
+        return ClipDataset(self, self.splits[split], self.eval_hop, jitter=False, max_clips=self.max_eval_clips)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(self.dataset(split), batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+                          collate_fn=collate_clips, drop_last=False, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val" if self.splits.get("val") else "test", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

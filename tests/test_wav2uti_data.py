@@ -1,0 +1,147 @@
+"""Wav2UTIDataModule: clip shapes, exact audio/video alignment, speaker-disjoint splits, feature cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from articulate.readers.ultrasound import UltrasoundParams, write_utterance
+
+
+def make_cohort(root: Path, speakers: int = 5, utterances: int = 3, seconds: float = 1.2, fps: float = 60.0,
+                sr: int = 16000, vectors: int = 32, pixels: int = 64, seed: int = 0) -> Path:
+    """A tiny UltraSuite-layout cohort whose tongue depth is coded in the audio pitch (learnable).
+
+    The bright echo line of frame k sits at sample depth ``d_k``; the audio over that frame's
+    interval is a tone of ``300 + 40 d_k`` Hz. Ultrasound starts 0.1 s after the audio.
+    """
+    rng = np.random.default_rng(seed)
+    tff = 0.1
+    for s in range(speakers):
+        for u in range(utterances):
+            n = int(seconds * fps)
+            t = np.arange(n) / fps
+            depth = 12 + 8 * np.sin(2 * np.pi * (0.7 + 0.3 * u + 0.1 * s) * t + s)
+            scan = rng.integers(0, 30, size=(n, vectors, pixels)).astype(np.float32)
+            j = np.arange(pixels)
+            scan += 220 * np.exp(-0.5 * ((j[None, None, :] - depth[:, None, None]) / 1.5) ** 2)
+            scan = np.clip(scan, 0, 255).astype(np.uint8)
+            total = int((tff + seconds + 0.1) * sr)
+            ts = np.arange(total) / sr
+            k = np.clip(((ts - tff) * fps).astype(int), 0, n - 1)
+            freq = 300 + 40 * depth[k]
+            audio = 0.3 * np.sin(2 * np.pi * np.cumsum(freq) / sr).astype(np.float32)
+            params = UltrasoundParams(num_vectors=vectors, pix_per_vector=pixels, zero_offset=20, bits_per_pixel=8,
+                                      angle=0.03, kind=0, pixels_per_mm=10.0, fps=fps, time_first_frame=tff)
+            write_utterance(root / f"spk{s}" / f"utt{u}", scan, params, audio, sr, f"word {u} said by {s}",
+                            speaker=f"spk{s}")
+    return root
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> Path:
+    return make_cohort(tmp_path_factory.mktemp("wav2uti-cohort"))
+
+
+def _dm(cohort, **kw):
+    from datamodules.wav2uti import Wav2UTIDataModule
+
+    args = dict(data_dir=str(cohort), resolution=32, clip_frames=16, test_speakers=1, val_speakers=1, batch_size=3)
+    args.update(kw)
+    dm = Wav2UTIDataModule(**args)
+    dm.setup("fit")
+    return dm
+
+
+def test_clip_shapes_alignment_and_scale(cohort):
+    dm = _dm(cohort)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["video"].shape == (3, 1, 16, 32, 32)
+    assert batch["video"].min() >= -1.0 and batch["video"].max() <= 1.0
+    # audio span lasts clip_frames / fps to within one sample
+    assert abs(batch["audio"].shape[1] - 16 / 60 * 16000) <= 1
+    assert len(batch["text"]) == 3 and batch["text"][0].startswith("word ")
+    # Alignment: the clip's audio must be exactly the samples of its frames in the trimmed utterance.
+    # Independent reference: reread the .wav and apply the 0.1 s ultrasound offset by hand.
+    from articulate.readers.audio import read_audio
+
+    for i in range(3):
+        utt = dm.utterances[int(batch["utterance"][i])]
+        s = int(batch["start"][i])
+        wav, _ = read_audio(utt.source.with_suffix(".wav"), sr=16000)
+        a0 = int(round(0.1 * 16000)) + int(round(s * 16000 / 60))
+        np.testing.assert_allclose(batch["audio"][i].numpy(), wav[a0 : a0 + batch["audio"].shape[1]], atol=1e-6)
+    assert dm.data_std is not None and 0.05 < dm.data_std < 1.0
+
+
+def test_speaker_disjoint_splits(cohort):
+    dm = _dm(cohort)
+    sp = dm.speakers
+    assert len(sp["test"]) == 1 and len(sp["val"]) == 1 and len(sp["train"]) == 3
+    assert not (set(sp["train"]) & set(sp["test"])) and not (set(sp["train"]) & set(sp["val"]))
+    assert not (set(sp["val"]) & set(sp["test"]))
+    for split, speakers in sp.items():
+        assert {dm.utterances[i].speaker for i in dm.splits[split]} <= set(speakers)
+    # Validation windows tile the utterance and include its last frames.
+    val = dm.dataset("val")
+    starts = sorted(s for u, s in val.windows if u == dm.splits["val"][0])
+    assert starts[0] == 0 and starts[-1] == dm.utterances[dm.splits["val"][0]].num_frames - 16
+    test_batch = next(iter(dm.test_dataloader()))
+    assert set(test_batch["speaker"]) <= set(sp["test"])
+    with pytest.raises(ValueError, match="not in the dataset"):
+        _dm(cohort, test_speakers=["nobody"])
+
+
+def test_fps_resampling_keeps_duration(cohort):
+    dm = _dm(cohort, fps=30.0, clip_frames=8)
+    utt = dm.utterances[0]
+    assert utt.num_frames == 36  # 72 frames at 60 fps -> 1.2 s at 30 fps
+    assert abs(utt.audio.shape[0] - 1.2 * 16000) <= 1
+    from datamodules.wav2uti import resample_frames
+
+    ramp = np.arange(10, dtype=np.float32)[:, None, None] * np.ones((1, 2, 2), np.float32)
+    out = resample_frames(ramp, 10.0, 5.0)  # output frame i centre (i+.5)/5 s = input position 2i + 0.5
+    np.testing.assert_allclose(out[:, 0, 0], 2 * np.arange(5) + 0.5)
+
+
+def test_feature_cache_hit_miss_by_content(cohort, tmp_path):
+    from articulate.features import FeatureCache, array_content_key
+    from articulate.networks.wav2uti.encoders import LogMelEncoder
+
+    enc = LogMelEncoder(n_mels=16)
+    calls = []
+
+    def fn(audio, n):
+        calls.append(n)
+        return enc(torch.from_numpy(audio)[None], fps=60.0, n_frames=n)[0].numpy()
+
+    dm = _dm(cohort, feature_cache_dir=str(tmp_path / "feat"))
+    first = dm.attach_features(fn, enc.cache_key())
+    assert first == {"hits": 0, "misses": len(dm.utterances)} and len(calls) == len(dm.utterances)
+    dm2 = _dm(cohort, feature_cache_dir=str(tmp_path / "feat"))
+    second = dm2.attach_features(fn, enc.cache_key())
+    assert second == {"hits": len(dm.utterances), "misses": 0} and len(calls) == len(dm.utterances)
+    # cached features are the encoder's, frame-aligned with the video, stored as float16
+    u = dm2.utterances[0]
+    ref = fn(u.audio, u.num_frames)
+    assert u.features["audio"].shape == (u.num_frames, 16)
+    np.testing.assert_allclose(np.asarray(u.features["audio"], np.float32), ref, atol=2e-3)
+    batch = next(iter(dm2.train_dataloader()))
+    assert batch["audio_feats"].shape == (3, 16, 16)
+    # another encoder configuration -> another folder; changed content -> another key
+    assert FeatureCache(tmp_path / "feat").folder(LogMelEncoder(n_mels=8).cache_key()) != FeatureCache(tmp_path / "feat").folder(enc.cache_key())
+    changed = u.audio.copy()
+    changed[100] += 0.01
+    assert array_content_key(changed, 16000, u.num_frames, 60.0) != array_content_key(u.audio, 16000, u.num_frames, 60.0)
+
+
+def test_text_features_are_padded_with_mask(cohort, tmp_path):
+    dm = _dm(cohort, feature_cache_dir=str(tmp_path / "feat"))
+    dm.attach_features(text_fn=lambda t: np.ones((len(t.split()), 4), np.float32), text_key="words:v1")
+    batch = next(iter(dm.val_dataloader()))
+    lengths = [len(t.split()) for t in batch["text"]]
+    assert batch["text_feats"].shape[1] == max(lengths)
+    assert batch["text_mask"].sum(1).tolist() == lengths
