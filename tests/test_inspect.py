@@ -134,3 +134,9 @@ def test_console_script_exit_code(tmp_path):
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "articulate.cli.main"]
     proc = subprocess.run([*cmd, "inspect", str(fake)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "bad.nii.gz: not a readable NIfTI file" in proc.stderr
+
+
+def test_prompt_file_named_like_us_txt_is_a_transcript(tmp_path):
+    (tmp_path / "campus.txt").write_text("on the campus\n01/01/2020\n")
+    info = inspect_path(tmp_path / "campus.txt")
+    assert info == {"kind": "transcript", "path": str(tmp_path / "campus.txt"), "transcript": "on the campus", "speaker": tmp_path.name}

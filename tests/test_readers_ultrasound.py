@@ -161,6 +161,19 @@ def test_write_utterance_round_trip_and_lookup(tmp_path):
     np.testing.assert_allclose(utt.audio[:100], audio[:100], atol=1 / 32768)
 
 
+def test_read_utterance_picks_one_channel(tmp_path):
+    params = UltrasoundParams(8, 16, angle=0.05, fps=50.0)
+    speech = (0.2 * np.sin(np.arange(16000) / 7)).astype(np.float32)
+    sync = np.where(np.arange(16000) % 320 < 20, 0.9, 0.0).astype(np.float32)  # AAA-style sync pulses
+    stem = write_utterance(tmp_path / "aaa", _scan(20, params), params, np.stack([speech, sync]), 16000, "x")
+    utt = read_utterance(stem, channel=0)
+    np.testing.assert_allclose(utt.audio, speech[: utt.audio.size], atol=1 / 32768)
+    mixed = read_utterance(stem)
+    np.testing.assert_allclose(mixed.audio, (speech + sync)[: mixed.audio.size] / 2, atol=1 / 32768)
+    with pytest.raises(InputError, match=r"aaa\.wav: has 2 channel\(s\); channel 2 does not exist"):
+        read_utterance(stem, channel=2)
+
+
 def test_read_utterance_accepts_us_txt_and_reports_missing_pieces(tmp_path):
     params = UltrasoundParams(16, 32, angle=0.05, fps=50.0)
     stem = tmp_path / "x" / "rec"

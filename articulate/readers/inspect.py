@@ -200,8 +200,8 @@ def inspect_path(path: str | Path) -> dict:
         if files["param"] or files["ult"]:
             out["utterance_stem"] = str(files["stem"])
         return out
-    if path.suffix.lower() in _STEM_SUFFIXES or name.endswith("us.txt"):
-        if path.suffix.lower() == ".txt" and not name.endswith("us.txt"):
+    if path.suffix.lower() in _STEM_SUFFIXES:
+        if path.suffix.lower() == ".txt" and not path.name.endswith("US.txt"):  # a prompt, not AAA params
             found = utterance_files(path)
             if not (found["param"] or found["ult"]):
                 text, speaker = read_prompt(path, path.parent.name)

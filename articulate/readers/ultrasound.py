@@ -319,8 +319,12 @@ def common_span(num_frames: int, fps: float, time_first_frame: float, num_sample
     return {"frame_start": k0, "frame_stop": k1, "sample_start": s0, "sample_stop": s1}
 
 
-def read_utterance(stem_or_file: str | Path, sr: int | None = None) -> UltrasoundUtterance:
-    """Load ``.ult`` + ``.param`` + ``.wav`` (+ ``.txt``) and trim both streams to their common span."""
+def read_utterance(stem_or_file: str | Path, sr: int | None = None, channel: int | None = None) -> UltrasoundUtterance:
+    """Load ``.ult`` + ``.param`` + ``.wav`` (+ ``.txt``) and trim both streams to their common span.
+
+    ``channel`` picks one channel of a multi-channel WAV instead of averaging them (AAA recordings
+    often carry the ultrasound sync pulses in the second channel: use ``channel=0`` there).
+    """
     files = utterance_files(stem_or_file)
     stem = files["stem"]
     assert isinstance(stem, Path)
@@ -332,7 +336,13 @@ def read_utterance(stem_or_file: str | Path, sr: int | None = None) -> Ultrasoun
         raise InputError(stem, f"no audio file {stem.name}.wav")
     params = read_param(files["param"])
     scan = read_ult(files["ult"], params)
-    audio, audio_sr = read_audio(files["wav"], sr=sr)
+    if channel is None:
+        audio, audio_sr = read_audio(files["wav"], sr=sr)
+    else:
+        multi, audio_sr = read_audio(files["wav"], sr=sr, mono=False)
+        if not -multi.shape[0] <= channel < multi.shape[0]:
+            raise InputError(files["wav"], f"has {multi.shape[0]} channel(s); channel {channel} does not exist")
+        audio = np.ascontiguousarray(multi[channel])
     text, speaker = read_prompt(files["txt"], stem.parent.name)
     span = common_span(scan.shape[0], params.fps, params.time_first_frame, audio.shape[0], audio_sr)
     if span["frame_stop"] == 0:
