@@ -1,0 +1,70 @@
+"""Lip2AudSpec baseline (Akbari et al. 2018) re-implemented for tagged MRI, as in the paper's Table 1.
+
+One network (:class:`articulate.networks.mri2audio.lip2audspec.Lip2AudSpecNet`), one loss
+(-corr2 + MSE, the original's), Adam with lr 1e-4 (the original's) when no optimizer is configured.
+The original's spectrogram-autoencoder bottleneck target is not used: the seed paper compares on
+the same 64 x 64 mel as its own model, so the baseline predicts that mel directly.
+"""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch.cli import OptimizerCallable
+from torch import nn
+
+from articulate.networks.mri2audio.losses import Corr2DMSELoss
+from lightning_modules.mri2audio_translator import MRI2AudioModule, save_hparams
+
+
+class Lip2AudSpec(MRI2AudioModule):
+    """``network``: MRI ``[B, 1, T, H, W]`` -> mel ``[B, 1, 64, 64]``; automatic optimisation.
+
+    Pair partners (when the DataModule gives them) are used as extra training samples, so the
+    baseline sees the same data as the translator.
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        loss: nn.Module | None = None,
+        optimizer: OptimizerCallable | None = None,
+    ):
+        super().__init__()
+        save_hparams(self)
+        self.network = network
+        self.loss = loss if loss is not None else Corr2DMSELoss()
+        self._optimizer_factory = optimizer or (lambda p: torch.optim.Adam(p, lr=1e-4))
+
+    def forward(self, mri: torch.Tensor) -> torch.Tensor:
+        return self.network(mri)
+
+    def configure_optimizers(self):
+        return self._optimizer_factory(self.network.parameters())
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        mri, mel = batch["mri"], batch["mel"]
+        self.note_input(mri)
+        if "mri_pair" in batch and "mel_pair" in batch:
+            mri, mel = torch.cat([mri, batch["mri_pair"]]), torch.cat([mel, batch["mel_pair"]])
+        pred = self.network(mri)
+        loss = self.loss(pred, mel)
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=batch["mri"].shape[0])
+        return loss
+
+    def _eval_step(self, batch: dict, prefix: str) -> dict:
+        pred = self.network(batch["mri"])
+        self.log(f"{prefix}/loss", self.loss(pred, batch["mel"]), batch_size=pred.shape[0], sync_dist=True)
+        self.log_mel_metrics(pred, batch, prefix)
+        return {"pred": pred.detach(), "target": batch["mel"], "masks": None}
+
+    def validation_step(self, batch: dict, batch_idx: int) -> dict:
+        return self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> dict:
+        return self._eval_step(batch, "test")
+
+    def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> dict:
+        return {"mel": self.network(batch["mri"]), "masks": None}
+
+    def predict_with_masks(self, mri: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return self.network(mri), None

@@ -1,0 +1,276 @@
+"""mri2audio networks (F, A, D, Lip2AudSpec) and losses against closed forms and independent references."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from articulate.networks.mri2audio.attention import ResidualAttention
+from articulate.networks.mri2audio.discriminator import MelDiscriminator
+from articulate.networks.mri2audio.lip2audspec import Lip2AudSpecNet, temporal_features
+from articulate.networks.mri2audio.losses import (
+    AdversarialLoss,
+    Corr2DMSELoss,
+    PairwiseKL,
+    ReconstructionLoss,
+    gaussian_kl,
+)
+from articulate.networks.mri2audio.translator import HeterogeneousTranslator
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+# -- closed-form parameter counts (weights + biases) ----------------------------------------------
+def conv_params(cin: int, cout: int, k: int, dims: int) -> int:
+    return cin * cout * k**dims + cout
+
+
+def translator_params(enc=(16, 32, 64, 128, 128), dec=(128, 64, 32), m=14, s=100) -> int:
+    widths = [1, *enc]
+    total = sum(conv_params(a, b, 3, 3) for a, b in zip(widths[:-1], widths[1:]))
+    widths = [m + s, *dec, 1]
+    return total + sum(conv_params(a, b, 4, 2) for a, b in zip(widths[:-1], widths[1:]))
+
+
+def attention_params(ch=(16, 32, 64, 128)) -> int:
+    widths = [1, *ch]
+    enc = sum(conv_params(a, b, 4, 2) for a, b in zip(widths[:-1], widths[1:]))
+    mirror = [*ch[::-1], ch[0]]
+    dec = sum(conv_params(a, b, 4, 2) for a, b in zip(mirror[:-1], mirror[1:]))
+    return enc + dec + conv_params(ch[0], 1, 1, 2)
+
+
+def lip2audspec_params(image=128, ch=(32, 32, 32, 64, 64, 128, 128), hidden=512, dense=2048, out=64 * 64) -> int:
+    widths = [3, *ch]
+    conv = sum(conv_params(a, b, 3, 3) + 2 * b for a, b in zip(widths[:-1], widths[1:]))  # + BN scale/shift
+    feat = ch[-1] * (image // 16) ** 2
+    lstm = 4 * hidden * (feat + hidden) + 2 * 4 * hidden  # PyTorch keeps two bias vectors
+    head = 2 * hidden + hidden * dense + dense + 2 * dense + dense * out + out
+    return conv + lstm + head
+
+
+def test_parameter_counts_match_closed_form_and_paper_ratio():
+    f, a, l = HeterogeneousTranslator(), ResidualAttention(), Lip2AudSpecNet()
+    assert n_params(f) == translator_params() == 1_131_521
+    assert n_params(a) == attention_params() == 348_801
+    assert n_params(l) == lip2audspec_params() == 28_167_104
+    # The paper: F has about 10x fewer parameters than Lip2AudSpec; ours has fewer still, with A too.
+    assert n_params(l) / (n_params(f) + n_params(a)) > 10
+
+
+# -- translator F ----------------------------------------------------------------------------------
+def test_translator_paper_shapes_and_range():
+    torch.manual_seed(0)
+    f = HeterogeneousTranslator().eval()
+    x = torch.rand(1, 1, 26, 128, 128)
+    with torch.no_grad():
+        out = f(x)
+    assert out.mel.shape == (1, 1, 64, 64)
+    assert out.mu.shape == out.logvar.shape == (1, 14, 4, 4)
+    assert out.subject.shape == (1, 100, 4, 4)
+    assert 0.0 < out.mel.min() and out.mel.max() < 1.0
+
+
+def test_translator_tensor_slice_is_a_channel_split():
+    torch.manual_seed(0)
+    f = HeterogeneousTranslator(encoder_channels=(4, 8), decoder_channels=(4,), utterance_channels=2, subject_channels=4,
+                                latent_size=2, logvar_limit=1e6)
+    x = torch.rand(2, 1, 4, 8, 8)
+    captured = {}
+    f.encoder[-1].register_forward_hook(lambda m, i, o: captured.setdefault("h", o))
+    mu, logvar, subject = f.encode(x)
+    h = F.max_pool3d(F.relu(captured["h"]), (2, 2, 2)).mean(2)  # T: 2 -> 1, 4x4 -> 2x2
+    torch.testing.assert_close(mu, h[:, 0:2])
+    torch.testing.assert_close(logvar, h[:, 2:4])
+    torch.testing.assert_close(subject, h[:, 4:8])
+
+
+def test_translator_reparameterisation_train_vs_eval():
+    torch.manual_seed(0)
+    f = HeterogeneousTranslator(encoder_channels=(4, 8), decoder_channels=(4,), utterance_channels=2, subject_channels=4, latent_size=2)
+    x = torch.rand(2, 1, 4, 8, 8)
+    f.eval()
+    a, b = f(x).mel, f(x).mel
+    torch.testing.assert_close(a, b)  # eval: u = mu, deterministic
+    f.train()
+    assert not torch.allclose(f(x).mel, a)  # u = mu + sigma * eps
+    f.sample_noise = lambda like: torch.zeros_like(like)
+    torch.testing.assert_close(f(x).mel, a)  # eps = 0 gives the eval path
+
+
+def test_translator_rejects_inconsistent_latent_width():
+    with pytest.raises(ValueError, match="2 \\* utterance_channels"):
+        HeterogeneousTranslator(encoder_channels=(16, 32, 64, 128, 100))
+
+
+def test_translator_logvar_is_clamped():
+    f = HeterogeneousTranslator(encoder_channels=(4, 8), decoder_channels=(4,), utterance_channels=2, subject_channels=4,
+                                latent_size=2, logvar_limit=0.01)
+    with torch.no_grad():
+        for p in f.parameters():
+            p.fill_(1.0)
+    _, logvar, _ = f.encode(torch.ones(1, 1, 2, 8, 8))
+    assert logvar.max().item() == pytest.approx(0.01)
+
+
+# -- attention A -----------------------------------------------------------------------------------
+def test_attention_masks_multiply_frames_and_first_frame_rule():
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 5, 32, 32)
+    a = ResidualAttention(channels=(4, 8, 8, 8))
+    xa, masks = a(x)
+    assert xa.shape == masks.shape == x.shape
+    assert (masks > 0).all() and (masks < 1).all()
+    torch.testing.assert_close(xa, masks * x)
+    # "repeat": frame 1 uses the residual |x_2 - x_1|, the same as frame 2, so the masks are equal.
+    torch.testing.assert_close(masks[:, :, 0], masks[:, :, 1])
+    # Each mask is A's output for |x_t - x_{t-1}|, computed frame by frame here.
+    d = (x[:, :, 3] - x[:, :, 2]).abs()
+    torch.testing.assert_close(masks[:, :, 3], a.masks_of(d))
+
+    ones = ResidualAttention(channels=(4, 8, 8, 8), first_frame="ones")
+    ones.load_state_dict(a.state_dict())
+    xo, mo = ones(x)
+    assert torch.equal(mo[:, :, 0], torch.ones_like(mo[:, :, 0]))
+    torch.testing.assert_close(mo[:, :, 1:], masks[:, :, 1:])
+
+
+def test_attention_sees_only_motion():
+    """Masks depend on frame differences only: a static offset added to every frame changes nothing."""
+    torch.manual_seed(1)
+    a = ResidualAttention(channels=(4, 8))
+    x = torch.rand(1, 1, 4, 16, 16) * 0.5
+    offset = torch.rand(1, 1, 1, 16, 16) * 0.5
+    torch.testing.assert_close(a(x)[1], a(x + offset)[1])
+
+
+def test_attention_rejects_bad_inputs():
+    a = ResidualAttention(channels=(4, 8))
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        a(torch.rand(1, 1, 1, 16, 16))
+    with pytest.raises(ValueError, match="divisible"):
+        a(torch.rand(1, 1, 3, 18, 16))
+    with pytest.raises(ValueError, match="first_frame"):
+        ResidualAttention(first_frame="zeros")
+
+
+# -- discriminator D -------------------------------------------------------------------------------
+def test_discriminator_returns_logits():
+    torch.manual_seed(0)
+    d = MelDiscriminator()
+    mel = torch.rand(3, 1, 64, 64)
+    logits = d(mel)
+    assert logits.shape == (3,)
+    torch.testing.assert_close(d.probability(mel), torch.sigmoid(logits))
+    # 3 conv + 2 fully connected layers.
+    assert len(d.convs) == 3 and isinstance(d.fc1, torch.nn.Linear) and isinstance(d.fc2, torch.nn.Linear)
+
+
+# -- Lip2AudSpec ------------------------------------------------------------------------------------
+def test_temporal_features_closed_form():
+    x = torch.arange(5, dtype=torch.float32).square().view(1, 1, 5, 1, 1).expand(1, 1, 5, 2, 2)  # t^2
+    f = temporal_features(x)
+    assert f.shape == (1, 3, 5, 2, 2)
+    np.testing.assert_allclose(f[0, 0, :, 0, 0], [0, 1, 4, 9, 16])
+    np.testing.assert_allclose(f[0, 1, :, 0, 0], [0, 1, 3, 5, 7])  # backward difference, 0 at t = 1
+    np.testing.assert_allclose(f[0, 2, :, 0, 0], [0, 1, 2, 2, 2])
+
+
+def test_lip2audspec_small_forward_and_slicing():
+    torch.manual_seed(0)
+    net = Lip2AudSpecNet(image_size=(32, 32), conv_channels=(4, 4, 4, 8, 8, 8, 8), lstm_hidden=16, dense=32).eval()
+    x = torch.rand(2, 1, 9, 32, 32)
+    assert net.slices(x).shape == (2, 5, 3, 5, 32, 32)  # 9 - 5 + 1 windows of 5 frames
+    torch.testing.assert_close(net.slices(x)[:, 2, 0], x[:, 0, 2:7])
+    y = net(x)
+    assert y.shape == (2, 1, 64, 64) and (y > 0).all() and (y < 1).all()
+    assert net.feature_size == 8 * 2 * 2  # 5 frames -> 1 after two unpadded layers, 32 / 16 = 2
+    with pytest.raises(ValueError, match="built for"):
+        net(torch.rand(1, 1, 9, 16, 16))
+
+
+# -- losses -----------------------------------------------------------------------------------------
+def test_reconstruction_loss_is_eq1():
+    torch.manual_seed(0)
+    p, t = torch.rand(3, 1, 8, 8), torch.rand(3, 1, 8, 8)
+    expected = sum(float(((p[i] - t[i]) ** 2).sum()) for i in range(3)) / 3
+    assert ReconstructionLoss()(p, t).item() == pytest.approx(expected, rel=1e-6)
+    assert ReconstructionLoss("mean")(p, t).item() == pytest.approx(F.mse_loss(p, t).item(), rel=1e-6)
+
+
+def test_gaussian_kl_matches_torch_distributions_and_eq2():
+    torch.manual_seed(0)
+    mu1, mu2 = torch.randn(4, 14, dtype=torch.float64), torch.randn(4, 14, dtype=torch.float64)
+    lv1, lv2 = torch.randn(4, 14, dtype=torch.float64), torch.randn(4, 14, dtype=torch.float64)
+    ref = torch.distributions.kl_divergence(
+        torch.distributions.Normal(mu1, (0.5 * lv1).exp()), torch.distributions.Normal(mu2, (0.5 * lv2).exp())
+    )
+    torch.testing.assert_close(gaussian_kl(mu1, lv1, mu2, lv2), ref)
+    # Eq. 2 written with variances, summed over the M = 14 channels.
+    s1, s2 = lv1.exp(), lv2.exp()
+    eq2 = -0.5 * (1 + torch.log(s1 / s2) - s1 / s2 - (mu1 - mu2) ** 2 / s2).sum(1)
+    torch.testing.assert_close(PairwiseKL()(mu1, lv1, mu2, lv2, weight=torch.ones(4)), eq2.mean())
+
+
+def test_pairwise_kl_weights_pairs_and_vanishes_for_identical():
+    torch.manual_seed(0)
+    mu, lv = torch.randn(4, 14, 4, 4), torch.randn(4, 14, 4, 4)
+    kl = PairwiseKL()
+    assert kl(mu, lv, mu.clone(), lv.clone()).abs().item() < 1e-6
+    mu2 = mu + 1.0
+    per_pair = gaussian_kl(mu, lv, mu2, lv).flatten(1).sum(1)
+    w = torch.tensor([0.5, 0.0, 0.5, 0.0])  # beta on same-utterance pairs, 0 elsewhere
+    assert kl(mu, lv, mu2, lv, weight=w).item() == pytest.approx(float((per_pair * w).mean()), rel=1e-5)
+    assert kl(mu, lv, mu2, lv, weight=torch.zeros(4)).item() == 0.0
+    assert (per_pair > 0).all()
+
+
+@pytest.mark.parametrize("form", ["non_saturating", "saturating"])
+def test_adversarial_losses_closed_forms(form):
+    logits = torch.tensor([-3.0, -0.5, 0.0, 0.7, 2.5], dtype=torch.float64, requires_grad=True)
+    real = torch.tensor([1.5, -0.2, 0.3, 2.0, -1.0], dtype=torch.float64)
+    adv = AdversarialLoss(form)
+    sig = torch.sigmoid(logits.detach())
+    # D: -log D(real) - log(1 - D(fake)), as plain log-probabilities.
+    d_expected = -torch.log(torch.sigmoid(real)).mean() - torch.log(1 - sig).mean()
+    torch.testing.assert_close(adv.discriminator_loss(real, logits.detach()), d_expected)
+    g = adv.generator_loss(logits)
+    g.backward()
+    if form == "non_saturating":
+        torch.testing.assert_close(g, -torch.log(sig).mean())
+        torch.testing.assert_close(logits.grad, (sig - 1) / 5)
+    else:
+        torch.testing.assert_close(g, torch.log(1 - sig).mean())
+        torch.testing.assert_close(logits.grad, -sig / 5)
+    # Both forms push the generator towards fooling D: the gradient raises the fake logits.
+    assert (logits.grad < 0).all()
+
+
+def test_adversarial_losses_stable_and_saturation():
+    adv_ns, adv_s = AdversarialLoss("non_saturating"), AdversarialLoss("saturating")
+    extreme = torch.tensor([-200.0, 200.0], requires_grad=True)
+    for loss in (adv_ns.generator_loss(extreme), adv_s.generator_loss(extreme), adv_ns.discriminator_loss(extreme, -extreme)):
+        assert torch.isfinite(loss)
+    # A confidently rejected fake (logit -20): the minimax gradient vanishes, the non-saturating does not.
+    l = torch.tensor([-20.0], requires_grad=True)
+    (g_s,) = torch.autograd.grad(adv_s.generator_loss(l), l)
+    (g_ns,) = torch.autograd.grad(adv_ns.generator_loss(l), l)
+    assert abs(g_s.item()) < 1e-8 and g_ns.item() == pytest.approx(-1.0, abs=1e-6)
+    with pytest.raises(ValueError):
+        AdversarialLoss("wasserstein")
+
+
+def test_corr2d_mse_loss_matches_numpy():
+    rng = np.random.default_rng(0)
+    p, t = rng.random((2, 1, 16, 16)), rng.random((2, 1, 16, 16))
+    r = np.mean([np.corrcoef(p[i].ravel(), t[i].ravel())[0, 1] for i in range(2)])
+    expected = np.mean((p - t) ** 2) - r
+    got = Corr2DMSELoss()(torch.from_numpy(p), torch.from_numpy(t)).item()
+    assert got == pytest.approx(expected, rel=1e-6)
+    assert math.isfinite(Corr2DMSELoss()(torch.zeros(1, 1, 4, 4), torch.rand(1, 1, 4, 4)).item())

@@ -1,0 +1,243 @@
+"""MRI2AudioTranslator / Lip2AudSpec LightningModules on tiny fake tensors: gradient routing, optimizers,
+mean-mel baseline, checkpoint metadata. (End-to-end CLI fits are in test_mri2audio_fit.py.)"""
+
+from __future__ import annotations
+
+import copy
+import functools
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from articulate.networks.mri2audio.attention import ResidualAttention
+from articulate.networks.mri2audio.discriminator import MelDiscriminator
+from articulate.networks.mri2audio.lip2audspec import Lip2AudSpecNet
+from articulate.networks.mri2audio.losses import AdversarialLoss, PairwiseKL, ReconstructionLoss
+from articulate.networks.mri2audio.translator import HeterogeneousTranslator
+from articulate.signal.mel import MelConfig
+from lightning_modules.lip2audspec import Lip2AudSpec
+from lightning_modules.mri2audio_translator import MRI2AudioTranslator
+
+T, S, M = 4, 16, 16  # frames, frame size, mel size
+
+
+class FakePairs(Dataset):
+    """Random MRI/mel pairs in the DataModule's batch format (pairs on)."""
+
+    def __init__(self, n: int = 4):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        g = torch.Generator().manual_seed(i)
+        return {
+            "mri": torch.rand(1, T, S, S, generator=g),
+            "mel": torch.rand(1, M, M, generator=g),
+            "mri_pair": torch.rand(1, T, S, S, generator=g),
+            "mel_pair": torch.rand(1, M, M, generator=g),
+            "same_utterance": torch.tensor(i % 2 == 0),
+            "utterance": torch.tensor(i % 2),
+            "subject": torch.tensor(i),
+        }
+
+
+def tiny_networks(seed: int = 0):
+    torch.manual_seed(seed)
+    f = HeterogeneousTranslator(encoder_channels=(4, 8), decoder_channels=(4,), utterance_channels=2, subject_channels=4,
+                                latent_size=4)
+    a = ResidualAttention(channels=(4, 8))
+    d = MelDiscriminator(channels=(4, 8), hidden=8, pool_size=4)
+    return f, a, d
+
+
+def params_of(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def changed(before: list[torch.Tensor], module: torch.nn.Module) -> bool:
+    return any(not torch.equal(b, p.detach()) for b, p in zip(before, module.parameters()))
+
+
+def trainer(**kw) -> L.Trainer:
+    args = dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                enable_model_summary=False, num_sanity_val_steps=0)
+    args.update(kw)
+    return L.Trainer(**args)
+
+
+class RecordingSGD(torch.optim.SGD):
+    """SGD that records, at each step, its gradients and which of the model's networks changed."""
+
+    log: list = []
+    nets: dict = {}
+
+    def __init__(self, params, name: str, lr: float = 0.1):
+        super().__init__(params, lr=lr)
+        self.name = name
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        grads = [p.grad.clone() for g in self.param_groups for p in g["params"]]
+        before = {k: params_of(m) for k, m in self.nets.items()}
+        out = super().step(closure)
+        moved = {k for k, m in self.nets.items() if changed(before[k], m)}
+        self.log.append((self.name, moved, grads))
+        return out
+
+
+def test_each_optimizer_steps_only_its_network_and_gradients_are_routed():
+    f, a, d = tiny_networks()
+    f.sample_noise = lambda like: torch.full_like(like, 0.3)  # fixed eps to recompute the step below
+    f0, a0, d0 = copy.deepcopy(f), copy.deepcopy(a), copy.deepcopy(d)
+    RecordingSGD.log, RecordingSGD.nets = [], {"translator": f, "attention": a, "discriminator": d}
+    model = MRI2AudioTranslator(
+        f, a, d, pairwise_loss=PairwiseKL(), beta=0.5, adversarial_weight=0.5,
+        optimizer_translator=functools.partial(RecordingSGD, name="translator"),
+        optimizer_attention=functools.partial(RecordingSGD, name="attention"),
+        optimizer_discriminator=functools.partial(RecordingSGD, name="discriminator"),
+    )
+    batch = next(iter(DataLoader(FakePairs(4), batch_size=4)))
+    trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0).fit(model, DataLoader(FakePairs(4), batch_size=4))
+
+    log = RecordingSGD.log
+    assert [name for name, _, _ in log] == ["discriminator", "translator", "attention"]
+    for name, moved, _ in log:
+        assert moved == {name}, f"{name}'s optimizer changed {moved}"
+
+    # Independent recomputation of the three gradients.
+    lr = 0.1
+    mri = torch.cat([batch["mri"], batch["mri_pair"]])
+    mel = torch.cat([batch["mel"], batch["mel_pair"]])
+    x, _ = a0(mri)
+    out = f0(x)
+    adv = AdversarialLoss()
+    loss_d = adv.discriminator_loss(d0(mel), d0(out.mel.detach()))
+    g_d = torch.autograd.grad(loss_d, list(d0.parameters()))
+    for g, got in zip(g_d, log[0][2]):
+        torch.testing.assert_close(got, g)
+    with torch.no_grad():  # D after its step
+        for p, g in zip(d0.parameters(), g_d):
+            p -= lr * g
+    rec = ReconstructionLoss()(out.mel, mel)
+    kl = PairwiseKL()(out.mu[:4], out.logvar[:4], out.mu[4:], out.logvar[4:], weight=0.5 * batch["same_utterance"].float())
+    total = rec + kl + 0.5 * adv.generator_loss(d0(out.mel))
+    g_f = torch.autograd.grad(total, list(f0.parameters()), retain_graph=True)
+    g_a = torch.autograd.grad(rec, list(a0.parameters()), retain_graph=True)
+    g_a_total = torch.autograd.grad(total, list(a0.parameters()))
+    for g, got in zip(g_f, log[1][2]):
+        torch.testing.assert_close(got, g)
+    for g, got in zip(g_a, log[2][2]):
+        torch.testing.assert_close(got, g)
+    # The routing matters: the total loss would have given A a different gradient.
+    assert any(not torch.allclose(g1, g2) for g1, g2 in zip(g_a, g_a_total))
+
+
+@pytest.mark.parametrize("use_attention,use_discriminator", [(True, True), (False, True), (True, False), (False, False)])
+def test_optimizers_cover_their_networks_with_paper_defaults(use_attention, use_discriminator):
+    f, a, d = tiny_networks()
+    model = MRI2AudioTranslator(f, a if use_attention else None, d if use_discriminator else None)
+    opts = model.configure_optimizers()
+    expected = [("translator", f, 1e-3)]
+    if use_attention:
+        expected.append(("attention", a, 1e-3))
+    if use_discriminator:
+        expected.append(("discriminator", d, 1e-4))
+    assert model.optimizer_names == [name for name, _, _ in expected]
+    assert len(opts) == len(expected)
+    for opt, (_, net, lr) in zip(opts, expected):
+        assert isinstance(opt, torch.optim.Adam)
+        group = opt.param_groups[0]
+        assert group["lr"] == lr and tuple(group["betas"]) == (0.5, 0.999)
+        assert {id(p) for p in group["params"]} == {id(p) for p in net.parameters()}
+
+
+@pytest.mark.parametrize("use_attention,use_discriminator,pairs", [(False, False, True), (True, False, False), (False, True, False)])
+def test_ablations_train(use_attention, use_discriminator, pairs):
+    f, a, d = tiny_networks()
+    before = params_of(f)
+    model = MRI2AudioTranslator(f, a if use_attention else None, d if use_discriminator else None, pairwise_loss=PairwiseKL())
+
+    class Unpaired(FakePairs):
+        def __getitem__(self, i):
+            item = super().__getitem__(i)
+            return {k: v for k, v in item.items() if k in ("mri", "mel", "utterance", "subject")}
+
+    ds = FakePairs(4) if pairs else Unpaired(4)
+    trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1).fit(model, DataLoader(ds, batch_size=2), DataLoader(ds, batch_size=2))
+    assert changed(before, f)
+
+
+def test_mean_mel_baseline_matches_numpy():
+    model = MRI2AudioTranslator(*tiny_networks())
+    rng = np.random.default_rng(0)
+    mels = rng.random((10, 1, 4, 4)).astype(np.float32)
+    utts = np.array([0, 2, 2, 0, 2, 0, 0, 2, 2, 2])  # id 1 never appears
+    batches = [{"mel": torch.from_numpy(mels[i : i + 3]), "utterance": torch.from_numpy(utts[i : i + 3])} for i in range(0, 10, 3)]
+    model.compute_mean_mels(batches)
+    pred = model.baseline_prediction(torch.tensor([0, 2, 1, 7]))
+    np.testing.assert_allclose(pred[0], mels[utts == 0].mean(0), rtol=1e-6)
+    np.testing.assert_allclose(pred[1], mels[utts == 2].mean(0), rtol=1e-6)
+    np.testing.assert_allclose(pred[2], mels.mean(0), rtol=1e-6)  # unseen id: mean over all training mels
+    np.testing.assert_allclose(pred[3], mels.mean(0), rtol=1e-6)
+
+
+def test_validation_logs_corr2d_and_baseline():
+    model = MRI2AudioTranslator(*tiny_networks())
+    ds = FakePairs(4)
+    model.compute_mean_mels(DataLoader(ds, batch_size=2))
+    tr = trainer()
+    tr.validate(model, DataLoader(ds, batch_size=4), verbose=False)
+    batch = next(iter(DataLoader(ds, batch_size=4)))
+    model.eval()
+    with torch.no_grad():
+        pred = model(batch["mri"])
+    from articulate.metrics.functional import corr2d
+
+    assert tr.callback_metrics["val/corr2d"].item() == pytest.approx(corr2d(pred, batch["mel"]).mean().item(), rel=1e-5)
+    base = model.baseline_prediction(batch["utterance"])
+    assert tr.callback_metrics["val/corr2d_mean_baseline"].item() == pytest.approx(
+        corr2d(base, batch["mel"]).mean().item(), rel=1e-5
+    )
+
+
+def test_checkpoint_metadata_roundtrip(tmp_path):
+    model = MRI2AudioTranslator(*tiny_networks())
+    model.mel_config = MelConfig(n_fft=512, hop_length=100)
+    model.sample_rate = 16000
+    model.input_shape = (4, 16, 16)
+    model.compute_mean_mels([{"mel": torch.rand(3, 1, 4, 4), "utterance": torch.tensor([0, 1, 1])}])
+    ckpt: dict = {}
+    model.on_save_checkpoint(ckpt)
+    assert ckpt["articulate"]["direction"] == "mri2audio"
+    other = MRI2AudioTranslator(*tiny_networks())
+    other.on_load_checkpoint(ckpt)
+    assert other.mel_config == model.mel_config and other.sample_rate == 16000 and other.input_shape == (4, 16, 16)
+    torch.testing.assert_close(other.mean_mel, model.mean_mel)
+
+
+def test_python_built_modules_keep_only_plain_hparams():
+    model = MRI2AudioTranslator(*tiny_networks(), beta=0.25)
+    assert model.hparams["beta"] == 0.25
+    assert not any(isinstance(v, torch.nn.Module) for v in model.hparams.values())
+    base = Lip2AudSpec(Lip2AudSpecNet(image_size=(16, 16), conv_channels=(2,) * 7, lstm_hidden=4, dense=8))
+    assert "network" not in base.hparams
+
+
+def test_lip2audspec_module_trains_and_uses_its_optimizer():
+    torch.manual_seed(0)
+    net = Lip2AudSpecNet(image_size=(S, S), window=3, temporal_valid=(6,), conv_channels=(2, 2, 2, 4, 4, 4, 4),
+                         lstm_hidden=8, dense=16, out_shape=(M, M))
+    model = Lip2AudSpec(net)
+    opt = model.configure_optimizers()
+    assert isinstance(opt, torch.optim.Adam) and opt.param_groups[0]["lr"] == 1e-4
+    before = params_of(net)
+    ds = FakePairs(4)
+    tr = trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1)
+    tr.fit(model, DataLoader(ds, batch_size=2), DataLoader(ds, batch_size=2))
+    assert changed(before, net)
+    assert "val/corr2d" in tr.callback_metrics
