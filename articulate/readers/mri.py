@@ -97,7 +97,9 @@ def _read_nifti(path: Path) -> MRISequence:
         header = img.header
         data = np.asarray(img.get_fdata(dtype=np.float32))
     except Exception as err:  # nibabel raises many types (ImageFileError, gzip/zlib/EOF errors, ...)
-        raise InputError(path, f"not a readable NIfTI file ({type(err).__name__}: {err})") from None
+        detail = str(err).replace(f"File {path} ", "").replace(str(path), path.name)  # the path leads the message already
+        detail = detail[3:] if detail.startswith("is ") else detail
+        raise InputError(path, f"not a readable NIfTI file ({detail or type(err).__name__})") from None
     frames = _validate(path, np.ascontiguousarray(_nifti_to_frames(path, data), dtype=np.float32))
     zooms = header.get_zooms()
     space_unit, time_unit = header.get_xyzt_units()
