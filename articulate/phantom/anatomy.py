@@ -1,0 +1,72 @@
+"""Per-subject anatomy and voice.
+
+One vocal-tract length drives both the size of the anatomy in the images and the formant scale
+of the voice, so that (as in people) a longer tract shows up in both modalities. Everything else
+(palate height, tongue size, head pose, F0, jitter, shimmer, breathiness, speaking rate) varies
+independently per subject.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+REFERENCE_VTL_CM = 17.5
+
+
+@dataclass(frozen=True)
+class Subject:
+    id: str
+    sex: str  # "m" or "f"
+    vtl_cm: float  # vocal-tract length
+    palate_mm: float  # palate height offset (positive = higher vault)
+    tongue_size: float  # tongue scale relative to the anatomy scale
+    head_rot_deg: float  # in-plane head rotation in the image
+    head_shift_mm: tuple[float, float]  # (x, y) head position in the image
+    f0_hz: float  # mean F0
+    jitter: float  # relative period-to-period F0 perturbation
+    shimmer: float  # relative period-to-period amplitude perturbation
+    breathiness: float  # aspiration noise mixed into the voiced source
+    rate: float  # speaking-rate factor (>1 slower)
+    intensity: float  # MRI proton-density / receive-coil gain
+    tag_phase_mm: tuple[float, float]  # SPAMM grid phase
+    probe_shift_mm: tuple[float, float]  # ultrasound probe placement under the chin
+    probe_tilt_deg: float
+
+    @property
+    def scale(self) -> float:
+        """Anatomy scale relative to the reference head."""
+        return self.vtl_cm / REFERENCE_VTL_CM
+
+    @property
+    def formant_scale(self) -> float:
+        return REFERENCE_VTL_CM / self.vtl_cm
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def sample_subject(rng: np.random.Generator, subject_id: str) -> Subject:
+    """Draw one subject (about half female) from population ranges of adult speakers."""
+    female = rng.random() < 0.5
+    vtl = rng.normal(14.8, 0.5) if female else rng.normal(17.3, 0.6)
+    f0 = rng.normal(205.0, 18.0) if female else rng.normal(115.0, 12.0)
+    return Subject(
+        id=subject_id,
+        sex="f" if female else "m",
+        vtl_cm=float(np.clip(vtl, 13.5, 19.0)),
+        palate_mm=float(rng.normal(0.0, 1.5)),
+        tongue_size=float(np.clip(rng.normal(1.0, 0.04), 0.9, 1.1)),
+        head_rot_deg=float(rng.normal(0.0, 2.0)),
+        head_shift_mm=(float(rng.normal(0.0, 2.5)), float(rng.normal(0.0, 2.5))),
+        f0_hz=float(np.clip(f0, 80.0, 260.0)),
+        jitter=float(rng.uniform(0.004, 0.012)),
+        shimmer=float(rng.uniform(0.02, 0.06)),
+        breathiness=float(rng.uniform(0.02, 0.10)),
+        rate=float(np.clip(rng.normal(1.0, 0.08), 0.82, 1.2)),
+        intensity=float(rng.uniform(0.85, 1.1)),
+        tag_phase_mm=(float(rng.uniform(0, 8)), float(rng.uniform(0, 8))),
+        probe_shift_mm=(float(rng.normal(0.0, 1.5)), float(rng.normal(0.0, 1.0))),
+        probe_tilt_deg=float(rng.normal(0.0, 2.0)),
+    )
