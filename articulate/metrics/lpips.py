@@ -17,6 +17,9 @@ from articulate.metrics.backbones import lpips_network
 from articulate.metrics.dedup import SampleMetric, per_image_layout
 from articulate.metrics.functional import PIXEL_RANGES, PixelRange
 
+# Smallest frame side each trunk accepts (its pooling stack reduces smaller frames to nothing).
+MIN_SIDE = {"squeeze": 18, "alex": 32, "vgg": 16}
+
 
 def frames_to_lpips_input(x: torch.Tensor, pixel_range: PixelRange) -> torch.Tensor:
     """``[B, ..., H, W]`` (gray) -> ``[N, 3, H, W]`` in [-1, 1]."""
@@ -46,6 +49,7 @@ class LPIPS(SampleMetric):
             raise ValueError(f"pixel_range must be one of {PIXEL_RANGES}, got {pixel_range!r}")
         super().__init__(**kwargs)
         self.net = lpips_network(net, weights_path=weights_path, random_init=random_init)
+        self.net_name = net
         self.pixel_range = pixel_range
         self.batch_size = int(batch_size)
         self.comparable: bool = self.net.comparable
@@ -56,6 +60,9 @@ class LPIPS(SampleMetric):
         """LPIPS of each frame pair ``[N]`` (no state change)."""
         if tuple(pred.shape) != tuple(target.shape):
             raise ValueError(f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
+        if min(pred.shape[-2:]) < MIN_SIDE[self.net_name]:
+            raise ValueError(f"LPIPS-{self.net_name} needs frames of at least {MIN_SIDE[self.net_name]} px per side, "
+                             f"got {tuple(pred.shape[-2:])}")
         p = frames_to_lpips_input(pred, self.pixel_range)
         t = frames_to_lpips_input(target, self.pixel_range)
         dev = next(self.net.parameters()).device

@@ -1,0 +1,192 @@
+"""Compute the paper metrics at validation and test, for both directions, exactly under DDP.
+
+The LightningModule's ``validation_step``/``test_step`` returns the outputs dict described in
+:mod:`callbacks` (``mel_pred``/``mel_target``, ``audio_pred``/``audio_target``/``sample_rate``,
+``video_pred``/``video_target`` in [0, 1], ``sample_index``); this callback feeds the metrics
+named in the config and logs ``val/<name>`` and ``test/<name>`` once per epoch. Values are
+computed from the de-duplicated union of all ranks' rows, so 1 GPU and N GPUs log the same
+number. Example (YAML)::
+
+    trainer:
+      callbacks:
+        - class_path: callbacks.metrics.MetricsCallback
+          init_args:
+            val_metrics: [corr2d, pesq]
+            test_metrics: [corr2d, pesq]
+            options: {pesq: {mode: wb}}
+
+Metrics whose features come from random-initialised networks (``options: {fid: {random_init:
+true}}``, tests only) are logged as ``<stage>/<name>_NOT_COMPARABLE``. PESQ also logs
+``<stage>/pesq_failed`` (waveforms PESQ could not score, e.g. silence).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_warn
+from torchmetrics import Metric
+
+# name -> (class path in articulate.metrics, default (pred key, target key))
+METRICS: dict[str, tuple[str, tuple[str, str]]] = {
+    "corr2d": ("Corr2D", ("mel_pred", "mel_target")),
+    "pesq": ("PESQ", ("audio_pred", "audio_target")),
+    "lpips": ("LPIPS", ("video_pred", "video_target")),
+    "fid": ("FID", ("video_pred", "video_target")),
+    "fvd": ("FVD", ("video_pred", "video_target")),
+    "rmse": ("RMSE", ("video_pred", "video_target")),
+    "psnr": ("PSNR", ("video_pred", "video_target")),
+}
+STAGES = ("val", "test")
+
+
+def build_metric(name: str, options: dict[str, Any] | None = None) -> Metric:
+    """The metric object for a metric name (``corr2d``, ``pesq``, ...) with constructor options."""
+    import articulate.metrics as M
+
+    if name not in METRICS:
+        raise ValueError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
+    return getattr(M, METRICS[name][0])(**(options or {}))
+
+
+def metric_key(stage: str, name: str, metric: Metric) -> str:
+    comparable = getattr(metric, "comparable", True)
+    return f"{stage}/{name}" if comparable else f"{stage}/{name}_NOT_COMPARABLE"
+
+
+class MetricsCallback(Callback):
+    """Feed and log the configured metrics at validation and test.
+
+    Args:
+        val_metrics: metric names computed each validation epoch (the sanity check is skipped).
+        test_metrics: names computed at test; ``None`` = the same as ``val_metrics``.
+        options: per-metric constructor arguments, e.g. ``{pesq: {mode: nb}, lpips: {net: alex}}``.
+        inputs: per-metric ``[pred_key, target_key]`` overriding the defaults, e.g.
+            ``{corr2d: [video_pred, video_target]}`` to correlate ultrasound frames.
+    """
+
+    def __init__(self, val_metrics: list[str] | None = None, test_metrics: list[str] | None = None,
+                 options: dict[str, dict[str, Any]] | None = None, inputs: dict[str, list[str]] | None = None):
+        super().__init__()
+        self.val_metrics = list(val_metrics) if val_metrics is not None else ["corr2d"]
+        self.test_metrics = list(test_metrics) if test_metrics is not None else list(self.val_metrics)
+        self.options = dict(options or {})
+        self.inputs = {k: tuple(v) for k, v in (inputs or {}).items()}
+        for name in [*self.val_metrics, *self.test_metrics, *self.options, *self.inputs]:
+            if name not in METRICS:
+                raise ValueError(f"MetricsCallback: unknown metric {name!r}; choose from {', '.join(METRICS)}")
+        for name, keys in self.inputs.items():
+            if len(keys) != 2:
+                raise ValueError(f"MetricsCallback: inputs[{name!r}] must be [pred_key, target_key], got {list(keys)}")
+        self.metrics: dict[str, dict[str, Metric]] = {"val": {}, "test": {}}
+        # Last computed values per stage (float64, identical on every rank): for tools and tests.
+        self.results: dict[str, dict[str, float]] = {"val": {}, "test": {}}
+
+    # ------------------------------------------------------------------ set-up
+    def _names(self, stage: str) -> list[str]:
+        return self.val_metrics if stage == "val" else self.test_metrics
+
+    def _ensure(self, stage: str, device: torch.device) -> dict[str, Metric]:
+        built = self.metrics[stage]
+        for name in self._names(stage):
+            if name not in built:
+                metric = build_metric(name, self.options.get(name))
+                if not getattr(metric, "comparable", True):
+                    rank_zero_warn(f"{stage}/{name}: {getattr(metric, 'label', '')}; logged as "
+                                   f"{metric_key(stage, name, metric)}")
+                built[name] = metric
+            built[name].to(device)
+        return built
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        # Build early so that missing pretrained weights fail before training, not after an epoch.
+        if stage in ("fit", "validate"):
+            self._ensure("val", pl_module.device)
+        if stage == "test":
+            self._ensure("test", pl_module.device)
+
+    # ------------------------------------------------------------------ feeding
+    def _update(self, stage: str, pl_module: LightningModule, outputs: Any, batch: Any) -> None:
+        names = self._names(stage)
+        if not names:
+            return
+        if not isinstance(outputs, dict):
+            raise TypeError(f"MetricsCallback: {type(pl_module).__name__}.{'validation' if stage == 'val' else 'test'}_step "
+                            f"must return a dict of outputs (see the callbacks package docstring), got {type(outputs).__name__}")
+        index = outputs.get("sample_index")
+        if index is None and isinstance(batch, dict):
+            index = batch.get("sample_index")
+        valid = outputs.get("valid")
+        for name, metric in self._ensure(stage, pl_module.device).items():
+            pred_key, target_key = self.inputs.get(name, METRICS[name][1])
+            missing = [k for k in (pred_key, target_key) if outputs.get(k) is None]
+            if name == "pesq" and outputs.get("sample_rate") is None:
+                missing.append("sample_rate")
+            if missing:
+                raise KeyError(f"MetricsCallback: metric {name!r} needs outputs {missing} from "
+                               f"{type(pl_module).__name__}; it returned {sorted(outputs)}")
+            pred, target = outputs[pred_key], outputs[target_key]
+            if name == "pesq":
+                metric.update(pred, target, int(outputs["sample_rate"]), sample_index=index, valid=valid)
+            else:
+                metric.update(pred.detach(), target.detach(), sample_index=index, valid=valid)
+
+    def on_validation_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
+                                batch_idx: int, dataloader_idx: int = 0) -> None:
+        if not trainer.sanity_checking:
+            self._update("val", pl_module, outputs, batch)
+
+    def on_test_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
+                          batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._update("test", pl_module, outputs, batch)
+
+    # ------------------------------------------------------------------ reducing and logging
+    def _reset(self, stage: str) -> None:
+        for metric in self.metrics[stage].values():
+            metric.reset()
+
+    def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._reset("val")
+
+    def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._reset("test")
+
+    def _log(self, stage: str, pl_module: LightningModule) -> None:
+        results: dict[str, float] = {}
+        for name, metric in self.metrics[stage].items():
+            # compute() is collective under DDP, so every rank calls it even without local updates
+            # (a rank with no rows contributes an empty state; torchmetrics' warning about it is noise).
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*compute.*before.*update.*")
+                value = float(metric.compute())
+            key = metric_key(stage, name, metric)
+            results[key] = value
+            # The value is already global and identical on all ranks; sync_dist=True (a mean of
+            # equal numbers) only keeps Lightning from warning about unsynced epoch-level logs.
+            pl_module.log(key, value, sync_dist=True, prog_bar=name in ("corr2d", "pesq", "rmse"))
+            if name == "pesq":
+                results[f"{stage}/pesq_failed"] = float(metric.failed)
+                pl_module.log(f"{stage}/pesq_failed", float(metric.failed), sync_dist=True)
+            metric.reset()
+        self.results[stage] = results
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking:
+            self._reset("val")
+            return
+        self._log("val", pl_module)
+
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._log("test", pl_module)
+
+
+def format_results(results: dict[str, float]) -> str:
+    """One line per metric, NaN shown as 'n/a'."""
+    return "\n".join(f"{k:<28} {'n/a' if math.isnan(v) else f'{v:.4f}'}" for k, v in results.items())
+
+
+__all__ = ["MetricsCallback", "METRICS", "build_metric", "metric_key", "format_results"]

@@ -1,0 +1,297 @@
+"""MetricsCallback and MediaCallback: outputs protocol, offline W&B media files, 1 vs 2 DDP processes.
+
+This file is also a script (``python tests/test_callbacks.py --devices 2 --out r.json``): the DDP
+test runs it in a subprocess so Lightning's ``ddp`` launcher can re-execute it for rank 1.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+SR = 16000
+
+
+def speech_like(seconds: float, seed: int, sr: int = SR) -> np.ndarray:
+    """A voiced, syllable-modulated harmonic signal with moving formants (PESQ detects utterances in it)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = 110 + 20 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6))
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    formant = 500 + 300 * np.sin(2 * np.pi * 1.3 * t + rng.uniform(0, 6))
+    x = sum(np.exp(-((k * f0 - formant) / 400.0) ** 2) * np.sin(k * phase) for k in range(1, 30))
+    env = np.clip(np.sin(2 * np.pi * 2.5 * t + rng.uniform(0, 6)), 0, None) ** 0.5
+    y = x * env
+    return (0.5 * y / np.abs(y).max()).astype(np.float32)
+
+
+class TinySet(Dataset):
+    """Deterministic items of every modality the outputs protocol knows, with their index."""
+
+    def __init__(self, n: int, seconds: float = 1.0):
+        g = torch.Generator().manual_seed(123)
+        self.mel = torch.rand(n, 1, 16, 16, generator=g)
+        self.video = torch.rand(n, 1, 4, 24, 24, generator=g)
+        self.audio = torch.from_numpy(np.stack([speech_like(seconds, i) for i in range(n)]))
+        self.mri = torch.rand(n, 1, 4, 16, 16, generator=g)
+
+    def __len__(self) -> int:
+        return self.mel.shape[0]
+
+    def __getitem__(self, i: int) -> dict:
+        return {"mel": self.mel[i], "video": self.video[i], "audio": self.audio[i], "mri": self.mri[i], "id": i}
+
+
+def _module_class():
+    import lightning.pytorch as pl
+
+    class TinyModule(pl.LightningModule):
+        """Predictions are a fixed distortion of the targets, different per element (so padding matters)."""
+
+        direction = "mri2audio"
+
+        def __init__(self, send_index: bool = True):
+            super().__init__()
+            self.w = nn.Parameter(torch.tensor(0.7))
+            self.send_index = send_index
+
+        def training_step(self, batch, batch_idx):
+            return (self.w * batch["mel"]).pow(2).mean()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)  # lr 0: values stay deterministic
+
+        def validation_step(self, batch, batch_idx):
+            idx = batch["id"].to(batch["mel"].dtype)
+            k = (1.0 + idx)[:, None, None, None]
+            mel_pred = torch.sigmoid(3 * self.w * batch["mel"] * torch.cos(k) + 0.1 * k)
+            video_pred = (batch["video"] * self.w + 0.05 * k[..., None]).clamp(0, 1)
+            noise = torch.sin(torch.arange(batch["audio"].shape[1], device=self.device)[None] * (0.3 + 0.1 * idx[:, None]))
+            out = {
+                "mel_pred": mel_pred, "mel_target": batch["mel"],
+                "audio_pred": batch["audio"] + 0.02 * (1 + idx[:, None]) * noise, "audio_target": batch["audio"],
+                "sample_rate": SR, "attention": batch["mri"][:, 0] * self.w, "mri": batch["mri"],
+                "video_pred": video_pred, "video_target": batch["video"], "fps": 30.0,
+            }
+            if self.send_index:
+                out["sample_index"] = batch["id"]
+            return out
+
+        def test_step(self, batch, batch_idx):
+            return self.validation_step(batch, batch_idx)
+
+    return TinyModule
+
+
+class TinyExtractor(nn.Module):
+    """A fixed random conv feature map standing in for Inception/I3D in the DDP test (any rank gets the same)."""
+
+    dim = 6
+    comparable = True
+    label = "tiny test extractor"
+
+    def __init__(self, video: bool = False):
+        super().__init__()
+        g = torch.Generator().manual_seed(7)
+        self.video = video
+        self.weight = nn.Parameter(torch.randn(6, 1, 3, 3, generator=g), requires_grad=False)
+
+    def forward(self, x):
+        if self.video:  # [B, 1, T, H, W] -> mean over time, then the 2D map
+            x = x.mean(dim=2)
+        y = torch.nn.functional.conv2d(x.float(), self.weight)
+        return torch.cat([y.mean(dim=(2, 3))[:, :3], y.std(dim=(2, 3))[:, 3:]], 1)
+
+
+METRIC_NAMES = ["corr2d", "rmse", "psnr", "pesq", "lpips", "fid", "fvd"]
+
+
+def make_callbacks():
+    from callbacks.metrics import MetricsCallback
+
+    options = {"lpips": {"random_init": True}, "fid": {"extractor": TinyExtractor()},
+               "fvd": {"extractor": TinyExtractor(video=True), "clip_frames": None},
+               "pesq": {"num_workers": 1}}
+    return MetricsCallback(val_metrics=METRIC_NAMES, options=options)
+
+
+def run_validate(devices: int, n: int, send_index: bool, out: Path | None = None) -> dict:
+    import lightning.pytorch as pl
+
+    torch.manual_seed(0)  # LPIPS random trunk: identical on every rank and in every run
+    cb = make_callbacks()
+    trainer = pl.Trainer(accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto",
+                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, callbacks=[cb])
+    model = _module_class()(send_index=send_index)
+    trainer.validate(model, DataLoader(TinySet(n), batch_size=2, shuffle=False))
+    res = dict(cb.results["val"])
+    if out is not None and trainer.is_global_zero:
+        out.write_text(json.dumps({"results": res, "world_size": trainer.world_size}))
+    return res
+
+
+# ---------------------------------------------------------------------------------------- tests
+def test_metrics_callback_single_process_matches_direct_metrics():
+    """The callback's logged values equal the metric functions applied to the whole set directly."""
+    from articulate.metrics.functional import corr2d, psnr, rmse
+    from articulate.metrics.pesq import pesq_batch
+
+    n = 5
+    res = run_validate(1, n, send_index=True)
+    ds = TinySet(n)
+    batch = {k: torch.stack([torch.as_tensor(ds[i][k]) for i in range(n)]) for k in ("mel", "video", "audio", "mri", "id")}
+    with torch.no_grad():
+        out = _module_class()().validation_step(batch, 0)
+    assert res["val/corr2d"] == pytest.approx(float(corr2d(out["mel_pred"].double(), out["mel_target"].double()).mean()), abs=1e-12)
+    assert res["val/rmse"] == pytest.approx(float(rmse(out["video_pred"], out["video_target"], pixel_range="unit").double().mean()), rel=1e-6)
+    assert res["val/psnr"] == pytest.approx(float(psnr(out["video_pred"], out["video_target"], pixel_range="unit").double().mean()), rel=1e-6)
+    scores, errors = pesq_batch(out["audio_target"], out["audio_pred"], SR, num_workers=1)
+    assert not any(errors)
+    assert res["val/pesq"] == pytest.approx(float(np.mean(scores)), abs=1e-9)
+    assert res["val/pesq_failed"] == 0.0
+    # random-init LPIPS is labelled in the key itself
+    assert "val/lpips_NOT_COMPARABLE" in res and "val/lpips" not in res
+    assert math.isfinite(res["val/fid"]) and math.isfinite(res["val/fvd"])
+
+
+def test_metrics_callback_missing_outputs_is_a_clear_error():
+    import lightning.pytorch as pl
+
+    from callbacks.metrics import MetricsCallback
+
+    class NoAudio(_module_class()):
+        def validation_step(self, batch, batch_idx):
+            out = super().validation_step(batch, batch_idx)
+            del out["audio_pred"]
+            return out
+
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, callbacks=[MetricsCallback(val_metrics=["pesq"])])
+    with pytest.raises(KeyError, match="pesq.*audio_pred"):
+        trainer.validate(NoAudio(), DataLoader(TinySet(2), batch_size=2))
+
+
+def test_metrics_callback_rejects_unknown_metric_names():
+    from callbacks.metrics import MetricsCallback
+
+    with pytest.raises(ValueError, match="unknown metric 'ssim'"):
+        MetricsCallback(val_metrics=["corr2d", "ssim"])
+
+
+@pytest.mark.slow
+def test_offline_wandb_fit_writes_audio_image_video_and_table_media(tmp_path, monkeypatch):
+    """A short fit with both callbacks and an offline W&B logger leaves media files in the run folder."""
+    import lightning.pytorch as pl
+
+    from articulate.loggers import ArticulateWandbLogger
+    from callbacks.media import MediaCallback
+    from callbacks.metrics import MetricsCallback
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    logger = ArticulateWandbLogger(project="articulate-test", save_dir=str(tmp_path / "logs"), offline=True)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, limit_train_batches=2, logger=logger,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         num_sanity_val_steps=0,
+                         callbacks=[MetricsCallback(val_metrics=["corr2d", "rmse", "psnr"]), MediaCallback(num_samples=2)])
+    ds = TinySet(4)
+    trainer.fit(_module_class()(), DataLoader(ds, batch_size=2), DataLoader(ds, batch_size=2))
+    logger.experiment.finish()
+    runs = list((tmp_path / "logs" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, runs
+    media = runs[0] / "files" / "media"
+    files = {p.suffix for p in media.rglob("*") if p.is_file()}
+    assert {".png", ".wav", ".mp4"} <= files, sorted(str(p.relative_to(media)) for p in media.rglob("*"))
+    assert any(p.name.endswith(".table.json") for p in media.rglob("*")), "metrics table missing"
+    # 2 samples x (spectrogram + attention) images, 2 x (target + synthesized) audio, 2 videos
+    assert len(list(media.rglob("*.wav"))) == 4
+    assert len(list(media.rglob("*.mp4"))) == 2
+
+
+def test_media_callback_is_silent_without_wandb(tmp_path):
+    """CSV logging: the media callback does nothing (no error, no files), metrics still logged."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.loggers import CSVLogger
+
+    from callbacks.media import MediaCallback
+    from callbacks.metrics import MetricsCallback
+
+    media_cb = MediaCallback()
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, limit_train_batches=1,
+                         logger=CSVLogger(str(tmp_path)), enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0,
+                         callbacks=[MetricsCallback(val_metrics=["corr2d"]), media_cb])
+    ds = TinySet(2)
+    trainer.fit(_module_class()(), DataLoader(ds, batch_size=2), DataLoader(ds, batch_size=2))
+    assert media_cb._buffer == [] and media_cb._scratch is None
+    assert "val/corr2d" in trainer.callback_metrics
+    assert not list(tmp_path.rglob("*.mp4"))
+
+
+def test_media_panels_shapes_and_orientation():
+    from callbacks.media import attention_panel, side_by_side_video, spectrogram_panel
+
+    t = np.zeros((16, 10), np.float32)
+    t[0] = 1.0  # lowest mel band
+    panel = spectrogram_panel(t, t)
+    assert panel.shape == (16, 3 * 10 + 2 * 2, 3) and panel.dtype == np.uint8
+    assert panel[-1, 0].sum() > panel[0, 0].sum()  # low frequencies drawn at the bottom (bright in magma)
+    att = attention_panel(np.random.rand(26, 8, 8), np.random.rand(26, 8, 8), max_frames=5)
+    assert att.shape == (8 + 2 + 8, 5 * 8 + 4 * 2, 3)
+    vid = side_by_side_video(np.ones((3, 6, 5)), np.zeros((3, 6, 5)))
+    assert vid.shape == (3, 6, 12) and vid[0, 0, 0] == 255 and vid[0, 0, -1] == 0
+
+
+@pytest.mark.ddp
+@pytest.mark.parametrize("n", [7])
+def test_two_process_ddp_validation_equals_single_process(tmp_path, n):
+    """7 samples on 2 ranks: DistributedSampler pads to 8 (sample 0 twice). With sample_index the
+    2-process values equal the 1-process values exactly. ARTICULATE_DDP_SHOW_BIAS=1 adds a run
+    without sample_index, which is biased (the in-process padding simulation in
+    test_metrics.py checks that bias on every run)."""
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}", "WANDB_MODE": "disabled"}
+    results = {(1, 1): run_validate(1, n, send_index=True)}  # the 1-process reference, in this process
+    runs = ((2, 1), (2, 0)) if os.environ.get("ARTICULATE_DDP_SHOW_BIAS") else ((2, 1),)
+    for devices, index in runs:
+        out = tmp_path / f"d{devices}-i{index}.json"
+        proc = subprocess.run([sys.executable, str(Path(__file__)), "--devices", str(devices), "--n", str(n),
+                               "--index", str(index), "--out", str(out)],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        data = json.loads(out.read_text())
+        assert data["world_size"] == devices
+        results[(devices, index)] = data["results"]
+    one, two, naive = results[(1, 1)], results[(2, 1)], results.get((2, 0), {})
+    print("\nDDP check (n=%d):" % n)
+    for key in one:
+        print(f"  {key:<28} 1 proc {one[key]!r:<24} 2 procs {two[key]!r:<24} 2 procs w/o sample_index {naive.get(key)!r}")
+    assert set(one) == set(two)
+    for key in one:
+        assert two[key] == one[key], key  # bit-identical, not just close
+    if naive:  # the bias the de-duplication removes is real: sample 0 counted twice changes the mean
+        assert naive["val/corr2d"] != one["val/corr2d"]
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--devices", type=int, default=1)
+    parser.add_argument("--n", type=int, default=7)
+    parser.add_argument("--index", type=int, default=1)
+    parser.add_argument("--out", type=Path, required=True)
+    a = parser.parse_args()
+    torch.set_num_threads(1)
+    run_validate(a.devices, a.n, bool(a.index), a.out)
