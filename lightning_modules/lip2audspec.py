@@ -8,6 +8,8 @@ the same 64 x 64 mel as its own model, so the baseline predicts that mel directl
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
@@ -20,7 +22,8 @@ class Lip2AudSpec(MRI2AudioModule):
     """``network``: MRI ``[B, 1, T, H, W]`` -> mel ``[B, 1, 64, 64]``; automatic optimisation.
 
     Pair partners (when the DataModule gives them) are used as extra training samples, so the
-    baseline sees the same data as the translator.
+    baseline sees the same data as the translator. ``eval_audio``/``griffin_lim_iters``/``pesq_mode`` as in
+    :class:`~lightning_modules.mri2audio_translator.MRI2AudioTranslator`.
     """
 
     def __init__(
@@ -28,8 +31,11 @@ class Lip2AudSpec(MRI2AudioModule):
         network: nn.Module,
         loss: nn.Module | None = None,
         optimizer: OptimizerCallable | None = None,
+        eval_audio: bool = True,
+        griffin_lim_iters: int = 32,
+        pesq_mode: Literal["wb", "nb"] = "wb",
     ):
-        super().__init__()
+        super().__init__(eval_audio, griffin_lim_iters, pesq_mode)
         save_hparams(self)
         self.network = network
         self.loss = loss if loss is not None else Corr2DMSELoss()
@@ -54,8 +60,7 @@ class Lip2AudSpec(MRI2AudioModule):
     def _eval_step(self, batch: dict, prefix: str) -> dict:
         pred = self.network(batch["mri"])
         self.log(f"{prefix}/loss", self.loss(pred, batch["mel"]), batch_size=pred.shape[0], sync_dist=True)
-        self.log_mel_metrics(pred, batch, prefix)
-        return {"pred": pred.detach(), "target": batch["mel"], "masks": None}
+        return self.evaluation_outputs(pred, None, batch, prefix)
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict:
         return self._eval_step(batch, "val")

@@ -24,19 +24,19 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 
-from articulate.metrics.functional import corr2d
 from articulate.networks.mri2audio.losses import AdversarialLoss, PairwiseKL, ReconstructionLoss
 from articulate.signal.mel import MelConfig, as_mel_config
 
 CHECKPOINT_KEY = "articulate"
 DEFAULT_INPUT_SHAPE = (26, 128, 128)
+DEFAULT_PERCENTILES = (0.5, 99.5)
 
 
 def save_hparams(module: LightningModule) -> None:
@@ -75,20 +75,33 @@ class MRI2AudioModule(LightningModule):
 
     direction = "mri2audio"
 
-    def __init__(self) -> None:
+    def __init__(self, eval_audio: bool = True, griffin_lim_iters: int = 32, pesq_mode: str = "wb") -> None:
         super().__init__()
+        # Validation/test waveforms (Griffin-Lim of the predicted mel) for PESQ and the media panels.
+        self.eval_audio = bool(eval_audio)
+        self.griffin_lim_iters = int(griffin_lim_iters)
+        self.pesq_mode = pesq_mode
+        self._metrics: dict[str, dict[str, Any]] = {}
         self.mel_config: MelConfig = MelConfig()
         self.sample_rate: int = self.mel_config.sr
         self.input_shape: tuple[int, ...] = DEFAULT_INPUT_SHAPE
+        # MRI intensity percentiles mapped to [0, 1] (datamodules.mri2audio.prepare_mri).
+        self.intensity_percentiles: tuple[float, float] = DEFAULT_PERCENTILES
         self.mean_mel: torch.Tensor | None = None  # [U, 1, H, W], per training utterance id
         self.mean_mel_all: torch.Tensor | None = None  # [1, H, W], for ids never seen in training
 
     # -- metadata ------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         dm = getattr(self.trainer, "datamodule", None)
-        if dm is not None and getattr(dm, "mel_config", None) is not None:
+        if dm is None:
+            return
+        if getattr(dm, "mel_config", None) is not None:
             self.mel_config = as_mel_config(dm.mel_config)
             self.sample_rate = int(getattr(dm, "sample_rate", None) or self.mel_config.sr)
+        if getattr(dm, "frames", None) and getattr(dm, "size", None):
+            self.input_shape = (int(dm.frames), int(dm.size), int(dm.size))
+        if getattr(dm, "intensity_percentiles", None) is not None:
+            self.intensity_percentiles = tuple(float(v) for v in dm.intensity_percentiles)
 
     def note_input(self, mri: torch.Tensor) -> None:
         self.input_shape = tuple(int(s) for s in mri.shape[-3:])
@@ -99,6 +112,7 @@ class MRI2AudioModule(LightningModule):
             "mel_config": self.mel_config.to_dict(),
             "sample_rate": int(self.sample_rate),
             "input_shape": list(self.input_shape),
+            "intensity_percentiles": list(self.intensity_percentiles),
             "mean_mel": None if self.mean_mel is None else self.mean_mel.cpu(),
             "mean_mel_all": None if self.mean_mel_all is None else self.mean_mel_all.cpu(),
         }
@@ -109,6 +123,7 @@ class MRI2AudioModule(LightningModule):
             self.mel_config = as_mel_config(meta["mel_config"])
         self.sample_rate = int(meta.get("sample_rate") or self.mel_config.sr)
         self.input_shape = tuple(meta.get("input_shape") or DEFAULT_INPUT_SHAPE)
+        self.intensity_percentiles = tuple(meta.get("intensity_percentiles") or DEFAULT_PERCENTILES)
         self.mean_mel, self.mean_mel_all = meta.get("mean_mel"), meta.get("mean_mel_all")
 
     # -- per-utterance mean-mel baseline --------------------------------------------------
@@ -159,18 +174,77 @@ class MRI2AudioModule(LightningModule):
         batches = dm.train_mels() if hasattr(dm, "train_mels") else dm.train_dataloader()
         self.compute_mean_mels(batches)
 
-    def log_mel_metrics(self, pred: torch.Tensor, batch: dict, prefix: str) -> torch.Tensor:
-        """``<prefix>/corr2d``, ``<prefix>/mse`` and the mean-mel baseline's ``<prefix>/corr2d_mean_baseline``."""
+    def _callback_metrics(self) -> set[str]:
+        """Metrics a ``callbacks.metrics.MetricsCallback`` computes (it logs ``val/<name>`` itself)."""
+        if self._trainer is None:
+            return set()
+        return {m for cb in self.trainer.callbacks for m in (getattr(cb, "val_metrics", None) or ())}
+
+    def _stage_metrics(self, prefix: str) -> dict[str, Any]:
+        """The module's own metrics for ``prefix`` (DDP-exact ``articulate.metrics`` objects): the
+        mean-mel baseline's Corr2D and PESQ, and the model's Corr2D unless a callback computes it."""
+        from articulate.metrics import PESQ, Corr2D
+
+        if prefix not in self._metrics:
+            wanted = {"corr2d_mean_baseline": Corr2D()}
+            if "corr2d" not in self._callback_metrics():
+                wanted["corr2d"] = Corr2D()
+            if self.eval_audio:
+                wanted["pesq_mean_baseline"] = PESQ(mode=self.pesq_mode)
+            self._metrics[prefix] = {k: m.to(self.device) for k, m in wanted.items()}
+        return self._metrics[prefix]
+
+    @torch.no_grad()
+    def synthesize_audio(self, mel_unit: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        """Unit-scale mels ``[B, 1, n_mels, T]`` -> waveforms ``[B, L]`` in [-1, 1] (batched Griffin-Lim)."""
+        from articulate.signal import mel_to_audio, unit_to_power
+
+        power = unit_to_power(mel_unit.float()[:, 0], self.mel_config)
+        wav = mel_to_audio(power, self.mel_config, n_iter=self.griffin_lim_iters, length=length)
+        return wav.clamp(-1.0, 1.0)
+
+    def evaluation_outputs(self, pred: torch.Tensor, masks: torch.Tensor | None, batch: dict, prefix: str) -> dict:
+        """Update the module's metrics (model Corr2D, mean-mel baseline Corr2D and PESQ) and return
+        the outputs dict of the ``callbacks`` protocol (mels, waveforms, masks, MRI)."""
         mel = batch["mel"]
-        b = mel.shape[0]
-        r = corr2d(pred, mel, undefined=0.0)
-        self.log(f"{prefix}/corr2d", r.mean(), prog_bar=True, batch_size=b, sync_dist=True)
-        self.log(f"{prefix}/mse", torch.mean((pred.float() - mel.float()) ** 2), batch_size=b, sync_dist=True)
+        index = batch.get("sample_index")
+        metrics = self._stage_metrics(prefix)
+        self.log(f"{prefix}/mse", torch.mean((pred.float() - mel.float()) ** 2), batch_size=mel.shape[0], sync_dist=True)
+        if "corr2d" in metrics:
+            metrics["corr2d"].update(pred, mel, sample_index=index)
+        out = {"mel_pred": pred.detach(), "mel_target": mel, "mri": batch["mri"]}
+        if masks is not None:
+            out["attention"] = masks.detach()[:, 0]
+        if index is not None:
+            out["sample_index"] = index
         base = self.baseline_prediction(batch["utterance"]) if "utterance" in batch else None
         if base is not None:
-            rb = corr2d(base.to(mel.dtype), mel, undefined=0.0)
-            self.log(f"{prefix}/corr2d_mean_baseline", rb.mean(), prog_bar=True, batch_size=b, sync_dist=True)
-        return r
+            metrics["corr2d_mean_baseline"].update(base.to(mel.dtype), mel, sample_index=index)
+        if self.eval_audio and "audio" in batch and not self.trainer.sanity_checking:
+            audio = batch["audio"]
+            out["audio_pred"] = self.synthesize_audio(pred, length=audio.shape[-1])
+            out["audio_target"] = audio
+            out["sample_rate"] = int(self.sample_rate)
+            if base is not None:
+                base_audio = self.synthesize_audio(base.to(mel.dtype), length=audio.shape[-1])
+                metrics["pesq_mean_baseline"].update(base_audio, audio, int(self.sample_rate), sample_index=index)
+        return out
+
+    def _log_stage_metrics(self, prefix: str) -> None:
+        for name, metric in self._metrics.get(prefix, {}).items():
+            if not self.trainer.sanity_checking:
+                # compute() is collective under DDP: every rank calls it; the value is global.
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=".*compute.*before.*update.*")
+                    value = float(metric.compute())
+                self.log(f"{prefix}/{name}", value, prog_bar=name.startswith("corr2d"), sync_dist=True)
+            metric.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_stage_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_stage_metrics("test")
 
 
 class MRI2AudioTranslator(MRI2AudioModule):
@@ -187,6 +261,9 @@ class MRI2AudioTranslator(MRI2AudioModule):
         adversarial_weight: lambda.
         optimizer_translator / optimizer_attention / optimizer_discriminator: ``OptimizerCallable``;
             None gives Adam(lr 1e-3 / 1e-3 / 1e-4, betas (0.5, 0.999)).
+        eval_audio: at validation/test, also synthesise waveforms (Griffin-Lim, ``griffin_lim_iters``
+            iterations) and return them with the batch's audio for PESQ (``callbacks.metrics``);
+            the module then also logs the mean-mel baseline's PESQ (``pesq_mode``, as the callback's).
     """
 
     def __init__(
@@ -202,8 +279,11 @@ class MRI2AudioTranslator(MRI2AudioModule):
         optimizer_translator: OptimizerCallable | None = None,
         optimizer_attention: OptimizerCallable | None = None,
         optimizer_discriminator: OptimizerCallable | None = None,
+        eval_audio: bool = True,
+        griffin_lim_iters: int = 32,
+        pesq_mode: Literal["wb", "nb"] = "wb",
     ):
-        super().__init__()
+        super().__init__(eval_audio, griffin_lim_iters, pesq_mode)
         save_hparams(self)
         self.automatic_optimization = False
         self.translator = translator
@@ -321,8 +401,7 @@ class MRI2AudioTranslator(MRI2AudioModule):
     def _eval_step(self, batch: dict, prefix: str) -> dict:
         pred, masks = self.predict_with_masks(batch["mri"])
         self.log(f"{prefix}/loss_rec", self.reconstruction_loss(pred, batch["mel"]), batch_size=pred.shape[0], sync_dist=True)
-        self.log_mel_metrics(pred, batch, prefix)
-        return {"pred": pred.detach(), "target": batch["mel"], "masks": None if masks is None else masks.detach()}
+        return self.evaluation_outputs(pred, masks, batch, prefix)
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict:
         return self._eval_step(batch, "val")
