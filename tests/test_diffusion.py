@@ -26,6 +26,15 @@ from articulate.diffusion import (
     karras_sigmas,
 )
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These tensors are tiny: one thread avoids oversubscription on the shared 2-core CI machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 MU, S = 0.3, 0.5
 SMAX, SMIN = 160.0, 0.002
 

@@ -20,6 +20,15 @@ from articulate.diffusion import (
 from articulate.diffusion.long_form import _default_shift, taper
 from articulate.networks.wav2uti.unet import VideoUNet
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These tensors are tiny: one thread avoids oversubscription on the shared 2-core CI machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 
 @pytest.mark.parametrize("T,W,H", [(40, 15, 7), (48, 16, 8), (17, 16, 5), (100, 12, 11)])
 def test_window_grid_covers_with_full_windows(T, W, H):

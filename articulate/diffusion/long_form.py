@@ -82,8 +82,9 @@ def slice_frames(frame_aligned: dict[str, torch.Tensor | None], static: dict[str
                  rate: float = 1.0, dim: int = 1) -> CondFn:
     """A ``cond_fn`` for frame-aligned conditions: slices each tensor of ``frame_aligned`` (e.g. ``cond``
     ``[B, L, C]`` and ``cond_mask`` ``[B, L]``) along ``dim`` to the window; ``rate`` = condition steps
-    per video frame (1 for frame-aligned features). ``static`` entries (text tokens, low-res video is NOT
-    static: put it in ``frame_aligned`` with ``dim=2``... use two slicers and merge) pass unchanged."""
+    per video frame (1 for frame-aligned features). ``static`` entries (e.g. text tokens) pass unchanged.
+    Video-shaped inputs (a low-res video ``[B, C, T, H, W]``) need ``dim=2``: make a second slicer and
+    merge the two dicts in a small ``cond_fn``."""
     static = dict(static or {})
 
     def fn(start: int, stop: int) -> dict[str, Any]:
@@ -184,7 +185,11 @@ class LongFormSampler:
     def __call__(self, denoise_fn: Callable[..., torch.Tensor], shape_or_latents: Sequence[int] | torch.Tensor,
                  cond_fn: CondFn | None = None, generator: torch.Generator | None = None, device=None,
                  callback: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
-        """``denoise_fn(x_window, sigma[Bw], **cond_fn(start, stop))`` -> D of the window."""
+        """``denoise_fn(x_window, sigma[Bw], **cond_fn(start, stop))`` -> D of the window.
+
+        ``cond_fn(start, stop)`` is evaluated once per distinct window during one call (cached), so it
+        may run a condition encoder/fusion network. Returns float32 (or the latents' dtype).
+        """
         s = self.sampler
         if isinstance(shape_or_latents, torch.Tensor):
             out_dtype, device = shape_or_latents.dtype, shape_or_latents.device
@@ -193,6 +198,15 @@ class LongFormSampler:
         x = s.init_latents(shape_or_latents, generator, device)
         sigmas = s.sigmas(x.device)
         self.last_nfe = 0
+        if cond_fn is not None:  # the condition of a window does not change across steps: compute it once
+            cache: dict[tuple[int, int], dict[str, Any]] = {}
+            user_fn = cond_fn
+
+            def cond_fn(a: int, b: int) -> dict[str, Any]:
+                if (a, b) not in cache:
+                    cache[(a, b)] = user_fn(a, b)
+                return cache[(a, b)]
+
         for i in range(s.num_steps):
             fn = lambda xx, sig, _i=i: self.blended_denoise(denoise_fn, xx, sig, cond_fn, _i)  # noqa: E731
             x, _ = s.step(fn, x, i, sigmas, generator)
