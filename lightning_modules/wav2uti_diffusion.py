@@ -84,7 +84,7 @@ class Wav2UTIDiffusion(LightningModule):
         super().__init__()
         if stage not in ("base", "super_resolution"):
             raise ValueError(f"stage must be 'base' or 'super_resolution', got {stage!r}")
-        self.save_hyperparameters(ignore=["denoiser", "audio_encoder", "fusion", "text_encoder", "loss", "sampler"])
+        save_component_hparams(self, ["denoiser", "audio_encoder", "fusion", "text_encoder", "loss", "sampler"])
         self.denoiser, self.audio_encoder, self.fusion, self.text_encoder = denoiser, audio_encoder, fusion, text_encoder
         sd = float(getattr(denoiser, "sigma_data", 0.25))
         self.loss_fn = loss if loss is not None else EDMLoss(sigma_data=sd)
@@ -310,6 +310,20 @@ def video_size(resolution: int) -> int:
 
 # ----------------------------------------------------------------------------------------------
 # helpers shared with the DNN baseline
+
+
+def save_component_hparams(module: LightningModule, components: list[str]) -> None:
+    """``save_hyperparameters`` that keeps the components' YAML config but never pickles modules.
+
+    Built by LightningCLI, the hyperparameters are the config (class_path + init_args of every
+    component), so ``load_from_checkpoint`` rebuilds the whole model from the checkpoint alone
+    (``synthesize-uti`` relies on it). Built directly in Python, the components are live objects:
+    they are left out (their weights are in the state dict; pass them again when loading).
+    """
+    from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+
+    frame = __import__("inspect").currentframe().f_back
+    module.save_hyperparameters(ignore=[] if _given_hyperparameters.get() is not None else components, frame=frame)
 
 
 def _encoder_device(module: nn.Module, fallback: torch.device) -> torch.device:

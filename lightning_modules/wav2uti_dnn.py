@@ -23,6 +23,7 @@ from lightning_modules.wav2uti_diffusion import (
     drop_frozen_pretrained,
     restore_frozen_pretrained,
     save_comparison_png,
+    save_component_hparams,
 )
 
 __all__ = ["Wav2UTIDNN"]
@@ -35,7 +36,7 @@ class Wav2UTIDNN(LightningModule):
     def __init__(self, network: nn.Module, audio_encoder: AudioEncoder, resolution: int = 64, clip_frames: int = 16,
                  fps: float = 60.0, lr: float = 1e-3, weight_decay: float = 0.0):
         super().__init__()
-        self.save_hyperparameters(ignore=["network", "audio_encoder"])
+        save_component_hparams(self, ["network", "audio_encoder"])
         self.network, self.audio_encoder = network, audio_encoder
         self.resolution, self.clip_frames, self.fps = int(resolution), int(clip_frames), float(fps)
         self.stage = "base"
