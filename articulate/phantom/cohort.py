@@ -85,7 +85,7 @@ def _mri_subject(args: tuple) -> list[dict]:
         for rep in range(opts["repetitions"]):
             rng = _subject_rng(seed, 1, si, wi, rep)
             n = int(rng.integers(opts["min_samples"], opts["max_samples"] + 1))
-            traj = make_trajectory(w, subject, rng, duration_s=n / opts["sr"], lead_s=(0.05, 0.15), fill=(0.6, 0.8))
+            traj = make_trajectory(w, subject, rng, duration_s=n / opts["sr"], lead_s=(0.03, 0.22), fill=(0.5, 0.82))
             wav = synthesize(traj, subject, opts["sr"], n, rng)
             frames = render_mri(traj, subject, rng, n_frames=opts["n_frames"], size=opts["size"])
             utt = w.replace(" ", "_") + (f"_{rep + 1:02d}" if opts["repetitions"] > 1 else "")

@@ -119,7 +119,7 @@ def _tongue_forward(X: np.ndarray, state: dict[str, float], subject: Subject) ->
     return X + u
 
 
-def tongue_inverse(x: np.ndarray, state: dict[str, float], subject: Subject, iters: int = 8) -> np.ndarray:
+def tongue_inverse(x: np.ndarray, state: dict[str, float], subject: Subject, iters: int = 6) -> np.ndarray:
     """Reference point X with forward(X) = x, by fixed-point iteration (the field is smooth)."""
     X = x.copy()
     for _ in range(iters):

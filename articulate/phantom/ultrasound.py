@@ -15,7 +15,7 @@ Default geometry (documented choice, small on disk yet like a real micro-convex 
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter, map_coordinates
+from scipy.ndimage import gaussian_filter
 
 from articulate.phantom import head
 from articulate.phantom.anatomy import Subject
@@ -64,18 +64,26 @@ class UltrasoundRenderer:
         self.grid_mm, self.origin = 0.25, np.array([20.0, 80.0])
         n = (int(130 / self.grid_mm), int(140 / self.grid_mm))
         z = rng.normal(size=(2,) + n)
-        self.scatter = np.stack([gaussian_filter(c, (2.0, 2.0)) for c in z])
-        self.scatter /= np.sqrt(np.mean(np.sum(self.scatter**2, 0)))
+        scatter = np.stack([gaussian_filter(c, (2.0, 2.0)) for c in z])
+        # the envelope (modulus) of the PSF-smoothed complex field: fully developed Rayleigh speckle
+        self.scatter = np.hypot(scatter[0], scatter[1]).astype(np.float32)
+        self.scatter /= float(np.sqrt(np.mean(self.scatter**2)))
         self.depth = np.arange(pix_per_vector) / pixels_per_mm  # mm from the first sample
         # slowly varying per-line echo strength (surface orientation, probe contact)
         self.line_gain = 1.0 + 0.25 * gaussian_filter(rng.normal(size=num_vectors), 3.0) * 3
 
     def _speckle(self, ref: np.ndarray) -> np.ndarray:
+        """Rayleigh speckle: modulus of the complex scatterer field, bilinear, wrapping at the edges."""
         idx = (ref - self.origin) / self.grid_mm
-        co = [idx[..., 0].ravel(), idx[..., 1].ravel()]
-        re = map_coordinates(self.scatter[0], co, order=1, mode="wrap")
-        im = map_coordinates(self.scatter[1], co, order=1, mode="wrap")
-        return np.hypot(re, im).reshape(ref.shape[:-1])
+        n0, n1 = self.scatter.shape
+        r, c = idx[..., 0], idx[..., 1]
+        r0, c0 = np.floor(r), np.floor(c)
+        fr, fc = r - r0, c - c0
+        r0, c0 = r0.astype(np.int64) % n0, c0.astype(np.int64) % n1
+        r1, c1 = (r0 + 1) % n0, (c0 + 1) % n1
+        f = self.scatter
+        return (f[r0, c0] * (1 - fr) * (1 - fc) + f[r0, c1] * (1 - fr) * fc + f[r1, c0] * fr * (1 - fc)
+                + f[r1, c1] * fr * fc)
 
     def frame(self, state: dict[str, float]) -> np.ndarray:
         """One frame of scan lines, uint8 [V, P]."""
@@ -97,8 +105,8 @@ class UltrasoundRenderer:
         # tissue coordinates for the speckle: the tongue's own where the tongue is
         coords = np.where(tongue_f[..., None] > 0.5, tref_f + 500.0, ref_f)
         speck = self._speckle(coords)
-        fresh = np.hypot(*self.rng.normal(size=(2, V, P))) * 0.7
-        speck = 0.75 * speck + 0.25 * gaussian_filter(fresh, (0.6, 1.2))
+        fresh = np.abs(self.rng.standard_normal((V, P), dtype=np.float32))  # out-of-plane decorrelation
+        speck = 0.8 * speck + 0.25 * fresh
 
         echo = np.where(tongue_f > 0.5, 0.16, 0.32)  # hypoechoic tongue body, brighter floor of mouth
         blocker = np.maximum(air_f, bone_f)
@@ -119,9 +127,10 @@ class UltrasoundRenderer:
 
 def render_ultrasound(traj: Trajectory, subject: Subject, rng: np.random.Generator, time_first_frame: float,
                       fps: float = FPS, **geometry) -> tuple[np.ndarray, np.ndarray]:
-    """Scan lines uint8 [F, V, P] for frames at ``time_first_frame + k / fps`` within the recording."""
+    """Scan lines uint8 [F, V, P] and frame times: frame k is acquired over
+    ``time_first_frame + [k, k + 1) / fps`` (rendered at its middle); every frame lies within the audio."""
     n = int(np.floor((traj.duration - time_first_frame) * fps))
-    times = time_first_frame + np.arange(max(n, 0)) / fps
+    times = time_first_frame + (np.arange(max(n, 0)) + 0.5) / fps
     renderer = UltrasoundRenderer(subject, rng, **geometry)
     states = traj.at(times)
     frames = np.stack([renderer.frame({a: float(v[k]) for a, v in states.items()}) for k in range(len(times))])
