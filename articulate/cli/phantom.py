@@ -1,0 +1,61 @@
+"""`articulate phantom mri2audio|wav2uti --out DIR ...` and `articulate phantom preview DIR --out preview.png`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="articulate phantom",
+                                description="write a synthetic articulatory-phantom cohort in real file formats")
+    sub = p.add_subparsers(dest="command", required=True)
+    for kind, help_ in (("mri2audio", "tagged MRI (NIfTI) + speech (WAV), 22,050 Hz"),
+                        ("wav2uti", "UltraSuite ultrasound (.ult/.param/.wav/.txt), 16 kHz, 60 fps")):
+        s = sub.add_parser(kind, help=help_)
+        s.add_argument("--out", required=True, type=Path, help="output folder")
+        s.add_argument("--subjects", type=int, default=None, help="number of subjects (default 63 / 44)")
+        s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--repetitions", type=int, default=None, help="repetitions of each utterance")
+        s.add_argument("--workers", type=int, default=None, help="processes (default: CPU count, at most 4)")
+        s.add_argument("--sr", type=int, default=None, help="audio sample rate")
+        s.add_argument("--quiet", action="store_true", help="no progress bar")
+        if kind == "mri2audio":
+            s.add_argument("--words", nargs="+", default=None, help="main words, split over subjects")
+            s.add_argument("--word-shares", nargs="+", type=int, default=None, help="subjects per word (ratio)")
+            s.add_argument("--extra-words", nargs="+", default=None, help="words every subject also says")
+            s.add_argument("--frames", type=int, default=None, help="MRI frames per recording (26)")
+        else:
+            s.add_argument("--vowels", type=int, default=None, help="vowel prompts per speaker (2)")
+            s.add_argument("--words", type=int, default=None, help="word prompts per speaker (3)")
+            s.add_argument("--sentences", type=int, default=None, help="sentence prompts per speaker (1)")
+            s.add_argument("--fps", type=float, default=None, help="ultrasound frame rate (60)")
+            s.add_argument("--pix-per-vector", type=int, default=None, help="samples per scan line (256)")
+    pv = sub.add_parser("preview", help="a PNG sheet of a cohort (MRI tags, ultrasound fans, mel spectrograms)")
+    pv.add_argument("root", type=Path, help="a cohort folder, or a folder holding cohorts")
+    pv.add_argument("--out", type=Path, default=Path("preview.png"))
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "preview":
+        from articulate.phantom.preview import preview
+
+        print(preview(args.root, args.out))
+        return 0
+    from articulate.phantom import generate
+
+    names = {"repetitions": "repetitions", "sr": "sr", "words": "words", "word_shares": "word_shares",
+             "extra_words": "extra_words", "frames": "n_frames", "vowels": "vowels", "sentences": "sentences",
+             "fps": "fps", "pix_per_vector": "pix_per_vector"}
+    options = {opt: getattr(args, arg) for arg, opt in names.items() if getattr(args, arg, None) is not None}
+    started = time.perf_counter()
+    root = generate(args.command, args.out, subjects=args.subjects, seed=args.seed, quiet=args.quiet,
+                    workers=args.workers, **options)
+    info = json.loads((root / "phantom.json").read_text())
+    print(f"wrote {info['recordings']} {args.command} recordings to {root} "
+          f"in {time.perf_counter() - started:.1f} s (manifest: {root / 'manifest.csv'})")
+    return 0
