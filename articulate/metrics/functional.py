@@ -55,10 +55,10 @@ def corr2d(pred: torch.Tensor, target: torch.Tensor, undefined: float = float("n
     p = p - p.mean(dim=1, keepdim=True)
     t = t - t.mean(dim=1, keepdim=True)
     num = (p * t).sum(dim=1)
-    den = torch.sqrt((p * p).sum(dim=1) * (t * t).sum(dim=1))
-    defined = den > 0
-    # where() on a safe denominator keeps gradients finite for the defined entries.
-    r = num / torch.where(defined, den, torch.ones_like(den))
+    den2 = (p * p).sum(dim=1) * (t * t).sum(dim=1)
+    defined = den2 > 0
+    # sqrt and divide only safe values: sqrt'(0) = inf would turn the masked entries' gradients into NaN.
+    r = num / torch.sqrt(torch.where(defined, den2, torch.ones_like(den2)))
     return torch.where(defined, r, torch.full_like(r, undefined))
 
 
