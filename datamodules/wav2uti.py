@@ -171,9 +171,12 @@ class Wav2UTIDataModule(LightningDataModule):
         fps: video frame rate of the model (recordings at another rate are resampled in time).
         sample_rate: audio rate delivered with the clips (16 kHz as the paper and wav2vec 2.0).
         view: "fan" (Cartesian fan images, the paper's view) or "scanlines" (the raw polar matrix).
-        test_speakers: number of held-out test speakers (the paper: 4 of 44) or their names.
-        val_speakers: number of validation speakers carved from the rest, or their names.
-        split_seed: seed of the speaker draw.
+        test_speakers: held-out test speakers for ``split="holdout"`` (the paper: 4 of 44): a count,
+            a fraction, or their names.
+        val_speakers: validation speakers carved from the training speakers (count, fraction, names).
+        split: "holdout" (default), "kfold" (``k`` speaker groups, test = group ``fold``) or "loso"
+            (test = the ``fold``-th speaker), as in :mod:`datamodules.splits`.
+        split_seed: seed of the speaker draws.
         transcript: "prompt" (the recording's ``.txt``), "whisper" (``<id>.whisper.txt`` written by
             ``articulate transcribe``, falling back to the prompt) or "none" (audio-only data).
         train_hop / eval_hop: window hops (defaults clip_frames // 2 and clip_frames).
@@ -192,8 +195,11 @@ class Wav2UTIDataModule(LightningDataModule):
         view: str = "fan",
         batch_size: int = 4,
         num_workers: int = 0,
-        test_speakers: int | list[str] = 4,
-        val_speakers: int | list[str] = 2,
+        test_speakers: int | float | list[str] = 4,
+        val_speakers: int | float | list[str] = 2,
+        split: str = "holdout",
+        fold: int = 0,
+        k: int = 5,
         split_seed: int = 0,
         transcript: str = "prompt",
         train_hop: int | None = None,
@@ -215,6 +221,7 @@ class Wav2UTIDataModule(LightningDataModule):
         self.fps, self.sample_rate, self.view = float(fps), int(sample_rate), view
         self.batch_size, self.num_workers = int(batch_size), int(num_workers)
         self.test_speakers, self.val_speakers, self.split_seed = test_speakers, val_speakers, int(split_seed)
+        self.split, self.fold, self.k = split, int(fold), int(k)
         self.transcript = transcript
         self.train_hop = int(train_hop) if train_hop else max(1, self.clip_frames // 2)
         self.eval_hop = int(eval_hop) if eval_hop else self.clip_frames
@@ -303,36 +310,38 @@ class Wav2UTIDataModule(LightningDataModule):
                          audio=audio[: int(round(n * self.sample_rate / self.fps))], text=text, source=rec.image)
 
     def _split_speakers(self, speakers: list[str]) -> dict[str, list[str]]:
-        """Speaker-disjoint {"train", "val", "test"} speaker lists."""
-        rng = np.random.default_rng(self.split_seed)
-        pool = list(speakers)
+        """Speaker-disjoint {"train", "val", "test"} speaker lists (datamodules.splits)."""
+        from datamodules.splits import make_split
 
-        def take(spec: int | list[str], what: str) -> list[str]:
-            if isinstance(spec, (list, tuple)):
-                missing = sorted(set(spec) - set(pool))
-                if missing:
-                    raise ValueError(f"{what} speakers {missing} are not in the dataset (or already used)")
-                chosen = list(spec)
-            else:
-                n = int(spec)
-                if n >= len(pool):
-                    raise ValueError(f"cannot hold out {n} {what} speakers of {len(pool)} left; lower {what}_speakers")
-                chosen = sorted(rng.choice(pool, size=n, replace=False).tolist()) if n > 0 else []
-            for c in chosen:
-                pool.remove(c)
-            return chosen
-
-        test = take(self.test_speakers, "test")
-        val = take(self.val_speakers, "val")
-        return {"train": sorted(pool), "val": val, "test": test}
+        if isinstance(self.test_speakers, (list, tuple)) or isinstance(self.val_speakers, (list, tuple)):
+            # Named speakers: exactly those (a count for the other part is drawn from the rest).
+            pool = list(speakers)
+            out: dict[str, list[str]] = {}
+            for part, spec in (("test", self.test_speakers), ("val", self.val_speakers)):
+                if isinstance(spec, (list, tuple)):
+                    missing = sorted(set(map(str, spec)) - set(pool))
+                    if missing:
+                        raise InputError(self.data_dir, f"{part} speakers {missing} are not in the dataset (or in two parts)")
+                    out[part] = sorted(map(str, spec))
+                else:
+                    rng = np.random.default_rng(self.split_seed + (part == "val"))
+                    n = int(spec)
+                    if n >= len(pool):
+                        raise InputError(self.data_dir, f"cannot hold out {n} {part} speakers of {len(pool)} left")
+                    out[part] = sorted(rng.choice(pool, size=n, replace=False).tolist()) if n else []
+                pool = [p for p in pool if p not in out[part]]
+            out["train"] = sorted(pool)
+            return out
+        sp = make_split(speakers, split=self.split, fold=self.fold, k=self.k, val_subjects=self.val_speakers,
+                        test_subjects=self.test_speakers, seed=self.split_seed)
+        return {"train": sp.train_subjects, "val": sp.val_subjects, "test": sp.test_subjects}
 
     def setup(self, stage: str | None = None) -> None:
         if self.utterances:
             return
         root = self.root()
         recs = self._records(root)
-        speakers = sorted({str(r.subject) for r in recs})
-        self.speakers = self._split_speakers(speakers)
+        self.speakers = self._split_speakers([str(r.subject) for r in recs])
         by_split: dict[str, list] = {k: [r for r in recs if str(r.subject) in set(v)] for k, v in self.speakers.items()}
         for name, rs in by_split.items():
             rs = sorted(rs, key=lambda r: (str(r.subject), str(r.id)))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from articulate.errors import InputError
 from articulate.readers.ultrasound import UltrasoundParams, write_utterance
 
 
@@ -91,7 +92,7 @@ def test_speaker_disjoint_splits(cohort):
     assert starts[0] == 0 and starts[-1] == dm.utterances[dm.splits["val"][0]].num_frames - 16
     test_batch = next(iter(dm.test_dataloader()))
     assert set(test_batch["speaker"]) <= set(sp["test"])
-    with pytest.raises(ValueError, match="not in the dataset"):
+    with pytest.raises(InputError, match="not in the dataset"):
         _dm(cohort, test_speakers=["nobody"])
 
 

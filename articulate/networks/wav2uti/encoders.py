@@ -86,8 +86,17 @@ def _fingerprint(module: nn.Module) -> str:
 
 def load_pretrained(cls, model: str, what: str, **kwargs):
     """``cls.from_pretrained(model)`` turning "not available offline" into MissingPretrainedError."""
+    from pathlib import Path
+
+    looks_local = model.startswith(("/", "./", "../", "~")) or model.count("/") > 1
+    if looks_local and not Path(model).expanduser().exists():
+        raise MissingPretrainedError(
+            f"{what} '{model}' is not available: no such local folder. Give a folder written by "
+            f"save_pretrained, or a hub id whose files are in the Hugging Face cache "
+            f"(`huggingface-cli download ID` on a machine with network)."
+        )
     try:
-        return cls.from_pretrained(model, **kwargs)
+        return cls.from_pretrained(str(Path(model).expanduser()) if looks_local else model, **kwargs)
     except (OSError, ValueError) as err:
         raise MissingPretrainedError(
             f"{what} '{model}' is not available: {str(err).splitlines()[0] if str(err) else type(err).__name__}. "

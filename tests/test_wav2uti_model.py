@@ -1,0 +1,140 @@
+"""Wav2UTIDiffusion / Wav2UTIDNN behaviour: loss, CFG dropout, EMA, cascade input, long-form length,
+frozen-encoder checkpoints, DNN context windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from articulate.diffusion import EDMLoss, EDMPrecond, HeunSampler
+from articulate.networks.wav2uti.dnn import FrameDNN, context_windows
+from articulate.networks.wav2uti.encoders import CharacterTextEncoder, LogMelEncoder
+from articulate.networks.wav2uti.fusion import AudioOnlyFusion, CrossAttentionFusion
+from articulate.networks.wav2uti.unet import VideoUNet
+from lightning_modules.wav2uti_diffusion import Wav2UTIDiffusion, resize_video
+from lightning_modules.wav2uti_dnn import Wav2UTIDNN
+
+torch.set_num_threads(1)
+
+
+def _model(stage="base", text=True, res=16, **kw):
+    torch.manual_seed(0)
+    net = VideoUNet(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, resolution=res, attn_resolutions=(),
+                    cross_attn_resolutions=(8,), temporal="conv", cond_dim=16, num_heads=2,
+                    low_res_channels=1 if stage == "super_resolution" else 0)
+    fusion = CrossAttentionFusion(audio_dim=8, text_dim=16, cond_dim=16, num_heads=2) if text else AudioOnlyFusion(audio_dim=8, cond_dim=16)
+    return Wav2UTIDiffusion(
+        denoiser=EDMPrecond(net), audio_encoder=LogMelEncoder(n_mels=8), fusion=fusion,
+        text_encoder=CharacterTextEncoder(dim=16, num_layers=1, num_heads=2) if text else None,
+        loss=EDMLoss(), sampler=HeunSampler(num_steps=2), stage=stage, resolution=res, clip_frames=4,
+        low_res_size=8, **kw)
+
+
+def _batch(B=2, T=4, res=16):
+    g = torch.Generator().manual_seed(1)
+    return {"video": torch.rand(B, 1, T, res, res, generator=g) * 2 - 1,
+            "audio": torch.randn(B, int(round(T * 16000 / 60)), generator=g) * 0.1,
+            "text": ["ab", "a longer one"][:B]}
+
+
+def test_training_loss_backward_and_ema():
+    m = _model()
+    loss = m._loss(_batch())
+    assert torch.isfinite(loss) and loss.item() > 0
+    loss.backward()
+    assert m.fusion.audio.proj.weight.grad is not None and m.text_encoder.embed.weight.grad is not None
+    # EMA: first update uses decay min(0.999, 2/11); check against the closed form on one weight.
+    p = next(m.denoiser.parameters())
+    e = next(m.ema["denoiser"].parameters())
+    before = e.detach().clone()
+    with torch.no_grad():
+        p.add_(1.0)
+    m.on_train_batch_end(None, None, 0)
+    d = 2 / 11
+    torch.testing.assert_close(e, d * before + (1 - d) * p.detach())
+    assert not any(q.requires_grad for q in m.ema.parameters())
+
+
+def test_condition_dropout_masks_whole_condition(monkeypatch):
+    m = _model(cond_drop_prob=1.0)
+    seen = {}
+
+    def spy(denoiser, x0, cond=None, cond_mask=None, **kw):
+        seen["mask"] = cond_mask
+        return (x0 * 0).pow(2) + 1.0
+
+    monkeypatch.setattr(m, "loss_fn", spy)
+    m._loss(_batch())
+    assert seen["mask"].shape == (2, 4) and not seen["mask"].any()
+    m.hparams.cond_drop_prob = 0.0
+    m._loss(_batch())
+    assert seen["mask"].all()
+
+
+def test_super_resolution_input_and_generation():
+    m = _model(stage="super_resolution")
+    video = _batch()["video"]
+    low = m.low_res_input(video, torch.zeros(2))
+    assert low.shape == video.shape
+    # without noise it is the 2x2-block mean (area) image upsampled bilinearly: check one frame by hand
+    down = resize_video(video, 8, "area")
+    f = video[0, 0, 1]
+    block = f.reshape(8, 2, 8, 2).mean(dim=(1, 3))
+    torch.testing.assert_close(down[0, 0, 1], block)
+    ref = torch.nn.functional.interpolate(block[None, None], size=(16, 16), mode="bilinear", align_corners=False)[0, 0]
+    torch.testing.assert_close(low[0, 0, 1], ref)
+    noisy = m.low_res_input(video, torch.full((2,), 0.5), torch.Generator().manual_seed(0))
+    assert abs(float((noisy - low).std()) - 0.5) < 0.03  # augmentation at the stated level
+    assert torch.isfinite(m._loss(_batch()))
+    feats = torch.randn(1, 4, 8)
+    out = m.generate(feats, low_res=down[:1], generator=torch.Generator().manual_seed(0))
+    assert out.shape == (1, 1, 4, 16, 16)
+    with pytest.raises(ValueError, match="low-res"):
+        m.generate(feats)
+
+
+def test_long_form_generation_length_and_determinism():
+    m = _model(text=False).eval()
+    feats = torch.randn(1, 11, 8)  # 11 frames > clip of 4: long-form windows
+    a = m.generate(feats, generator=torch.Generator().manual_seed(3))
+    b = m.generate(feats, generator=torch.Generator().manual_seed(3))
+    assert a.shape == (1, 1, 11, 16, 16) and torch.isfinite(a).all()
+    torch.testing.assert_close(a, b)  # S_churn = 0: deterministic given the seed
+
+
+def test_frozen_pretrained_encoder_not_in_checkpoint(tmp_path):
+    from test_encoders import _tiny_wav2vec2
+
+    from articulate.networks.wav2uti.encoders import Wav2Vec2Encoder
+
+    path = _tiny_wav2vec2(tmp_path / "w2v")
+    torch.manual_seed(0)
+    net = VideoUNet(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, resolution=16, attn_resolutions=(),
+                    cross_attn_resolutions=(), temporal="conv", cond_dim=16, num_heads=2)
+    m = Wav2UTIDiffusion(EDMPrecond(net), Wav2Vec2Encoder(str(path)), AudioOnlyFusion(audio_dim=32, cond_dim=16),
+                         resolution=16, clip_frames=4)
+    ckpt = {"state_dict": m.state_dict()}
+    m.on_save_checkpoint(ckpt)
+    assert not any(k.startswith("audio_encoder.model.") for k in ckpt["state_dict"])
+    assert any(k.startswith("denoiser.") for k in ckpt["state_dict"])
+    m.on_load_checkpoint(ckpt)
+    m.load_state_dict(ckpt["state_dict"], strict=True)  # restored from the reloaded encoder
+
+
+def test_dnn_context_windows_and_shapes():
+    x = torch.arange(5, dtype=torch.float32).reshape(1, 5, 1)
+    w = context_windows(x, 2)
+    assert w[0, 0].tolist() == [0, 0, 0, 1, 2] and w[0, 4].tolist() == [2, 3, 4, 4, 4]
+    net = FrameDNN(in_dim=3, context=1, hidden=20, num_layers=2, out_size=8)
+    assert net(torch.randn(2, 6, 3)).shape == (2, 1, 6, 8, 8)
+    # frame-wise: output frame t depends on input frames t-1..t+1 only
+    feats = torch.randn(1, 6, 3)
+    f2 = feats.clone()
+    f2[0, 5] += 1.0
+    torch.testing.assert_close(net(feats)[:, :, :4], net(f2)[:, :, :4])
+    m = Wav2UTIDNN(FrameDNN(in_dim=8, context=1, hidden=16, num_layers=2, out_size=16), LogMelEncoder(n_mels=8),
+                   resolution=16, clip_frames=4)
+    loss = m.training_step(_batch(), 0)
+    assert torch.isfinite(loss)
+    assert m.generate(torch.randn(1, 9, 8)).shape == (1, 1, 9, 16, 16)
