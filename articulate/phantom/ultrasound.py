@@ -108,7 +108,7 @@ class UltrasoundRenderer:
         fresh = np.abs(self.rng.standard_normal((V, P), dtype=np.float32))  # out-of-plane decorrelation
         speck = 0.8 * speck + 0.25 * fresh
 
-        echo = np.where(tongue_f > 0.5, 0.16, 0.32)  # hypoechoic tongue body, brighter floor of mouth
+        echo = np.where(tongue_f > 0.5, 0.08, 0.15)  # hypoechoic tongue body, brighter floor of mouth
         blocker = np.maximum(air_f, bone_f)
         blocked = np.maximum.accumulate(blocker > 0.5, axis=1)
         first = np.argmax(blocker > 0.5, axis=1)
@@ -117,10 +117,10 @@ class UltrasoundRenderer:
         surface = np.where(has[:, None], np.exp(-0.5 * ((j - first[:, None]) / 1.6) ** 2), 0.0)
         surface *= self.line_gain[:, None] * (1.0 + 0.3 * (bone_f.max(axis=1, keepdims=True) > 0.5))
         reverb = np.where(has[:, None], 0.12 * np.exp(-0.5 * ((j - 2 * first[:, None] - 8) / 3.0) ** 2), 0.0)
-        transmission = np.where(blocked, 0.05, 1.0)
+        transmission = np.where(blocked, 0.03, 1.0)
         atten = np.exp(-self.depth / 70.0)[None, :]
         v = (echo * speck * transmission + surface * 1.6 + reverb) * atten
-        v += 0.015 * np.abs(self.rng.normal(size=v.shape))  # electronic noise floor
+        v += 0.005 * np.abs(self.rng.normal(size=v.shape))  # electronic noise floor
         img = np.log1p(40.0 * v) / np.log1p(40.0 * 1.6)
         return np.clip(img * 255.0, 0, 255).astype(np.uint8)
 
