@@ -254,6 +254,33 @@ def test_media_panels_shapes_and_orientation():
     assert vid.shape == (3, 6, 12) and vid[0, 0, 0] == 255 and vid[0, 0, -1] == 0
 
 
+def test_callbacks_are_configurable_from_yaml_class_paths():
+    """The LightningCLI way: trainer.callbacks entries with class_path/init_args parse and instantiate."""
+    from jsonargparse import ArgumentParser
+    from lightning.pytorch import Callback
+
+    from callbacks.media import MediaCallback
+    from callbacks.metrics import MetricsCallback
+
+    parser = ArgumentParser()
+    parser.add_argument("--callbacks", type=list[Callback])
+    cfg = parser.parse_string("""
+callbacks:
+  - class_path: callbacks.metrics.MetricsCallback
+    init_args:
+      val_metrics: [corr2d, pesq]
+      options: {pesq: {mode: nb}}
+      inputs: {corr2d: [video_pred, video_target]}
+  - class_path: callbacks.media.MediaCallback
+    init_args: {num_samples: 2, every_n_epochs: 5}
+""")
+    metrics_cb, media_cb = parser.instantiate_classes(cfg).callbacks
+    assert isinstance(metrics_cb, MetricsCallback) and isinstance(media_cb, MediaCallback)
+    assert metrics_cb.test_metrics == ["corr2d", "pesq"] and metrics_cb.options == {"pesq": {"mode": "nb"}}
+    assert metrics_cb.inputs == {"corr2d": ("video_pred", "video_target")}
+    assert media_cb.every_n_epochs == 5
+
+
 @pytest.mark.ddp
 @pytest.mark.parametrize("n", [7])
 def test_two_process_ddp_validation_equals_single_process(tmp_path, n):
