@@ -135,7 +135,14 @@ def run_validate(devices: int, n: int, send_index: bool, out: Path | None = None
                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, callbacks=[cb])
     model = _module_class()(send_index=send_index)
-    trainer.validate(model, DataLoader(TinySet(n), batch_size=2, shuffle=False))
+    # One intra-op thread in every process: float32 conv sums (LPIPS) then run in the same order
+    # in this process and in the DDP workers, so equality can be exact.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        trainer.validate(model, DataLoader(TinySet(n), batch_size=2, shuffle=False))
+    finally:
+        torch.set_num_threads(threads)
     res = dict(cb.results["val"])
     if out is not None and trainer.is_global_zero:
         out.write_text(json.dumps({"results": res, "world_size": trainer.world_size}))

@@ -365,7 +365,7 @@ class I3DFeatures(nn.Module):
         if random_init:
             self.net = InceptionI3d(num_classes)
             gen = torch.Generator().manual_seed(0)
-            _calibrate_batchnorm(self.net, self._run, torch.rand(2, 1, 16, self.input_size, self.input_size, generator=gen))
+            _calibrate_batchnorm(self.net, self._run, torch.rand(2, 1, 8, self.input_size, self.input_size, generator=gen))
             source = "random"
         else:
             path = find_weights(tuple(n for n, _ in I3D_FILES), weights_path, "I3D for FVD",
