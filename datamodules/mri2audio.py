@@ -1,0 +1,461 @@
+"""Tagged MRI -> mel spectrogram data: subject-disjoint splits, on-the-fly audio crops, pairs.
+
+Data: a folder of ``<subject>/<utt>.{nii.gz,nii,npy,npz}`` + ``<utt>.wav`` (or a ``manifest.csv``),
+read through :mod:`articulate.readers`; ``data_dir=None`` uses the mri2audio phantom cohort
+(generated once by ``prepare_data``, cached).
+
+Per recording, once, in memory: the MRI sequence resized to ``frames x size x size`` and scaled to
+[0, 1], and the audio at ``mel.sr``. As in the paper, the model sees the whole MRI sequence and a
+``crop_samples``-long window of its audio (21,000 samples of ~22-24k: the window slides, which is
+the paper's 100x augmentation); the target is that window's mel on the fixed unit dB scale of
+:class:`articulate.signal.MelConfig` (64 x 64 with the defaults).
+
+Training: each epoch draws ``n_crops`` crops per training recording (uniform start, no stored
+copies). The crop start and the pair partner of item ``i`` in epoch ``e`` come from
+``numpy.random.default_rng([seed, e, i])``, and the visiting order from ``default_rng([seed, e])``,
+so an epoch is reproducible, differs from the next, and does not depend on the number of workers.
+The sampler is a ``DistributedSampler`` (one shard per rank), which Lightning keeps as it is and
+tells the epoch through ``set_epoch``.
+
+Pairs (``pairs=True``, training only: the KL term of the paper uses them): each item's partner is
+a crop of a recording by *another* training subject; with probability ``same_utterance_prob`` it
+says the same utterance when such a recording exists, otherwise a different utterance (falling
+back to the same utterance when no other utterance exists).
+
+Validation/test: ``eval_crops`` deterministic crops per recording (1 = the centred crop; more =
+evenly spaced from start to end).
+
+Batch (dict): ``mri [B,1,frames,size,size]`` float32 in [0,1], ``mel [B,1,n_mels,T]`` in [0,1],
+``audio [B, crop_samples]`` float32, ``subject [B]`` / ``utterance [B]`` int64 (indices into
+``subjects`` / ``utterances``, shared by all splits), ``sample_index [B]`` (item index in its
+split), ``crop_start [B]`` (sample offset of the crop in the recording); with pairs also
+``mri_pair``, ``mel_pair`` and ``same_utterance [B]`` bool.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from articulate.errors import InputError
+from articulate.signal.mel import MelConfig, MelSpectrogram, as_mel_config, power_to_unit
+from datamodules.splits import Split, make_split, n_folds
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MRI2AudioDataModule", "MRIRecording", "CropContext", "EpochSampler", "prepare_mri", "crop_starts"]
+
+
+@dataclass
+class MRIRecording:
+    """One recording held in memory, ready to crop."""
+
+    id: str
+    subject: str
+    utterance: str
+    mri: torch.Tensor  # float32 [frames, size, size] in [0, 1]
+    audio: np.ndarray  # float32 [L], L >= crop_samples (zero-padded when shorter)
+    n_samples: int  # length before padding
+    source: Path | None = None
+
+
+def prepare_mri(frames: np.ndarray, n_frames: int, size: int, percentiles: tuple[float, float] = (0.5, 99.5)) -> torch.Tensor:
+    """``[T, H, W]`` -> float32 ``[n_frames, size, size]`` in [0, 1].
+
+    Space: bilinear with antialiasing (a plain trilinear resize would alias when shrinking, e.g.
+    256 -> 128 px); time: linear (``align_corners=False``, frame centres). Equal sizes are left
+    untouched. Intensity: ``(x - p_lo) / (p_hi - p_lo)`` clipped, with the percentiles taken over the
+    whole sequence: robust to the few very bright voxels of tagged MRI (fat, vessels, tag
+    crossings) that would dim everything under max scaling, and, being per sequence rather than per
+    frame, keeping the fading of the tags over time.
+    """
+    x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
+    t, h, w = x.shape
+    if (h, w) != (size, size):
+        x = F.interpolate(x[:, None], size=(size, size), mode="bilinear", align_corners=False,
+                          antialias=(h > size or w > size))[:, 0]
+    if t != n_frames:
+        flat = x.reshape(t, -1).T[:, None]  # [H*W, 1, T]
+        x = F.interpolate(flat, size=n_frames, mode="linear", align_corners=False)[:, 0].T.reshape(n_frames, size, size)
+    lo, hi = np.percentile(x.numpy(), percentiles)
+    if not hi > lo:  # a constant sequence: nothing to scale
+        return torch.zeros_like(x)
+    return ((x - float(lo)) / float(hi - lo)).clamp_(0.0, 1.0).contiguous()
+
+
+def crop_starts(n_samples: int, crop: int, count: int) -> list[int]:
+    """``count`` deterministic crop starts: the centred crop for 1, else evenly spaced over the signal."""
+    span = max(n_samples - crop, 0)
+    if count <= 1:
+        return [span // 2]
+    return [int(round(v)) for v in np.linspace(0, span, count)]
+
+
+@dataclass
+class CropContext:
+    """What the datasets need, without the DataModule (which holds the trainer and must not be
+    pickled into DataLoader workers)."""
+
+    recordings: list[MRIRecording]
+    subject_ids: dict[str, int]
+    utterance_ids: dict[str, int]
+    mel_config: MelConfig
+    crop_samples: int
+    n_crops: int
+    eval_crops: int
+    seed: int
+    pairs: bool
+    same_utterance_prob: float
+    partners: dict[int, tuple[list[int], list[int]]]
+
+    def draw_partner(self, rec_index: int, rng: np.random.Generator) -> tuple[int, bool]:
+        """A partner recording of another training subject and whether it says the same utterance."""
+        same, diff = self.partners[rec_index]
+        want_same = rng.random() < self.same_utterance_prob
+        pool, is_same = (same, True) if (want_same and same) or not diff else (diff, False)
+        return pool[int(rng.integers(len(pool)))], is_same
+
+    def random_start(self, rec_index: int, rng: np.random.Generator) -> int:
+        return int(rng.integers(0, len(self.recordings[rec_index].audio) - self.crop_samples + 1))
+
+
+class _Items(Dataset):
+    """Shared item builder: crop, mel on the unit scale, MRI, ids."""
+
+    def __init__(self, ctx: CropContext, recordings: list[int]):
+        self.ctx = ctx
+        self.recordings = list(recordings)
+        self.mel = MelSpectrogram(ctx.mel_config)
+
+    def crop(self, rec: MRIRecording, start: int) -> tuple[torch.Tensor, torch.Tensor]:
+        audio = torch.from_numpy(rec.audio[start:start + self.ctx.crop_samples])
+        with torch.no_grad():
+            mel = power_to_unit(self.mel(audio[None])[0], self.ctx.mel_config)
+        return audio, mel[None].float()
+
+    def item(self, rec_index: int, start: int, sample_index: int) -> dict[str, Any]:
+        rec = self.ctx.recordings[rec_index]
+        audio, mel = self.crop(rec, start)
+        return {
+            "mri": rec.mri[None], "mel": mel, "audio": audio,
+            "subject": self.ctx.subject_ids[rec.subject], "utterance": self.ctx.utterance_ids[rec.utterance],
+            "sample_index": sample_index, "crop_start": start,
+        }
+
+
+class TrainCrops(_Items):
+    """``n_crops`` random crops per recording per epoch; indexed by ``(epoch, i)`` (see the sampler)."""
+
+    def __len__(self) -> int:
+        return len(self.recordings) * self.ctx.n_crops
+
+    def __getitem__(self, key: tuple[int, int] | int) -> dict[str, Any]:
+        epoch, i = key if isinstance(key, tuple) else (0, int(key))
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        ctx = self.ctx
+        rng = np.random.default_rng([ctx.seed, int(epoch), int(i)])
+        r = self.recordings[i // ctx.n_crops]
+        out = self.item(r, ctx.random_start(r, rng), i)
+        if ctx.pairs:
+            p, same = ctx.draw_partner(r, rng)
+            _, mel_p = self.crop(ctx.recordings[p], ctx.random_start(p, rng))
+            out.update(mri_pair=ctx.recordings[p].mri[None], mel_pair=mel_p, same_utterance=bool(same))
+        return out
+
+
+class EvalCrops(_Items):
+    """``eval_crops`` fixed crops per recording."""
+
+    def __init__(self, ctx: CropContext, recordings: list[int]):
+        super().__init__(ctx, recordings)
+        self.index = [(r, s) for r in self.recordings
+                      for s in crop_starts(len(ctx.recordings[r].audio), ctx.crop_samples, ctx.eval_crops)]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        r, start = self.index[i]
+        return self.item(r, start, i)
+
+
+class EpochSampler(DistributedSampler):
+    """Seeded per-epoch shuffle yielding ``(epoch, index)`` keys, sharded over DDP ranks.
+
+    A ``DistributedSampler`` so that Lightning neither replaces nor wraps it and calls ``set_epoch``
+    at each epoch start (also after resuming). Each rank gets ``ceil(N / world)`` keys (the
+    permutation is padded by wrapping, as ``DistributedSampler`` does).
+    """
+
+    def __init__(self, dataset: Dataset, seed: int = 0, num_replicas: int | None = None, rank: int | None = None):
+        if num_replicas is None or rank is None:
+            dist = torch.distributed
+            ready = dist.is_available() and dist.is_initialized()
+            num_replicas = dist.get_world_size() if ready else 1
+            rank = dist.get_rank() if ready else 0
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=False)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        n = len(self.dataset)
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(n).tolist()
+        if self.total_size > n:
+            order += (order * (self.total_size // max(n, 1) + 1))[: self.total_size - n]
+        for i in order[self.rank:self.total_size:self.num_replicas]:
+            yield (self.epoch, int(i))
+
+
+class MRI2AudioDataModule(LightningDataModule):
+    """Tagged-MRI sequences and mel spectrograms of their audio, split by subject.
+
+    Args:
+        data_dir: dataset folder (or manifest .csv); None uses the mri2audio phantom.
+        phantom: options for ``articulate.phantom.ensure_phantom("mri2audio", ...)`` (e.g. ``subjects``).
+        split: ``loso`` (leave one subject out; ``fold`` = the test subject's rank in sorted order)
+            or ``kfold`` (``k`` seeded subject groups; ``fold`` = the test group).
+        fold: which fold is the test part.
+        k: number of groups for ``kfold``.
+        val_subjects: subjects (count, or fraction) moved from training to validation, chosen with
+            ``seed`` and alternating between utterances; 0 = no validation set.
+        n_crops: training crops per recording per epoch (the paper's 100x sliding-window augmentation).
+        eval_crops: deterministic crops per validation/test recording (1 = centred).
+        crop_samples: audio window length in samples (21,000 -> 64 mel frames with the default mel).
+        frames, size: MRI sequence resized to ``frames x size x size``.
+        mel: the mel transform and its unit dB scale (a MelConfig or its fields).
+        pairs: add a partner crop from another subject to each training item (for the KL term).
+        same_utterance_prob: probability that the partner says the same utterance.
+        intensity_percentiles: MRI intensity percentiles mapped to 0 and 1.
+        batch_size, num_workers: DataLoader settings (workers run the on-the-fly crop + mel).
+        seed: crops, pairs, kfold groups and validation subjects.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        phantom: dict[str, Any] | None = None,
+        split: Literal["loso", "kfold"] = "loso",
+        fold: int = 0,
+        k: int = 5,
+        val_subjects: int | float = 2,
+        n_crops: int = 100,
+        eval_crops: int = 1,
+        crop_samples: int = 21000,
+        frames: int = 26,
+        size: int = 128,
+        mel: MelConfig | None = None,
+        pairs: bool = True,
+        same_utterance_prob: float = 0.5,
+        intensity_percentiles: tuple[float, float] = (0.5, 99.5),
+        batch_size: int = 16,
+        num_workers: int = 2,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if split not in ("loso", "kfold"):
+            raise InputError(None, f"split must be 'loso' or 'kfold', got {split!r}")
+        for name, value in (("n_crops", n_crops), ("eval_crops", eval_crops), ("crop_samples", crop_samples),
+                            ("frames", frames), ("size", size), ("batch_size", batch_size)):
+            if int(value) < 1:
+                raise InputError(None, f"{name} must be at least 1, got {value}")
+        if not 0.0 <= same_utterance_prob <= 1.0:
+            raise InputError(None, f"same_utterance_prob must be in [0, 1], got {same_utterance_prob}")
+        lo, hi = intensity_percentiles
+        if not 0.0 <= lo < hi <= 100.0:
+            raise InputError(None, f"intensity_percentiles must satisfy 0 <= lo < hi <= 100, got {intensity_percentiles}")
+        self.save_hyperparameters(ignore=["mel"])
+        self.data_dir = data_dir
+        self.phantom = dict(phantom or {})
+        self.split, self.fold, self.k, self.val_subjects = split, int(fold), int(k), val_subjects
+        self.n_crops, self.eval_crops, self.crop_samples = int(n_crops), int(eval_crops), int(crop_samples)
+        self.frames, self.size = int(frames), int(size)
+        self.mel_config: MelConfig = as_mel_config(mel)
+        self.hparams["mel"] = self.mel_config.to_dict()  # the resolved config, for the checkpoint
+        self.sample_rate: int = int(self.mel_config.sr)
+        self.pairs, self.same_utterance_prob = bool(pairs), float(same_utterance_prob)
+        self.intensity_percentiles = (float(lo), float(hi))
+        self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
+        self.recordings: list[MRIRecording] = []
+        self.subjects: list[str] = []
+        self.utterances: list[str] = []
+        self.splits: dict[str, list[int]] = {}
+        self.split_info: Split | None = None
+        self.context: CropContext | None = None
+        self._root: Path | None = None
+
+    # ------------------------------------------------------------------------------------------
+    # loading
+
+    @property
+    def mel_frames(self) -> int:
+        return self.mel_config.frames(self.crop_samples)
+
+    def root(self) -> Path:
+        """The dataset folder (the cached phantom when ``data_dir`` is None)."""
+        if self.data_dir is None:
+            from articulate.phantom import ensure_phantom
+
+            return Path(ensure_phantom("mri2audio", **self.phantom))
+        root = Path(self.data_dir).expanduser()
+        if not root.exists():
+            raise InputError(root, "dataset folder not found")
+        return root
+
+    def prepare_data(self) -> None:
+        # Only file writing this module does: the phantom cohort (rank 0; generated atomically).
+        self.root()
+
+    def _load(self, rec) -> MRIRecording:
+        from articulate.readers.audio import read_audio
+        from articulate.readers.mri import read_mri
+
+        seq = read_mri(rec.image)
+        wav, _ = read_audio(rec.audio, sr=self.sample_rate)
+        n = int(wav.shape[-1])
+        if n < self.crop_samples:
+            if not getattr(self, "_warned_short", False):
+                log.warning("%s: %d samples, shorter than a %d-sample crop: zero-padded at the end "
+                            "(further short recordings are padded silently)", rec.audio, n, self.crop_samples)
+                self._warned_short = True
+            wav = np.pad(wav, (0, self.crop_samples - n))
+        mri = prepare_mri(seq.frames, self.frames, self.size, self.intensity_percentiles)
+        return MRIRecording(str(rec.id), str(rec.subject), str(rec.utterance), mri,
+                            np.ascontiguousarray(wav, dtype=np.float32), n, Path(rec.image))
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read every recording (read-only: safe on every DDP rank) and build the split."""
+        if self.recordings:
+            return
+        from articulate.readers.dataset_index import index_dataset
+
+        root = self.root()
+        self._root = root
+        recs = [r for r in index_dataset(root) if r.kind == "mri"]
+        if not recs:
+            raise InputError(root, "no MRI recordings found (<subject>/<utt>.nii.gz|.nii|.npy|.npz + .wav)")
+        no_audio = [r for r in recs if r.audio is None]
+        if no_audio:
+            log.warning("%d MRI recording(s) without audio skipped (e.g. %s)", len(no_audio), no_audio[0].image)
+            recs = [r for r in recs if r.audio is not None]
+        if not recs:
+            raise InputError(root, "no MRI recording has an audio file (.wav) beside it")
+        recs = sorted(recs, key=lambda r: (str(r.subject), str(r.utterance), str(r.id)))
+        self.recordings = [self._load(r) for r in recs]
+        self.subjects = sorted({r.subject for r in self.recordings})
+        self.utterances = sorted({r.utterance for r in self.recordings})
+        subj = [r.subject for r in self.recordings]
+        self.split_info = make_split(subj, self.split, self.fold, self.k, self.val_subjects, self.seed,
+                                     strata=[r.utterance for r in self.recordings])
+        s = self.split_info
+        self.splits = {"train": s.train, "val": s.val, "test": s.test}
+        if not s.train:
+            raise InputError(root, "the split leaves no training recording")
+        self.context = CropContext(
+            self.recordings, {n: i for i, n in enumerate(self.subjects)}, {n: i for i, n in enumerate(self.utterances)},
+            self.mel_config, self.crop_samples, self.n_crops, self.eval_crops, self.seed, self.pairs,
+            self.same_utterance_prob, self._partners() if self.pairs else {},
+        )
+
+    def _partners(self) -> dict[int, tuple[list[int], list[int]]]:
+        """Per training recording: (same-utterance, other-utterance) recordings of other training subjects."""
+        train = self.splits["train"]
+        if len({self.recordings[i].subject for i in train}) < 2:
+            raise InputError(self._root, "pairs need at least 2 training subjects; set pairs: false or use more subjects")
+        out = {}
+        for i in train:
+            a = self.recordings[i]
+            others = [j for j in train if self.recordings[j].subject != a.subject]
+            out[i] = ([j for j in others if self.recordings[j].utterance == a.utterance],
+                      [j for j in others if self.recordings[j].utterance != a.utterance])
+        return out
+
+    # ------------------------------------------------------------------------------------------
+    # datasets and loaders
+
+    def dataset(self, split: Literal["train", "val", "test"]) -> Dataset:
+        if not self.recordings:
+            self.setup()
+        if split == "train":
+            return TrainCrops(self.context, self.splits["train"])
+        return EvalCrops(self.context, self.splits[split])
+
+    def _loader(self, dataset: Dataset, sampler=None) -> DataLoader:
+        return DataLoader(
+            dataset, batch_size=self.batch_size, shuffle=False, sampler=sampler, num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        ds = self.dataset("train")
+        return self._loader(ds, EpochSampler(ds, seed=self.seed))
+
+    def val_dataloader(self) -> DataLoader | list:
+        if not self.splits.get("val") and self.recordings:
+            return []  # no validation subjects: Lightning skips validation
+        return self._loader(self.dataset("val"))
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("test"))
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("test"))
+
+    def train_mels(self, crops_per_recording: int = 16, batch_size: int = 256) -> Iterator[dict[str, torch.Tensor]]:
+        """Mel targets of the training recordings without the MRI (cheap; for mean-mel baselines):
+        ``crops_per_recording`` evenly spaced crops each, as batches of ``mel`` and ``utterance``."""
+        if not self.recordings:
+            self.setup()
+        mel = MelSpectrogram(self.mel_config)
+        rows = [(r, s) for r in self.splits["train"]
+                for s in crop_starts(len(self.recordings[r].audio), self.crop_samples, crops_per_recording)]
+        for b in range(0, len(rows), batch_size):
+            chunk = rows[b:b + batch_size]
+            audio = torch.from_numpy(np.stack([self.recordings[r].audio[s:s + self.crop_samples] for r, s in chunk]))
+            with torch.no_grad():
+                m = power_to_unit(mel(audio), self.mel_config)[:, None]
+            utt = torch.tensor([self.context.utterance_ids[self.recordings[r].utterance] for r, _ in chunk])
+            yield {"mel": m, "utterance": utt}
+
+    # ------------------------------------------------------------------------------------------
+    # description
+
+    @property
+    def num_folds(self) -> int:
+        if not self.recordings:
+            self.setup()
+        return n_folds([r.subject for r in self.recordings], self.split, self.k)
+
+    def describe(self) -> str:
+        """A few lines on the data, the split and the shapes (for logs and the CLI)."""
+        if not self.recordings:
+            self.setup()
+        s = self.split_info
+        lengths = np.array([r.n_samples for r in self.recordings])
+        cfg = self.mel_config
+
+        def subjects(names: list[str]) -> str:
+            return ", ".join(names) if len(names) <= 6 else f"{', '.join(names[:5])}, ... ({len(names)})"
+
+        fold_desc = f"fold {self.fold} of {self.num_folds}" + (f" (k={self.k}, seed={self.seed})" if self.split == "kfold" else "")
+        lines = [
+            f"MRI2AudioDataModule: {len(self.recordings)} recordings, {len(self.subjects)} subjects, "
+            f"utterances {', '.join(f'{u} ({sum(r.utterance == u for r in self.recordings)})' for u in self.utterances)}",
+            f"  source: {self._root}" + (" (phantom)" if self.data_dir is None else ""),
+            f"  split: {self.split} {fold_desc}; train {len(s.train)} rec / {len(s.train_subjects)} subj, "
+            f"val {len(s.val)} / {len(s.val_subjects)} [{subjects(s.val_subjects)}], "
+            f"test {len(s.test)} / {len(s.test_subjects)} [{subjects(s.test_subjects)}]",
+            f"  audio: {self.sample_rate} Hz, {lengths.min()}-{lengths.max()} samples; crops of {self.crop_samples} "
+            f"({self.n_crops} per training recording per epoch = {len(s.train) * self.n_crops} items; "
+            f"{self.eval_crops} per eval recording)",
+            f"  mri [B,1,{self.frames},{self.size},{self.size}] in [0,1] (percentiles {self.intensity_percentiles}); "
+            f"mel [B,1,{cfg.n_mels},{self.mel_frames}] unit scale {cfg.db_min:g}..{cfg.db_max:g} dB "
+            f"(n_fft {cfg.n_fft}, hop {cfg.hop_length}); pairs {'on' if self.pairs else 'off'}",
+        ]
+        return "\n".join(lines)
