@@ -59,6 +59,7 @@ def test_score_wavs_at_any_rate_equal_direct_pesq_at_16k(capsys, tmp_path):
     import pesq as pesq_pkg
 
     from articulate.readers.audio import read_audio
+    from articulate.signal.resample import resample
     from test_callbacks import speech_like
 
     ref, pred = tmp_path / "ref", tmp_path / "pred"
@@ -70,8 +71,9 @@ def test_score_wavs_at_any_rate_equal_direct_pesq_at_16k(capsys, tmp_path):
         sf.write(pred / f"u{i}.wav", clean + 0.02 * rng.standard_normal(len(clean)).astype(np.float32), sr, subtype="FLOAT")
     expect = []
     for i in range(2):
-        r, _ = read_audio(ref / f"u{i}.wav", sr=16000)
-        d, _ = read_audio(pred / f"u{i}.wav", sr=16000)
+        r, sr = read_audio(ref / f"u{i}.wav")
+        d, _ = read_audio(pred / f"u{i}.wav")
+        r, d = resample(r, sr, 16000), resample(d, sr, 16000)
         expect.append(pesq_pkg.pesq(16000, r, d, "nb"))
     code, out, err = run(capsys, "--ref", str(ref), "--pred", str(pred), "--metrics", "pesq", "--pesq-mode", "nb", "--json")
     assert code == 0, err

@@ -122,11 +122,11 @@ def _load_images(path: Path, pixel_range: str | None) -> tuple[np.ndarray, str]:
     return arr.astype(np.float64), rng
 
 
-def _load_audio(path: Path) -> np.ndarray:
+def _load_audio(path: Path) -> tuple[np.ndarray, int]:
     from articulate.readers.audio import read_audio
 
-    wav, _ = read_audio(path, sr=16000, mono=True)
-    return np.asarray(wav, dtype=np.float32)
+    wav, sr = read_audio(path, mono=True)
+    return np.asarray(wav, dtype=np.float32), int(sr)
 
 
 def _build(name: str, args: argparse.Namespace) -> Any:
@@ -175,7 +175,12 @@ def score(pairs: list[tuple[Path, Path]], metrics: list[str], args: argparse.Nam
         if kind_r == "audio":
             # Folders may mix audio with arrays/videos: each pair gets the metrics that apply to it.
             if "pesq" in objs:
-                objs["pesq"].update([_load_audio(pred_path)], [_load_audio(ref_path)], 16000, sample_index=idx)
+                (ref_wav, ref_sr), (pred_wav, pred_sr) = _load_audio(ref_path), _load_audio(pred_path)
+                if pred_sr != ref_sr:  # PESQ resamples both to 16 kHz; bring them to one rate first
+                    from articulate.signal.resample import resample
+
+                    pred_wav = resample(pred_wav, pred_sr, ref_sr)
+                objs["pesq"].update([pred_wav], [ref_wav], ref_sr, sample_index=idx)
                 fed["pesq"] += 1
             continue
         if not image_metrics:

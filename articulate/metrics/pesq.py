@@ -1,7 +1,7 @@
 """PESQ (ITU-T P.862 via the ``pesq`` package) on 16 kHz audio, computed in parallel CPU workers.
 
 The ``pesq`` C code accepts only 8 or 16 kHz, so every waveform is resampled to 16 kHz first
-(``torchaudio.functional.resample``, band-limited sinc). Wide band (P.862.2, ``'wb'``) is the
+(:func:`articulate.signal.resample.resample`, band-limited Kaiser sinc). Wide band (P.862.2, ``'wb'``) is the
 default; ``mode='nb'`` gives narrow band (P.862.1 MOS-LQO) on the same 16 kHz signals. Papers
 differ in which they report: say which.
 
@@ -60,14 +60,14 @@ def _shutdown_pools() -> None:
 
 
 def _to_16k(wav: Any, sample_rate: int) -> np.ndarray:
-    x = torch.as_tensor(np.asarray(wav.detach().cpu() if isinstance(wav, torch.Tensor) else wav), dtype=torch.float32)
+    x = wav.detach().cpu().float().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav, dtype=np.float32)
     if x.ndim != 1:
         raise ValueError(f"expected a mono waveform [L], got shape {tuple(x.shape)}")
     if sample_rate != PESQ_SR:
-        import torchaudio.functional as AF
+        from articulate.signal.resample import resample  # the project's one band-limited resampler
 
-        x = AF.resample(x, int(sample_rate), PESQ_SR)
-    return x.numpy().astype(np.float32, copy=False)
+        x = resample(x, int(sample_rate), PESQ_SR)
+    return np.ascontiguousarray(x, dtype=np.float32)
 
 
 def _as_list(batch: Any) -> list[Any]:
