@@ -190,6 +190,27 @@ def test_metrics_callback_missing_outputs_is_a_clear_error():
         trainer.validate(NoAudio(), DataLoader(TinySet(2), batch_size=2))
 
 
+def test_metrics_callback_test_stage_logs_its_own_metric_list():
+    import lightning.pytorch as pl
+
+    from articulate.metrics.functional import rmse
+    from callbacks.metrics import MetricsCallback
+
+    cb = MetricsCallback(val_metrics=["corr2d"], test_metrics=["corr2d", "rmse"])
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, callbacks=[cb])
+    model = _module_class()()
+    trainer.test(model, DataLoader(TinySet(3), batch_size=2))
+    assert set(cb.results["test"]) == {"test/corr2d", "test/rmse"} and cb.results["val"] == {}
+    ds = TinySet(3)
+    batch = {k: torch.stack([torch.as_tensor(ds[i][k]) for i in range(3)]) for k in ("mel", "video", "audio", "mri", "id")}
+    with torch.no_grad():
+        out = model.validation_step(batch, 0)
+    expect = float(rmse(out["video_pred"].double(), out["video_target"].double(), pixel_range="unit").mean())
+    assert cb.results["test"]["test/rmse"] == pytest.approx(expect, rel=1e-12)
+    assert float(trainer.callback_metrics["test/rmse"]) == pytest.approx(expect, rel=1e-6)
+
+
 def test_metrics_callback_rejects_unknown_metric_names():
     from callbacks.metrics import MetricsCallback
 
