@@ -24,6 +24,7 @@ key                 shape                       meaning
 ``video_target``    ``[B, 1, T, H, W]``         real ultrasound, [0, 1]
 ``fps``             ``float``                   video frame rate for the media players (default 60)
 ``sample_index``    ``[B]`` int                 dataset index of each element (``batch["sample_index"]``)
+``valid``           ``[B]`` bool                optional: False drops an element from every metric
 =================== =========================== ==================================================
 
 Diffusion modules that work in [-1, 1] convert with ``(x + 1) / 2`` before returning.
