@@ -29,7 +29,8 @@ Batch (dict): ``mri [B,1,frames,size,size]`` float32 in [0,1], ``mel [B,1,n_mels
 ``audio [B, crop_samples]`` float32, ``subject [B]`` / ``utterance [B]`` int64 (indices into
 ``subjects`` / ``utterances``, shared by all splits), ``sample_index [B]`` (item index in its
 split), ``crop_start [B]`` (sample offset of the crop in the recording); with pairs also
-``mri_pair``, ``mel_pair`` and ``same_utterance [B]`` bool.
+``mri_pair``, ``mel_pair``, ``same_utterance [B]`` bool and the partner's ``subject_pair`` /
+``utterance_pair``.
 """
 
 from __future__ import annotations
@@ -168,7 +169,9 @@ class TrainCrops(_Items):
         if ctx.pairs:
             p, same = ctx.draw_partner(r, rng)
             _, mel_p = self.crop(ctx.recordings[p], ctx.random_start(p, rng))
-            out.update(mri_pair=ctx.recordings[p].mri[None], mel_pair=mel_p, same_utterance=bool(same))
+            partner = ctx.recordings[p]
+            out.update(mri_pair=partner.mri[None], mel_pair=mel_p, same_utterance=bool(same),
+                       subject_pair=ctx.subject_ids[partner.subject], utterance_pair=ctx.utterance_ids[partner.utterance])
         return out
 
 

@@ -1,0 +1,357 @@
+"""MRI2AudioDataModule: shapes, seeded per-epoch crops, mel targets vs librosa, LOSO folds, pairs.
+
+This file is also a script (``python tests/test_datamodule_mri2audio.py DATA_DIR OUT_DIR``): the DDP
+test runs it in a subprocess so Lightning's ``ddp`` launcher can re-execute it for rank 1.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from articulate.errors import InputError
+from articulate.readers.audio import read_audio, write_audio
+from articulate.readers.mri import write_mri
+from articulate.signal.mel import MelConfig, mel_librosa, power_to_unit
+from datamodules.mri2audio import EpochSampler, MRI2AudioDataModule, crop_starts, prepare_mri
+
+SR = 22050
+# subject -> (utterance, audio length); S6's audio is shorter than a crop.
+COHORT = {"S1": ("asouk", 22400), "S2": ("asouk", 23000), "S3": ("asouk", 24100), "S4": ("asouk", 21900),
+          "S5": ("ageese", 22800), "S6": ("ageese", 15000)}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Per-item STFTs are tiny: on the shared 2-core test box thread hand-offs dominate.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    """Six subjects written with the readers' writers: 20 frames of 48 x 40 px (resized by the
+    DataModule), voiced-like audio of 15,000-24,100 samples at 22,050 Hz."""
+    root = tmp_path_factory.mktemp("mri2audio-cohort")
+    for k, (subject, (utt, n)) in enumerate(COHORT.items()):
+        rng = np.random.default_rng(k)
+        t = np.arange(n) / SR
+        f0 = 100 + 20 * k + 40 * t
+        phase = 2 * np.pi * np.cumsum(f0) / SR
+        wav = 0.3 * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)) * sum(np.sin(h * phase) / h for h in range(1, 8))
+        wav += 0.01 * rng.standard_normal(n)
+        write_audio(root / subject / f"{utt}.wav", wav.astype(np.float32), SR)
+        frames = rng.uniform(0, 100, (20, 48, 40)).astype(np.float32)
+        frames[:, 5, 5] = 5000.0  # a few very bright voxels (percentile scaling must ignore them)
+        write_mri(root / subject / f"{utt}.nii.gz", frames)
+    return root
+
+
+def make_dm(cohort, **kw) -> MRI2AudioDataModule:
+    args = dict(data_dir=str(cohort), n_crops=3, batch_size=4, num_workers=0, val_subjects=1)
+    args.update(kw)
+    dm = MRI2AudioDataModule(**args)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def epoch_items(dm: MRI2AudioDataModule, epoch: int) -> list[dict]:
+    ds = dm.dataset("train")
+    sampler = EpochSampler(ds, seed=dm.seed)
+    sampler.set_epoch(epoch)
+    return [ds[key] for key in sampler]
+
+
+def test_batch_shapes_dtypes_ranges(cohort):
+    dm = make_dm(cohort)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["mri"].shape == batch["mri_pair"].shape == (4, 1, 26, 128, 128)
+    assert batch["mel"].shape == batch["mel_pair"].shape == (4, 1, 64, 64)
+    assert batch["audio"].shape == (4, 21000)
+    for key in ("mri", "mel", "audio", "mri_pair", "mel_pair"):
+        assert batch[key].dtype == torch.float32, key
+    for key in ("mri", "mel", "mri_pair", "mel_pair"):
+        assert batch[key].min() >= 0 and batch[key].max() <= 1, key
+    assert batch["mri"].max() == 1 and batch["mel"].max() > 0.5
+    for key in ("subject", "utterance", "sample_index", "crop_start", "subject_pair", "utterance_pair"):
+        assert batch[key].dtype == torch.int64 and batch[key].shape == (4,), key
+    assert batch["same_utterance"].dtype == torch.bool
+    val = next(iter(dm.val_dataloader()))
+    assert val["mri"].shape[1:] == (1, 26, 128, 128) and val["mel"].shape[1:] == (1, 64, 64)
+    assert "mri_pair" not in val  # pairs are a training device (the KL term)
+    assert dm.mel_config == MelConfig() and dm.sample_rate == SR
+    assert dm.subjects == sorted(COHORT) and dm.utterances == ["ageese", "asouk"]
+    assert "6 recordings, 6 subjects" in dm.describe() and "loso fold 0 of 6" in dm.describe()
+
+
+def test_crops_are_the_recording_audio_and_mel_matches_librosa(cohort):
+    dm = make_dm(cohort, pairs=False)
+    ds = dm.dataset("train")
+    cfg = dm.mel_config
+    for key in [(0, 0), (0, 4), (2, len(ds) - 1)]:
+        item = ds[key]
+        rec = dm.recordings[ds.recordings[key[1] // dm.n_crops]]
+        wav, _ = read_audio(cohort / rec.subject / f"{rec.utterance}.wav", sr=SR)
+        wav = np.pad(wav, (0, max(0, 21000 - len(wav))))  # S6 is short: zero-padded
+        s = int(item["crop_start"])
+        np.testing.assert_array_equal(item["audio"].numpy(), wav[s:s + 21000])
+        ref = power_to_unit(mel_librosa(item["audio"].numpy(), cfg), cfg)
+        # float32 torch STFT vs librosa: ~3e-5 dB, i.e. ~2e-7 on the 140 dB unit scale.
+        assert np.abs(item["mel"][0].numpy() - ref).max() < 1e-5
+
+
+def test_crops_differ_between_epochs_and_are_reproducible(cohort):
+    dm = make_dm(cohort)
+    e0 = [int(it["crop_start"]) for it in epoch_items(dm, 0)]
+    e1 = [int(it["crop_start"]) for it in epoch_items(dm, 1)]
+    assert e0 != e1
+    again = make_dm(cohort)
+    assert [int(it["crop_start"]) for it in epoch_items(again, 0)] == e0
+    other = make_dm(cohort, seed=5)
+    assert [int(it["crop_start"]) for it in epoch_items(other, 0)] != e0
+    # Each recording yields n_crops items per epoch, visited in a shuffled order.
+    order = [int(it["sample_index"]) for it in epoch_items(dm, 0)]
+    assert sorted(order) == list(range(len(dm.dataset("train")))) and order != sorted(order)
+
+
+def test_epoch_sampler_shards_across_ranks(cohort):
+    ds = make_dm(cohort, n_crops=5).dataset("train")  # 4 training recordings x 5 = 20 items
+    shards = []
+    for rank in range(3):
+        sampler = EpochSampler(ds, seed=0, num_replicas=3, rank=rank)
+        sampler.set_epoch(7)
+        shards.append(list(sampler))
+    assert all(len(s) == 7 for s in shards)  # ceil(20 / 3), padded by wrapping
+    keys = [k for s in shards for k in s]
+    assert {k[0] for k in keys} == {7}
+    assert {k[1] for k in keys} == set(range(20))
+
+
+def test_short_audio_is_zero_padded_with_one_warning(cohort, caplog):
+    with caplog.at_level(logging.WARNING, logger="datamodules.mri2audio"):
+        dm = make_dm(cohort, split="loso", fold=5)  # S6 (short) is the test subject
+    assert sum("zero-padded" in r.getMessage() for r in caplog.records) == 1
+    rec = next(r for r in dm.recordings if r.subject == "S6")
+    assert rec.n_samples == 15000 and len(rec.audio) == 21000 and not rec.audio[15000:].any()
+    item = dm.dataset("test")[0]
+    assert item["audio"].shape == (21000,) and int(item["crop_start"]) == 0
+
+
+def test_loso_folds_are_subject_disjoint_and_cover_every_subject(cohort):
+    tested = []
+    for fold in range(len(COHORT)):
+        dm = make_dm(cohort, fold=fold, pairs=False)
+        s = dm.split_info
+        assert len(s.test_subjects) == 1 and len(s.val_subjects) == 1
+        assert not set(s.train_subjects) & set(s.test_subjects)
+        assert not set(s.train_subjects) & set(s.val_subjects)
+        assert not set(s.val_subjects) & set(s.test_subjects)
+        subj = {name: {int(dm.dataset(name)[i]["subject"]) for i in range(len(dm.dataset(name)))}
+                for name in ("train", "val", "test")}
+        assert {dm.subjects[i] for i in subj["test"]} == set(s.test_subjects)
+        assert not subj["train"] & subj["test"]
+        tested += s.test_subjects
+    assert sorted(tested) == sorted(COHORT)
+    with pytest.raises(InputError, match="fold 6 is out of range"):
+        make_dm(cohort, fold=6)
+
+
+def test_kfold_split(cohort):
+    tests = [make_dm(cohort, split="kfold", k=3, fold=f, pairs=False).split_info.test_subjects for f in range(3)]
+    assert sorted(s for t in tests for s in t) == sorted(COHORT) and all(len(t) == 2 for t in tests)
+
+
+def test_pairs_follow_the_rules(cohort):
+    dm = make_dm(cohort, n_crops=60, fold=0, val_subjects=0)  # train: S2-S6 (S2-S4 asouk, S5-S6 ageese)
+    items = epoch_items(dm, 0)
+    subj = np.array([int(it["subject"]) for it in items])
+    utt = np.array([int(it["utterance"]) for it in items])
+    subj_p = np.array([int(it["subject_pair"]) for it in items])
+    utt_p = np.array([int(it["utterance_pair"]) for it in items])
+    same = np.array([bool(it["same_utterance"]) for it in items])
+    assert (subj != subj_p).all()  # always another subject
+    assert (same == (utt == utt_p)).all()
+    train_ids = {dm.subjects.index(s) for s in dm.split_info.train_subjects}
+    assert set(subj_p) <= train_ids  # partners come from the training subjects only
+    # Every item has a same-utterance partner available here: about half are same-utterance pairs.
+    frac = same.mean()
+    assert 0.4 < frac < 0.6, frac  # 300 draws: 0.5 +- 3.5 sd
+    # The partner's MRI is the partner recording's MRI.
+    it = items[0]
+    rec = next(r for r in dm.recordings if dm.subjects.index(r.subject) == int(it["subject_pair"]))
+    torch.testing.assert_close(it["mri_pair"][0], rec.mri)
+
+
+def test_pairs_without_a_same_utterance_partner_are_different(cohort):
+    # fold 4 tests S5: S6 is the only ageese speaker left, so S6's partners must be asouk speakers.
+    dm = make_dm(cohort, n_crops=20, fold=4, val_subjects=0)
+    s6 = dm.subjects.index("S6")
+    items = [it for it in epoch_items(dm, 0) if int(it["subject"]) == s6]
+    assert len(items) == 20 and not any(bool(it["same_utterance"]) for it in items)
+
+
+def test_eval_crops_are_fixed_and_evenly_spaced(cohort):
+    assert crop_starts(24000, 21000, 1) == [1500]
+    assert crop_starts(24000, 21000, 3) == [0, 1500, 3000]
+    dm = make_dm(cohort, eval_crops=3, fold=2)  # S3 tests: 24,100 samples
+    starts = [int(dm.dataset("test")[i]["crop_start"]) for i in range(3)]
+    assert starts == [0, 1550, 3100] == [int(make_dm(cohort, eval_crops=3, fold=2).dataset("test")[i]["crop_start"]) for i in range(3)]
+
+
+def test_prepare_mri_resize_and_robust_scaling():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 100, (10, 64, 64)).astype(np.float32)
+    x[:, 0, 0] = 1e4  # outliers above the 99.5th percentile
+    y = prepare_mri(x, 10, 64)
+    lo, hi = np.percentile(x, [0.5, 99.5])
+    np.testing.assert_allclose(y.numpy(), np.clip((x - lo) / (hi - lo), 0, 1), atol=1e-6)
+    assert y.dtype == torch.float32 and y.shape == (10, 64, 64)
+    # Time: linear interpolation at frame centres, e.g. a ramp stays a ramp.
+    ramp = np.broadcast_to(np.arange(5, dtype=np.float32)[:, None, None], (5, 8, 8)).copy()
+    r = prepare_mri(ramp, 9, 8, percentiles=(0.0, 100.0))[:, 0, 0].numpy()
+    centres = np.clip((np.arange(9) + 0.5) * 5 / 9 - 0.5, 0, 4)
+    np.testing.assert_allclose(r, centres / 4, atol=1e-6)
+    # Space: shrinking a fine checkerboard averages it (antialiasing) instead of aliasing.
+    checker = (np.indices((64, 64)).sum(0) % 2).astype(np.float32)
+    board = np.stack([np.zeros((64, 64), np.float32), checker, np.ones((64, 64), np.float32)])
+    small = prepare_mri(board, 3, 16, percentiles=(0.0, 100.0))
+    assert abs(float(small[1].mean()) - 0.5) < 0.02 and float(small[1].std()) < 0.05
+    assert prepare_mri(np.ones((4, 8, 8), np.float32), 4, 8).abs().max() == 0
+
+
+def test_bad_inputs_are_clear(cohort, tmp_path):
+    missing = tmp_path / "nope"
+    with pytest.raises(InputError, match="nope: dataset folder not found"):
+        MRI2AudioDataModule(data_dir=str(missing)).prepare_data()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError):
+        MRI2AudioDataModule(data_dir=str(empty), num_workers=0).setup()
+    with pytest.raises(InputError, match="n_crops"):
+        MRI2AudioDataModule(n_crops=0)
+    with pytest.raises(InputError, match="split"):
+        MRI2AudioDataModule(split="random")  # type: ignore[arg-type]
+
+
+def test_mel_config_from_dict_and_train_mels(cohort):
+    dm = make_dm(cohort, mel={"n_mels": 32}, pairs=False)
+    assert dm.mel_config.n_mels == 32 and dm.mel_frames == 64
+    assert dm.dataset("train")[0]["mel"].shape == (1, 32, 64)
+    batches = list(dm.train_mels(crops_per_recording=2))
+    mel = torch.cat([b["mel"] for b in batches])
+    assert mel.shape == (2 * len(dm.splits["train"]), 1, 32, 64)
+    assert set(torch.cat([b["utterance"] for b in batches]).tolist()) <= {0, 1}
+
+
+def test_phantom_default(tmp_path):
+    dm = MRI2AudioDataModule(phantom={"subjects": 4, "workers": 1}, n_crops=2, batch_size=2, num_workers=0,
+                             val_subjects=1)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert len(dm.recordings) == 4 and "(phantom)" in dm.describe()
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["mri"].shape == (2, 1, 26, 128, 128) and batch["mel"].shape == (2, 1, 64, 64)
+
+
+class _Recorder:
+    """A tiny LightningModule factory: one linear layer on the mel, recording what it was fed."""
+
+    @staticmethod
+    def make():
+        import lightning.pytorch as pl
+
+        class Recorder(pl.LightningModule):
+            def __init__(self):
+                super().__init__()
+                self.layer = torch.nn.Linear(64, 1)
+                self.seen: dict[int, list[int]] = {}
+                self.indices: dict[int, list[int]] = {}
+                self.val_batches = 0
+
+            def training_step(self, batch, _):
+                self.seen.setdefault(self.current_epoch, []).extend(batch["crop_start"].tolist())
+                self.indices.setdefault(self.current_epoch, []).extend(batch["sample_index"].tolist())
+                return self.layer(batch["mel"].mean(dim=(1, 2))).mean()
+
+            def validation_step(self, batch, _):
+                self.val_batches += 1
+
+            def configure_optimizers(self):
+                return torch.optim.SGD(self.parameters(), lr=0.0)
+
+        return Recorder()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_trainer_sets_the_epoch_of_the_crops(cohort, num_workers):
+    import lightning.pytorch as pl
+
+    def run(val_subjects):
+        dm = MRI2AudioDataModule(data_dir=str(cohort), n_crops=2, batch_size=4, num_workers=num_workers,
+                                 val_subjects=val_subjects, pairs=False)
+        model = _Recorder.make()
+        trainer = pl.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                             enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+        trainer.fit(model, datamodule=dm)
+        return dm, model
+
+    dm, model = run(1)
+    assert len(model.seen[0]) == len(model.seen[1]) == 2 * len(dm.splits["train"])
+    assert model.seen[0] != model.seen[1]  # Lightning called set_epoch: new crops each epoch
+    assert model.val_batches == 2
+    ds = dm.dataset("train")
+    sampler = EpochSampler(ds, seed=0)
+    sampler.set_epoch(1)
+    assert model.seen[1] == [int(ds[k]["crop_start"]) for k in sampler]  # exactly the seeded epoch
+    _, model = run(0)
+    assert model.val_batches == 0  # no validation subjects: validation is skipped
+
+
+def _ddp_main(data_dir: str, out_dir: str) -> None:
+    """Fit 2 epochs on 2 CPU processes; each rank writes the items it was given."""
+    import lightning.pytorch as pl
+
+    torch.set_num_threads(1)
+    dm = MRI2AudioDataModule(data_dir=data_dir, n_crops=4, batch_size=2, num_workers=0, val_subjects=1, pairs=False)
+    model = _Recorder.make()
+    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", devices=2, strategy="ddp", logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         num_sanity_val_steps=0)
+    trainer.fit(model, datamodule=dm)
+    sampler = trainer.train_dataloader.sampler
+    result = {"rank": trainer.global_rank, "world": trainer.world_size, "indices": model.indices,
+              "starts": model.seen, "sampler": type(sampler).__name__, "replicas": sampler.num_replicas,
+              "n_items": len(dm.dataset("train"))}
+    Path(out_dir, f"rank{trainer.global_rank}.json").write_text(json.dumps(result))
+
+
+@pytest.mark.ddp
+def test_two_process_ddp_shards_the_epoch(cohort, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, __file__, str(cohort), str(tmp_path)], env=env, capture_output=True,
+                          text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    n = ranks[0]["n_items"]  # 4 training recordings x 4 crops = 16 items: 8 per rank
+    for r in ranks:
+        assert r["world"] == 2 and r["sampler"] == "EpochSampler" and r["replicas"] == 2
+    for epoch in ("0", "1"):
+        a, b = ranks[0]["indices"][epoch], ranks[1]["indices"][epoch]
+        assert len(a) == len(b) == n // 2 and not set(a) & set(b) and sorted(a + b) == list(range(n))
+    assert ranks[0]["starts"]["0"] != ranks[0]["starts"]["1"]
+
+
+if __name__ == "__main__":
+    _ddp_main(sys.argv[1], sys.argv[2])
