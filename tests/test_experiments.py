@@ -41,3 +41,25 @@ def test_run_ids_are_unique_per_cell():
     a = RunSpec("mri2audio", "Ours w/o GAN", ["c.yaml"], fold=3, seed=1)
     b = RunSpec("mri2audio", "Ours w/o Attention", ["c.yaml"], fold=3, seed=1)
     assert a.run_id == "ours-w-o-gan_fold3_seed1" and a.run_id != b.run_id
+
+
+def test_bench_summary_reports_errors_and_figures():
+    from articulate.experiments.bench import StepTimer, summary_rows, variants
+
+    assert [v.name for v in variants("cpu")] == ["fp32"]
+    assert {"bf16", "bf16+compile"} <= {v.name for v in variants("cuda")}
+    result = {
+        "environment": {},
+        "mri2audio": {"train": [{"variant": "fp32", "items_per_second": 4.0}], "data_loading": {"error": "OSError: x"},
+                      "inference": [{"variant": "fp32", "mel_ms": 12.0, "waveform_ms": 30.0}], "lip2audspec_inference": []},
+        "wav2uti": {"train": [{"error": "RuntimeError: oom"}], "data_loading": None,
+                    "sampling": [{"variant": "fp32", "resolution": 112, "steps": 32, "seconds_per_video_second": 5.0}]},
+    }
+    rows = dict(summary_rows(result))
+    assert rows["mri2audio train [fp32]"] == "4.00 seq/s"
+    assert rows["mri2audio data loading"] == "OSError: x"
+    assert rows["mri2audio translator latency [fp32]"] == "mel 12.0 ms + waveform 30.0 ms"
+    assert rows["wav2uti train [?]"] == "RuntimeError: oom"
+    assert rows["wav2uti sample 112px 32 steps [fp32]"] == "5.0 s per second of video"
+    timer = StepTimer(warmup=1)
+    assert timer.times == [] and timer.warmup == 1

@@ -1,0 +1,347 @@
+"""Speed and memory benchmarks of both directions, built from the same YAML configs users train with.
+
+What is measured (each figure is a median over timed repetitions after warm-up):
+
+- training throughput (items/s) of the compute alone: the time between ``on_train_batch_start`` and
+  ``on_train_batch_end``, so the data pipeline is measured separately;
+- data-loading throughput (items/s) of the configured DataModule's train loader, to compare with what
+  training consumes (loading must be faster than training or the accelerator starves);
+- mri2audio inference latency per sequence: MRI -> mel, and mel -> waveform (batched Griffin-Lim);
+- wav2uti sampling time per second of video for each resolution (stage of the cascade) and step count;
+- peak memory: process RSS on CPU, ``torch.cuda.max_memory_allocated`` per section on GPU.
+
+On a GPU each section also runs with bf16 autocast, channels_last and torch.compile where they apply,
+so the JSON shows the figures with and without them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import platform
+import resource
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import torch
+from lightning.pytorch import Callback, Trainer
+
+_QUIET_TRAINER = [
+    "--trainer.logger=false",
+    "--trainer.enable_checkpointing=false",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+    "--trainer.callbacks=[]",
+]
+
+
+@dataclass
+class Variant:
+    """One way of running the same model: numerical precision and memory/compilation options."""
+
+    name: str
+    precision: str = "32-true"
+    channels_last: bool = False
+    compile: bool = False
+
+
+def variants(device: str) -> list[Variant]:
+    if device != "cuda":
+        return [Variant("fp32")]
+    return [
+        Variant("fp32"),
+        Variant("bf16", precision="bf16-mixed"),
+        Variant("bf16+channels_last", precision="bf16-mixed", channels_last=True),
+        Variant("bf16+compile", precision="bf16-mixed", compile=True),
+    ]
+
+
+def build(configs: list[str], overrides: list[str] | None = None):
+    """Instantiate model and DataModule from configs exactly as ``articulate fit`` would."""
+    from articulate.cli.lightning_cli import ArticulateCLI
+
+    args: list[str] = []
+    for cfg in configs:
+        args += ["--config", cfg]
+    cli = ArticulateCLI(args=args + _QUIET_TRAINER + list(overrides or []), run=False)
+    return cli.model, cli.datamodule
+
+
+def rss_peak_mb() -> float:
+    """Peak resident set size of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+@contextlib.contextmanager
+def memory_section(device: str) -> Iterator[dict[str, float]]:
+    out: dict[str, float] = {}
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    yield out
+    if device == "cuda":
+        torch.cuda.synchronize()
+        out["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    out["rss_peak_mb"] = rss_peak_mb()
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_call(fn: Callable[[], Any], device: str, repeats: int, warmup: int = 1) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+class StepTimer(Callback):
+    """Wall time of each training step's compute (forward, backward, optimizer), data loading excluded."""
+
+    def __init__(self, warmup: int):
+        self.warmup, self.times, self.batch_sizes = warmup, [], []
+        self._start = 0.0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        _sync(pl_module.device.type)
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        _sync(pl_module.device.type)
+        if batch_idx >= self.warmup:
+            self.times.append(time.perf_counter() - self._start)
+            self.batch_sizes.append(_batch_size(batch))
+
+
+def _batch_size(batch: Any) -> int:
+    if isinstance(batch, dict):
+        for v in batch.values():
+            if isinstance(v, torch.Tensor) and v.dim() > 0:
+                return int(v.shape[0])
+    return 1
+
+
+def _compile_networks(model: torch.nn.Module) -> None:
+    """torch.compile every trainable top-level network (not the EMA copies or frozen encoders)."""
+    for name, child in list(model.named_children()):
+        if name == "ema" or not any(p.requires_grad for p in child.parameters()):
+            continue
+        setattr(model, name, torch.compile(child))
+
+
+def _apply_variant(model: torch.nn.Module, variant: Variant) -> None:
+    if variant.channels_last:
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv3d):
+                m.to(memory_format=torch.channels_last_3d)
+            elif isinstance(m, torch.nn.Conv2d):
+                m.to(memory_format=torch.channels_last)
+    if variant.compile:
+        _compile_networks(model)
+
+
+def training_throughput(configs: list[str], overrides: list[str], steps: int, warmup: int, device: str,
+                        variant: Variant) -> dict[str, Any]:
+    model, dm = build(configs, overrides)
+    _apply_variant(model, variant)
+    timer = StepTimer(warmup)
+    trainer = Trainer(
+        accelerator=device, devices=1, precision=variant.precision, max_steps=warmup + steps, max_epochs=-1,
+        limit_val_batches=0, num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
+    )
+    with memory_section(device) as mem:
+        trainer.fit(model, datamodule=dm)
+    step_s = statistics.median(timer.times)
+    batch = statistics.median(timer.batch_sizes)
+    return {"variant": variant.name, "steps_timed": len(timer.times), "batch_size": batch,
+            "step_seconds": step_s, "items_per_second": batch / step_s, **mem}, dm
+
+
+def loader_throughput(dm, batches: int) -> dict[str, Any]:
+    """Items per second the DataModule's train loader delivers (with its configured workers)."""
+    loader = dm.train_dataloader()
+    it = iter(loader)
+    first = next(it)  # worker start-up is not throughput
+    n_items, start = 0, time.perf_counter()
+    for _ in range(batches):
+        try:
+            batch = next(it)
+        except StopIteration:
+            break
+        n_items += _batch_size(batch)
+    elapsed = time.perf_counter() - start
+    del first
+    return {"batches": batches, "items": n_items, "seconds": elapsed,
+            "items_per_second": n_items / elapsed if elapsed > 0 else None,
+            "num_workers": getattr(loader, "num_workers", None)}
+
+
+def _median_ms(times: list[float]) -> float:
+    return 1000.0 * statistics.median(times)
+
+
+def mri2audio_inference(configs: list[str], device: str, variant: Variant, repeats: int) -> dict[str, Any]:
+    """Per-sequence latency (batch 1) of MRI -> mel and mel -> waveform, as synthesize-audio runs them."""
+    model, dm = build(configs)  # the DataModule is built, not set up: no data is read
+    model = model.to(device).eval()
+    _apply_variant(model, variant)
+    frames, size = 26, 128
+    mri = torch.rand(1, 1, frames, size, size, device=device)
+    length = getattr(dm, "crop_samples", 21000)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if variant.precision.startswith("bf16")
+                else contextlib.nullcontext())
+    with memory_section(device) as mem, torch.no_grad():
+        with autocast:
+            mel_times = time_call(lambda: model(mri), device, repeats, warmup=2)
+        mel = model(mri).float()
+        wav_times = time_call(lambda: model.synthesize_audio(mel, length=length), device, repeats, warmup=1)
+    return {"variant": variant.name, "mel_ms": _median_ms(mel_times), "waveform_ms": _median_ms(wav_times),
+            "total_ms": _median_ms(mel_times) + _median_ms(wav_times),
+            "griffin_lim_iters": getattr(model, "griffin_lim_iters", None), **mem}
+
+
+def wav2uti_sampling(configs: list[str], device: str, variant: Variant, steps: int, frames: int,
+                     base_configs: list[str] | None = None) -> dict[str, Any]:
+    """Seconds to sample ``frames`` video frames with ``steps`` Heun steps, scaled per second of video.
+
+    A super-resolution stage needs a low-resolution video: a random one of the base resolution is
+    given (the cost of producing it is the base stage's row).
+    """
+    from articulate.diffusion import HeunSampler
+
+    model, _ = build(configs)
+    model = model.to(device).eval()
+    _apply_variant(model, variant)
+    sr = int(getattr(model.audio_encoder, "sample_rate", 16000))
+    audio = torch.randn(1, int(frames / model.fps * sr), device=device) * 0.1
+    feats = model.audio_encoder(audio, fps=model.fps, n_frames=frames)
+    text, tmask = model.text_features({"text": ["a ba ka"]}) if model.text_encoder is not None else (None, None)
+    low = None
+    if model.stage == "super_resolution":
+        low = torch.rand(1, 1, frames, model.low_res_size, model.low_res_size, device=device) * 2 - 1
+    base = model.sampler
+    sampler = HeunSampler(num_steps=steps, sigma_min=base.sigma_min, sigma_max=base.sigma_max, rho=base.rho)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if variant.precision.startswith("bf16")
+                else contextlib.nullcontext())
+
+    def run():
+        g = torch.Generator(device=device).manual_seed(0)
+        with autocast:
+            return model.generate(feats, text, tmask, low_res=low, generator=g, sampler=sampler)
+
+    with memory_section(device) as mem:
+        times = time_call(run, device, repeats=1, warmup=0 if device == "cpu" else 1)
+    seconds_of_video = frames / model.fps
+    return {"variant": variant.name, "resolution": int(model.resolution), "stage": model.stage, "steps": steps,
+            "frames": frames, "seconds": times[0], "seconds_per_video_second": times[0] / seconds_of_video,
+            "denoiser_parameters": sum(p.numel() for p in model.denoiser.parameters()), **mem}
+
+
+def environment(device: str) -> dict[str, Any]:
+    info = {"python": platform.python_version(), "torch": torch.__version__, "device": device,
+            "cpu_threads": torch.get_num_threads(), "platform": platform.platform()}
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _guard(results: list, fn: Callable[[], Any]) -> None:
+    """A benchmark that cannot run on this machine is reported, not fatal for the others."""
+    try:
+        out = fn()
+        results.append(out[0] if isinstance(out, tuple) else out)
+    except Exception as err:  # noqa: BLE001 - recorded in the JSON with its message
+        results.append({"error": f"{type(err).__name__}: {err}"})
+    finally:
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def run_benchmarks(quick: bool = False, device: str | None = None) -> dict[str, Any]:
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(0)
+    out: dict[str, Any] = {"quick": quick, "environment": environment(device)}
+    train_steps, warmup = (3, 1) if quick else (20, 3)
+    mri_cfg = ["configs/mri2audio.yaml"]
+    # Training reads a small phantom cohort: enough recordings for full batches, quick to generate.
+    mri_data = ["--data.init_args.phantom={subjects: 12}", "--data.init_args.n_crops=20"]
+
+    out["mri2audio"] = {"train": [], "inference": [], "lip2audspec_inference": [], "data_loading": None}
+    dm_holder: list = []
+    for v in variants(device):
+        def train(v=v):
+            res, dm = training_throughput(mri_cfg, mri_data, train_steps, warmup, device, v)
+            dm_holder.append(dm)
+            return res
+        _guard(out["mri2audio"]["train"], train)
+        _guard(out["mri2audio"]["inference"], lambda v=v: mri2audio_inference(mri_cfg, device, v, 3 if quick else 20))
+        _guard(out["mri2audio"]["lip2audspec_inference"],
+               lambda v=v: mri2audio_inference(mri_cfg + ["configs/mri2audio/lip2audspec.yaml"], device, v, 3 if quick else 20))
+    if dm_holder:
+        box: list = []
+        _guard(box, lambda: loader_throughput(dm_holder[0], 5 if quick else 30))
+        out["mri2audio"]["data_loading"] = box[0]
+
+    w_cfg = ["configs/wav2uti.yaml"]
+    w_data = ["--data.init_args.phantom={speakers: 8}", "--data.init_args.max_eval_clips=4"]
+    out["wav2uti"] = {"train": [], "sampling": [], "data_loading": None}
+    dm_holder = []
+    for v in variants(device):
+        def train_w(v=v):
+            res, dm = training_throughput(w_cfg, w_data, train_steps, warmup, device, v)
+            dm_holder.append(dm)
+            return res
+        _guard(out["wav2uti"]["train"], train_w)
+    if dm_holder:
+        box = []
+        _guard(box, lambda: loader_throughput(dm_holder[0], 5 if quick else 30))
+        out["wav2uti"]["data_loading"] = box[0]
+
+    step_counts = [8] if quick else [8, 32]
+    frames = 16 if quick else 60
+    stages = {64: w_cfg, 96: w_cfg + ["configs/wav2uti/res96.yaml"], 112: w_cfg + ["configs/wav2uti/res112.yaml"]}
+    for v in variants(device)[:2]:
+        for res, cfgs in stages.items():
+            for steps in step_counts:
+                _guard(out["wav2uti"]["sampling"], lambda c=cfgs, s=steps, v=v: wav2uti_sampling(c, device, v, s, frames))
+    return out
+
+
+def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """Short human-readable lines for the terminal."""
+    rows: list[tuple[str, str]] = []
+
+    def fmt(x, unit="", digits=2):
+        return "n/a" if x is None else f"{x:.{digits}f}{unit}"
+
+    for r in result["mri2audio"]["train"]:
+        rows.append((f"mri2audio train [{r.get('variant', '?')}]", r.get("error") or f"{fmt(r['items_per_second'])} seq/s"))
+    dl = result["mri2audio"].get("data_loading") or {}
+    rows.append(("mri2audio data loading", dl.get("error") or f"{fmt(dl.get('items_per_second'))} seq/s"))
+    for key, label in (("inference", "translator"), ("lip2audspec_inference", "lip2audspec")):
+        for r in result["mri2audio"][key]:
+            rows.append((f"mri2audio {label} latency [{r.get('variant', '?')}]", r.get("error") or
+                         f"mel {fmt(r['mel_ms'], ' ms', 1)} + waveform {fmt(r['waveform_ms'], ' ms', 1)}"))
+    for r in result["wav2uti"]["train"]:
+        rows.append((f"wav2uti train [{r.get('variant', '?')}]", r.get("error") or f"{fmt(r['items_per_second'])} clips/s"))
+    dl = result["wav2uti"].get("data_loading") or {}
+    rows.append(("wav2uti data loading", dl.get("error") or f"{fmt(dl.get('items_per_second'))} clips/s"))
+    for r in result["wav2uti"]["sampling"]:
+        if "error" in r:
+            rows.append(("wav2uti sampling", r["error"]))
+            continue
+        rows.append((f"wav2uti sample {r['resolution']}px {r['steps']} steps [{r['variant']}]",
+                     f"{fmt(r['seconds_per_video_second'], ' s', 1)} per second of video"))
+    return rows
