@@ -11,7 +11,9 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+import numpy as np
 
 from articulate.utils.atomic import atomic_path
 
@@ -43,10 +45,13 @@ def _plain(value: Any) -> Any:
     return None if math.isnan(value) else value
 
 
-def run_one(spec: RunSpec, out_dir: Path, logger: str = "csv", extra_args: list[str] | None = None) -> dict[str, Any]:
+def run_one(spec: RunSpec, out_dir: Path, logger: str = "csv", extra_args: list[str] | None = None,
+            examples: Callable[[Any], dict[str, np.ndarray]] | None = None) -> dict[str, Any]:
     """Fit then test ``spec`` and write ``out_dir/runs/<run_id>.json``; return the record.
 
     The test uses the best checkpoint when a ModelCheckpoint monitored a metric, else the last weights.
+    ``examples(cli)``, when given, returns arrays (predictions next to targets) kept beside the record
+    as ``<run_id>.examples.npz`` for the reproduction's figures.
     """
     from articulate.cli.lightning_cli import ArticulateCLI
 
@@ -77,6 +82,13 @@ def run_one(spec: RunSpec, out_dir: Path, logger: str = "csv", extra_args: list[
     ckpt = "best" if getattr(cli.trainer.checkpoint_callback, "best_model_path", "") else None
     results = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, verbose=False)
     metrics = {k: _plain(v) for k, v in (results[0] if results else {}).items()}
+    if examples is not None:
+        arrays = examples(cli)
+        ex_path = record_path.with_suffix(".examples.npz")
+        ex_path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(ex_path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **arrays)
     record = {
         "spec": asdict(spec),
         "run_id": spec.run_id,
@@ -84,6 +96,7 @@ def run_one(spec: RunSpec, out_dir: Path, logger: str = "csv", extra_args: list[
         "fit_seconds": round(fit_s, 2),
         "total_seconds": round(time.perf_counter() - start, 2),
         "args": args,
+        "checkpoint": ckpt and cli.trainer.checkpoint_callback.best_model_path,
     }
     record_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(record_path) as tmp:

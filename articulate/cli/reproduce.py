@@ -1,0 +1,54 @@
+"""`articulate reproduce mri2audio|wav2uti [--quick] [--out DIR] ...`: a paper's table, resumable."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _n_subjects(extra: list[str], quick: bool) -> int:
+    """Subjects in the configured mri2audio data (the phantom's cohort when no data is given)."""
+    from articulate.cli.lightning_cli import ArticulateCLI
+    from articulate.experiments.reproduce import MRI_BASE, MRI_QUICK
+
+    args = []
+    for cfg in [MRI_BASE, *(MRI_QUICK if quick else [])]:
+        args += ["--config", cfg]
+    cli = ArticulateCLI(args=args + ["--trainer.logger=false", "--trainer.callbacks=[]", "--trainer.enable_checkpointing=false"] + extra, run=False)
+    dm = cli.datamodule
+    dm.prepare_data()
+    dm.setup("fit")
+    return len(dm.subjects)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="articulate reproduce", description=__doc__)
+    parser.add_argument("direction", choices=["mri2audio", "wav2uti"])
+    parser.add_argument("--quick", action="store_true", help="the small CPU preset (~30 min on 2 cores)")
+    parser.add_argument("--out", default=None, help="results folder (default results/<direction>[_quick])")
+    parser.add_argument("--seeds", type=int, default=3, help="random trials (the papers use 3)")
+    parser.add_argument("--split", choices=["loso", "kfold"], default=None,
+                        help="mri2audio protocol (default: loso; QUICK: the quick config's k-fold)")
+    parser.add_argument("--k", type=int, default=None, help="folds for --split kfold")
+    parser.add_argument("--folds", type=str, default=None, help="only these folds, e.g. 0,1,2 (default: all; QUICK: 0)")
+    parser.add_argument("--resolutions", type=str, default="64,96,112", help="wav2uti resolutions")
+    parser.add_argument("--logger", choices=["csv", "wandb"], default="csv", help="per-run logger")
+    parser.add_argument("overrides", nargs="*", help="extra LightningCLI overrides for every run, e.g. --data.init_args.data_dir=/data")
+    args, unknown = parser.parse_known_args(argv)
+    extra = list(args.overrides) + unknown
+
+    from articulate.experiments import reproduce as rp
+
+    quick_tag = "_quick" if args.quick else ""
+    out = Path(args.out or f"results/{args.direction}{quick_tag}")
+    folds = [int(f) for f in args.folds.split(",")] if args.folds else None
+    if args.direction == "mri2audio":
+        split = args.split or ("kfold" if args.quick else "loso")
+        n = _n_subjects(extra, args.quick) if (split == "loso" and folds is None) else 0
+        plan = rp.mri2audio_plan(args.quick, args.seeds, folds, split, args.k, n, explicit=args.split is not None)
+    else:
+        plan = rp.wav2uti_plan(args.quick, args.seeds, [int(r) for r in args.resolutions.split(",")])
+    summary = rp.reproduce(plan, out, extra_args=extra, logger=args.logger)
+    print((out / "table.md").read_text())
+    print(f"written: {out / 'table.md'}, {out / 'table.csv'}, {out / 'metrics.png'} ({summary['seconds']} s)")
+    return 0

@@ -1,0 +1,226 @@
+"""The papers' tables from one command: every row x fold x seed is one resumable fit + test.
+
+mri2audio (Table 1 of the tagged-MRI paper): Lip2AudSpec, the full model and its three ablations,
+leave-one-subject-out (or k-fold by subject) x 3 seeds; Corr2D and PESQ as mean +- std over seeds.
+
+wav2uti (Tables 1-2 of the audio-textual diffusion paper): the DNN baseline, audio-only and
+audio+text diffusion at 64 / 96 / 112 px (96 and 112 are super-resolution stages of the cascade,
+sampled from the 64-px base stage's output); RMSE, PSNR, LPIPS, FID, FVD.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from articulate.experiments.runner import RunSpec, load_records, run_one
+from articulate.experiments.tables import aggregate, write_table
+
+
+@dataclass
+class Row:
+    """A table row: the variant configs layered on the direction's base (and preset) configs."""
+
+    label: str
+    configs: list[str] = field(default_factory=list)
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    experiment: str
+    base: list[str]  # the paper configuration, then any preset (QUICK) configs
+    rows: list[Row]
+    metrics: list[tuple[str, str]]  # (key in the test results, column title)
+    folds: list[int]
+    seeds: list[int]
+    common: list[str]  # overrides applied to every run (QUICK presets, data location)
+    header: str
+    examples: Callable[[Any], dict[str, np.ndarray]] | None = None
+    extra_rows: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # label -> {metric: key}
+
+
+# ---------------------------------------------------------------------------------------------
+# mri2audio
+
+MRI_BASE = "configs/mri2audio.yaml"
+MRI_ROWS = [
+    Row("Lip2AudSpec", ["configs/mri2audio/lip2audspec.yaml"]),
+    Row("Ours"),
+    Row("Ours w/o Attention", ["configs/mri2audio/no_attention.yaml"]),
+    Row("Ours w/o Pair-wise Disentangle", ["configs/mri2audio/no_pairwise.yaml"]),
+    Row("Ours w/o GAN", ["configs/mri2audio/no_gan.yaml"]),
+]
+MRI_METRICS = [("test/corr2d", "Corr2D for spectrogram ↑"), ("test/pesq", "PESQ for waveform ↑")]
+# The QUICK preset: the CPU training preset of `make train-mri2audio QUICK=1`, on a smaller
+# phantom cohort, shortened further so 5 rows x 3 seeds fit in ~30 minutes on 2 cores.
+MRI_QUICK = ["configs/mri2audio/quick.yaml", "configs/mri2audio/reproduce_quick.yaml"]
+
+
+def mri2audio_examples(cli) -> dict[str, np.ndarray]:
+    """First test recording: target vs predicted mel (and attention masks), both waveforms."""
+    import torch
+
+    model, dm = cli.model.eval(), cli.datamodule
+    batch = next(iter(dm.test_dataloader()))
+    with torch.no_grad():
+        mri = batch["mri"][:1].to(model.device)
+        mel, masks = model.predict_with_masks(mri)
+        audio = model.synthesize_audio(mel, length=batch["audio"].shape[-1])
+    out = {
+        "mel_pred": mel[0, 0].cpu().numpy(), "mel_target": batch["mel"][0, 0].numpy(),
+        "audio_pred": audio[0].cpu().numpy(), "audio_target": batch["audio"][0].numpy(),
+        "sample_rate": np.array(model.sample_rate),
+    }
+    if masks is not None:
+        out["attention"] = masks[0].float().cpu().numpy()
+    return out
+
+
+def mri2audio_plan(quick: bool, seeds: int, folds: list[int] | None, split: str, k: int | None, n_subjects: int,
+                   explicit: bool = True) -> Plan:
+    """``split``/``k`` override the configs only when ``explicit`` (else the configs' own split is used,
+    e.g. the QUICK preset's k-fold); ``k`` None means the config's value (5 in the header)."""
+    k_label = k or 5
+    if folds is None:
+        folds = [0] if quick else list(range(n_subjects if split == "loso" else k_label))
+    common = []
+    if explicit or not quick:
+        common.append(f"--data.init_args.split={split}")
+    if k is not None:
+        common.append(f"--data.init_args.k={k}")
+    k = k_label
+    size = "QUICK preset: " if quick else ""
+    protocol = "leave-one-subject-out" if split == "loso" else f"{k}-fold by subject"
+    header = (
+        "# mri2audio: Table 1\n\n"
+        f"{size}{protocol}, folds {folds if len(folds) <= 8 else f'0..{len(folds) - 1}'}"
+        + (f" ({len(folds)} of {n_subjects if split == 'loso' else k})" if (n_subjects or split != "loso") else "")
+        + f", seeds {list(range(seeds))}; "
+        "mean ± std over seeds of the fold-averaged metric (the paper's three random trials).\n"
+        "PESQ: ITU-T P.862 wide band on Griffin-Lim waveforms resampled to 16 kHz. "
+        "The last row is the per-utterance mean mel of the training subjects (no model)."
+    )
+    if quick:
+        header += ("\n\n**QUICK preset**: a reduced phantom cohort and a few minutes of CPU training per run; "
+                   "figures show the ordering at small scale, not converged models.")
+    return Plan(
+        experiment="mri2audio", base=[MRI_BASE, *(MRI_QUICK if quick else [])], rows=MRI_ROWS, metrics=MRI_METRICS, folds=folds, seeds=list(range(seeds)),
+        common=common, header=header, examples=mri2audio_examples,
+        extra_rows=[("Per-utterance mean mel", {"test/corr2d": "test/corr2d_mean_baseline",
+                                                 "test/pesq": "test/pesq_mean_baseline"})],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# wav2uti
+
+W_BASE = "configs/wav2uti.yaml"
+W_METRICS = [("test/rmse", "RMSE ↓"), ("test/psnr", "PSNR ↑"), ("test/lpips", "LPIPS ↓"),
+             ("test/fid", "FID ↓"), ("test/fvd", "FVD ↓")]
+
+
+W_QUICK = ["configs/wav2uti/quick.yaml", "configs/wav2uti/reproduce_quick.yaml"]
+
+
+def wav2uti_rows(resolutions: list[int], quick: bool) -> list[Row]:
+    rows = [Row("DNN baseline (64 px)", ["configs/wav2uti/dnn.yaml", *(["configs/wav2uti/dnn_quick.yaml"] if quick else [])])]
+    for res in resolutions:
+        extra = [] if res == 64 else [f"configs/wav2uti/res{res}.yaml"]
+        rows.append(Row(f"Audio-only ({res} px)", ["configs/wav2uti/audio_only.yaml", *extra]))
+        rows.append(Row(f"Audio+Text ({res} px)", extra))
+    return rows
+
+
+def wav2uti_examples(cli) -> dict[str, np.ndarray]:
+    import torch
+
+    model, dm = cli.model.eval(), cli.datamodule
+    batch = next(iter(dm.test_dataloader()))
+    batch = {k: (v.to(model.device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+    with torch.no_grad():
+        if hasattr(model, "_sample_batch"):
+            pred, target = model._sample_batch(batch, 1)
+        else:
+            pred, target = model.predict_video(batch)[:1], batch["video"][:1]
+    return {"video_pred": pred[0, 0].float().cpu().numpy(), "video_target": target[0, 0].float().cpu().numpy()}
+
+
+def wav2uti_plan(quick: bool, seeds: int, resolutions: list[int]) -> Plan:
+    header = (
+        "# wav2uti: Tables 1-2 on the articulatory phantom\n\n"
+        f"Speaker-disjoint test set; seeds {list(range(seeds))}; mean ± std over seeds. Pixels on 0-255. "
+        "96/112 px rows are super-resolution stages conditioned on the 64-px video."
+    )
+    if quick:
+        header += ("\n\n**QUICK preset**: a reduced phantom cohort, tiny networks and a few minutes of CPU "
+                   "training per run; figures show orderings at small scale, not converged models.")
+    return Plan(
+        experiment="wav2uti", base=[W_BASE, *(W_QUICK if quick else [])], rows=wav2uti_rows(resolutions, quick), metrics=W_METRICS, folds=[0],
+        seeds=list(range(seeds)), common=[], header=header, examples=wav2uti_examples,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def specs(plan: Plan, extra_args: list[str] | None = None) -> list[RunSpec]:
+    """Seed-major order, so that a partial run already holds complete trials."""
+    return [
+        RunSpec(plan.experiment, row.label, plan.base + row.configs, plan.common + row.overrides + list(extra_args or []),
+                fold, seed)
+        for seed in plan.seeds for fold in plan.folds for row in plan.rows
+    ]
+
+
+def label_notes(records: list[dict[str, Any]]) -> list[str]:
+    """Metrics computed with random-initialised stand-in feature networks are flagged in the table."""
+    flagged = sorted({k for r in records for k in r["metrics"] if "NOT_COMPARABLE" in k})
+    if not flagged:
+        return []
+    return ["**Stand-in features**: " + ", ".join(flagged) + " were computed with random-initialised feature "
+            "networks (pretrained weights not installed): NOT COMPARABLE with published figures."]
+
+
+def finish(plan: Plan, out_dir: Path) -> dict[str, Any]:
+    records = [r for r in load_records(out_dir) if r["spec"]["model"] in {row.label for row in plan.rows}]
+    # a metric logged under a NOT_COMPARABLE name fills its column, and the header says so
+    for r in records:
+        for key in list(r["metrics"]):
+            if key.endswith("_NOT_COMPARABLE"):
+                r["metrics"].setdefault(key[: -len("_NOT_COMPARABLE")], r["metrics"][key])
+    metric_keys = [k for k, _ in plan.metrics]
+    table = aggregate(records, [row.label for row in plan.rows], metric_keys)
+    for label, mapping in plan.extra_rows:
+        src = [{"spec": {**r["spec"], "model": label},
+                "metrics": {m: r["metrics"].get(k) for m, k in mapping.items()}}
+               for r in records if r["spec"]["model"] == plan.rows[1].label]
+        table += aggregate(src, [label], metric_keys)
+    header = "\n\n".join([plan.header, *label_notes(records)])
+    write_table(table, plan.metrics, out_dir / "table.md", header=header)
+    from articulate.experiments.plots import bar_chart, example_figures
+
+    bar_chart(table, plan.metrics, out_dir / "metrics.png", title=plan.experiment)
+    example_figures(out_dir, plan.experiment)
+    return {"table": table, "records": len(records)}
+
+
+def reproduce(plan: Plan, out_dir: Path, extra_args: list[str] | None = None, logger: str = "csv") -> dict[str, Any]:
+    out_dir = Path(out_dir)
+    todo = specs(plan, extra_args)
+    start = time.perf_counter()
+    for i, spec in enumerate(todo, 1):
+        done = (out_dir / "runs" / f"{spec.run_id}.json").exists()
+        print(f"[{i}/{len(todo)}] {spec.model} fold {spec.fold} seed {spec.seed}" + (" (done, skipped)" if done else ""),
+              flush=True)
+        want_examples = plan.examples if (spec.fold == plan.folds[0] and spec.seed == plan.seeds[0]) else None
+        run_one(spec, out_dir, logger=logger, examples=want_examples)
+    summary = finish(plan, out_dir)
+    summary["seconds"] = round(time.perf_counter() - start, 1)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
