@@ -60,10 +60,10 @@ bench: $(STAMP) ## speed/memory benchmarks -> $(BENCH_OUT) (QUICK=1 for a short 
 	$(ART) bench --out $(BENCH_OUT) $(if $(QUICK),--quick)
 
 reproduce-mri2audio: $(STAMP) ## the mri2audio paper's Table 1 on the phantom (QUICK=1: small preset)
-	$(ART) reproduce mri2audio $(if $(QUICK),--quick)
+	$(ART) reproduce mri2audio $(if $(QUICK),--quick) $(ARGS)
 
 reproduce-wav2uti: $(STAMP) ## the wav2uti paper's Tables 1-2 on the phantom (QUICK=1: small preset)
-	$(ART) reproduce wav2uti $(if $(QUICK),--quick)
+	$(ART) reproduce wav2uti $(if $(QUICK),--quick) $(ARGS)
 
 clean: ## remove logs, checkpoints and caches (keeps .venv)
 	rm -rf lightning_logs logs wandb checkpoints .pytest_cache
