@@ -400,7 +400,9 @@ class MRI2AudioDataModule(LightningDataModule):
         return self._loader(ds, EpochSampler(ds, seed=self.seed))
 
     def val_dataloader(self) -> DataLoader | list:
-        if not self.splits.get("val") and self.recordings:
+        if not self.recordings:
+            self.setup()
+        if not self.splits.get("val"):
             return []  # no validation subjects: Lightning skips validation
         return self._loader(self.dataset("val"))
 
@@ -409,6 +411,19 @@ class MRI2AudioDataModule(LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.dataset("test"))
+
+    def item_info(self, split: Literal["train", "val", "test"], sample_index: int) -> dict[str, Any]:
+        """Which recording and crop an evaluation item (``batch["sample_index"]``) comes from, e.g. to
+        name prediction files; for ``train`` the recording only (its crops change every epoch)."""
+        if not self.recordings:
+            self.setup()
+        if split == "train":
+            rec_index, start = self.splits["train"][int(sample_index) // self.n_crops], None
+        else:
+            rec_index, start = EvalCrops(self.context, self.splits[split]).index[int(sample_index)]
+        rec = self.recordings[rec_index]
+        return {"id": rec.id, "subject": rec.subject, "utterance": rec.utterance, "crop_start": start,
+                "n_samples": rec.n_samples, "source": rec.source}
 
     def train_mels(self, crops_per_recording: int = 16, batch_size: int = 256) -> Iterator[dict[str, torch.Tensor]]:
         """Mel targets of the training recordings without the MRI (cheap; for mean-mel baselines):

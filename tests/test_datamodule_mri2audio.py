@@ -207,6 +207,8 @@ def test_eval_crops_are_fixed_and_evenly_spaced(cohort):
     dm = make_dm(cohort, eval_crops=3, fold=2)  # S3 tests: 24,100 samples
     starts = [int(dm.dataset("test")[i]["crop_start"]) for i in range(3)]
     assert starts == [0, 1550, 3100] == [int(make_dm(cohort, eval_crops=3, fold=2).dataset("test")[i]["crop_start"]) for i in range(3)]
+    info = dm.item_info("test", 2)
+    assert info["id"] == "S3/asouk" and info["crop_start"] == 3100 and info["n_samples"] == 24100
 
 
 def test_prepare_mri_resize_and_robust_scaling():
