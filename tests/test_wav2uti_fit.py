@@ -1,0 +1,112 @@
+"""Every config under configs/wav2uti* fits a few steps on CPU (tiny sizes), and a 2-process CPU DDP fit runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from test_wav2uti_data import make_cohort
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = sorted(p.name for p in (ROOT / "configs" / "wav2uti").glob("*.yaml"))
+
+
+def _stack(name: str) -> list[Path]:
+    """The config files a variant is meant to be layered with."""
+    base = [ROOT / "configs" / "wav2uti.yaml"]
+    if name is None:
+        return base
+    extra = [ROOT / "configs" / "wav2uti" / "quick.yaml", ROOT / "configs" / "wav2uti" / "dnn.yaml"] if name == "dnn_quick.yaml" else []
+    return base + extra + [ROOT / "configs" / "wav2uti" / name]
+
+
+def tiny_override(cohort: Path, name: str | None, tmp: Path, ckpt_dir: Path | None = None) -> Path:
+    """Tiny network / data sizes on top of a variant (same structure, seconds per fit)."""
+    res = {"res96.yaml": 24, "res112.yaml": 28}.get(name or "", 16)  # keeps the SR stage's 3/2 and 7/4 ratios
+    dnn = name is not None and name.startswith("dnn")
+    trainer = {"accelerator": "cpu", "devices": 1, "max_steps": 2, "max_time": None, "limit_train_batches": 2,
+               "limit_val_batches": 1, "val_check_interval": 2, "num_sanity_val_steps": 0, "logger": False,
+               "enable_progress_bar": False, "enable_model_summary": False, "default_root_dir": str(tmp / "run")}
+    if ckpt_dir is None:
+        trainer.update(enable_checkpointing=False, callbacks=[])
+    else:
+        trainer["callbacks"] = [{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                                 "init_args": {"dirpath": str(ckpt_dir), "save_last": True}}]
+    model: dict = {"resolution": res, "clip_frames": 4}
+    if dnn:
+        model["network"] = {"init_args": {"hidden": 32, "num_layers": 2, "out_size": res, "context": 2}}
+    else:
+        model.update(val_num_clips=2, low_res_size=res // 2 if name in ("res96.yaml", "res112.yaml") else 64)
+        model["sampler"] = {"init_args": {"num_steps": 2}}
+        model["denoiser"] = {"init_args": {"net": {"init_args": {
+            "base_channels": 8, "channel_mults": [1, 2], "num_res_blocks": 1, "resolution": res, "cond_dim": 16,
+            "attn_resolutions": [], "cross_attn_resolutions": [8], "temporal": "conv", "num_heads": 2}}}}
+        model["fusion"] = {"init_args": {"cond_dim": 16}}
+        if name not in ("audio_only.yaml", "paper_encoders.yaml"):
+            model["fusion"]["init_args"].update(text_dim=16, num_heads=2, num_layers=1)
+            model["text_encoder"] = {"init_args": {"dim": 16, "num_layers": 1, "num_heads": 2, "vocab_size": 256}}
+    data = {"data_dir": str(cohort), "phantom": None, "resolution": res, "clip_frames": 4, "batch_size": 2,
+            "num_workers": 0, "test_speakers": 1, "val_speakers": 1, "max_eval_clips": 4,
+            "feature_cache_dir": str(tmp / "features")}
+    path = tmp / "tiny.yaml"
+    path.write_text(yaml.safe_dump({"trainer": trainer, "model": {"init_args": model}, "data": {"init_args": data}}))
+    return path
+
+
+def fit_in_process(configs: list[Path], extra: list[str] = ()) -> None:
+    from articulate.cli.lightning_cli import ArticulateCLI
+
+    args = ["fit"] + [a for c in configs for a in ("--config", str(c))] + list(extra)
+    torch.set_num_threads(1)
+    ArticulateCLI(args=args)
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> Path:
+    return make_cohort(tmp_path_factory.mktemp("wav2uti-fit-cohort"), speakers=3, utterances=2, seconds=0.5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [None] + [v for v in VARIANTS if v != "paper_encoders.yaml"])
+def test_config_fits(name, cohort, tmp_path):
+    fit_in_process(_stack(name) + [tiny_override(cohort, name, tmp_path)], ["--trainer.fast_dev_run", "1"])
+    # one training step and one validation batch ran (sampling included): its comparison sheet exists
+    assert list((tmp_path / "run").rglob("wav2uti_samples/epoch000.png"))
+
+
+@pytest.mark.slow
+def test_paper_encoders_config_fits_with_local_models(cohort, tmp_path):
+    from test_encoders import _tiny_bert, _tiny_wav2vec2
+
+    w2v, bert = _tiny_wav2vec2(tmp_path / "w2v"), _tiny_bert(tmp_path / "bert")
+    over = tiny_override(cohort, "paper_encoders.yaml", tmp_path, tmp_path / "ckpt")
+    extra = ["--model.init_args.audio_encoder.init_args.model", str(w2v),
+             "--model.init_args.text_encoder.init_args.model", str(bert),
+             "--model.init_args.fusion.init_args.audio_dim", "32", "--model.init_args.fusion.init_args.text_dim", "16"]
+    fit_in_process(_stack("paper_encoders.yaml") + [over], extra)
+    ck = torch.load(tmp_path / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert not any(".model." in k and k.startswith(("audio_encoder", "text_encoder")) for k in ck["state_dict"])
+    # frozen outputs were cached once per utterance (audio) and transcript (text)
+    folders = sorted(p.name.split("-")[0] for p in (tmp_path / "features").iterdir())
+    assert folders == ["BertTextEncoder", "Wav2Vec2Encoder"]
+
+
+@pytest.mark.ddp
+def test_two_process_cpu_ddp_fit(cohort, tmp_path):
+    over = tiny_override(cohort, None, tmp_path, tmp_path / "ckpt")
+    exe = ROOT / ".venv" / "bin" / "articulate"
+    cmd = [str(exe) if exe.exists() else sys.executable, *([] if exe.exists() else ["-m", "articulate.cli.main"]), "fit",
+           "--config", str(ROOT / "configs" / "wav2uti.yaml"), "--config", str(over),
+           "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled")
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "ckpt" / "last.ckpt").is_file()
+    # one feature-cache folder, filled once (rank 0), read by rank 1
+    assert len(list((tmp_path / "features").glob("LogMelEncoder-*/*.npy"))) == 6
