@@ -148,7 +148,8 @@ class MelSpectrogram(nn.Module):
 
     Same window, padding, STFT and mel basis as ``librosa.feature.melspectrogram`` (the basis is
     ``librosa.filters.mel`` itself, stored as a buffer), computed with ``torch.stft`` so it runs
-    on the GPU and inside a DataLoader worker. Output dtype follows the input (float32/float64).
+    on the GPU and inside a DataLoader worker. Output dtype follows the input (float32/float64;
+    half-precision input is computed in float32 and cast back).
     """
 
     def __init__(self, cfg: MelConfig | dict | None = None):
@@ -164,6 +165,9 @@ class MelSpectrogram(nn.Module):
         cfg = self.cfg
         if not torch.is_floating_point(wav):
             raise TypeError(f"MelSpectrogram expects float audio, got {wav.dtype}")
+        out_dtype = wav.dtype
+        if wav.dtype not in (torch.float32, torch.float64):
+            wav = wav.float()  # torch.stft has no half-precision CPU kernel; precision matters here anyway
         squeeze = wav.dim() == 1
         if squeeze:
             wav = wav[None]
@@ -187,7 +191,10 @@ class MelSpectrogram(nn.Module):
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         spec = self.spectrogram(wav)
-        return torch.matmul(self.mel_basis.to(spec.dtype), spec)
+        # Under autocast a float32 matmul could run in half precision: the mel keeps float32.
+        with torch.autocast(device_type=spec.device.type, enabled=False):
+            mel = torch.matmul(self.mel_basis.to(spec.dtype), spec)
+        return mel if wav.dtype in (torch.float32, torch.float64) else mel.to(wav.dtype)
 
 
 def power_to_unit(mel, cfg: MelConfig):
