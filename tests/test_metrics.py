@@ -204,7 +204,8 @@ def test_pesq_failures_are_reported_and_excluded(speech):
 
 
 # ----------------------------------------------------------------------------- Frechet
-@pytest.mark.parametrize("n,d", [(200, 8), (30, 40)])  # (30, 40): singular covariances, N < D
+# (200, 8): the D x D eigen path; (30, 40) and (12, 300): low-rank covariances, the nuclear-norm path
+@pytest.mark.parametrize("n,d", [(200, 8), (30, 40), (12, 300)])
 def test_frechet_distance_matches_scipy_sqrtm(n, d):
     from articulate.metrics.frechet import frechet_distance_features
 

@@ -27,10 +27,11 @@ Networks
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, Iterator, Literal
 
 import torch
 import torch.nn.functional as F
@@ -96,6 +97,18 @@ def _load_state(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+@contextlib.contextmanager
+def _seeded(random_init: bool) -> Iterator[None]:
+    """Random-init networks are built from a fixed seed, so NOT COMPARABLE numbers at least repeat
+    (run to run and rank to rank), without touching the caller's global RNG."""
+    if not random_init:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        yield
+
+
 def _calibrate_batchnorm(model: nn.Module, run: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor) -> None:
     """Random-init only: set BatchNorm running statistics from one pass over ``example``.
 
@@ -130,7 +143,7 @@ def lpips_network(net: Literal["squeeze", "alex", "vgg"] = "squeeze", weights_pa
     if not random_init:
         fname, url = LPIPS_TRUNKS[net]
         path = find_weights(fname, weights_path, f"LPIPS {net} trunk", url)
-    with warnings.catch_warnings():  # lpips passes torchvision's deprecated `pretrained=` flag
+    with warnings.catch_warnings(), _seeded(random_init):  # lpips passes torchvision's deprecated `pretrained=`
         warnings.simplefilter("ignore", UserWarning)
         model = lpips.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=True, verbose=False)
     if path is not None:
@@ -204,8 +217,9 @@ class InceptionFeatures(nn.Module):
         if not random_init:
             fname, url = INCEPTION_WEIGHTS[weights]
             path = find_weights(fname, weights_path, f"Inception ({weights}) for FID", url)
-        self.net = Inception3(num_classes=1008 if self.tf_blocks else 1000, aux_logits=not self.tf_blocks,
-                              transform_input=False, init_weights=False)
+        with _seeded(random_init):
+            self.net = Inception3(num_classes=1008 if self.tf_blocks else 1000, aux_logits=not self.tf_blocks,
+                                  transform_input=False, init_weights=False)
         if path is not None:
             self.net.load_state_dict(_load_state(path))
         self.input_size = int(input_size)
@@ -363,7 +377,8 @@ class I3DFeatures(nn.Module):
         self.scripted: torch.jit.ScriptModule | None = None
         self.net = None
         if random_init:
-            self.net = InceptionI3d(num_classes)
+            with _seeded(True):
+                self.net = InceptionI3d(num_classes)
             gen = torch.Generator().manual_seed(0)
             _calibrate_batchnorm(self.net, self._run, torch.rand(2, 1, 8, self.input_size, self.input_size, generator=gen))
             source = "random"

@@ -14,6 +14,7 @@ are dropped. Memory: 2 x feature-dim float64 numbers per frame (FID: 32 KiB per 
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import torch
@@ -49,8 +50,26 @@ def gaussian_stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def frechet_distance_features(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """Frechet distance between the Gaussians fitted to two feature sets ``[N, D]`` and ``[M, D]``."""
-    return frechet_distance(*gaussian_stats(real), *gaussian_stats(fake))
+    """Frechet distance between the Gaussians fitted to two feature sets ``[N, D]`` and ``[M, D]``.
+
+    With fewer vectors than dimensions (a validation set of a few hundred frames against 2048-d
+    Inception features) the covariances are low-rank: with ``S1 = A'A`` and ``S2 = B'B`` (``A``,
+    ``B`` the centred features over sqrt(N - 1)), ``tr sqrt(S1 S2)`` is the nuclear norm of
+    ``A B'`` (an N x M matrix), which is exact and much cheaper than a D x D decomposition.
+    """
+    x, y = real.to(torch.float64), fake.to(torch.float64)
+    n, m, d = x.shape[0], y.shape[0], x.shape[1]
+    if min(n, m) < 2:
+        raise ValueError(f"a Frechet distance needs at least 2 feature vectors per set, got {n} and {m}")
+    if y.shape[1] != d:
+        raise ValueError(f"feature dimensions differ: {d} vs {y.shape[1]}")
+    if max(n, m) > d:
+        return frechet_distance(*gaussian_stats(x), *gaussian_stats(y))
+    mu1, mu2 = x.mean(0), y.mean(0)
+    a = (x - mu1) / math.sqrt(n - 1)
+    b = (y - mu2) / math.sqrt(m - 1)
+    nuclear = torch.linalg.svdvals(a @ b.T).sum()
+    return ((mu1 - mu2) ** 2).sum() + (a * a).sum() + (b * b).sum() - 2.0 * nuclear
 
 
 def _to_unit(x: torch.Tensor, pixel_range: PixelRange) -> torch.Tensor:
