@@ -8,7 +8,7 @@ import torch
 
 from articulate.diffusion import EDMLoss, EDMPrecond
 from articulate.networks.wav2uti.unet import VideoUNet
-from articulate.networks.wav2uti.unet_blocks import CrossAttention, SpatialAttention, TemporalAttention, TemporalConv
+from articulate.networks.wav2uti.unet_blocks import Context, CrossAttention, SpatialAttention, TemporalAttention, TemporalConv
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
@@ -83,7 +83,6 @@ def test_fresh_network_is_framewise_and_temporal_layers_start_as_identity():
     for m in net.modules():
         if isinstance(m, (TemporalConv, TemporalAttention)):
             x = torch.randn(6, m.norm.num_channels, 4, 4)
-            from articulate.networks.wav2uti.unet_blocks import Context
             assert torch.equal(m(x, Context(B=2, T=3, emb=torch.zeros(6, 16))), x)
     x = torch.randn(1, 1, 5, 16, 16)
     c = torch.full((1,), 0.3)
