@@ -130,11 +130,14 @@ def _uti_subject(args: tuple) -> list[dict]:
         n = int(round(traj.duration * opts["sr"]))
         wav = synthesize(traj, subject, opts["sr"], n, rng)
         t_first = float(rng.uniform(0.1, 0.3))
-        geometry = {"num_vectors": opts["num_vectors"], "pix_per_vector": opts["pix_per_vector"]}
+        # other line lengths keep the same depth (10-95 mm): the sampling density changes
+        density = opts["pix_per_vector"] / 256.0
+        geometry = {"num_vectors": opts["num_vectors"], "pix_per_vector": opts["pix_per_vector"],
+                    "zero_offset": round(ZERO_OFFSET * density), "pixels_per_mm": PIXELS_PER_MM * density}
         scan, times = render_ultrasound(traj, subject, rng, t_first, fps=opts["fps"], **geometry)
         params = UltrasoundParams(num_vectors=opts["num_vectors"], pix_per_vector=opts["pix_per_vector"],
-                                  zero_offset=ZERO_OFFSET, bits_per_pixel=8, angle=ANGLE, kind=0,
-                                  pixels_per_mm=PIXELS_PER_MM, fps=float(opts["fps"]),
+                                  zero_offset=geometry["zero_offset"], bits_per_pixel=8, angle=ANGLE, kind=0,
+                                  pixels_per_mm=geometry["pixels_per_mm"], fps=float(opts["fps"]),
                                   time_first_frame=round(t_first, 5))
         stem_name = f"{k + 1:03d}{task[0].upper()}"
         stem = Path(root) / subject.id / stem_name
