@@ -8,7 +8,8 @@ Let the full latent be ``x`` with T frames, the window length W and the hop H (`
   ``phi_i = (i * shift) mod H`` (``shift`` defaults to an integer near ``H / golden ratio`` that is
   coprime with H, so the offsets run through all H residues in H steps and consecutive offsets are far
   apart). The windows of step i start at ``phi_i + k H`` (k integer) clamped to ``[0, T - W]``, keeping
-  every window that intersects ``[0, T)`` once (:func:`window_starts`). Consecutive starts differ by at
+  every window that intersects ``[0, T)`` once, minus inner windows made redundant by the clamping
+  (neighbours still within one hop) (:func:`window_starts`). Consecutive starts differ by at
   most H < W, so the windows cover every frame, and every window has exactly W frames (the length the
   network was trained on). Because the offsets rotate, no frame sits at a window border at every step.
 * **Blended denoiser.** Every call ``D(x; sigma)`` inside step i runs the denoiser on each window
@@ -43,7 +44,8 @@ CondFn = Callable[[int, int], dict[str, Any]]
 
 
 def window_starts(T: int, window: int, hop: int, offset: int = 0) -> list[int]:
-    """Sorted unique starts ``offset + k hop`` clamped to ``[0, T - window]`` whose windows meet ``[0, T)``."""
+    """Sorted unique starts ``offset + k hop`` clamped to ``[0, T - window]`` whose windows meet ``[0, T)``;
+    consecutive starts are at most ``hop`` apart, the first is 0 and the last ``T - window``."""
     if T <= window:
         return [0]
     if not 0 < hop <= window:
@@ -55,7 +57,16 @@ def window_starts(T: int, window: int, hop: int, offset: int = 0) -> list[int]:
     while offset + k * hop < T:
         starts.add(min(max(offset + k * hop, 0), T - window))
         k += 1
-    return sorted(starts)
+    ordered = sorted(starts)
+    # Clamping can leave a window right beside the first/last one (e.g. starts 31 and 32): drop an inner
+    # window when its neighbours are still at most one hop apart, which saves a network pass per step.
+    kept = [ordered[0]]
+    for j in range(1, len(ordered) - 1):
+        if ordered[j + 1] - kept[-1] > hop:
+            kept.append(ordered[j])
+    if len(ordered) > 1:
+        kept.append(ordered[-1])
+    return kept
 
 
 def taper(window: int, kind: str = "hann", dtype=torch.float64, device=None) -> torch.Tensor:
