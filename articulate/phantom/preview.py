@@ -57,6 +57,19 @@ def _contour_on_fan(fan, traj_path: Path, time_s: float, params) -> np.ndarray:
     return np.stack([rows[keep], cols[keep]], 1)
 
 
+def _tongue_window(rec, shape: tuple[int, int]) -> tuple[int, int]:
+    """Top-left corner of a 64 x 64 window centred on the subject's tongue (from its ground truth)."""
+    from articulate.phantom import head
+    from articulate.phantom.cohort import load_subject
+
+    traj = rec.image.with_name(rec.image.name.split(".")[0] + ".traj.npz")
+    centre = np.array([75.0, 130.0])  # reference mm: tongue body, palate and lips in view
+    if traj.is_file():
+        centre = head.reference_to_image(centre, load_subject(traj))
+    col, row = (centre / 1.87).round().astype(int) - 32
+    return int(np.clip(row, 0, shape[0] - 64)), int(np.clip(col, 0, shape[1] - 64))
+
+
 def preview(root: str | Path, out: str | Path, n_frames: int = 8) -> Path:
     """Write the preview PNG of the cohort(s) under ``root`` (a cohort folder or a folder of cohorts)."""
     import matplotlib
@@ -82,27 +95,33 @@ def preview(root: str | Path, out: str | Path, n_frames: int = 8) -> Path:
                 if r.utterance not in seen:
                     seen.add(r.utterance)
                     picks.append(r)
-            blocks += [("mri", r) for r in picks[:2]]
+            blocks += [("mri", r) for r in picks[:1]] + [("mri_zoom", r) for r in picks[1:2]]
         else:
             words = [r for r in recs if r.extra.get("task") == "word"] or recs
             blocks += [("ultrasound", words[0])]
     if not blocks:
         raise InputError(root, "the cohort's manifest lists no recordings")
     fig = plt.figure(figsize=(2.0 * n_frames, 3.6 * len(blocks)))
-    grid = fig.add_gridspec(2 * len(blocks), n_frames, height_ratios=[2.0, 1.2] * len(blocks), hspace=0.45,
+    grid = fig.add_gridspec(2 * len(blocks), n_frames, height_ratios=[2.0, 1.2] * len(blocks), hspace=0.6,
                             wspace=0.05)
     for b, (kind, rec) in enumerate(blocks):
-        if kind == "mri":
+        if kind in ("mri", "mri_zoom"):
             seq = read_mri(rec.image)
+            frames = seq.frames
+            zoom = ""
+            if kind == "mri_zoom":  # 64 x 64 pixels around the tongue, where the tags deform
+                r0, c0 = _tongue_window(rec, seq.frames.shape[1:])
+                frames = frames[:, r0: r0 + 64, c0: c0 + 64]
+                zoom = f", zoomed to rows {r0}-{r0 + 63}, columns {c0}-{c0 + 63}"
             wav, sr = read_audio(rec.audio)
             idx = np.linspace(0, len(seq.frames) - 1, n_frames).round().astype(int)
             times = (idx + 0.5) * (len(wav) / sr) / len(seq.frames)
             for j, k in enumerate(idx):
                 ax = fig.add_subplot(grid[2 * b, j])
-                ax.imshow(seq.frames[k], cmap="gray", vmin=0, vmax=1)
+                ax.imshow(frames[k], cmap="gray", vmin=0, vmax=1)
                 ax.set_title(f"frame {k} ({times[j]:.2f} s)", fontsize=8)
                 ax.axis("off")
-            title = f"tagged MRI {rec.id} ('{rec.utterance}'): mel spectrogram, cyan = frames shown"
+            title = f"tagged MRI {rec.id} ('{rec.utterance}'{zoom}): mel spectrogram, cyan = frames shown"
         else:
             utt = read_utterance(rec.image)
             wav, sr = utt.audio, utt.sr
