@@ -61,10 +61,11 @@ def _module_class():
 
         direction = "mri2audio"
 
-        def __init__(self, send_index: bool = True):
+        def __init__(self, send_index: bool = True, valid_even: bool = False):
             super().__init__()
             self.w = nn.Parameter(torch.tensor(0.7))
             self.send_index = send_index
+            self.valid_even = valid_even  # mark odd ids and id 0 invalid: on 2 ranks, rank 1 keeps nothing
 
         def training_step(self, batch, batch_idx):
             return (self.w * batch["mel"]).pow(2).mean()
@@ -86,6 +87,8 @@ def _module_class():
             }
             if self.send_index:
                 out["sample_index"] = batch["id"]
+            if self.valid_even:
+                out["valid"] = (batch["id"] % 2 == 0) & (batch["id"] > 0)
             return out
 
         def test_step(self, batch, batch_idx):
@@ -126,7 +129,7 @@ def make_callbacks():
     return MetricsCallback(val_metrics=METRIC_NAMES, options=options)
 
 
-def run_validate(devices: int, n: int, send_index: bool, out: Path | None = None) -> dict:
+def run_validate(devices: int, n: int, send_index: bool, out: Path | None = None, valid_even: bool = False) -> dict:
     import lightning.pytorch as pl
 
     torch.manual_seed(0)  # LPIPS random trunk: identical on every rank and in every run
@@ -134,7 +137,7 @@ def run_validate(devices: int, n: int, send_index: bool, out: Path | None = None
     trainer = pl.Trainer(accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto",
                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, callbacks=[cb])
-    model = _module_class()(send_index=send_index)
+    model = _module_class()(send_index=send_index, valid_even=valid_even)
     # One intra-op thread in every process: float32 conv sums (LPIPS) then run in the same order
     # in this process and in the DDP workers, so equality can be exact.
     threads = torch.get_num_threads()
@@ -309,34 +312,43 @@ callbacks:
     assert media_cb.every_n_epochs == 5
 
 
-@pytest.mark.ddp
-@pytest.mark.parametrize("n", [7])
-def test_two_process_ddp_validation_equals_single_process(tmp_path, n):
-    """7 samples on 2 ranks: DistributedSampler pads to 8 (sample 0 twice). With sample_index the
-    2-process values equal the 1-process values exactly. ARTICULATE_DDP_SHOW_BIAS=1 adds a run
-    without sample_index, which is biased (the in-process padding simulation in
-    test_metrics.py checks that bias on every run)."""
+def _run_script(tmp_path: Path, devices: int, n: int, index: bool, valid_even: bool = False) -> dict:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}", "WANDB_MODE": "disabled"}
-    results = {(1, 1): run_validate(1, n, send_index=True)}  # the 1-process reference, in this process
-    runs = ((2, 1), (2, 0)) if os.environ.get("ARTICULATE_DDP_SHOW_BIAS") else ((2, 1),)
-    for devices, index in runs:
-        out = tmp_path / f"d{devices}-i{index}.json"
-        proc = subprocess.run([sys.executable, str(Path(__file__)), "--devices", str(devices), "--n", str(n),
-                               "--index", str(index), "--out", str(out)],
-                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        data = json.loads(out.read_text())
-        assert data["world_size"] == devices
-        results[(devices, index)] = data["results"]
-    one, two, naive = results[(1, 1)], results[(2, 1)], results.get((2, 0), {})
+    out = tmp_path / f"d{devices}-i{int(index)}-v{int(valid_even)}.json"
+    cmd = [sys.executable, str(Path(__file__)), "--devices", str(devices), "--n", str(n), "--index", str(int(index)),
+           "--out", str(out)] + (["--valid-even"] if valid_even else [])
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert data["world_size"] == devices
+    return data["results"]
+
+
+@pytest.mark.ddp
+def test_two_process_ddp_validation_equals_single_process(tmp_path):
+    """7 samples on 2 ranks: DistributedSampler pads to 8 (sample 0 twice). With sample_index the
+    2-process values equal the 1-process values exactly.
+
+    ARTICULATE_DDP_EXTENDED=1 adds two runs: without sample_index (biased; the in-process padding
+    simulation in test_metrics.py checks that bias on every run), and with a ``valid`` mask that
+    leaves rank 1 without a single row (torchmetrics' empty-rank sync path)."""
+    n = 7
+    one = run_validate(1, n, send_index=True)  # the 1-process reference, in this process
+    two = _run_script(tmp_path, 2, n, index=True)
+    extended = bool(os.environ.get("ARTICULATE_DDP_EXTENDED"))
+    naive = _run_script(tmp_path, 2, n, index=False) if extended else {}
     print("\nDDP check (n=%d):" % n)
     for key in one:
         print(f"  {key:<28} 1 proc {one[key]!r:<24} 2 procs {two[key]!r:<24} 2 procs w/o sample_index {naive.get(key)!r}")
     assert set(one) == set(two)
     for key in one:
         assert two[key] == one[key], key  # bit-identical, not just close
-    if naive:  # the bias the de-duplication removes is real: sample 0 counted twice changes the mean
-        assert naive["val/corr2d"] != one["val/corr2d"]
+    if extended:
+        assert naive["val/corr2d"] != one["val/corr2d"]  # the bias de-duplication removes is real
+        masked_one = run_validate(1, n, send_index=True, valid_even=True)
+        masked_two = _run_script(tmp_path, 2, n, index=True, valid_even=True)
+        print("  valid mask, rank 1 empty:", masked_two)
+        assert masked_two == masked_one
 
 
 if __name__ == "__main__":
@@ -347,6 +359,7 @@ if __name__ == "__main__":
     parser.add_argument("--n", type=int, default=7)
     parser.add_argument("--index", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--valid-even", action="store_true")
     a = parser.parse_args()
     torch.set_num_threads(1)
-    run_validate(a.devices, a.n, bool(a.index), a.out)
+    run_validate(a.devices, a.n, bool(a.index), a.out, valid_even=a.valid_even)

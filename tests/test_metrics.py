@@ -314,6 +314,8 @@ def test_random_init_features_are_labelled_not_comparable():
 
     m = LPIPS(random_init=True)
     assert not m.comparable and "NOT COMPARABLE" in m.label
+    a, b = torch.rand(2, 1, 20, 20), torch.rand(2, 1, 20, 20)
+    torch.testing.assert_close(m.distances(a, b), LPIPS(random_init=True).distances(a, b))  # seeded: repeatable
     with pytest.raises(ValueError, match="at least 18 px"):
         m.update(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8))
 
