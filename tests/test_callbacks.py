@@ -247,8 +247,14 @@ def test_offline_wandb_fit_writes_audio_image_video_and_table_media(tmp_path, mo
     assert {".png", ".wav", ".mp4"} <= files, sorted(str(p.relative_to(media)) for p in media.rglob("*"))
     assert any(p.name.endswith(".table.json") for p in media.rglob("*")), "metrics table missing"
     # 2 samples x (spectrogram + attention) images, 2 x (target + synthesized) audio, 2 videos
+    assert len(list(media.rglob("*.png"))) == 4
     assert len(list(media.rglob("*.wav"))) == 4
     assert len(list(media.rglob("*.mp4"))) == 2
+    # the logged video is the side-by-side clip: real | generated, 4 frames of 24 x (24 + 2 + 24)
+    from articulate.readers.video import read_video
+
+    frames, fps = read_video(next(media.rglob("*.mp4")))
+    assert frames.shape == (4, 24, 50) and fps == pytest.approx(30.0)
 
 
 def test_media_callback_is_silent_without_wandb(tmp_path):
