@@ -73,6 +73,12 @@ def attention_panel(masks: np.ndarray, frames: np.ndarray | None, max_frames: in
     return np.concatenate([rows[0], sep, rows[1]], axis=0)
 
 
+def enlarge(img: np.ndarray, min_height: int = 192) -> np.ndarray:
+    """Integer nearest-neighbour upscaling so 64 x 64 mels stay legible (browsers blur small images)."""
+    k = max(1, -(-min_height // img.shape[0]))
+    return img if k == 1 else img.repeat(k, axis=0).repeat(k, axis=1)
+
+
 def side_by_side_video(real: np.ndarray, fake: np.ndarray) -> np.ndarray:
     """``[T, H, W]`` real and generated in [0, 1] -> ``[T, H, 2W + sep]`` uint8 (white separator)."""
     t = min(real.shape[0], fake.shape[0])
@@ -143,7 +149,7 @@ class MediaCallback(Callback):
         for it in self._buffer:
             cap = f"sample {it['index']}"
             if "mel_pred" in it and "mel_target" in it:
-                spec.append(wandb.Image(spectrogram_panel(it["mel_target"].squeeze(0), it["mel_pred"].squeeze(0)),
+                spec.append(wandb.Image(enlarge(spectrogram_panel(it["mel_target"].squeeze(0), it["mel_pred"].squeeze(0))),
                                         caption=f"{cap}: target | predicted | predicted - target"))
             if it.get("sample_rate"):
                 if "audio_target" in it:
@@ -154,7 +160,7 @@ class MediaCallback(Callback):
                                            caption=f"{cap}: synthesized"))
             if "attention" in it:
                 frames = it["mri"].reshape(-1, *it["mri"].shape[-2:]) if "mri" in it else None
-                att.append(wandb.Image(attention_panel(it["attention"], frames, self.max_frames),
+                att.append(wandb.Image(enlarge(attention_panel(it["attention"], frames, self.max_frames)),
                                        caption=f"{cap}: MRI frames (top) and attention masks (bottom)"))
             if "video_pred" in it and "video_target" in it:
                 if self._scratch is None:
@@ -189,4 +195,4 @@ class MediaCallback(Callback):
             self._scratch = None
 
 
-__all__ = ["MediaCallback", "spectrogram_panel", "attention_panel", "side_by_side_video", "colorize"]
+__all__ = ["MediaCallback", "spectrogram_panel", "attention_panel", "side_by_side_video", "colorize", "enlarge"]
