@@ -22,7 +22,7 @@ class Lip2AudSpec(MRI2AudioModule):
     """``network``: MRI ``[B, 1, T, H, W]`` -> mel ``[B, 1, 64, 64]``; automatic optimisation.
 
     Pair partners (when the DataModule gives them) are used as extra training samples, so the
-    baseline sees the same data as the translator. ``eval_audio``/``griffin_lim_iters``/``pesq_mode`` as in
+    baseline sees the same data as the translator. ``eval_audio``/``griffin_lim_iters``/``pesq_mode``/``griffin_lim`` as in
     :class:`~lightning_modules.mri2audio_translator.MRI2AudioTranslator`.
     """
 
@@ -34,8 +34,9 @@ class Lip2AudSpec(MRI2AudioModule):
         eval_audio: bool = True,
         griffin_lim_iters: int = 32,
         pesq_mode: Literal["wb", "nb"] = "wb",
+        griffin_lim: Literal["auto", "torch", "librosa"] = "auto",
     ):
-        super().__init__(eval_audio, griffin_lim_iters, pesq_mode)
+        super().__init__(eval_audio, griffin_lim_iters, pesq_mode, griffin_lim)
         save_hparams(self)
         self.network = network
         self.loss = loss if loss is not None else Corr2DMSELoss()

@@ -75,8 +75,13 @@ class MRI2AudioModule(LightningModule):
 
     direction = "mri2audio"
 
-    def __init__(self, eval_audio: bool = True, griffin_lim_iters: int = 32, pesq_mode: str = "wb") -> None:
+    def __init__(self, eval_audio: bool = True, griffin_lim_iters: int = 32, pesq_mode: str = "wb",
+                 griffin_lim: str = "auto") -> None:
         super().__init__()
+        if griffin_lim not in ("auto", "torch", "librosa"):
+            raise ValueError(f"griffin_lim must be 'auto', 'torch' or 'librosa', got {griffin_lim!r}")
+        self.griffin_lim = griffin_lim
+        self._baseline_audio: dict[tuple[int, int], torch.Tensor] = {}
         # Validation/test waveforms (Griffin-Lim of the predicted mel) for PESQ and the media panels.
         self.eval_audio = bool(eval_audio)
         self.griffin_lim_iters = int(griffin_lim_iters)
@@ -125,6 +130,7 @@ class MRI2AudioModule(LightningModule):
         self.input_shape = tuple(meta.get("input_shape") or DEFAULT_INPUT_SHAPE)
         self.intensity_percentiles = tuple(meta.get("intensity_percentiles") or DEFAULT_PERCENTILES)
         self.mean_mel, self.mean_mel_all = meta.get("mean_mel"), meta.get("mean_mel_all")
+        self._baseline_audio = {}
 
     # -- per-utterance mean-mel baseline --------------------------------------------------
     @torch.no_grad()
@@ -156,6 +162,7 @@ class MRI2AudioModule(LightningModule):
         mean = sums / counts.clamp_min(1.0).view(-1, *([1] * (sums.dim() - 1)))
         mean[counts == 0] = overall
         self.mean_mel, self.mean_mel_all = mean, overall
+        self._baseline_audio = {}
 
     def baseline_prediction(self, utterance: torch.Tensor) -> torch.Tensor | None:
         """The mean-mel baseline's "prediction" for each utterance id ``[B] -> [B, 1, H, W]``."""
@@ -194,14 +201,49 @@ class MRI2AudioModule(LightningModule):
             self._metrics[prefix] = {k: m.to(self.device) for k, m in wanted.items()}
         return self._metrics[prefix]
 
-    @torch.no_grad()
-    def synthesize_audio(self, mel_unit: torch.Tensor, length: int | None = None) -> torch.Tensor:
-        """Unit-scale mels ``[B, 1, n_mels, T]`` -> waveforms ``[B, L]`` in [-1, 1] (batched Griffin-Lim)."""
-        from articulate.signal import mel_to_audio, unit_to_power
+    def griffin_lim_method(self, device: torch.device | str | None = None) -> str:
+        """``griffin_lim`` with "auto" resolved: the batched torch path on GPU, librosa on CPU
+        (librosa's L-BFGS-B mel inversion is several times faster there than the torch FISTA one)."""
+        if self.griffin_lim != "auto":
+            return self.griffin_lim
+        device = torch.device(device) if device is not None else self.device
+        return "torch" if device.type == "cuda" else "librosa"
 
-        power = unit_to_power(mel_unit.float()[:, 0], self.mel_config)
-        wav = mel_to_audio(power, self.mel_config, n_iter=self.griffin_lim_iters, length=length)
-        return wav.clamp(-1.0, 1.0)
+    @torch.no_grad()
+    def synthesize_audio(self, mel_unit: torch.Tensor, length: int | None = None, method: str | None = None) -> torch.Tensor:
+        """Unit-scale mels ``[B, 1, n_mels, T]`` (or ``[B, n_mels, T]``) -> waveforms ``[B, L]`` in [-1, 1].
+
+        Griffin-Lim (``griffin_lim_iters`` iterations, seeded initial phase) at ``self.sample_rate``;
+        ``method`` "torch" (batched, on the mel's device), "librosa" (``mel_to_audio``, CPU) or None
+        for :meth:`griffin_lim_method`.
+        """
+        import numpy as np
+
+        from articulate.signal import mel_to_audio, mel_to_audio_librosa, unit_to_power
+
+        mel = mel_unit[:, 0] if mel_unit.dim() == 4 else mel_unit
+        power = unit_to_power(mel.float(), self.mel_config)
+        method = method or self.griffin_lim_method(mel.device)
+        if method == "torch":
+            wav = mel_to_audio(power, self.mel_config, n_iter=self.griffin_lim_iters, length=length)
+        elif method == "librosa":
+            out = [mel_to_audio_librosa(m, self.mel_config, n_iter=self.griffin_lim_iters, length=length)
+                   for m in power.cpu().numpy()]
+            wav = torch.from_numpy(np.stack(out)).to(mel.device)
+        else:
+            raise ValueError(f"griffin_lim must be 'auto', 'torch' or 'librosa', got {method!r}")
+        return wav.float().clamp(-1.0, 1.0)
+
+    def baseline_audio(self, utterance: torch.Tensor, length: int) -> torch.Tensor:
+        """Waveforms of the mean-mel baseline (one Griffin-Lim per utterance id, cached)."""
+        rows = []
+        for u in utterance.tolist():
+            key = (int(u), int(length))
+            if key not in self._baseline_audio:
+                mel = self.baseline_prediction(torch.tensor([u], device=utterance.device))
+                self._baseline_audio[key] = self.synthesize_audio(mel, length=length)[0].cpu()
+            rows.append(self._baseline_audio[key])
+        return torch.stack(rows).to(utterance.device)
 
     def evaluation_outputs(self, pred: torch.Tensor, masks: torch.Tensor | None, batch: dict, prefix: str) -> dict:
         """Update the module's metrics (model Corr2D, mean-mel baseline Corr2D and PESQ) and return
@@ -226,7 +268,7 @@ class MRI2AudioModule(LightningModule):
             out["audio_target"] = audio
             out["sample_rate"] = int(self.sample_rate)
             if base is not None:
-                base_audio = self.synthesize_audio(base.to(mel.dtype), length=audio.shape[-1])
+                base_audio = self.baseline_audio(batch["utterance"], audio.shape[-1])
                 metrics["pesq_mean_baseline"].update(base_audio, audio, int(self.sample_rate), sample_index=index)
         return out
 
@@ -264,6 +306,8 @@ class MRI2AudioTranslator(MRI2AudioModule):
         eval_audio: at validation/test, also synthesise waveforms (Griffin-Lim, ``griffin_lim_iters``
             iterations) and return them with the batch's audio for PESQ (``callbacks.metrics``);
             the module then also logs the mean-mel baseline's PESQ (``pesq_mode``, as the callback's).
+        griffin_lim: "auto" (torch on GPU, librosa on CPU), "torch" or "librosa"; also the default
+            of ``articulate synthesize-audio``.
     """
 
     def __init__(
@@ -282,8 +326,9 @@ class MRI2AudioTranslator(MRI2AudioModule):
         eval_audio: bool = True,
         griffin_lim_iters: int = 32,
         pesq_mode: Literal["wb", "nb"] = "wb",
+        griffin_lim: Literal["auto", "torch", "librosa"] = "auto",
     ):
-        super().__init__(eval_audio, griffin_lim_iters, pesq_mode)
+        super().__init__(eval_audio, griffin_lim_iters, pesq_mode, griffin_lim)
         save_hparams(self)
         self.automatic_optimization = False
         self.translator = translator
