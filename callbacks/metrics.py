@@ -50,7 +50,20 @@ def build_metric(name: str, options: dict[str, Any] | None = None) -> Metric:
 
     if name not in METRICS:
         raise ValueError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
-    return getattr(M, METRICS[name][0])(**(options or {}))
+    options = dict(options or {})
+    cls = getattr(M, METRICS[name][0])
+    if options.get("random_init") == "auto":
+        # Out-of-the-box configs: pretrained features when installed, else a labelled stand-in, so a
+        # fresh offline machine still trains; the figures are then logged as NOT_COMPARABLE.
+        from articulate.errors import MissingPretrainedError
+
+        try:
+            return cls(**{**options, "random_init": False})
+        except MissingPretrainedError as err:
+            rank_zero_warn(f"{name}: pretrained features not installed, using random-initialised stand-in "
+                           f"features (logged as *_NOT_COMPARABLE). {err}")
+            return cls(**{**options, "random_init": True})
+    return cls(**options)
 
 
 def metric_key(stage: str, name: str, metric: Metric) -> str:

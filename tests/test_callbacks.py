@@ -369,3 +369,17 @@ if __name__ == "__main__":
     a = parser.parse_args()
     torch.set_num_threads(1)
     run_validate(a.devices, a.n, bool(a.index), a.out, valid_even=a.valid_even)
+
+
+def test_random_init_auto_falls_back_to_labelled_stand_in(monkeypatch, tmp_path):
+    """`random_init: auto` (the out-of-the-box configs) never fails offline, and says so in the key."""
+    import torch
+
+    from callbacks.metrics import build_metric, metric_key
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))
+    metric = build_metric("lpips", {"random_init": "auto"})
+    assert metric_key("val", "lpips", metric) == "val/lpips_NOT_COMPARABLE"
+    x = torch.rand(2, 1, 3, 32, 32)
+    metric.update(x, x, sample_index=torch.arange(2))
+    assert float(metric.compute()) == pytest.approx(0.0, abs=1e-6)
