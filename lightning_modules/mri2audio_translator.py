@@ -308,6 +308,8 @@ class MRI2AudioTranslator(MRI2AudioModule):
             the module then also logs the mean-mel baseline's PESQ (``pesq_mode``, as the callback's).
         griffin_lim: "auto" (torch on GPU, librosa on CPU), "torch" or "librosa"; also the default
             of ``articulate synthesize-audio``.
+        init_output_bias: when F has a per-pixel ``output_bias`` (not the paper's default), set it
+            at the start of a fresh fit (not a resume) to the logit of the mean training mel.
     """
 
     def __init__(
@@ -327,10 +329,12 @@ class MRI2AudioTranslator(MRI2AudioModule):
         griffin_lim_iters: int = 32,
         pesq_mode: Literal["wb", "nb"] = "wb",
         griffin_lim: Literal["auto", "torch", "librosa"] = "auto",
+        init_output_bias: bool = True,
     ):
         super().__init__(eval_audio, griffin_lim_iters, pesq_mode, griffin_lim)
         save_hparams(self)
         self.automatic_optimization = False
+        self.init_output_bias = bool(init_output_bias)
         self.translator = translator
         self.attention = attention
         self.discriminator = discriminator
@@ -344,6 +348,13 @@ class MRI2AudioTranslator(MRI2AudioModule):
             "attention": optimizer_attention or (lambda p: paper_adam(p, 1e-3)),
             "discriminator": optimizer_discriminator or (lambda p: paper_adam(p, 1e-4)),
         }
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        fresh = self.trainer.ckpt_path is None
+        init = getattr(self.translator, "init_output_bias", None)
+        if fresh and self.init_output_bias and init is not None and self.mean_mel_all is not None:
+            init(self.mean_mel_all)
 
     # -- inference -----------------------------------------------------------------------
     def attend(self, mri: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -274,3 +274,15 @@ def test_corr2d_mse_loss_matches_numpy():
     got = Corr2DMSELoss()(torch.from_numpy(p), torch.from_numpy(t)).item()
     assert got == pytest.approx(expected, rel=1e-6)
     assert math.isfinite(Corr2DMSELoss()(torch.zeros(1, 1, 4, 4), torch.rand(1, 1, 4, 4)).item())
+
+
+def test_translator_output_bias_starts_from_the_mean_mel():
+    torch.manual_seed(0)
+    f = HeterogeneousTranslator(encoder_channels=(4, 8), decoder_channels=(4,), utterance_channels=2, subject_channels=4,
+                                latent_size=2, output_bias=True).eval()
+    assert f.output_bias.shape == (1, 8, 8)
+    mean = torch.rand(1, 8, 8) * 0.8 + 0.1
+    f.init_output_bias(mean)
+    x = torch.rand(3, 1, 4, 8, 8)
+    torch.testing.assert_close(f(x).mel, mean.expand(3, 1, 8, 8))  # any input: the mean, then learning
+    assert HeterogeneousTranslator().output_bias is None  # the paper's decoder has none

@@ -241,3 +241,31 @@ def test_lip2audspec_module_trains_and_uses_its_optimizer():
     tr.fit(model, DataLoader(ds, batch_size=2), DataLoader(ds, batch_size=2))
     assert changed(before, net)
     assert "val/corr2d" in tr.callback_metrics
+
+
+class FakeData(L.LightningDataModule):
+    """Fake DataModule with ``train_mels`` (what the real one offers for the baseline)."""
+
+    def __init__(self):
+        super().__init__()
+        self.mels = torch.rand(6, 1, M, M)
+        self.utts = torch.tensor([0, 1, 0, 1, 1, 1])
+
+    def train_dataloader(self):
+        return DataLoader(FakePairs(4), batch_size=2)
+
+    def train_mels(self):
+        yield {"mel": self.mels[:3], "utterance": self.utts[:3]}
+        yield {"mel": self.mels[3:], "utterance": self.utts[3:]}
+
+
+def test_fresh_fit_initialises_output_bias_from_training_mels():
+    _, a, d = tiny_networks()
+    f = HeterogeneousTranslator(encoder_channels=(4, 8), decoder_channels=(4,), utterance_channels=2, subject_channels=4,
+                                latent_size=4, output_bias=True)
+    model = MRI2AudioTranslator(f, a, d)
+    dm = FakeData()
+    trainer(max_epochs=1, limit_train_batches=0, limit_val_batches=0).fit(model, datamodule=dm)
+    mean = dm.mels.mean(0).clamp(1e-3, 1 - 1e-3)
+    torch.testing.assert_close(f.output_bias.detach(), torch.log(mean / (1 - mean)))
+    torch.testing.assert_close(model.baseline_prediction(torch.tensor([0]))[0], dm.mels[[0, 2]].mean(0))

@@ -50,6 +50,10 @@ class HeterogeneousTranslator(nn.Module):
             ``latent_size * 2 ** n_deconv`` pixels.
         logvar_limit: the log-variance channels are clamped to ``[-limit, limit]``; the pairwise KL
             divides by sigma_2^2, which the reconstruction loss alone would drive towards 0.
+        output_bias: add a learned per-pixel bias before the sigmoid (not in the paper; off by
+            default). It lets F hold the average spectrogram in one tensor, which the
+            LightningModule can initialise from the training mels (``init_output_bias``), so a short
+            training run spends its steps on what the MRI adds to that average.
     """
 
     def __init__(
@@ -62,6 +66,7 @@ class HeterogeneousTranslator(nn.Module):
         out_channels: int = 1,
         latent_size: int = 4,
         logvar_limit: float = 10.0,
+        output_bias: bool = False,
     ):
         super().__init__()
         encoder_channels, decoder_channels = list(encoder_channels), list(decoder_channels)
@@ -87,6 +92,8 @@ class HeterogeneousTranslator(nn.Module):
         self.decoder = nn.ModuleList(
             nn.ConvTranspose2d(a, b, kernel_size=4, stride=2, padding=1) for a, b in zip(widths[:-1], widths[1:])
         )
+        size = latent_size * 2 ** len(self.decoder)
+        self.output_bias = nn.Parameter(torch.zeros(out_channels, size, size)) if output_bias else None
 
     @property
     def out_size(self) -> int:
@@ -125,8 +132,22 @@ class HeterogeneousTranslator(nn.Module):
         h = torch.cat([utterance, subject], dim=1)
         for i, deconv in enumerate(self.decoder):
             h = deconv(h)
-            h = torch.sigmoid(h) if i == len(self.decoder) - 1 else F.relu(h)
-        return h
+            if i < len(self.decoder) - 1:
+                h = F.relu(h)
+        if self.output_bias is not None:
+            h = h + self.output_bias
+        return torch.sigmoid(h)
+
+    @torch.no_grad()
+    def init_output_bias(self, mean_output: torch.Tensor) -> None:
+        """Start from ``mean_output`` ``[C, H, W]`` in (0, 1): bias = its logit, last layer's weights 0."""
+        if self.output_bias is None:
+            return
+        p = mean_output.to(self.output_bias).clamp(1e-3, 1 - 1e-3).reshape(self.output_bias.shape)
+        self.output_bias.copy_(torch.log(p) - torch.log1p(-p))
+        last = self.decoder[-1]
+        last.weight.zero_()
+        last.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> TranslatorOutput:
         mu, logvar, subject = self.encode(x)
