@@ -22,9 +22,10 @@ def test_corr2_matches_its_definition():
 
 
 def test_mri_predicts_mel_better_than_the_utterance_mean(tmp_path):
-    root = generate("mri2audio", tmp_path / "m", subjects=12, seed=11, quiet=True)
-    res = mri_to_mel(root, folds=6)
-    assert res["subjects"] == 12
+    # 16 subjects, two held out per fold (the margin is +0.07 to +0.10 over seeds 11-13)
+    root = generate("mri2audio", tmp_path / "m", subjects=16, seed=11, quiet=True)
+    res = mri_to_mel(root, folds=8)
+    assert res["subjects"] == 16
     assert res["ridge_corr2d"] > res["utterance_mean_corr2d"] + 0.04, res
 
 

@@ -1,7 +1,8 @@
 """Per-subject anatomy and voice.
 
 One vocal-tract length drives both the size of the anatomy in the images and the formant scale
-of the voice, so that (as in people) a longer tract shows up in both modalities. Everything else
+of the voice, so that (as in people) a longer tract shows up in both modalities (the imaged oral
+anatomy by half as much as the formants, see :attr:`Subject.scale`). Everything else
 (palate height, tongue size, head pose, F0, jitter, shimmer, breathiness, speaking rate) varies
 independently per subject.
 """
@@ -36,8 +37,13 @@ class Subject:
 
     @property
     def scale(self) -> float:
-        """Anatomy scale relative to the reference head."""
-        return self.vtl_cm / REFERENCE_VTL_CM
+        """Size of the imaged (oral) anatomy relative to the reference head.
+
+        Between speakers the pharynx accounts for most of the vocal-tract length difference
+        (Fant 1966: female/male scale factors are larger for the pharynx than for the mouth),
+        so the oral anatomy scales by about half the relative tract-length difference.
+        """
+        return 1.0 + 0.5 * (self.vtl_cm / REFERENCE_VTL_CM - 1.0)
 
     @property
     def formant_scale(self) -> float:

@@ -21,7 +21,6 @@ tissue's own coordinates (SPAMM tags, speckle, texture) travel with it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -177,8 +176,8 @@ def tongue_sdf(X: np.ndarray) -> np.ndarray:
 
 def _tongue(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     d = tongue_sdf(X)
-    # a thin brighter mucosal surface and the septum (lingual septum/fat) slightly darker in the middle
-    rho = MUSCLE + 0.08 * _alpha(-d - 1.5, 1.0) * 0 + 0.05 * np.exp(-((d + 1.0) / 1.2) ** 2)
+    # muscle with a thin, slightly brighter mucosal surface
+    rho = MUSCLE + 0.05 * np.exp(-((d + 1.0) / 1.2) ** 2)
     return _alpha(d), rho
 
 
@@ -327,13 +326,6 @@ def render(points_img: np.ndarray, state: dict[str, float], subject: Subject, sh
     bone = np.maximum(bone, a_h)
     return {"value": value, "tissue": tissue, "tongue": tongue, "bone": bone, "tongue_ref": tongue_ref,
             "ref": st["p"]}
-
-
-@dataclass
-class Contour:
-    """The tongue's upper surface in image mm, for overlays and ground truth."""
-
-    xy: np.ndarray  # [K, 2]
 
 
 def tongue_surface(state: dict[str, float], subject: Subject, n: int = 60) -> np.ndarray:

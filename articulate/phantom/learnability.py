@@ -187,7 +187,7 @@ def _us_targets(scan: np.ndarray, pool: tuple[int, int] = (4, 16)) -> np.ndarray
     return scan[:, : v // a * a, : p // b * b].reshape(f, v // a, a, p // b, b).astype(np.float64).mean((2, 4)).reshape(f, -1)
 
 
-def audio_to_ultrasound(root: str | Path, folds: int = 4, seed: int = 0, components: int = 10,
+def audio_to_ultrasound(root: str | Path, folds: int = 11, seed: int = 0, components: int = 10,
                         squares: bool = False) -> dict:
     """Ridge audio -> ultrasound frame vs mean frames on held-out speakers (RMSE, 0-255, lower is better)."""
     from articulate.readers.dataset_index import index_dataset
