@@ -209,3 +209,24 @@ def test_cli_writes_and_previews(tmp_path, mri_cohort):
     assert main(["phantom", "wav2uti", "--out", str(tmp_path / "u"), "--subjects", "1", "--vowels", "1",
                  "--words", "0", "--sentences", "0", "--quiet", "--workers", "1"]) == 0
     assert (tmp_path / "u" / "manifest.csv").is_file()
+
+
+def test_concurrent_ensure_phantom_generates_once(monkeypatch):
+    """Two callers at once (e.g. two DDP ranks): one generates, the other waits and reuses it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from articulate.phantom import cohort
+
+    calls = []
+    real = cohort.generate
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cohort, "generate", counting)
+    opts = dict(subjects=1, vowels=1, words=0, sentences=0, seed=7, workers=1)
+    with ThreadPoolExecutor(2) as pool:
+        paths = list(pool.map(lambda _: ensure_phantom("wav2uti", **opts), range(2)))
+    assert paths[0] == paths[1] and (paths[0] / "manifest.csv").is_file()
+    assert len(calls) == 1
