@@ -25,7 +25,7 @@ from articulate.phantom.anatomy import Subject, sample_subject
 from articulate.phantom.phonetics import LEXICON, SENTENCE_PROMPTS, VOWEL_PROMPTS, WORD_PROMPTS, prompt_text
 from articulate.phantom.trajectories import make_trajectory
 
-VERSION = "2"  # bump when the phantom's output changes: cached cohorts are keyed by it
+VERSION = "3"  # bump when the phantom's output changes: cached cohorts are keyed by it
 KINDS = ("mri2audio", "wav2uti")
 
 MRI2AUDIO_DEFAULTS: dict[str, Any] = {

@@ -69,7 +69,7 @@ class UltrasoundRenderer:
         self.scatter = np.hypot(scatter[0], scatter[1]).astype(np.float32)
         self.scatter /= float(np.sqrt(np.mean(self.scatter**2)))
         self.depth = np.arange(pix_per_vector) / pixels_per_mm  # mm from the first sample
-        self.zero_offset = zero_offset
+        self.zero_offset, self.angle, self.pixels_per_mm = zero_offset, angle, pixels_per_mm
         self.density = pixels_per_mm / PIXELS_PER_MM  # widths below are given at the default sampling
         # slowly varying per-line echo strength (surface orientation, probe contact)
         self.line_gain = 1.0 + 0.25 * gaussian_filter(rng.normal(size=num_vectors), 3.0) * 3
@@ -117,7 +117,11 @@ class UltrasoundRenderer:
         has = blocked[:, -1]
         j = np.arange(P)[None, :]
         surface = np.where(has[:, None], np.exp(-0.5 * ((j - first[:, None]) / (1.6 * self.density)) ** 2), 0.0)
-        surface *= self.line_gain[:, None] * (1.0 + 0.3 * (bone_f.max(axis=1, keepdims=True) > 0.5))
+        # specular reflection: strong where the surface faces the probe, weak where the beam grazes it
+        depth_mm = (self.zero_offset + first) / self.pixels_per_mm
+        tan_inc = np.gradient(depth_mm) / np.maximum(depth_mm * self.angle, 1e-6)
+        incidence = 0.2 + 0.8 / (1.0 + tan_inc**2)
+        surface *= (self.line_gain * incidence)[:, None] * (1.0 + 0.3 * (bone_f.max(axis=1, keepdims=True) > 0.5))
         reverb = np.where(has[:, None], 0.12 * np.exp(-0.5 * ((j - 2 * first[:, None] - self.zero_offset) / (3.0 * self.density)) ** 2), 0.0)
         transmission = np.where(blocked, 0.03, 1.0)
         atten = np.exp(-self.depth / 70.0)[None, :]
