@@ -24,7 +24,7 @@ carries frame-aligned ``audio_feats [B, T, D]`` and padded ``text_feats [B, L, D
 
 Batch keys: ``video [B,1,T,H,W]`` float in [-1,1], ``audio [B, L]``, ``text`` (list of str),
 ``speaker`` (list of str), ``utterance [B]`` (index into ``utterances``), ``start [B]`` (first frame),
-and the attached features when present.
+``sample_index [B]`` (dataset index, for DDP-exact metrics) and the attached features when present.
 """
 
 from __future__ import annotations
@@ -152,6 +152,7 @@ class ClipDataset(Dataset):
             "speaker": utt.speaker,
             "utterance": u,
             "start": s,
+            "sample_index": i,  # dataset index: metrics drop the clips DistributedSampler repeats
         }
         if "audio" in utt.features:
             item["audio_feats"] = torch.from_numpy(np.asarray(utt.features["audio"][s : s + T], dtype=np.float32))

@@ -265,8 +265,9 @@ class Wav2UTIDiffusion(LightningModule):
         n = int(min(B, limit - seen))
         pred, real = self._sample_batch(batch, n)
         rmse, psnr = (self.val_rmse, self.val_psnr) if prefix == "val" else (self.test_rmse, self.test_psnr)
-        rmse.update(pred, real)
-        psnr.update(pred, real)
+        idx = batch["sample_index"][:n] if "sample_index" in batch else None
+        rmse.update(pred, real, sample_index=idx)
+        psnr.update(pred, real, sample_index=idx)
         self.log(f"{prefix}/rmse", rmse, batch_size=n)
         self.log(f"{prefix}/psnr", psnr, batch_size=n)
         if prefix == "val" and batch_idx == 0:
@@ -279,11 +280,13 @@ class Wav2UTIDiffusion(LightningModule):
         self._eval_step(batch, batch_idx, "test")
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val_pngs or self.trainer is None or not self.trainer.is_global_zero or self.trainer.sanity_checking:
+        if self.trainer is None or self.trainer.sanity_checking:
             return
-        real, pred = self._val_pngs[0]
+        # trainer.log_dir is a collective (broadcast) under DDP: every rank must ask for it.
         out = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "wav2uti_samples"
-        save_comparison_png(out / f"epoch{self.current_epoch:03d}.png", real, pred)
+        if self._val_pngs and self.trainer.is_global_zero:
+            real, pred = self._val_pngs[0]
+            save_comparison_png(out / f"epoch{self.current_epoch:03d}.png", real, pred)
 
     # ------------------------------------------------------------------------------------------
     # frozen encoders: feature cache, checkpoints

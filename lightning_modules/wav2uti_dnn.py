@@ -67,8 +67,9 @@ class Wav2UTIDNN(LightningModule):
         self.log(f"{prefix}/loss", F.mse_loss(pred, batch["video"]), batch_size=B, sync_dist=True)
         rmse, psnr = (self.val_rmse, self.val_psnr) if prefix == "val" else (self.test_rmse, self.test_psnr)
         pred = pred.clamp(-1, 1)
-        rmse.update(pred, batch["video"])
-        psnr.update(pred, batch["video"])
+        idx = batch.get("sample_index")
+        rmse.update(pred, batch["video"], sample_index=idx)
+        psnr.update(pred, batch["video"], sample_index=idx)
         self.log(f"{prefix}/rmse", rmse, batch_size=B)
         self.log(f"{prefix}/psnr", psnr, batch_size=B)
         if prefix == "val" and batch_idx == 0:
@@ -81,10 +82,11 @@ class Wav2UTIDNN(LightningModule):
         self._eval(batch, batch_idx, "test")
 
     def on_validation_epoch_end(self) -> None:
-        if self._val_png is None or not self.trainer.is_global_zero or self.trainer.sanity_checking:
+        if self.trainer.sanity_checking:
             return
-        out = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "wav2uti_samples"
-        save_comparison_png(out / f"epoch{self.current_epoch:03d}.png", *self._val_png)
+        out = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "wav2uti_samples"  # collective under DDP
+        if self._val_png is not None and self.trainer.is_global_zero:
+            save_comparison_png(out / f"epoch{self.current_epoch:03d}.png", *self._val_png)
 
     def configure_optimizers(self):
         return torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.hparams.lr,

@@ -105,7 +105,7 @@ def test_two_process_cpu_ddp_fit(cohort, tmp_path):
            "--config", str(ROOT / "configs" / "wav2uti.yaml"), "--config", str(over),
            "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
     env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled")
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "ckpt" / "last.ckpt").is_file()
     # one feature-cache folder, filled once (rank 0), read by rank 1
