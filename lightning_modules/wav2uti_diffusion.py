@@ -21,7 +21,7 @@ Components (all chosen in YAML): ``audio_encoder`` (frame-aligned acoustic featu
 * Validation: EDM loss with a fixed noise draw (comparable across epochs) on every batch, and
   ``val_num_clips`` clips sampled with the Heun sampler from the EMA weights, scored with RMSE and
   PSNR on 0-255 pixels (``val/rmse``, ``val/psnr``); a PNG of real vs generated frames is written to
-  ``<log_dir>/wav2uti_samples/``.
+  ``<log_dir>/wav2uti_samples/<run>/step<N>.png``.
 """
 
 from __future__ import annotations
@@ -283,10 +283,10 @@ class Wav2UTIDiffusion(LightningModule):
         if self.trainer is None or self.trainer.sanity_checking:
             return
         # trainer.log_dir is a collective (broadcast) under DDP: every rank must ask for it.
-        out = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "wav2uti_samples"
+        out = sample_dir(self)
         if self._val_pngs and self.trainer.is_global_zero:
             real, pred = self._val_pngs[0]
-            save_comparison_png(out / f"epoch{self.current_epoch:03d}.png", real, pred)
+            save_comparison_png(out / f"step{self.global_step:07d}.png", real, pred)
 
     # ------------------------------------------------------------------------------------------
     # frozen encoders: feature cache, checkpoints
@@ -392,6 +392,14 @@ def restore_frozen_pretrained(module: nn.Module, checkpoint: dict[str, Any]) -> 
     for k, v in module.state_dict().items():
         if any(k.startswith(p) for p in prefixes) and k not in sd:
             sd[k] = v
+
+
+def sample_dir(module: LightningModule) -> Path:
+    """``<log_dir>/wav2uti_samples/<run version>``; asks ``trainer.log_dir`` (a DDP collective) on every rank."""
+    trainer = module.trainer
+    out = Path(trainer.log_dir or trainer.default_root_dir) / "wav2uti_samples"
+    version = getattr(module.logger, "version", None) if module.logger is not None else None
+    return out / str(version) if version not in (None, "") else out
 
 
 def save_comparison_png(path: Path, real: torch.Tensor, pred: torch.Tensor, max_frames: int = 8) -> Path:

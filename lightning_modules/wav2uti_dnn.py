@@ -22,6 +22,7 @@ from lightning_modules.wav2uti_diffusion import (
     attach_frozen_features,
     drop_frozen_pretrained,
     restore_frozen_pretrained,
+    sample_dir,
     save_comparison_png,
     save_component_hparams,
 )
@@ -84,9 +85,9 @@ class Wav2UTIDNN(LightningModule):
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             return
-        out = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "wav2uti_samples"  # collective under DDP
+        out = sample_dir(self)  # collective under DDP
         if self._val_png is not None and self.trainer.is_global_zero:
-            save_comparison_png(out / f"epoch{self.current_epoch:03d}.png", *self._val_png)
+            save_comparison_png(out / f"step{self.global_step:07d}.png", *self._val_png)
 
     def configure_optimizers(self):
         return torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.hparams.lr,
