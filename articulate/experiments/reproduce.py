@@ -128,10 +128,12 @@ W_METRICS = [("test/rmse", "RMSE ↓"), ("test/psnr", "PSNR ↑"), ("test/lpips"
 W_QUICK = ["configs/wav2uti/quick.yaml", "configs/wav2uti/reproduce_quick.yaml"]
 
 
-def wav2uti_rows(resolutions: list[int], quick: bool) -> list[Row]:
-    rows = [Row("DNN baseline (64 px)", ["configs/wav2uti/dnn.yaml", *(["configs/wav2uti/dnn_quick.yaml"] if quick else [])])]
+def wav2uti_rows(resolutions: list[int], quick: bool, base_resolution: int = 64) -> list[Row]:
+    """``base_resolution`` is the base stage's size (64 px; the QUICK preset trains at 32 px)."""
+    rows = [Row(f"DNN baseline ({base_resolution} px)",
+                ["configs/wav2uti/dnn.yaml", *(["configs/wav2uti/dnn_quick.yaml"] if quick else [])])]
     for res in resolutions:
-        extra = [] if res == 64 else [f"configs/wav2uti/res{res}.yaml"]
+        extra = [] if res == base_resolution else [f"configs/wav2uti/res{res}.yaml"]
         rows.append(Row(f"Audio-only ({res} px)", ["configs/wav2uti/audio_only.yaml", *extra]))
         rows.append(Row(f"Audio+Text ({res} px)", extra))
     return rows
@@ -158,10 +160,12 @@ def wav2uti_plan(quick: bool, seeds: int, resolutions: list[int]) -> Plan:
         "96/112 px rows are super-resolution stages conditioned on the 64-px video."
     )
     if quick:
-        header += ("\n\n**QUICK preset**: a reduced phantom cohort, tiny networks and a few minutes of CPU "
+        header += ("\n\n**QUICK preset**: a reduced phantom cohort, tiny networks at 32 px (base stage only, "
+                   "no super-resolution rows unless --resolutions names them) and a few minutes of CPU "
                    "training per run; figures show orderings at small scale, not converged models.")
     return Plan(
-        experiment="wav2uti", base=[W_BASE, *(W_QUICK if quick else [])], rows=wav2uti_rows(resolutions, quick), metrics=W_METRICS, folds=[0],
+        experiment="wav2uti", base=[W_BASE, *(W_QUICK if quick else [])],
+        rows=wav2uti_rows(resolutions, quick, base_resolution=32 if quick else 64), metrics=W_METRICS, folds=[0],
         seeds=list(range(seeds)), common=[], header=header, examples=wav2uti_examples,
     )
 
