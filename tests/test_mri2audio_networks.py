@@ -83,12 +83,17 @@ def test_translator_tensor_slice_is_a_channel_split():
                                 latent_size=2, logvar_limit=1e6)
     x = torch.rand(2, 1, 4, 8, 8)
     captured = {}
-    f.encoder[-1].register_forward_hook(lambda m, i, o: captured.setdefault("h", o))
+    f.encoder[-1].register_forward_hook(lambda m, i, o: captured.update(h=o))
     mu, logvar, subject = f.encode(x)
-    h = F.max_pool3d(F.relu(captured["h"]), (2, 2, 2)).mean(2)  # T: 2 -> 1, 4x4 -> 2x2
+    h = F.max_pool3d(captured["h"], (2, 2, 2)).mean(2)  # linear latent layer; T: 2 -> 1, 4x4 -> 2x2
     torch.testing.assert_close(mu, h[:, 0:2])
     torch.testing.assert_close(logvar, h[:, 2:4])
     torch.testing.assert_close(subject, h[:, 4:8])
+    # The latent is linear (no ReLU): negative log-variances, i.e. sigma < 1, are reachable.
+    with torch.no_grad():
+        f.encoder[-1].bias.fill_(-5.0)
+        _, logvar, _ = f.encode(x)
+    assert (logvar < 0).all()
 
 
 def test_translator_reparameterisation_train_vs_eval():

@@ -1,6 +1,7 @@
 """Translator F: tagged-MRI sequence -> 64 x 64 mel spectrogram (the paper's asymmetric fully-CNN translator).
 
-Encoder: five 3D conv layers (kernel 3, "same" padding, ReLU), each followed by a max-pool that
+Encoder: five 3D conv layers (kernel 3, "same" padding, ReLU but for the last, linear one that
+gives the latent), each followed by a max-pool that
 halves height and width and, while more than one frame is left, the time axis (the paper: "each 3D
 convolutional layer yields the same dimension in the temporal direction, where the dimension is
 reduced by half after each 3D MaxPooling"). 26 frames become 13, 6, 3, 1; 128 x 128 becomes 4 x 4.
@@ -104,8 +105,12 @@ class HeterogeneousTranslator(nn.Module):
         if x.dim() != 5:
             raise ValueError(f"expected [B, C, T, H, W], got shape {tuple(x.shape)}")
         h = x
-        for conv in self.encoder:
-            h = F.relu(conv(h))
+        for i, conv in enumerate(self.encoder):
+            h = conv(h)
+            # The last layer is the latent: linear, so the mean and log-variance can be negative
+            # (after a ReLU, log sigma^2 >= 0 would pin sigma >= 1 and drown mu in the noise).
+            if i < len(self.encoder) - 1:
+                h = F.relu(h)
             # Halve time only while there is something to halve (26 -> 13 -> 6 -> 3 -> 1 -> 1).
             kt = 2 if h.shape[2] >= 2 else 1
             h = F.max_pool3d(h, kernel_size=(kt, 2, 2))
