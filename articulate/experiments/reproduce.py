@@ -49,6 +49,12 @@ class Plan:
 # mri2audio
 
 MRI_BASE = "configs/mri2audio.yaml"
+def mri_rows(quick: bool) -> list[Row]:
+    """The baseline's network is sized by its config: the QUICK preset's smaller image grid needs its own."""
+    lip = ["configs/mri2audio/lip2audspec.yaml", *(["configs/mri2audio/lip2audspec_quick.yaml"] if quick else [])]
+    return [Row("Lip2AudSpec", lip), *MRI_ROWS[1:]]
+
+
 MRI_ROWS = [
     Row("Lip2AudSpec", ["configs/mri2audio/lip2audspec.yaml"]),
     Row("Ours"),
@@ -110,7 +116,7 @@ def mri2audio_plan(quick: bool, seeds: int, folds: list[int] | None, split: str,
         header += ("\n\n**QUICK preset**: a reduced phantom cohort and a few minutes of CPU training per run; "
                    "figures show the ordering at small scale, not converged models.")
     return Plan(
-        experiment="mri2audio", base=[MRI_BASE, *(MRI_QUICK if quick else [])], rows=MRI_ROWS, metrics=MRI_METRICS, folds=folds, seeds=list(range(seeds)),
+        experiment="mri2audio", base=[MRI_BASE, *(MRI_QUICK if quick else [])], rows=mri_rows(quick), metrics=MRI_METRICS, folds=folds, seeds=list(range(seeds)),
         common=common, header=header, examples=mri2audio_examples,
         extra_rows=[("Per-utterance mean mel", {"test/corr2d": "test/corr2d_mean_baseline",
                                                  "test/pesq": "test/pesq_mean_baseline"})],
