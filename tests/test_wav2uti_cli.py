@@ -177,3 +177,18 @@ def test_transcribe_caches_beside_data_and_feeds_datamodule(tmp_path, capsys):
     # a missing model is a clear one-line error, not a traceback
     assert main(["transcribe", str(data), "--model", str(tmp_path / "nope"), "--overwrite"]) == 1
     assert "nope" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_synthesize_cascade_base_then_super_resolution(trained, tmp_path, capsys):
+    ckpt, cohort = trained
+    fit_in_process(_stack("res112.yaml") + [tiny_override(cohort, "res112.yaml", tmp_path, tmp_path / "sr")],
+                   ["--trainer.max_steps", "1", "--trainer.limit_val_batches", "0"])
+    sr = tmp_path / "sr" / "last.ckpt"
+    wav = _wav(tmp_path / "a.wav", 0.3, 16000)
+    out = tmp_path / "cascade.mp4"
+    assert _run("--ckpt", str(ckpt), "--sr-ckpt", str(sr), "--audio", str(wav), "--out", str(out)) == 0
+    assert np.load(out.with_suffix(".npy")).shape == (18, 28, 28)  # the SR stage's size, round(0.3 x 60) frames
+    # the stages swapped is refused with a clear message
+    assert _run("--ckpt", str(sr), "--audio", str(wav), "--out", str(tmp_path / "bad.mp4")) == 1
+    assert "super-resolution" in capsys.readouterr().err and not (tmp_path / "bad.mp4").exists()
