@@ -23,3 +23,14 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
             raise RuntimeError("writer failed")
     assert dest.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]
+
+
+def test_atomic_output_has_umask_permissions(tmp_path):
+    import os
+
+    dest = tmp_path / "out.npy"
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(b"x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (dest.stat().st_mode & 0o777) == (0o666 & ~umask)

@@ -102,11 +102,12 @@ def mri2audio_plan(quick: bool, seeds: int, folds: list[int] | None, split: str,
         common.append(f"--data.init_args.k={k}")
     k = k_label
     size = "QUICK preset: " if quick else ""
-    protocol = "leave-one-subject-out" if split == "loso" else f"{k}-fold by subject"
+    protocol = ("leave-one-subject-out" if split == "loso"
+                else f"{k}-fold by subject" if explicit else "k-fold by subject (the preset's k)")
     header = (
         "# mri2audio: Table 1\n\n"
         f"{size}{protocol}, folds {folds if len(folds) <= 8 else f'0..{len(folds) - 1}'}"
-        + (f" ({len(folds)} of {n_subjects if split == 'loso' else k})" if (n_subjects or split != "loso") else "")
+        + (f" ({len(folds)} of {n_subjects if split == 'loso' else k})" if (n_subjects or (split != "loso" and explicit)) else "")
         + f", seeds {list(range(seeds))}; "
         "mean ± std over seeds of the fold-averaged metric (the paper's three random trials).\n"
         "PESQ: ITU-T P.862 wide band on Griffin-Lim waveforms resampled to 16 kHz. "
