@@ -36,6 +36,8 @@ data:
     batch_size: 2
     num_workers: 0
 """
+# Variants that are layers on top of other variants (listed in their header comment).
+PREREQUISITES = {"lip2audspec_quick.yaml": ["quick.yaml", "lip2audspec.yaml"]}
 LIP2AUDSPEC_32 = ["--model.init_args.network.init_args.image_size", "[32, 32]",
                   "--model.init_args.network.init_args.window_stride", "7"]
 
@@ -44,10 +46,10 @@ def config_args(tmp: Path, variant: str | None) -> list[str]:
     tiny = tmp / "tiny.yaml"
     tiny.write_text(TINY_DATA)
     args = ["--config", str(ROOT / "configs" / "mri2audio.yaml")]
-    if variant:
-        args += ["--config", str(ROOT / "configs" / "mri2audio" / variant)]
+    for name in [*PREREQUISITES.get(variant, []), variant] if variant else []:
+        args += ["--config", str(ROOT / "configs" / "mri2audio" / name)]
     args += ["--config", str(tiny)]
-    if variant == "lip2audspec.yaml":
+    if variant and variant.startswith("lip2audspec"):
         args += LIP2AUDSPEC_32
     return args
 
