@@ -127,6 +127,8 @@ class MetricsCallback(Callback):
         names = self._names(stage)
         if not names:
             return
+        if isinstance(outputs, dict) and not outputs:
+            return  # the module scored nothing in this batch (e.g. beyond its sampling budget)
         if not isinstance(outputs, dict):
             raise TypeError(f"MetricsCallback: {type(pl_module).__name__}.{'validation' if stage == 'val' else 'test'}_step "
                             f"must return a dict of outputs (see the callbacks package docstring), got {type(outputs).__name__}")

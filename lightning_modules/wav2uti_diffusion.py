@@ -253,7 +253,7 @@ class Wav2UTIDiffusion(LightningModule):
         pred = self.generate(self.audio_features(sub), text, tmask, low_res=low, generator=g)
         return pred, sub["video"]
 
-    def _eval_step(self, batch: dict[str, Any], batch_idx: int, prefix: str) -> None:
+    def _eval_step(self, batch: dict[str, Any], batch_idx: int, prefix: str) -> dict[str, Any]:
         B = batch["video"].shape[0]
         g = torch.Generator(device=self.device).manual_seed(self.hparams.val_seed + batch_idx)
         loss = self._loss(batch, generator=g, drop=False)
@@ -261,7 +261,7 @@ class Wav2UTIDiffusion(LightningModule):
         seen = batch_idx * B
         limit = self.hparams.val_num_clips if prefix == "val" else float("inf")
         if seen >= limit:
-            return
+            return {}  # nothing sampled: the metrics callback skips an empty outputs dict
         n = int(min(B, limit - seen))
         pred, real = self._sample_batch(batch, n)
         rmse, psnr = (self.val_rmse, self.val_psnr) if prefix == "val" else (self.test_rmse, self.test_psnr)
@@ -272,12 +272,13 @@ class Wav2UTIDiffusion(LightningModule):
         self.log(f"{prefix}/psnr", psnr, batch_size=n)
         if prefix == "val" and batch_idx == 0:
             self._val_pngs = [(real[:2].detach().cpu(), pred[:2].detach().cpu())]
+        return video_outputs(pred, real, self.fps, idx)
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch, batch_idx, "val")
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        return self._eval_step(batch, batch_idx, "val")
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch, batch_idx, "test")
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        return self._eval_step(batch, batch_idx, "test")
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer is None or self.trainer.sanity_checking:
@@ -305,6 +306,12 @@ class Wav2UTIDiffusion(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         restore_frozen_pretrained(self, checkpoint)
+
+
+def video_outputs(pred: torch.Tensor, real: torch.Tensor, fps: float, index: torch.Tensor | None) -> dict[str, Any]:
+    """The callbacks' outputs protocol for videos: ``[B,1,T,H,W]`` in [0, 1] (the module works in [-1, 1])."""
+    return {"video_pred": ((pred.float().clamp(-1, 1) + 1) / 2), "video_target": ((real.float() + 1) / 2),
+            "fps": float(fps), "sample_index": index}
 
 
 def video_size(resolution: int) -> int:

@@ -19,6 +19,7 @@ from torch import nn
 
 from articulate.networks.wav2uti.encoders import AudioEncoder
 from lightning_modules.wav2uti_diffusion import (
+    video_outputs,
     attach_frozen_features,
     drop_frozen_pretrained,
     restore_frozen_pretrained,
@@ -62,7 +63,7 @@ class Wav2UTIDNN(LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["video"].shape[0])
         return loss
 
-    def _eval(self, batch: dict[str, Any], batch_idx: int, prefix: str) -> None:
+    def _eval(self, batch: dict[str, Any], batch_idx: int, prefix: str) -> dict[str, Any]:
         pred = self.network(self.audio_features(batch))
         B = batch["video"].shape[0]
         self.log(f"{prefix}/loss", F.mse_loss(pred, batch["video"]), batch_size=B, sync_dist=True)
@@ -75,12 +76,13 @@ class Wav2UTIDNN(LightningModule):
         self.log(f"{prefix}/psnr", psnr, batch_size=B)
         if prefix == "val" and batch_idx == 0:
             self._val_png = (batch["video"][:2].detach().cpu(), pred[:2].detach().cpu())
+        return video_outputs(pred, batch["video"], self.fps, idx)
 
     def validation_step(self, batch, batch_idx):
-        self._eval(batch, batch_idx, "val")
+        return self._eval(batch, batch_idx, "val")
 
     def test_step(self, batch, batch_idx):
-        self._eval(batch, batch_idx, "test")
+        return self._eval(batch, batch_idx, "test")
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
