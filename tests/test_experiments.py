@@ -63,3 +63,16 @@ def test_bench_summary_reports_errors_and_figures():
     assert rows["wav2uti sample 112px 32 steps [fp32]"] == "5.0 s per second of video"
     timer = StepTimer(warmup=1)
     assert timer.times == [] and timer.warmup == 1
+
+
+def test_bench_train_and_load_collects_variants_then_loader(monkeypatch):
+    from articulate.experiments import bench
+
+    calls = []
+    monkeypatch.setattr(bench, "training_throughput",
+                        lambda c, o, s, w, d, v: (calls.append(v.name) or {"variant": v.name, "items_per_second": 2.0}, f"dm-{v.name}"))
+    monkeypatch.setattr(bench, "loader_throughput", lambda dm, n: {"dm": dm, "batches": n})
+    section = bench._train_and_load(["c.yaml"], [], 3, 1, "cuda", 7)
+    assert calls == [v.name for v in bench.variants("cuda")]
+    assert [r["variant"] for r in section["train"]] == calls
+    assert section["data_loading"] == {"dm": "dm-fp32", "batches": 7}  # the first fit's DataModule

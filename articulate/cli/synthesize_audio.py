@@ -64,17 +64,10 @@ def load_mri2audio(ckpt: str | Path, device: str = "cpu"):
     """The mri2audio LightningModule of a checkpoint, in eval mode; other directions are refused."""
     import importlib
 
-    import torch
+    from articulate.checkpoints import read_checkpoint
 
     ckpt = Path(ckpt)
-    if not ckpt.is_file():
-        raise InputError(ckpt, "checkpoint not found")
-    try:
-        raw = torch.load(ckpt, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's input problem
-        raise InputError(ckpt, f"not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from None
-    if not isinstance(raw, dict) or "state_dict" not in raw:
-        raise InputError(ckpt, "not a Lightning checkpoint (no state_dict)")
+    raw = read_checkpoint(ckpt)
     hp = raw.get("hyper_parameters") or {}
     meta = raw.get("articulate") or {}
     class_path = hp.get("_class_path")

@@ -284,6 +284,26 @@ def _guard(results: list, fn: Callable[[], Any]) -> None:
             torch.cuda.empty_cache()
 
 
+def _train_and_load(configs: list[str], overrides: list[str], steps: int, warmup: int, device: str,
+                    loader_batches: int) -> dict[str, Any]:
+    """Training throughput for every variant, then the data loading of the first fit's DataModule."""
+    section: dict[str, Any] = {"train": [], "data_loading": None}
+    modules: list = []
+
+    def train(v: Variant):
+        res, dm = training_throughput(configs, overrides, steps, warmup, device, v)
+        modules.append(dm)
+        return res
+
+    for v in variants(device):
+        _guard(section["train"], lambda v=v: train(v))
+    if modules:
+        box: list = []
+        _guard(box, lambda: loader_throughput(modules[0], loader_batches))
+        section["data_loading"] = box[0]
+    return section
+
+
 def run_benchmarks(quick: bool = False, device: str | None = None) -> dict[str, Any]:
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
@@ -293,36 +313,17 @@ def run_benchmarks(quick: bool = False, device: str | None = None) -> dict[str, 
     # Training reads a small phantom cohort: enough recordings for full batches, quick to generate.
     mri_data = ["--data.init_args.phantom={subjects: 12}", "--data.init_args.n_crops=20"]
 
-    out["mri2audio"] = {"train": [], "inference": [], "lip2audspec_inference": [], "data_loading": None}
-    dm_holder: list = []
+    out["mri2audio"] = {"inference": [], "lip2audspec_inference": []}
+    out["mri2audio"].update(_train_and_load(mri_cfg, mri_data, train_steps, warmup, device, 5 if quick else 30))
     for v in variants(device):
-        def train(v=v):
-            res, dm = training_throughput(mri_cfg, mri_data, train_steps, warmup, device, v)
-            dm_holder.append(dm)
-            return res
-        _guard(out["mri2audio"]["train"], train)
         _guard(out["mri2audio"]["inference"], lambda v=v: mri2audio_inference(mri_cfg, device, v, 3 if quick else 20))
         _guard(out["mri2audio"]["lip2audspec_inference"],
                lambda v=v: mri2audio_inference(mri_cfg + ["configs/mri2audio/lip2audspec.yaml"], device, v, 3 if quick else 20))
-    if dm_holder:
-        box: list = []
-        _guard(box, lambda: loader_throughput(dm_holder[0], 5 if quick else 30))
-        out["mri2audio"]["data_loading"] = box[0]
 
     w_cfg = ["configs/wav2uti.yaml"]
     w_data = ["--data.init_args.phantom={speakers: 8}", "--data.init_args.max_eval_clips=4"]
-    out["wav2uti"] = {"train": [], "sampling": [], "data_loading": None}
-    dm_holder = []
-    for v in variants(device):
-        def train_w(v=v):
-            res, dm = training_throughput(w_cfg, w_data, train_steps, warmup, device, v)
-            dm_holder.append(dm)
-            return res
-        _guard(out["wav2uti"]["train"], train_w)
-    if dm_holder:
-        box = []
-        _guard(box, lambda: loader_throughput(dm_holder[0], 5 if quick else 30))
-        out["wav2uti"]["data_loading"] = box[0]
+    out["wav2uti"] = {"sampling": []}
+    out["wav2uti"].update(_train_and_load(w_cfg, w_data, train_steps, warmup, device, 5 if quick else 30))
 
     # On a GPU a whole second of video is sampled at 8 and 32 steps. On a CPU the paper-size network
     # needs hours per second of video, so one window with 2 (QUICK) or 4 steps is measured and the
