@@ -47,10 +47,10 @@ test-fast: $(STAMP) ## unit tests only (skips end-to-end training and DDP tests)
 	$(PY) -m pytest -q -m "not slow and not ddp" tests
 
 train-mri2audio: $(STAMP) ## train the mri2audio paper configuration (phantom data when none is given)
-	$(ART) fit --config configs/mri2audio.yaml $(if $(QUICK),--config configs/mri2audio/quick.yaml) $(DEVICE_ARGS) $(ARGS)
+	$(ART) fit --config configs/mri2audio.yaml $(if $(QUICK),--config configs/mri2audio/quick.yaml) --test_after_fit true $(DEVICE_ARGS) $(ARGS)
 
 train-wav2uti: $(STAMP) ## train the wav2uti paper configuration (GPUS=4 for 4-GPU DDP)
-	$(ART) fit --config configs/wav2uti.yaml $(if $(QUICK),--config configs/wav2uti/quick.yaml) $(DEVICE_ARGS) $(ARGS)
+	$(ART) fit --config configs/wav2uti.yaml $(if $(QUICK),--config configs/wav2uti/quick.yaml) --test_after_fit true $(DEVICE_ARGS) $(ARGS)
 
 phantom: $(STAMP) ## write both phantom cohorts under OUT (default data/phantom)
 	$(ART) phantom mri2audio --out $(OUT)/mri2audio

@@ -90,6 +90,21 @@ def test_fit_then_resume_from_last(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+def test_fit_then_test_on_held_out_split(tmp_path, monkeypatch, capsys, caplog):
+    """`--test_after_fit true` (the make train targets) ends fit with test from the best checkpoint."""
+    monkeypatch.chdir(tmp_path)
+    args = ["fit", *config_args(tmp_path, "no_gan.yaml"), "--trainer.default_root_dir", str(tmp_path),
+            "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1",
+            "--trainer.num_sanity_val_steps", "0", "--test_after_fit", "true"]
+    with caplog.at_level("INFO"):
+        assert articulate(args) == 0
+    out = capsys.readouterr().out
+    assert "test/corr2d" in out and "test/corr2d_mean_baseline" in out
+    restored = [r.getMessage() for r in caplog.records if "Restoring states from the checkpoint path" in r.getMessage()]
+    assert restored and restored[-1].endswith("mri2audio-epoch=000.ckpt")  # the monitored best, not last.ckpt
+
+
+@pytest.mark.slow
 @pytest.mark.ddp
 def test_two_process_cpu_ddp_fit(tmp_path):
     """Plain `--trainer.strategy ddp` (find_unused_parameters=False) with F, A and D optimizers."""

@@ -291,3 +291,32 @@ def test_translator_output_bias_starts_from_the_mean_mel():
     x = torch.rand(3, 1, 4, 8, 8)
     torch.testing.assert_close(f(x).mel, mean.expand(3, 1, 8, 8))  # any input: the mean, then learning
     assert HeterogeneousTranslator().output_bias is None  # the paper's decoder has none
+
+
+def test_translator_mean_frame_subtraction_ignores_static_content():
+    """With subtract_mean_frame F sees only what changes over time: adding any static image (tag
+    grid, anatomy) to every frame leaves its output unchanged; without it the output moves."""
+    torch.manual_seed(0)
+    kw = dict(encoder_channels=(4, 8), decoder_channels=(4,), utterance_channels=2, subject_channels=4, latent_size=2)
+    x, static = torch.rand(2, 1, 4, 8, 8), torch.rand(2, 1, 1, 8, 8)
+    f = HeterogeneousTranslator(subtract_mean_frame=True, **kw).eval()
+    torch.testing.assert_close(f(x + static).mel, f(x).mel)
+    g = HeterogeneousTranslator(**kw).eval()
+    g.load_state_dict(f.state_dict())
+    assert not torch.allclose(g(x + static).mel, g(x).mel)
+
+
+def test_translator_kaiming_init_keeps_the_encoder_signal():
+    """He init: each conv's weight std is sqrt(2 / fan_in) and biases are 0, so a unit-variance
+    input reaches the latent at about its own scale (PyTorch's default loses ~2x per layer)."""
+    torch.manual_seed(0)
+    f = HeterogeneousTranslator()
+    for conv in f.encoder:
+        fan_in = conv.weight[0].numel()
+        assert conv.weight.std().item() == pytest.approx(math.sqrt(2 / fan_in), rel=0.1)
+        assert torch.count_nonzero(conv.bias) == 0
+    x = torch.randn(2, 1, 26, 64, 64)
+    he_latent = torch.cat(f.encode(x), 1).std().item()
+    torch.manual_seed(0)
+    default_latent = torch.cat(HeterogeneousTranslator(kaiming_init=False).encode(x), 1).std().item()
+    assert he_latent > 0.3 and he_latent > 5 * default_latent

@@ -11,7 +11,25 @@ class ArticulateCLI(LightningCLI):
 
     Modules build their own optimizers from ``OptimizerCallable`` arguments (mri2audio has three),
     so LightningCLI's automatic ``--optimizer`` wiring is off.
+
+    ``--test_after_fit true`` (the ``make train-*`` targets set it) ends ``fit`` with ``test`` on the
+    held-out split, from the best checkpoint when a ModelCheckpoint kept one (else the final
+    weights), so one command gives the held-out figures.
     """
+
+    def add_arguments_to_parser(self, parser) -> None:
+        # Every subcommand accepts it, so a saved fit config.yaml also loads into `articulate test`.
+        parser.add_argument("--test_after_fit", type=bool, default=False,
+                            help="after fit, run test on the held-out split (best checkpoint if any)")
+
+    def after_fit(self) -> None:
+        if not self.config.get(self.subcommand, {}).get("test_after_fit", False):
+            return
+        trainer = self.trainer
+        if trainer.interrupted:
+            return
+        ckpt = getattr(trainer.checkpoint_callback, "best_model_path", "") if trainer.checkpoint_callback else ""
+        trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt or None)
 
     def __init__(self, args=None, run: bool = True):
         super().__init__(
