@@ -9,7 +9,9 @@ Components (all chosen in YAML): ``audio_encoder`` (frame-aligned acoustic featu
 * ``stage="super_resolution"``: the network also sees the low-res video (the target downsampled to
   ``low_res_size`` by area averaging, upsampled back bilinearly) with Gaussian noise augmentation
   of level ``aug_sigma ~ U(0, aug_sigma_max)`` in training and ``sample_aug_sigma`` at sampling;
-  ``low_res_ckpt`` names the base stage for cascaded sampling (``synthesize-uti``).
+  ``low_res_ckpt`` names the base stage: with it, ``test`` evaluates the whole cascade (the SR
+  stage refines the base stage's samples, as at inference); without it, or at validation, the
+  SR stage refines the downsampled ground truth (an oracle low-res input, cheaper to watch).
 * Classifier-free guidance: the whole condition is dropped (all-False ``cond_mask``) with
   probability ``cond_drop_prob`` in training; ``guidance_scale`` at sampling (1 = off).
 * EMA of the trainable weights (denoiser, fusion, trainable text encoder) with ``ema_decay``
@@ -245,11 +247,51 @@ class Wav2UTIDiffusion(LightningModule):
     # ------------------------------------------------------------------------------------------
     # validation / test
 
-    def _sample_batch(self, batch: dict[str, Any], n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def base_stage(self) -> "Wav2UTIDiffusion | None":
+        """The base stage named by ``low_res_ckpt`` (super-resolution stage only), loaded once and kept
+        off the module tree: it is neither trained nor saved with this stage's checkpoint."""
+        path = self.hparams.get("low_res_ckpt")
+        if self.stage != "super_resolution" or not path:
+            return None
+        base = self.__dict__.get("_base_stage")
+        if base is None:
+            from articulate.cli.synthesize_uti import load_wav2uti
+            from articulate.errors import InputError
+
+            base = load_wav2uti(path)
+            if getattr(base, "stage", None) != "base" or not hasattr(base, "sampler"):
+                raise InputError(path, "low_res_ckpt must be a base-stage diffusion checkpoint")
+            if abs(float(base.fps) - self.fps) > 1e-6 or int(base.clip_frames) != self.clip_frames:
+                raise InputError(path, f"base stage fps/clip_frames ({base.fps:g}, {base.clip_frames}) differ from "
+                                       f"this stage's ({self.fps:g}, {self.clip_frames})")
+            self.__dict__["_base_stage"] = base
+        return base.to(self.device)
+
+    @torch.no_grad()
+    def cascade_low_res(self, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
+        """The base stage's samples for ``batch`` at ``low_res_size``: what the SR stage sees at test
+        time in the paper's cascade (validation uses the downsampled ground truth instead)."""
+        base = self.base_stage()
+        if "audio" not in batch:
+            raise ValueError("cascaded evaluation needs the raw audio in the batch")
+        T = batch["video"].shape[2]
+        feats = base.audio_encoder(batch["audio"].float(), fps=base.fps, n_frames=T)
+        text, tmask = base.text_features({"text": list(batch["text"])}, ema=True) if base.text_encoder is not None else (None, None)
+        low = base.generate(feats, text, tmask, generator=generator)
+        return low if low.shape[-1] == self.low_res_size else resize_video(low, self.low_res_size, "area")
+
+    def _sample_batch(self, batch: dict[str, Any], n: int, cascade: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Samples for the first ``n`` items. Super-resolution stage: from the base stage's samples when
+        ``cascade`` and ``low_res_ckpt`` is set, else from the downsampled ground truth."""
         sub = {k: (v[:n] if isinstance(v, (torch.Tensor, list)) else v) for k, v in batch.items()}
         g = torch.Generator(device=self.device).manual_seed(self.hparams.val_seed)
         text, tmask = self.text_features(sub, ema=True)
-        low = resize_video(sub["video"], self.low_res_size, "area") if self.stage == "super_resolution" else None
+        low = None
+        if self.stage == "super_resolution":
+            if cascade and self.base_stage() is not None:
+                low = self.cascade_low_res(sub, torch.Generator(device=self.device).manual_seed(self.hparams.val_seed + 1))
+            else:
+                low = resize_video(sub["video"], self.low_res_size, "area")
         pred = self.generate(self.audio_features(sub), text, tmask, low_res=low, generator=g)
         return pred, sub["video"]
 
@@ -263,7 +305,7 @@ class Wav2UTIDiffusion(LightningModule):
         if seen >= limit:
             return {}  # nothing sampled: the metrics callback skips an empty outputs dict
         n = int(min(B, limit - seen))
-        pred, real = self._sample_batch(batch, n)
+        pred, real = self._sample_batch(batch, n, cascade=prefix == "test")
         rmse, psnr = (self.val_rmse, self.val_psnr) if prefix == "val" else (self.test_rmse, self.test_psnr)
         idx = batch["sample_index"][:n] if "sample_index" in batch else None
         rmse.update(pred, real, sample_index=idx)

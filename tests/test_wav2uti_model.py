@@ -94,6 +94,34 @@ def test_super_resolution_input_and_generation():
         m.generate(feats)
 
 
+def test_cascaded_test_sampling_refines_the_base_stage_samples(monkeypatch):
+    """With low_res_ckpt, test sampling feeds the base stage's samples (area-resized to low_res_size)
+    to the SR stage; validation and runs without low_res_ckpt use the downsampled ground truth."""
+    import articulate.cli.synthesize_uti as su
+    from articulate.errors import InputError
+
+    base = _model(res=16).eval()  # its 16-px samples are resized to the SR stage's 8-px input
+    sr = _model(stage="super_resolution", low_res_ckpt="base.ckpt").eval()
+    monkeypatch.setattr(su, "load_wav2uti", lambda path: base)
+    batch = _batch()
+    with torch.no_grad():
+        pred, real = sr._sample_batch(batch, 2, cascade=True)
+        feats = base.audio_encoder(batch["audio"], fps=60.0, n_frames=4)
+        text, mask = base.text_features({"text": batch["text"]}, ema=True)
+        low = base.generate(feats, text, mask, generator=torch.Generator().manual_seed(1))
+        expected = sr.generate(sr.audio_features(batch), *sr.text_features(batch, ema=True),
+                               low_res=resize_video(low, 8, "area"), generator=torch.Generator().manual_seed(0))
+        oracle, _ = sr._sample_batch(batch, 2, cascade=False)
+    torch.testing.assert_close(pred, expected)
+    assert real is not None and not torch.allclose(pred, oracle)
+    assert "base_stage" not in dict(sr.named_children())  # not trained, not saved
+
+    other = _model(stage="super_resolution", low_res_ckpt="sr.ckpt")
+    monkeypatch.setattr(su, "load_wav2uti", lambda path: _model(stage="super_resolution"))
+    with pytest.raises(InputError, match="base-stage"):
+        other.base_stage()
+
+
 def test_long_form_generation_length_and_determinism():
     m = _model(text=False).eval()
     feats = torch.randn(1, 11, 8)  # 11 frames > clip of 4: long-form windows
