@@ -26,7 +26,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("direction", choices=["mri2audio", "wav2uti"])
     parser.add_argument("--quick", action="store_true", help="the small CPU preset (~30 min on 2 cores)")
     parser.add_argument("--out", default=None, help="results folder (default results/<direction>[_quick])")
-    parser.add_argument("--seeds", type=int, default=3, help="random trials (the papers use 3)")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="random trials (default 3 as the papers; QUICK: 2, to fit in ~30 min on 2 cores)")
     parser.add_argument("--split", choices=["loso", "kfold"], default=None,
                         help="mri2audio protocol (default: loso; QUICK: the quick config's k-fold)")
     parser.add_argument("--k", type=int, default=None, help="folds for --split kfold")
@@ -43,13 +44,14 @@ def main(argv: list[str]) -> int:
     quick_tag = "_quick" if args.quick else ""
     out = Path(args.out or f"results/{args.direction}{quick_tag}")
     folds = [int(f) for f in args.folds.split(",")] if args.folds else None
+    seeds = args.seeds if args.seeds is not None else (2 if args.quick else 3)
     if args.direction == "mri2audio":
         split = args.split or ("kfold" if args.quick else "loso")
         n = _n_subjects(extra, args.quick) if (split == "loso" and folds is None) else 0
-        plan = rp.mri2audio_plan(args.quick, args.seeds, folds, split, args.k, n, explicit=args.split is not None)
+        plan = rp.mri2audio_plan(args.quick, seeds, folds, split, args.k, n, explicit=args.split is not None)
     else:
         res = args.resolutions or ("32" if args.quick else "64,96,112")
-        plan = rp.wav2uti_plan(args.quick, args.seeds, [int(r) for r in res.split(",")])
+        plan = rp.wav2uti_plan(args.quick, seeds, [int(r) for r in res.split(",")])
     summary = rp.reproduce(plan, out, extra_args=extra, logger=args.logger)
     print((out / "table.md").read_text())
     print(f"written: {out / 'table.md'}, {out / 'table.csv'}, {out / 'metrics.png'} ({summary['seconds']} s)")
