@@ -76,3 +76,33 @@ def test_bench_train_and_load_collects_variants_then_loader(monkeypatch):
     assert calls == [v.name for v in bench.variants("cuda")]
     assert [r["variant"] for r in section["train"]] == calls
     assert section["data_loading"] == {"dm": "dm-fp32", "batches": 7}  # the first fit's DataModule
+
+
+def test_super_resolution_rows_test_the_cascade_of_their_base_row(tmp_path):
+    """96/112-px rows get the same seed's 64-px checkpoint as low_res_ckpt; without it, a clear error."""
+    import json
+
+    import pytest
+
+    from articulate.experiments import reproduce as rp
+
+    plan = rp.wav2uti_plan(False, 2, [64, 96])
+    by_label = {r.label: r for r in plan.rows}
+    assert by_label["Audio+Text (96 px)"].low_res_from == "Audio+Text (64 px)"
+    assert by_label["Audio-only (96 px)"].low_res_from == "Audio-only (64 px)"
+    todo = rp.specs(plan)
+    order = [s.model for s in todo if s.seed == 0]
+    assert order.index("Audio+Text (64 px)") < order.index("Audio+Text (96 px)")  # base first
+
+    sr = next(s for s in todo if s.model == "Audio+Text (96 px)" and s.seed == 1)
+    with pytest.raises(RuntimeError, match="base stage"):
+        rp.with_base_stage(sr, plan, tmp_path)
+    base_id = next(s for s in todo if s.model == "Audio+Text (64 px)" and s.seed == 1).run_id
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / f"{base_id}.json").write_text(json.dumps({"checkpoint": "logs/x/best.ckpt"}))
+    got = rp.with_base_stage(sr, plan, tmp_path)
+    assert got.overrides[-1] == "--model.init_args.low_res_ckpt=logs/x/best.ckpt" and got.run_id == sr.run_id
+    base_row = next(s for s in todo if s.model == "Audio+Text (64 px)")
+    assert rp.with_base_stage(base_row, plan, tmp_path) is base_row
+    # Without the 64-px rows there is no cascade to test: the SR rows use the oracle low-res input.
+    assert all(r.low_res_from is None for r in rp.wav2uti_plan(False, 1, [96]).rows)

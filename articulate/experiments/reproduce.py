@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,6 +29,9 @@ class Row:
     label: str
     configs: list[str] = field(default_factory=list)
     overrides: list[str] = field(default_factory=list)
+    # A super-resolution row: the row (same fold and seed) whose checkpoint is its base stage, so
+    # that its test samples the whole cascade.
+    low_res_from: str | None = None
 
 
 @dataclass
@@ -146,10 +149,13 @@ def wav2uti_rows(resolutions: list[int], quick: bool, base_resolution: int = 64)
     """``base_resolution`` is the base stage's size (64 px; the QUICK preset trains at 32 px)."""
     rows = [Row(f"DNN baseline ({base_resolution} px)",
                 ["configs/wav2uti/dnn.yaml", *(["configs/wav2uti/dnn_quick.yaml"] if quick else [])])]
+    cascade = base_resolution in resolutions
     for res in resolutions:
         extra = [] if res == base_resolution else [f"configs/wav2uti/res{res}.yaml"]
-        rows.append(Row(f"Audio-only ({res} px)", ["configs/wav2uti/audio_only.yaml", *extra]))
-        rows.append(Row(f"Audio+Text ({res} px)", extra))
+        sr = res != base_resolution and cascade
+        rows.append(Row(f"Audio-only ({res} px)", ["configs/wav2uti/audio_only.yaml", *extra],
+                        low_res_from=f"Audio-only ({base_resolution} px)" if sr else None))
+        rows.append(Row(f"Audio+Text ({res} px)", extra, low_res_from=f"Audio+Text ({base_resolution} px)" if sr else None))
     return rows
 
 
@@ -171,7 +177,8 @@ def wav2uti_plan(quick: bool, seeds: int, resolutions: list[int]) -> Plan:
     header = (
         "# wav2uti: Tables 1-2 on the articulatory phantom\n\n"
         f"Speaker-disjoint test set; seeds {list(range(seeds))}; mean ± std over seeds. Pixels on 0-255. "
-        "96/112 px rows are super-resolution stages conditioned on the 64-px video."
+        "96/112 px rows are super-resolution stages tested as a cascade: they refine the samples of the "
+        "same seed's 64-px row (with --resolutions lacking 64: the downsampled ground truth, an oracle)."
     )
     if quick:
         header += ("\n\n**QUICK preset**: a reduced phantom cohort, tiny networks at 32 px (base stage only, "
@@ -228,6 +235,21 @@ def finish(plan: Plan, out_dir: Path) -> dict[str, Any]:
     return {"table": table, "records": len(records)}
 
 
+def with_base_stage(spec: RunSpec, plan: Plan, out_dir: Path) -> RunSpec:
+    """A super-resolution row's spec with ``low_res_ckpt`` = its base row's checkpoint (same fold
+    and seed; seed-major order runs the base row first)."""
+    row = next((r for r in plan.rows if r.label == spec.model), None)
+    if row is None or not row.low_res_from:
+        return spec
+    base_id = RunSpec(spec.experiment, row.low_res_from, [], fold=spec.fold, seed=spec.seed).run_id
+    path = out_dir / "runs" / f"{base_id}.json"
+    ckpt = json.loads(path.read_text()).get("checkpoint") if path.exists() else None
+    if not ckpt:
+        raise RuntimeError(f"{spec.model}: its base stage {row.low_res_from!r} (run {base_id}) has no checkpoint "
+                           f"in {path}; the cascade cannot be tested")
+    return replace(spec, overrides=[*spec.overrides, f"--model.init_args.low_res_ckpt={ckpt}"])
+
+
 def reproduce(plan: Plan, out_dir: Path, extra_args: list[str] | None = None, logger: str = "csv") -> dict[str, Any]:
     out_dir = Path(out_dir)
     todo = specs(plan, extra_args)
@@ -237,6 +259,8 @@ def reproduce(plan: Plan, out_dir: Path, extra_args: list[str] | None = None, lo
         print(f"[{i}/{len(todo)}] {spec.model} fold {spec.fold} seed {spec.seed}" + (" (done, skipped)" if done else ""),
               flush=True)
         want_examples = plan.examples if (spec.fold == plan.folds[0] and spec.seed == plan.seeds[0]) else None
+        if not done:
+            spec = with_base_stage(spec, plan, out_dir)
         run_one(spec, out_dir, logger=logger, examples=want_examples)
     summary = finish(plan, out_dir)
     summary["seconds"] = round(time.perf_counter() - start, 1)
