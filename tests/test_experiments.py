@@ -106,3 +106,23 @@ def test_super_resolution_rows_test_the_cascade_of_their_base_row(tmp_path):
     assert rp.with_base_stage(base_row, plan, tmp_path) is base_row
     # Without the 64-px rows there is no cascade to test: the SR rows use the oracle low-res input.
     assert all(r.low_res_from is None for r in rp.wav2uti_plan(False, 1, [96]).rows)
+
+
+def test_wav2uti_examples_from_the_dnn_baseline():
+    """The reproduction's example frames come from either model kind (the DNN has no sampler)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from articulate.experiments.reproduce import wav2uti_examples
+    from articulate.networks.wav2uti.dnn import FrameDNN
+    from articulate.networks.wav2uti.encoders import LogMelEncoder
+    from lightning_modules.wav2uti_dnn import Wav2UTIDNN
+
+    torch.manual_seed(0)
+    model = Wav2UTIDNN(FrameDNN(in_dim=8, context=1, hidden=16, num_layers=2, out_size=16), LogMelEncoder(n_mels=8),
+                       resolution=16, clip_frames=4)
+    batch = {"video": torch.rand(2, 1, 4, 16, 16) * 2 - 1, "audio": torch.randn(2, 1067) * 0.1, "text": ["a", "b"]}
+    cli = SimpleNamespace(model=model, datamodule=SimpleNamespace(test_dataloader=lambda: [batch]))
+    got = wav2uti_examples(cli)
+    assert got["video_pred"].shape == got["video_target"].shape == (4, 16, 16)

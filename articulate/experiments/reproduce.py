@@ -169,7 +169,7 @@ def wav2uti_examples(cli) -> dict[str, np.ndarray]:
         if hasattr(model, "_sample_batch"):
             pred, target = model._sample_batch(batch, 1)
         else:
-            pred, target = model.predict_video(batch)[:1], batch["video"][:1]
+            pred, target = model.generate(model.audio_features(batch))[:1], batch["video"][:1]  # DNN baseline
     return {"video_pred": pred[0, 0].float().cpu().numpy(), "video_target": target[0, 0].float().cpu().numpy()}
 
 
