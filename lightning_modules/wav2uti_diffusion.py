@@ -261,9 +261,9 @@ class Wav2UTIDiffusion(LightningModule):
             base = load_wav2uti(path)
             if getattr(base, "stage", None) != "base" or not hasattr(base, "sampler"):
                 raise InputError(path, "low_res_ckpt must be a base-stage diffusion checkpoint")
-            if abs(float(base.fps) - self.fps) > 1e-6 or int(base.clip_frames) != self.clip_frames:
-                raise InputError(path, f"base stage fps/clip_frames ({base.fps:g}, {base.clip_frames}) differ from "
-                                       f"this stage's ({self.fps:g}, {self.clip_frames})")
+            problem = timing_mismatch(base, self)
+            if problem:
+                raise InputError(path, problem)
             self.__dict__["_base_stage"] = base
         return base.to(self.device)
 
@@ -276,9 +276,12 @@ class Wav2UTIDiffusion(LightningModule):
             raise ValueError("cascaded evaluation needs the raw audio in the batch")
         T = batch["video"].shape[2]
         feats = base.audio_encoder(batch["audio"].float(), fps=base.fps, n_frames=T)
-        text, tmask = base.text_features({"text": list(batch["text"])}, ema=True) if base.text_encoder is not None else (None, None)
-        low = base.generate(feats, text, tmask, generator=generator)
-        return low if low.shape[-1] == self.low_res_size else resize_video(low, self.low_res_size, "area")
+        text, tmask = base.text_features({"text": list(batch["text"])}, ema=True)
+        return self.to_low_res(base.generate(feats, text, tmask, generator=generator))
+
+    def to_low_res(self, video: torch.Tensor) -> torch.Tensor:
+        """A base stage's video at this SR stage's ``low_res_size`` (area-resized when it differs)."""
+        return video if video.shape[-1] == self.low_res_size else resize_video(video, self.low_res_size, "area")
 
     def _sample_batch(self, batch: dict[str, Any], n: int, cascade: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Samples for the first ``n`` items. Super-resolution stage: from the base stage's samples when
@@ -348,6 +351,14 @@ class Wav2UTIDiffusion(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         restore_frozen_pretrained(self, checkpoint)
+
+
+def timing_mismatch(base: LightningModule, sr: LightningModule) -> str | None:
+    """Why a base stage and a super-resolution stage cannot form a cascade (fps or clip length), else None."""
+    if abs(float(base.fps) - float(sr.fps)) > 1e-6 or int(base.clip_frames) != int(sr.clip_frames):
+        return (f"the base and super-resolution stages differ in fps or clip length "
+                f"({float(base.fps):g} fps, {int(base.clip_frames)} frames vs {float(sr.fps):g} fps, {int(sr.clip_frames)} frames)")
+    return None
 
 
 def video_outputs(pred: torch.Tensor, real: torch.Tensor, fps: float, index: torch.Tensor | None) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
 
 
@@ -25,11 +25,8 @@ class ArticulateCLI(LightningCLI):
     def after_fit(self) -> None:
         if not self.config.get(self.subcommand, {}).get("test_after_fit", False):
             return
-        trainer = self.trainer
-        if trainer.interrupted:
-            return
-        ckpt = getattr(trainer.checkpoint_callback, "best_model_path", "") if trainer.checkpoint_callback else ""
-        trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt or None)
+        if not self.trainer.interrupted:
+            test_best(self.trainer, self.model, self.datamodule)
 
     def __init__(self, args=None, run: bool = True):
         super().__init__(
@@ -42,6 +39,13 @@ class ArticulateCLI(LightningCLI):
             args=args,
             run=run,
         )
+
+
+def test_best(trainer: Trainer, model: LightningModule, datamodule: LightningDataModule, **kwargs) -> tuple[list, str | None]:
+    """Test after fit from the best checkpoint a ModelCheckpoint kept (else the current weights):
+    ``(results, checkpoint path or None)``."""
+    ckpt = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+    return trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, **kwargs), ckpt
 
 
 def run_lightning_cli(argv: list[str]) -> int:

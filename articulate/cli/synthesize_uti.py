@@ -115,15 +115,14 @@ def synthesize(model, wav: np.ndarray, text: str, sr_model=None, steps: int | No
     wav_in = np.pad(wav, (0, max(0, need - wav.shape[0])))[: max(need, wav.shape[0])]
     video = _run_model(model, wav_in, n_gen, text, None, steps, guidance, hop, seed, use_ema)
     if sr_model is not None:
-        if float(sr_model.fps) != fps or int(sr_model.clip_frames) != int(model.clip_frames):
-            raise InputError(None, "the base and super-resolution checkpoints differ in fps or clip length")
+        from lightning_modules.wav2uti_diffusion import timing_mismatch
+
+        problem = timing_mismatch(model, sr_model)
+        if problem:
+            raise InputError(None, problem)
         if getattr(sr_model, "stage", "base") != "super_resolution":
             raise InputError(None, "--sr-ckpt is not a super-resolution stage checkpoint")
-        low = video
-        if low.shape[-1] != int(sr_model.low_res_size):
-            from lightning_modules.wav2uti_diffusion import resize_video
-
-            low = resize_video(low, int(sr_model.low_res_size), "area")
+        low = sr_model.to_low_res(video)
         sr_wav = wav_in if int(sr_model.audio_encoder.sample_rate) == enc_sr else None
         if sr_wav is None:
             from articulate.readers.audio import resample_audio

@@ -61,7 +61,8 @@ def mri_rows(quick: bool) -> list[Row]:
     return [Row("Lip2AudSpec", lip, over), *MRI_ROWS[1:]]
 
 
-LIP2AUDSPEC_QUICK_CAP = "00:00:03:00"
+LIP2AUDSPEC_QUICK_MINUTES = 3
+LIP2AUDSPEC_QUICK_CAP = f"00:00:{LIP2AUDSPEC_QUICK_MINUTES:02d}:00"
 
 
 MRI_ROWS = [
@@ -124,7 +125,7 @@ def mri2audio_plan(quick: bool, seeds: int, folds: list[int] | None, split: str,
     )
     if quick:
         header += ("\n\n**QUICK preset**: a reduced phantom cohort and a few minutes of CPU training per run "
-                   "(every row 4 epochs, but Lip2AudSpec, 19x larger, stops at a 3-minute cap); "
+                   f"(every row 4 epochs, but Lip2AudSpec, 19x larger, stops at a {LIP2AUDSPEC_QUICK_MINUTES}-minute cap); "
                    "figures show the ordering at small scale, not converged models.")
     return Plan(
         experiment="mri2audio", base=[MRI_BASE, *(MRI_QUICK if quick else [])], rows=mri_rows(quick), metrics=MRI_METRICS, folds=folds, seeds=list(range(seeds)),

@@ -53,7 +53,7 @@ def run_one(spec: RunSpec, out_dir: Path, logger: str = "csv", extra_args: list[
     ``examples(cli)``, when given, returns arrays (predictions next to targets) kept beside the record
     as ``<run_id>.examples.npz`` for the reproduction's figures.
     """
-    from articulate.cli.lightning_cli import ArticulateCLI
+    from articulate.cli.lightning_cli import ArticulateCLI, test_best
 
     record_path = Path(out_dir) / "runs" / f"{spec.run_id}.json"
     if record_path.exists():
@@ -79,8 +79,7 @@ def run_one(spec: RunSpec, out_dir: Path, logger: str = "csv", extra_args: list[
     cli = ArticulateCLI(args=args, run=False)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     fit_s = time.perf_counter() - start
-    ckpt = "best" if getattr(cli.trainer.checkpoint_callback, "best_model_path", "") else None
-    results = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, verbose=False)
+    results, ckpt = test_best(cli.trainer, cli.model, cli.datamodule, verbose=False)
     metrics = {k: _plain(v) for k, v in (results[0] if results else {}).items()}
     if examples is not None:
         arrays = examples(cli)
@@ -96,7 +95,7 @@ def run_one(spec: RunSpec, out_dir: Path, logger: str = "csv", extra_args: list[
         "fit_seconds": round(fit_s, 2),
         "total_seconds": round(time.perf_counter() - start, 2),
         "args": args,
-        "checkpoint": ckpt and cli.trainer.checkpoint_callback.best_model_path,
+        "checkpoint": ckpt,
     }
     record_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(record_path) as tmp:
