@@ -27,6 +27,8 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import WandbLogger
 
+from articulate.utils.images import enlarge
+
 SEPARATOR = 2  # pixels between panels
 
 
@@ -73,17 +75,12 @@ def attention_panel(masks: np.ndarray, frames: np.ndarray | None, max_frames: in
     return np.concatenate([rows[0], sep, rows[1]], axis=0)
 
 
-def enlarge(img: np.ndarray, min_height: int = 192) -> np.ndarray:
-    """Integer nearest-neighbour upscaling so 64 x 64 mels stay legible (browsers blur small images)."""
-    k = max(1, -(-min_height // img.shape[0]))
-    return img if k == 1 else img.repeat(k, axis=0).repeat(k, axis=1)
-
-
-def side_by_side_video(real: np.ndarray, fake: np.ndarray) -> np.ndarray:
-    """``[T, H, W]`` real and generated in [0, 1] -> ``[T, H, 2W + sep]`` uint8 (white separator)."""
+def side_by_side_video(real: np.ndarray, fake: np.ndarray, min_height: int = 192) -> np.ndarray:
+    """``[T, H, W]`` real and generated in [0, 1] -> ``[T, kH, k(2W + sep)]`` uint8 (white separator), with the
+    integer ``k`` that makes the video at least ``min_height`` tall (32-64 px frames are unreadable in W&B)."""
     t = min(real.shape[0], fake.shape[0])
-    frames = [hstack([(np.clip(real[i], 0, 1) * 255).round().astype(np.uint8),
-                      (np.clip(fake[i], 0, 1) * 255).round().astype(np.uint8)]) for i in range(t)]
+    frames = [enlarge(hstack([(np.clip(real[i], 0, 1) * 255).round().astype(np.uint8),
+                              (np.clip(fake[i], 0, 1) * 255).round().astype(np.uint8)]), min_height) for i in range(t)]
     return np.stack(frames)
 
 

@@ -276,6 +276,10 @@ class MRI2AudioDataModule(LightningDataModule):
         self.save_hyperparameters(ignore=["mel"])
         self.data_dir = data_dir
         self.phantom = dict(phantom or {})
+        if data_dir is None:  # a bad phantom option fails when the config is read, not after minutes of setup
+            from articulate.phantom import check_options
+
+            check_options("mri2audio", self.phantom)
         self.split, self.fold, self.k, self.val_subjects = split, int(fold), int(k), val_subjects
         self.n_crops, self.eval_crops, self.crop_samples = int(n_crops), int(eval_crops), int(crop_samples)
         self.frames, self.size = int(frames), int(size)

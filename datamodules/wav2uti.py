@@ -218,6 +218,10 @@ class Wav2UTIDataModule(LightningDataModule):
         self.save_hyperparameters()
         self.data_dir = data_dir
         self.phantom = dict(phantom or {})
+        if data_dir is None:  # a bad phantom option fails when the config is read, not after minutes of setup
+            from articulate.phantom import check_options
+
+            check_options("wav2uti", self.phantom)
         self.resolution, self.clip_frames = int(resolution), int(clip_frames)
         self.fps, self.sample_rate, self.view = float(fps), int(sample_rate), view
         self.batch_size, self.num_workers = int(batch_size), int(num_workers)

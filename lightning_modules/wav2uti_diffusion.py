@@ -467,6 +467,7 @@ def save_comparison_png(path: Path, real: torch.Tensor, pred: torch.Tensor, max_
     import imageio.v3 as iio
 
     from articulate.utils.atomic import atomic_path
+    from articulate.utils.images import enlarge
 
     rows = []
     for b in range(real.shape[0]):
@@ -474,7 +475,7 @@ def save_comparison_png(path: Path, real: torch.Tensor, pred: torch.Tensor, max_
         for v in (real, pred):
             frames = ((v[b, 0, t_idx].clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
             rows.append(np.concatenate(list(frames), axis=1))
-    img = np.concatenate(rows, axis=0)
+    img = np.concatenate([enlarge(r, min_height=128) for r in rows], axis=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         iio.imwrite(tmp, img, extension=".png")

@@ -250,11 +250,12 @@ def test_offline_wandb_fit_writes_audio_image_video_and_table_media(tmp_path, mo
     assert len(list(media.rglob("*.png"))) == 4
     assert len(list(media.rglob("*.wav"))) == 4
     assert len(list(media.rglob("*.mp4"))) == 2
-    # the logged video is the side-by-side clip: real | generated, 4 frames of 24 x (24 + 2 + 24)
+    # the logged video is the side-by-side clip: real | generated, 4 frames of 24 x (24 + 2 + 24), enlarged x8
+    # (nearest neighbour) to the 192-row minimum
     from articulate.readers.video import read_video
 
     frames, fps = read_video(next(media.rglob("*.mp4")))
-    assert frames.shape == (4, 24, 50) and fps == pytest.approx(30.0)
+    assert frames.shape == (4, 192, 400) and fps == pytest.approx(30.0)
 
 
 def test_media_callback_is_silent_without_wandb(tmp_path):
@@ -287,8 +288,10 @@ def test_media_panels_shapes_and_orientation():
     assert panel[-1, 0].sum() > panel[0, 0].sum()  # low frequencies drawn at the bottom (bright in magma)
     att = attention_panel(np.random.rand(26, 8, 8), np.random.rand(26, 8, 8), max_frames=5)
     assert att.shape == (8 + 2 + 8, 5 * 8 + 4 * 2, 3)
-    vid = side_by_side_video(np.ones((3, 6, 5)), np.zeros((3, 6, 5)))
+    vid = side_by_side_video(np.ones((3, 6, 5)), np.zeros((3, 6, 5)), min_height=1)
     assert vid.shape == (3, 6, 12) and vid[0, 0, 0] == 255 and vid[0, 0, -1] == 0
+    big = side_by_side_video(np.ones((3, 6, 5)), np.zeros((3, 6, 5)), min_height=20)  # x4 nearest neighbour
+    assert big.shape == (3, 24, 48) and (big[:, ::4, ::4] == vid).all()
 
 
 def test_callbacks_are_configurable_from_yaml_class_paths():

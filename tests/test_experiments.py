@@ -78,6 +78,21 @@ def test_bench_train_and_load_collects_variants_then_loader(monkeypatch):
     assert section["data_loading"] == {"dm": "dm-fp32", "batches": 7}  # the first fit's DataModule
 
 
+def test_bench_training_setups_build():
+    """The benchmark's configs and data overrides instantiate and their phantom options are valid (a bad
+    option once cost a whole `make bench` its wav2uti training row)."""
+    import pytest
+
+    from articulate.errors import InputError
+    from articulate.experiments import bench
+
+    for configs, overrides in (bench.MRI_BENCH, bench.WAV2UTI_BENCH):
+        model, dm = bench.build(configs, overrides)  # DataModules check phantom options when built
+        assert model is not None and dm.data_dir is None
+    with pytest.raises((InputError, ValueError), match=r"unknown wav2uti phantom option\(s\): speakers"):  # jsonargparse wraps it
+        bench.build(bench.WAV2UTI_BENCH[0], ["--data.init_args.phantom={speakers: 8}"])
+
+
 def test_super_resolution_rows_test_the_cascade_of_their_base_row(tmp_path):
     """96/112-px rows get the same seed's 64-px checkpoint as low_res_ckpt; without it, a clear error."""
     import json

@@ -304,14 +304,18 @@ def _train_and_load(configs: list[str], overrides: list[str], steps: int, warmup
     return section
 
 
+# Configs and overrides the training benchmarks build: the paper configurations reading a small phantom
+# cohort (enough recordings for full batches, quick to generate).
+MRI_BENCH = (["configs/mri2audio.yaml"], ["--data.init_args.phantom={subjects: 12}", "--data.init_args.n_crops=20"])
+WAV2UTI_BENCH = (["configs/wav2uti.yaml"], ["--data.init_args.phantom={subjects: 8}", "--data.init_args.max_eval_clips=4"])
+
+
 def run_benchmarks(quick: bool = False, device: str | None = None) -> dict[str, Any]:
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
     out: dict[str, Any] = {"quick": quick, "environment": environment(device)}
     train_steps, warmup = (3, 1) if quick else (20, 3)
-    mri_cfg = ["configs/mri2audio.yaml"]
-    # Training reads a small phantom cohort: enough recordings for full batches, quick to generate.
-    mri_data = ["--data.init_args.phantom={subjects: 12}", "--data.init_args.n_crops=20"]
+    mri_cfg, mri_data = MRI_BENCH
 
     out["mri2audio"] = {"inference": [], "lip2audspec_inference": []}
     out["mri2audio"].update(_train_and_load(mri_cfg, mri_data, train_steps, warmup, device, 5 if quick else 30))
@@ -320,8 +324,7 @@ def run_benchmarks(quick: bool = False, device: str | None = None) -> dict[str, 
         _guard(out["mri2audio"]["lip2audspec_inference"],
                lambda v=v: mri2audio_inference(mri_cfg + ["configs/mri2audio/lip2audspec.yaml"], device, v, 3 if quick else 20))
 
-    w_cfg = ["configs/wav2uti.yaml"]
-    w_data = ["--data.init_args.phantom={speakers: 8}", "--data.init_args.max_eval_clips=4"]
+    w_cfg, w_data = WAV2UTI_BENCH
     out["wav2uti"] = {"sampling": []}
     out["wav2uti"].update(_train_and_load(w_cfg, w_data, train_steps, warmup, device, 5 if quick else 30))
 

@@ -4,6 +4,6 @@
 returns a cached one. See :mod:`articulate.phantom.cohort`.
 """
 
-from articulate.phantom.cohort import KINDS, VERSION, ensure_phantom, generate, load_subject, phantom_key
+from articulate.phantom.cohort import KINDS, VERSION, check_options, ensure_phantom, generate, load_subject, phantom_key
 
-__all__ = ["KINDS", "VERSION", "ensure_phantom", "generate", "load_subject", "phantom_key"]
+__all__ = ["KINDS", "VERSION", "check_options", "ensure_phantom", "generate", "load_subject", "phantom_key"]

@@ -56,6 +56,12 @@ def _options(kind: str, subjects: int | None, options: dict[str, Any]) -> dict[s
     return opts
 
 
+def check_options(kind: str, options: dict[str, Any]) -> None:
+    """Raise the InputError that generation would, without generating (DataModules check their config early)."""
+    call_args = {"subjects", "seed", "quiet", "workers"}  # ensure_phantom's own arguments
+    _options(kind, options.get("subjects"), {k: v for k, v in options.items() if k not in call_args})
+
+
 def _subject_rng(seed: int, *keys: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), *[int(k) for k in keys]])
 
