@@ -141,3 +141,15 @@ def test_wav2uti_examples_from_the_dnn_baseline():
     cli = SimpleNamespace(model=model, datamodule=SimpleNamespace(test_dataloader=lambda: [batch]))
     got = wav2uti_examples(cli)
     assert got["video_pred"].shape == got["video_target"].shape == (4, 16, 16)
+
+
+def test_wav2uti_quick_plan_is_the_64px_base_stage_with_capped_rows():
+    from articulate.experiments import reproduce as rp
+
+    plan = rp.wav2uti_plan(True, 2, [64])
+    assert [r.label for r in plan.rows] == ["DNN baseline (64 px)", "Audio-only (64 px)", "Audio+Text (64 px)"]
+    caps = {r.label: [o for o in r.overrides if o.startswith("--trainer.max_time=")] for r in plan.rows}
+    assert caps["DNN baseline (64 px)"] == [f"--trainer.max_time=00:00:{rp.W_QUICK_DNN_MINUTES:02d}:00"]
+    assert caps["Audio+Text (64 px)"] == [f"--trainer.max_time=00:00:{rp.W_QUICK_MINUTES:02d}:00"]
+    assert f"{rp.W_QUICK_MINUTES} min" in plan.header
+    assert all(not r.overrides for r in rp.wav2uti_plan(False, 3, [64, 96]).rows)  # the full plan is uncapped

@@ -110,3 +110,20 @@ def test_two_process_cpu_ddp_fit(cohort, tmp_path):
     assert (tmp_path / "ckpt" / "last.ckpt").is_file()
     # one feature-cache folder, filled once (rank 0), read by rank 1
     assert len(list((tmp_path / "features").glob("LogMelEncoder-*/*.npy"))) == 6
+
+
+@pytest.mark.parametrize("config", ["wav2uti.yaml", "wav2uti/dnn.yaml"])
+def test_configured_fvd_scores_clips_shorter_than_16_frames(config):
+    """The QUICK preset tests 8-frame clips: the configured FVD must score them (16-frame FVD clips made
+    `make train-wav2uti QUICK=1` fail at test time)."""
+    from callbacks.metrics import build_metric
+
+    cfg = yaml.safe_load((ROOT / "configs" / config).read_text())
+    metrics_cb = next(c for c in cfg["trainer"]["callbacks"] if c["class_path"] == "callbacks.metrics.MetricsCallback")
+    assert "fvd" in metrics_cb["init_args"]["test_metrics"]
+    options = {**metrics_cb["init_args"]["options"]["fvd"], "random_init": True, "input_size": 64}
+    fvd = build_metric("fvd", options)
+    torch.manual_seed(0)
+    for _ in range(2):
+        fvd.update(torch.rand(3, 1, 8, 32, 32), torch.rand(3, 1, 8, 32, 32))
+    assert torch.isfinite(fvd.compute())

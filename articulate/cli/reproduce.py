@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--k", type=int, default=None, help="folds for --split kfold")
     parser.add_argument("--folds", type=str, default=None, help="only these folds, e.g. 0,1,2 (default: all; QUICK: 0)")
     parser.add_argument("--resolutions", type=str, default=None,
-                        help="wav2uti resolutions (default 64,96,112; QUICK: the 32-px base stage only)")
+                        help="wav2uti resolutions (default 64,96,112; QUICK: the 64-px base stage only)")
     parser.add_argument("--logger", choices=["csv", "wandb"], default="csv", help="per-run logger")
     parser.add_argument("overrides", nargs="*", help="extra LightningCLI overrides for every run, e.g. --data.init_args.data_dir=/data")
     args, unknown = parser.parse_known_args(argv)
@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
         n = _n_subjects(extra, args.quick) if (split == "loso" and folds is None) else 0
         plan = rp.mri2audio_plan(args.quick, seeds, folds, split, args.k, n, explicit=args.split is not None)
     else:
-        res = args.resolutions or ("32" if args.quick else "64,96,112")
+        res = args.resolutions or ("64" if args.quick else "64,96,112")
         plan = rp.wav2uti_plan(args.quick, seeds, [int(r) for r in res.split(",")])
     summary = rp.reproduce(plan, out, extra_args=extra, logger=args.logger)
     print((out / "table.md").read_text())

@@ -143,20 +143,26 @@ W_METRICS = [("test/rmse", "RMSE ↓"), ("test/psnr", "PSNR ↑"), ("test/lpips"
              ("test/fid", "FID ↓"), ("test/fvd", "FVD ↓")]
 
 
-W_QUICK = ["configs/wav2uti/quick.yaml", "configs/wav2uti/reproduce_quick.yaml"]
+W_QUICK = ["configs/wav2uti/quick.yaml"]  # plus per-row wall-clock caps (wav2uti_rows)
+W_QUICK_MINUTES = 4  # each diffusion row's training cap in the QUICK preset (~500 steps at 64 px on 2 cores)
+W_QUICK_DNN_MINUTES = 2
 
 
 def wav2uti_rows(resolutions: list[int], quick: bool, base_resolution: int = 64) -> list[Row]:
-    """``base_resolution`` is the base stage's size (64 px; the QUICK preset trains at 32 px)."""
+    """``base_resolution`` is the base stage's size (64 px, the cascade's first stage)."""
+    # QUICK: wall-clock caps per row (the table header states them) keep 2 seeds within 30 minutes.
+    cap, dnn_cap = ([f"--trainer.max_time=00:00:{W_QUICK_MINUTES:02d}:00"],
+                    [f"--trainer.max_time=00:00:{W_QUICK_DNN_MINUTES:02d}:00"]) if quick else ([], [])
     rows = [Row(f"DNN baseline ({base_resolution} px)",
-                ["configs/wav2uti/dnn.yaml", *(["configs/wav2uti/dnn_quick.yaml"] if quick else [])])]
+                ["configs/wav2uti/dnn.yaml", *(["configs/wav2uti/dnn_quick.yaml"] if quick else [])], dnn_cap)]
     cascade = base_resolution in resolutions
     for res in resolutions:
         extra = [] if res == base_resolution else [f"configs/wav2uti/res{res}.yaml"]
         sr = res != base_resolution and cascade
-        rows.append(Row(f"Audio-only ({res} px)", ["configs/wav2uti/audio_only.yaml", *extra],
+        rows.append(Row(f"Audio-only ({res} px)", ["configs/wav2uti/audio_only.yaml", *extra], cap,
                         low_res_from=f"Audio-only ({base_resolution} px)" if sr else None))
-        rows.append(Row(f"Audio+Text ({res} px)", extra, low_res_from=f"Audio+Text ({base_resolution} px)" if sr else None))
+        rows.append(Row(f"Audio+Text ({res} px)", extra, cap,
+                        low_res_from=f"Audio+Text ({base_resolution} px)" if sr else None))
     return rows
 
 
@@ -182,12 +188,13 @@ def wav2uti_plan(quick: bool, seeds: int, resolutions: list[int]) -> Plan:
         "same seed's 64-px row (with --resolutions lacking 64: the downsampled ground truth, an oracle)."
     )
     if quick:
-        header += ("\n\n**QUICK preset**: a reduced phantom cohort, tiny networks at 32 px (base stage only, "
-                   "no super-resolution rows unless --resolutions names them) and a few minutes of CPU "
-                   "training per run; figures show orderings at small scale, not converged models.")
+        header += ("\n\n**QUICK preset**: a reduced phantom cohort (10 speakers, 2 for test), 8-frame clips, tiny "
+                   "networks at 64 px (base stage only, no super-resolution rows unless --resolutions names them) "
+                   f"and a few minutes of CPU training per run (diffusion rows {W_QUICK_MINUTES} min, DNN "
+                   f"{W_QUICK_DNN_MINUTES} min); figures show orderings at small scale, not converged models.")
     return Plan(
         experiment="wav2uti", base=[W_BASE, *(W_QUICK if quick else [])],
-        rows=wav2uti_rows(resolutions, quick, base_resolution=32 if quick else 64), metrics=W_METRICS, folds=[0],
+        rows=wav2uti_rows(resolutions, quick), metrics=W_METRICS, folds=[0],
         seeds=list(range(seeds)), common=[], header=header, examples=wav2uti_examples,
     )
 
