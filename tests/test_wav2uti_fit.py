@@ -22,7 +22,8 @@ def _stack(name: str) -> list[Path]:
     base = [ROOT / "configs" / "wav2uti.yaml"]
     if name is None:
         return base
-    extra = [ROOT / "configs" / "wav2uti" / "quick.yaml", ROOT / "configs" / "wav2uti" / "dnn.yaml"] if name == "dnn_quick.yaml" else []
+    under = {"dnn_quick.yaml": "dnn.yaml", "audio_only_quick.yaml": "audio_only.yaml"}  # QUICK layers of a variant
+    extra = [ROOT / "configs" / "wav2uti" / f for f in ("quick.yaml", under[name])] if name in under else []
     return base + extra + [ROOT / "configs" / "wav2uti" / name]
 
 
@@ -48,7 +49,7 @@ def tiny_override(cohort: Path, name: str | None, tmp: Path, ckpt_dir: Path | No
             "base_channels": 8, "channel_mults": [1, 2], "num_res_blocks": 1, "resolution": res, "cond_dim": 16,
             "attn_resolutions": [], "cross_attn_resolutions": [8], "temporal": "conv", "num_heads": 2}}}}
         model["fusion"] = {"init_args": {"cond_dim": 16}}
-        if name not in ("audio_only.yaml", "paper_encoders.yaml"):
+        if name not in ("audio_only.yaml", "audio_only_quick.yaml", "paper_encoders.yaml"):
             model["fusion"]["init_args"].update(text_dim=16, num_heads=2, num_layers=1)
             model["text_encoder"] = {"init_args": {"dim": 16, "num_layers": 1, "num_heads": 2, "vocab_size": 256}}
     data = {"data_dir": str(cohort), "phantom": None, "resolution": res, "clip_frames": 4, "batch_size": 2,
@@ -127,3 +128,21 @@ def test_configured_fvd_scores_clips_shorter_than_16_frames(config):
     for _ in range(2):
         fvd.update(torch.rand(3, 1, 8, 32, 32), torch.rand(3, 1, 8, 32, 32))
     assert torch.isfinite(fvd.compute())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("row", [0, 1, 2])
+def test_reproduce_quick_rows_train_at_their_real_sizes(row, cohort, tmp_path):
+    """Each row of `make reproduce-wav2uti QUICK=1`, with its real (QUICK) network sizes, takes a training
+    step and a validation batch: layered configs must agree on widths (the audio-only row once did not)."""
+    from articulate.experiments import reproduce as rp
+
+    plan = rp.wav2uti_plan(True, 1, [64])
+    spec = rp.specs(plan)[row]
+    data = ["--data.init_args.data_dir", str(cohort), "--data.init_args.phantom", "null", "--data.init_args.num_workers", "0",
+            "--data.init_args.test_speakers", "1", "--data.init_args.val_speakers", "1",
+            "--data.init_args.feature_cache_dir", str(tmp_path / "features")]
+    trainer = ["--trainer.fast_dev_run", "1", "--trainer.logger", "false", "--trainer.callbacks", "[]",
+               "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path / "run")]
+    sampling = ["--model.init_args.val_num_clips", "1"] if spec.model != plan.rows[0].label else []  # not the DNN
+    fit_in_process([ROOT / c for c in spec.configs], [*spec.overrides, *data, *trainer, *sampling])

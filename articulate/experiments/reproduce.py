@@ -159,7 +159,8 @@ def wav2uti_rows(resolutions: list[int], quick: bool, base_resolution: int = 64)
     for res in resolutions:
         extra = [] if res == base_resolution else [f"configs/wav2uti/res{res}.yaml"]
         sr = res != base_resolution and cascade
-        rows.append(Row(f"Audio-only ({res} px)", ["configs/wav2uti/audio_only.yaml", *extra], cap,
+        audio_only = ["configs/wav2uti/audio_only.yaml", *(["configs/wav2uti/audio_only_quick.yaml"] if quick else [])]
+        rows.append(Row(f"Audio-only ({res} px)", [*audio_only, *extra], cap,
                         low_res_from=f"Audio-only ({base_resolution} px)" if sr else None))
         rows.append(Row(f"Audio+Text ({res} px)", extra, cap,
                         low_res_from=f"Audio+Text ({base_resolution} px)" if sr else None))
