@@ -1,9 +1,11 @@
-"""Result aggregation for the reproduction tables (independent of any model)."""
+"""Result aggregation for the reproduction tables, the reproduction plans and the benchmark harness."""
 
 from __future__ import annotations
 
 import csv
 import statistics
+
+import pytest
 
 from articulate.experiments.runner import RunSpec
 from articulate.experiments.tables import aggregate, to_markdown, write_table
@@ -81,8 +83,6 @@ def test_bench_train_and_load_collects_variants_then_loader(monkeypatch):
 def test_bench_training_setups_build():
     """The benchmark's configs and data overrides instantiate and their phantom options are valid (a bad
     option once cost a whole `make bench` its wav2uti training row)."""
-    import pytest
-
     from articulate.errors import InputError
     from articulate.experiments import bench
 
@@ -153,3 +153,15 @@ def test_wav2uti_quick_plan_is_the_64px_base_stage_with_capped_rows():
     assert caps["Audio+Text (64 px)"] == [f"--trainer.max_time=00:00:{rp.W_QUICK_MINUTES:02d}:00"]
     assert f"{rp.W_QUICK_MINUTES} min" in plan.header
     assert all(not r.overrides for r in rp.wav2uti_plan(False, 3, [64, 96]).rows)  # the full plan is uncapped
+
+
+@pytest.mark.slow
+def test_bench_times_the_requested_batches_under_manual_optimisation():
+    """mri2audio optimises F, A and D by hand (3 optimizer steps per batch): the benchmark must still time
+    ``steps`` batches after ``warmup`` (with max_steps it timed one)."""
+    from articulate.experiments import bench
+
+    configs = ["configs/mri2audio.yaml", "configs/mri2audio/quick.yaml"]
+    over = ["--data.init_args.phantom={subjects: 12}", "--data.init_args.n_crops=4", "--data.init_args.batch_size=2"]
+    res, _ = bench.training_throughput(configs, over, steps=2, warmup=1, device="cpu", variant=bench.variants("cpu")[0])
+    assert res["steps_timed"] == 2 and res["batch_size"] == 2 and res["items_per_second"] > 0

@@ -156,7 +156,8 @@ def training_throughput(configs: list[str], overrides: list[str], steps: int, wa
     _apply_variant(model, variant)
     timer = StepTimer(warmup)
     trainer = Trainer(
-        accelerator=device, devices=1, precision=variant.precision, max_steps=warmup + steps, max_epochs=-1,
+        # batches, not max_steps: under manual optimisation (mri2audio's F, A, D) a batch is 3 optimizer steps
+        accelerator=device, devices=1, precision=variant.precision, max_epochs=1, limit_train_batches=warmup + steps,
         limit_val_batches=0, num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
     )
