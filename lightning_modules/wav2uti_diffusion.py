@@ -463,7 +463,8 @@ def sample_dir(module: LightningModule) -> Path:
 
 
 def save_comparison_png(path: Path, real: torch.Tensor, pred: torch.Tensor, max_frames: int = 8) -> Path:
-    """Rows: real / generated frames of up to two clips ([B,1,T,H,W] in [-1,1]) -> 8-bit PNG."""
+    """Rows: real / generated frames of up to two clips ([B,1,T,H,W] in [-1,1]) -> 8-bit PNG, each row enlarged
+    (nearest neighbour) to at least 128 px so that 32-64 px frames are legible."""
     import imageio.v3 as iio
 
     from articulate.utils.atomic import atomic_path
