@@ -294,7 +294,7 @@ class Wav2UTIDiffusion(LightningModule):
             if cascade and self.base_stage() is not None:
                 low = self.cascade_low_res(sub, torch.Generator(device=self.device).manual_seed(self.hparams.val_seed + 1))
             else:
-                low = resize_video(sub["video"], self.low_res_size, "area")
+                low = self.to_low_res(sub["video"])
         pred = self.generate(self.audio_features(sub), text, tmask, low_res=low, generator=g)
         return pred, sub["video"]
 

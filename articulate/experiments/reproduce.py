@@ -52,26 +52,29 @@ class Plan:
 # mri2audio
 
 MRI_BASE = "configs/mri2audio.yaml"
-def mri_rows(quick: bool) -> list[Row]:
-    """The baseline's network is sized by its config: the QUICK preset's smaller image grid needs its own."""
-    lip = ["configs/mri2audio/lip2audspec.yaml", *(["configs/mri2audio/lip2audspec_quick.yaml"] if quick else [])]
-    # QUICK: the 28 M-parameter baseline would take most of the 30-minute budget for its 4 epochs;
-    # it gets LIP2AUDSPEC_QUICK_CAP instead (the table header says so).
-    over = [f"--trainer.max_time={LIP2AUDSPEC_QUICK_CAP}"] if quick else []
-    return [Row("Lip2AudSpec", lip, over), *MRI_ROWS[1:]]
-
-
-LIP2AUDSPEC_QUICK_MINUTES = 3
-LIP2AUDSPEC_QUICK_CAP = f"00:00:{LIP2AUDSPEC_QUICK_MINUTES:02d}:00"
-
-
-MRI_ROWS = [
-    Row("Lip2AudSpec", ["configs/mri2audio/lip2audspec.yaml"]),
+# The ablations; the Lip2AudSpec baseline heads the table (mri_rows: its configs depend on the preset).
+MRI_ABLATIONS = [
     Row("Ours"),
     Row("Ours w/o Attention", ["configs/mri2audio/no_attention.yaml"]),
     Row("Ours w/o Pair-wise Disentangle", ["configs/mri2audio/no_pairwise.yaml"]),
     Row("Ours w/o GAN", ["configs/mri2audio/no_gan.yaml"]),
 ]
+LIP2AUDSPEC_QUICK_MINUTES = 3
+
+
+def max_time(minutes: int) -> list[str]:
+    """The override capping one run's training at ``minutes`` of wall clock (QUICK presets)."""
+    return [f"--trainer.max_time=00:00:{minutes:02d}:00"]
+
+
+def mri_rows(quick: bool) -> list[Row]:
+    """The baseline's network is sized by its config: the QUICK preset's smaller image grid needs its own."""
+    lip = ["configs/mri2audio/lip2audspec.yaml", *(["configs/mri2audio/lip2audspec_quick.yaml"] if quick else [])]
+    # QUICK: the 28 M-parameter baseline would take most of the 30-minute budget for its 4 epochs;
+    # it gets a wall-clock cap instead (the table header says so).
+    return [Row("Lip2AudSpec", lip, max_time(LIP2AUDSPEC_QUICK_MINUTES) if quick else []), *MRI_ABLATIONS]
+
+
 MRI_METRICS = [("test/corr2d", "Corr2D for spectrogram ↑"), ("test/pesq", "PESQ for waveform ↑")]
 # The QUICK preset: the CPU training preset of `make train-mri2audio QUICK=1`, on a smaller
 # phantom cohort, shortened further so 5 rows x 3 seeds fit in ~30 minutes on 2 cores.
@@ -146,24 +149,24 @@ W_METRICS = [("test/rmse", "RMSE ↓"), ("test/psnr", "PSNR ↑"), ("test/lpips"
 W_QUICK = ["configs/wav2uti/quick.yaml"]  # plus per-row wall-clock caps (wav2uti_rows)
 W_QUICK_MINUTES = 4  # each diffusion row's training cap in the QUICK preset (~500 steps at 64 px on 2 cores)
 W_QUICK_DNN_MINUTES = 2
+W_BASE_RESOLUTION = 64  # the cascade's base stage (configs/wav2uti.yaml); 96/112 px are super-resolution stages
 
 
-def wav2uti_rows(resolutions: list[int], quick: bool, base_resolution: int = 64) -> list[Row]:
-    """``base_resolution`` is the base stage's size (64 px, the cascade's first stage)."""
+def wav2uti_rows(resolutions: list[int], quick: bool) -> list[Row]:
+    """DNN, then audio-only and audio+text per resolution; rows above the 64-px base stage test the cascade."""
+    base = W_BASE_RESOLUTION
     # QUICK: wall-clock caps per row (the table header states them) keep 2 seeds within 30 minutes.
-    cap, dnn_cap = ([f"--trainer.max_time=00:00:{W_QUICK_MINUTES:02d}:00"],
-                    [f"--trainer.max_time=00:00:{W_QUICK_DNN_MINUTES:02d}:00"]) if quick else ([], [])
-    rows = [Row(f"DNN baseline ({base_resolution} px)",
+    cap, dnn_cap = (max_time(W_QUICK_MINUTES), max_time(W_QUICK_DNN_MINUTES)) if quick else ([], [])
+    rows = [Row(f"DNN baseline ({base} px)",
                 ["configs/wav2uti/dnn.yaml", *(["configs/wav2uti/dnn_quick.yaml"] if quick else [])], dnn_cap)]
-    cascade = base_resolution in resolutions
+    audio_only = ["configs/wav2uti/audio_only.yaml", *(["configs/wav2uti/audio_only_quick.yaml"] if quick else [])]
+    cascade = base in resolutions
     for res in resolutions:
-        extra = [] if res == base_resolution else [f"configs/wav2uti/res{res}.yaml"]
-        sr = res != base_resolution and cascade
-        audio_only = ["configs/wav2uti/audio_only.yaml", *(["configs/wav2uti/audio_only_quick.yaml"] if quick else [])]
+        extra = [] if res == base else [f"configs/wav2uti/res{res}.yaml"]
+        sr = res != base and cascade
         rows.append(Row(f"Audio-only ({res} px)", [*audio_only, *extra], cap,
-                        low_res_from=f"Audio-only ({base_resolution} px)" if sr else None))
-        rows.append(Row(f"Audio+Text ({res} px)", extra, cap,
-                        low_res_from=f"Audio+Text ({base_resolution} px)" if sr else None))
+                        low_res_from=f"Audio-only ({base} px)" if sr else None))
+        rows.append(Row(f"Audio+Text ({res} px)", extra, cap, low_res_from=f"Audio+Text ({base} px)" if sr else None))
     return rows
 
 
