@@ -24,21 +24,34 @@ DEVICE_ARGS := --trainer.devices=$(GPUS) --trainer.strategy=ddp
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast train-mri2audio train-wav2uti phantom bench \
+.PHONY: help install lock test test-fast train-mri2audio train-wav2uti phantom bench \
         reproduce-mri2audio reproduce-wav2uti clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
 	@echo "  variables: QUICK=1 (small CPU preset)  GPUS=N (DDP on N devices)  ARGS='--trainer.max_epochs=5 ...'"
 
-# The stamp is rebuilt whenever pyproject.toml changes, so a stale environment re-installs itself.
-$(STAMP): pyproject.toml
+# The environment is installed from the committed lock (exact versions of every package, build tools
+# included), so a fresh clone installs the same set on any day; the stamp is rebuilt whenever
+# pyproject.toml or the lock changes. The torch family must import, or every target stops here.
+LOCK := requirements.lock
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q $$(grep -E '^(pip|setuptools|wheel)==' $(LOCK))
+	$(PY) -m pip install -q -r $(LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) tools/lockfile.py check --lock $(LOCK)
+	$(PY) -c "import torch, torchaudio, torchvision; print('torch', torch.__version__, 'torchaudio', torchaudio.__version__, 'torchvision', torchvision.__version__)"
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the project (editable) with test tools
+install: $(STAMP) ## create .venv and install the project (editable) with test tools, from requirements.lock
+
+lock: ## regenerate requirements.lock from pyproject.toml in a fresh temporary environment
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q --upgrade pip setuptools wheel
+	.lock-venv/bin/python -m pip install -q -e ".[dev]"
+	.lock-venv/bin/python tools/lockfile.py write --lock $(LOCK)
+	rm -rf .lock-venv
 
 test: $(STAMP) ## run the whole test suite (CPU, a few minutes)
 	$(PY) -m pytest -q tests
