@@ -23,10 +23,14 @@ def wandb_logged_in() -> bool:
 class ArticulateWandbLogger(WandbLogger):
     """``WandbLogger`` whose ``offline`` defaults to "not logged in".
 
-    ``WANDB_MODE`` (online/offline/disabled) still wins, as in every wandb program.
+    ``WANDB_MODE`` (online/offline/disabled) still wins, as in every wandb program (``articulate fit``
+    replaces this logger by a CSV logger when it is ``disabled``). ``save_dir`` None: ``articulate fit``
+    sets it to ``--trainer.default_root_dir`` so that everything a run writes lives there ("logs" outside it).
     """
 
-    def __init__(self, project: str = "articulate", save_dir: str = "logs", offline: bool | None = None, **kwargs: Any):
+    def __init__(self, project: str = "articulate", save_dir: str | None = None, offline: bool | None = None,
+                 **kwargs: Any):
+        save_dir = "logs" if save_dir is None else save_dir
         mode = os.environ.get("WANDB_MODE", "").lower()
         if offline is None:
             offline = mode in ("offline", "dryrun") or (mode != "online" and not wandb_logged_in())

@@ -14,8 +14,8 @@ Training: each epoch draws ``n_crops`` crops per training recording (uniform sta
 copies). The crop start and the pair partner of item ``i`` in epoch ``e`` come from
 ``numpy.random.default_rng([seed, e, i])``, and the visiting order from ``default_rng([seed, e])``,
 so an epoch is reproducible, differs from the next, and does not depend on the number of workers.
-The sampler is a ``DistributedSampler`` (one shard per rank), which Lightning keeps as it is and
-tells the epoch through ``set_epoch``.
+The sampler is ``datamodules.sampling.EpochSampler`` (a ``DistributedSampler``: one shard per rank, the
+epoch from ``set_epoch``) in a resumable loader: a mid-epoch checkpoint resumes at the next batch.
 
 Pairs (``pairs=True``, training only: the KL term of the paper uses them): each item's partner is
 a crop of a recording by *another* training subject; with probability ``same_utterance_prob`` it
@@ -44,15 +44,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
 from articulate.errors import InputError
 from articulate.signal.mel import MelConfig, MelSpectrogram, as_mel_config, power_to_unit
+from articulate.transforms.mri import prepare_mri
+from datamodules.sampling import EpochSampler, ResumableLoader, trainer_position
 from datamodules.splits import Split, make_split, n_folds
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MRI2AudioDataModule", "MRIRecording", "CropContext", "EpochSampler", "prepare_mri", "crop_starts"]
+__all__ = ["MRI2AudioDataModule", "MRIRecording", "CropContext", "EpochSampler", "crop_starts"]  # EpochSampler: re-exported
 
 
 @dataclass
@@ -66,30 +68,6 @@ class MRIRecording:
     audio: np.ndarray  # float32 [L], L >= crop_samples (zero-padded when shorter)
     n_samples: int  # length before padding
     source: Path | None = None
-
-
-def prepare_mri(frames: np.ndarray, n_frames: int, size: int, percentiles: tuple[float, float] = (0.5, 99.5)) -> torch.Tensor:
-    """``[T, H, W]`` -> float32 ``[n_frames, size, size]`` in [0, 1].
-
-    Space: bilinear with antialiasing (a plain trilinear resize would alias when shrinking, e.g.
-    256 -> 128 px); time: linear (``align_corners=False``, frame centres). Equal sizes are left
-    untouched. Intensity: ``(x - p_lo) / (p_hi - p_lo)`` clipped, with the percentiles taken over the
-    whole sequence: robust to the few very bright voxels of tagged MRI (fat, vessels, tag
-    crossings) that would dim everything under max scaling, and, being per sequence rather than per
-    frame, keeping the fading of the tags over time.
-    """
-    x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
-    t, h, w = x.shape
-    if (h, w) != (size, size):
-        x = F.interpolate(x[:, None], size=(size, size), mode="bilinear", align_corners=False,
-                          antialias=(h > size or w > size))[:, 0]
-    if t != n_frames:
-        flat = x.reshape(t, -1).T[:, None]  # [H*W, 1, T]
-        x = F.interpolate(flat, size=n_frames, mode="linear", align_corners=False)[:, 0].T.reshape(n_frames, size, size)
-    lo, hi = np.percentile(x.numpy(), percentiles)
-    if not hi > lo:  # a constant sequence: nothing to scale
-        return torch.zeros_like(x)
-    return ((x - float(lo)) / float(hi - lo)).clamp_(0.0, 1.0).contiguous()
 
 
 def crop_starts(n_samples: int, crop: int, count: int) -> list[int]:
@@ -189,31 +167,6 @@ class EvalCrops(_Items):
     def __getitem__(self, i: int) -> dict[str, Any]:
         r, start = self.index[i]
         return self.item(r, start, i)
-
-
-class EpochSampler(DistributedSampler):
-    """Seeded per-epoch shuffle yielding ``(epoch, index)`` keys, sharded over DDP ranks.
-
-    A ``DistributedSampler`` so that Lightning neither replaces nor wraps it and calls ``set_epoch``
-    at each epoch start (also after resuming). Each rank gets ``ceil(N / world)`` keys (the
-    permutation is padded by wrapping, as ``DistributedSampler`` does).
-    """
-
-    def __init__(self, dataset: Dataset, seed: int = 0, num_replicas: int | None = None, rank: int | None = None):
-        if num_replicas is None or rank is None:
-            dist = torch.distributed
-            ready = dist.is_available() and dist.is_initialized()
-            num_replicas = dist.get_world_size() if ready else 1
-            rank = dist.get_rank() if ready else 0
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=False)
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        n = len(self.dataset)
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(n).tolist()
-        if self.total_size > n:
-            order += (order * (self.total_size // max(n, 1) + 1))[: self.total_size - n]
-        for i in order[self.rank:self.total_size:self.num_replicas]:
-            yield (self.epoch, int(i))
 
 
 class MRI2AudioDataModule(LightningDataModule):
@@ -393,15 +346,21 @@ class MRI2AudioDataModule(LightningDataModule):
             return TrainCrops(self.context, self.splits["train"])
         return EvalCrops(self.context, self.splits[split])
 
-    def _loader(self, dataset: Dataset, sampler=None) -> DataLoader:
-        return DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=False, sampler=sampler, num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(),
-        )
+    def _loader_kwargs(self) -> dict[str, Any]:
+        return {"batch_size": self.batch_size, "num_workers": self.num_workers,
+                "persistent_workers": self.num_workers > 0, "pin_memory": torch.cuda.is_available()}
+
+    def _loader(self, dataset: Dataset) -> DataLoader:
+        return DataLoader(dataset, shuffle=False, **self._loader_kwargs())
 
     def train_dataloader(self) -> DataLoader:
         ds = self.dataset("train")
-        return self._loader(ds, EpochSampler(ds, seed=self.seed))
+        return ResumableLoader(ds, EpochSampler(ds, seed=self.seed), trainer_position(self), **self._loader_kwargs())
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether the split has validation subjects (without them nothing may be selected on held-out data)."""
+        return float(self.val_subjects) > 0
 
     def val_dataloader(self) -> DataLoader | list:
         if not self.recordings:

@@ -42,10 +42,12 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
 from articulate.errors import InputError
+from articulate.transforms.video import resample_frames
+from datamodules.sampling import EpochSampler, ResumableLoader, item_rng, trainer_position
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Wav2UTIDataModule", "Utterance", "collate_clips", "resample_frames"]
+__all__ = ["Wav2UTIDataModule", "Utterance", "collate_clips"]
 
 
 @dataclass
@@ -61,23 +63,6 @@ class Utterance:
     @property
     def num_frames(self) -> int:
         return int(self.frames.shape[0])
-
-
-def resample_frames(frames: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
-    """Linear interpolation in time of ``[F, H, W]`` frames from ``fps_in`` to ``fps_out``.
-
-    Output frame i covers ``[i/fps_out, (i+1)/fps_out)``; its value is interpolated at that interval's
-    centre from the input frames' centres. The output has ``floor(F * fps_out / fps_in)`` frames, so
-    every output frame lies inside the recorded span.
-    """
-    n_in = frames.shape[0]
-    n_out = int(math.floor(n_in * fps_out / fps_in + 1e-9))
-    pos = np.clip((np.arange(n_out) + 0.5) * fps_in / fps_out - 0.5, 0, n_in - 1)
-    i0 = np.minimum(np.floor(pos).astype(int), max(n_in - 2, 0))
-    w = (pos - i0)[:, None, None]
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    out = frames[i0].astype(np.float32) * (1 - w) + frames[i1].astype(np.float32) * w
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8) if frames.dtype == np.uint8 else out.astype(frames.dtype)
 
 
 def _span(start: int, clip_frames: int, fps: float, sr: int) -> tuple[int, int]:
@@ -109,11 +94,15 @@ def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class ClipDataset(Dataset):
-    """Windows of ``clip_frames`` frames over a list of utterances."""
+    """Windows of ``clip_frames`` frames over a list of utterances.
+
+    Training items are indexed by ``(epoch, i)`` keys (``datamodules.sampling.EpochSampler``): the start
+    jitter of window i in an epoch comes from ``item_rng(seed, epoch, i)``, never from a global RNG.
+    """
 
     def __init__(self, dm: "Wav2UTIDataModule", utt_indices: Sequence[int], hop: int, jitter: bool,
-                 max_clips: int | None = None):
-        self.dm, self.jitter, self.hop = dm, jitter, hop
+                 max_clips: int | None = None, seed: int = 0):
+        self.dm, self.jitter, self.hop, self.seed = dm, jitter, hop, int(seed)
         T = dm.clip_frames
         windows = []
         for u in utt_indices:
@@ -133,13 +122,14 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.windows)
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        epoch, i = key if isinstance(key, tuple) else (0, int(key))
         dm = self.dm
         u, s = self.windows[i]
         utt = dm.utterances[u]
         T = dm.clip_frames
         if self.jitter and self.hop > 1:
-            s = min(s + int(torch.randint(0, self.hop, ()).item()), utt.num_frames - T)
+            s = min(s + int(item_rng(self.seed, epoch, i).integers(0, self.hop)), utt.num_frames - T)
         video = torch.from_numpy(utt.frames[s : s + T].astype(np.float32) / 127.5 - 1.0)[None]
         a0, a1 = _span(s, T, dm.fps, dm.sample_rate)
         audio = utt.audio[a0:a1]
@@ -172,9 +162,12 @@ class Wav2UTIDataModule(LightningDataModule):
         fps: video frame rate of the model (recordings at another rate are resampled in time).
         sample_rate: audio rate delivered with the clips (16 kHz as the paper and wav2vec 2.0).
         view: "fan" (Cartesian fan images, the paper's view) or "scanlines" (the raw polar matrix).
-        test_speakers: held-out test speakers for ``split="holdout"`` (the paper: 4 of 44): a count,
+        test_subjects: held-out test speakers for ``split="holdout"`` (the paper: 4 of 44): a count,
             a fraction, or their names.
-        val_speakers: validation speakers carved from the training speakers (count, fraction, names).
+        val_subjects: validation speakers carved from the training speakers (count, fraction, names); 0 = no
+            validation (then nothing is selected on validation metrics: ``articulate fit`` monitors the
+            training loss).
+        test_speakers, val_speakers: deprecated names of ``test_subjects``/``val_subjects``.
         split: "holdout" (default), "kfold" (``k`` speaker groups, test = group ``fold``) or "loso"
             (test = the ``fold``-th speaker), as in :mod:`datamodules.splits`.
         split_seed: seed of the speaker draws.
@@ -196,8 +189,8 @@ class Wav2UTIDataModule(LightningDataModule):
         view: str = "fan",
         batch_size: int = 4,
         num_workers: int = 0,
-        test_speakers: int | float | list[str] = 4,
-        val_speakers: int | float | list[str] = 2,
+        test_subjects: int | float | list[str] = 4,
+        val_subjects: int | float | list[str] = 2,
         split: str = "holdout",
         fold: int = 0,
         k: int = 5,
@@ -209,8 +202,14 @@ class Wav2UTIDataModule(LightningDataModule):
         max_utterances: int | None = None,
         fan_order: int = 1,
         feature_cache_dir: str | None = None,
+        test_speakers: int | float | list[str] | None = None,
+        val_speakers: int | float | list[str] | None = None,
     ):
         super().__init__()
+        if test_speakers is not None or val_speakers is not None:
+            log.warning("Wav2UTIDataModule: test_speakers/val_speakers are deprecated; use test_subjects/val_subjects")
+            test_subjects = test_speakers if test_speakers is not None else test_subjects
+            val_subjects = val_speakers if val_speakers is not None else val_subjects
         if view not in ("fan", "scanlines"):
             raise ValueError(f"view must be 'fan' or 'scanlines', got {view!r}")
         if transcript not in ("prompt", "whisper", "none"):
@@ -225,7 +224,7 @@ class Wav2UTIDataModule(LightningDataModule):
         self.resolution, self.clip_frames = int(resolution), int(clip_frames)
         self.fps, self.sample_rate, self.view = float(fps), int(sample_rate), view
         self.batch_size, self.num_workers = int(batch_size), int(num_workers)
-        self.test_speakers, self.val_speakers, self.split_seed = test_speakers, val_speakers, int(split_seed)
+        self.test_subjects, self.val_subjects, self.split_seed = test_subjects, val_subjects, int(split_seed)
         self.split, self.fold, self.k = split, int(fold), int(k)
         self.transcript = transcript
         self.train_hop = int(train_hop) if train_hop else max(1, self.clip_frames // 2)
@@ -318,11 +317,11 @@ class Wav2UTIDataModule(LightningDataModule):
         """Speaker-disjoint {"train", "val", "test"} speaker lists (datamodules.splits)."""
         from datamodules.splits import make_split
 
-        if isinstance(self.test_speakers, (list, tuple)) or isinstance(self.val_speakers, (list, tuple)):
+        if isinstance(self.test_subjects, (list, tuple)) or isinstance(self.val_subjects, (list, tuple)):
             # Named speakers: exactly those (a count for the other part is drawn from the rest).
             pool = list(speakers)
             out: dict[str, list[str]] = {}
-            for part, spec in (("test", self.test_speakers), ("val", self.val_speakers)):
+            for part, spec in (("test", self.test_subjects), ("val", self.val_subjects)):
                 if isinstance(spec, (list, tuple)):
                     missing = sorted(set(map(str, spec)) - set(pool))
                     if missing:
@@ -337,8 +336,8 @@ class Wav2UTIDataModule(LightningDataModule):
                 pool = [p for p in pool if p not in out[part]]
             out["train"] = sorted(pool)
             return out
-        sp = make_split(speakers, split=self.split, fold=self.fold, k=self.k, val_subjects=self.val_speakers,
-                        test_subjects=self.test_speakers, seed=self.split_seed)
+        sp = make_split(speakers, split=self.split, fold=self.fold, k=self.k, val_subjects=self.val_subjects,
+                        test_subjects=self.test_subjects, seed=self.split_seed)
         return {"train": sp.train_subjects, "val": sp.val_subjects, "test": sp.test_subjects}
 
     def setup(self, stage: str | None = None) -> None:
@@ -422,18 +421,27 @@ class Wav2UTIDataModule(LightningDataModule):
 
     def dataset(self, split: str) -> ClipDataset:
         if split == "train":
-            return ClipDataset(self, self.splits["train"], self.train_hop, jitter=True)
+            return ClipDataset(self, self.splits["train"], self.train_hop, jitter=True, seed=self.split_seed)
         return ClipDataset(self, self.splits[split], self.eval_hop, jitter=False, max_clips=self.max_eval_clips)
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(self.dataset(split), batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          collate_fn=collate_clips, drop_last=False, persistent_workers=self.num_workers > 0)
+    def _loader_kwargs(self) -> dict[str, Any]:
+        return {"batch_size": self.batch_size, "num_workers": self.num_workers, "collate_fn": collate_clips,
+                "drop_last": False, "persistent_workers": self.num_workers > 0}
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        ds = self.dataset("train")
+        return ResumableLoader(ds, EpochSampler(ds, seed=self.split_seed), trainer_position(self), **self._loader_kwargs())
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val" if self.splits.get("val") else "test", shuffle=False)
+    @property
+    def has_validation(self) -> bool:
+        """Whether the split has validation subjects (without them nothing may be selected on held-out data)."""
+        spec = self.val_subjects
+        return bool(spec) if isinstance(spec, (list, tuple)) else float(spec) > 0
+
+    def val_dataloader(self) -> DataLoader | list:
+        if not self.splits.get("val"):
+            return []  # no validation subjects: Lightning skips validation (never the test split)
+        return DataLoader(self.dataset("val"), shuffle=False, **self._loader_kwargs())
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return DataLoader(self.dataset("test"), shuffle=False, **self._loader_kwargs())

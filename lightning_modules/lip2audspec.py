@@ -8,22 +8,24 @@ the same 64 x 64 mel as its own model, so the baseline predicts that mel directl
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, Sequence
 
 import torch
 from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 
 from articulate.networks.mri2audio.losses import Corr2DMSELoss
-from lightning_modules.mri2audio_translator import MRI2AudioModule, save_hparams
+from articulate.signal.mel import MelConfig
+from lightning_modules.mri2audio_base import MRI2AudioModule
 
 
 class Lip2AudSpec(MRI2AudioModule):
     """``network``: MRI ``[B, 1, T, H, W]`` -> mel ``[B, 1, 64, 64]``; automatic optimisation.
 
     Pair partners (when the DataModule gives them) are used as extra training samples, so the
-    baseline sees the same data as the translator. ``eval_audio``/``griffin_lim_iters``/``pesq_mode``/``griffin_lim`` as in
-    :class:`~lightning_modules.mri2audio_translator.MRI2AudioTranslator`.
+    baseline sees the same data as the translator. ``mel``, ``input_shape``, ``intensity_percentiles``,
+    ``eval_audio``, ``griffin_lim_iters``, ``pesq_mode`` and ``griffin_lim`` as in
+    :class:`~lightning_modules.mri2audio_base.MRI2AudioModule`.
     """
 
     def __init__(
@@ -31,16 +33,22 @@ class Lip2AudSpec(MRI2AudioModule):
         network: nn.Module,
         loss: nn.Module | None = None,
         optimizer: OptimizerCallable | None = None,
+        mel: MelConfig | None = None,
+        input_shape: Sequence[int] | None = None,
+        intensity_percentiles: Sequence[float] | None = None,
         eval_audio: bool = True,
         griffin_lim_iters: int = 32,
         pesq_mode: Literal["wb", "nb"] = "wb",
-        griffin_lim: Literal["auto", "torch", "librosa"] = "auto",
+        griffin_lim: Literal["auto", "torch", "librosa"] = "librosa",
     ):
-        super().__init__(eval_audio, griffin_lim_iters, pesq_mode, griffin_lim)
-        save_hparams(self)
+        super().__init__(mel, input_shape, intensity_percentiles, eval_audio, griffin_lim_iters, pesq_mode, griffin_lim)
+        self.save_config()
         self.network = network
         self.loss = loss if loss is not None else Corr2DMSELoss()
         self._optimizer_factory = optimizer or (lambda p: torch.optim.Adam(p, lr=1e-4))
+
+    def networks(self) -> dict[str, Any]:
+        return {"network": self.network}
 
     def forward(self, mri: torch.Tensor) -> torch.Tensor:
         return self.network(mri)
@@ -55,6 +63,7 @@ class Lip2AudSpec(MRI2AudioModule):
             mri, mel = torch.cat([mri, batch["mri_pair"]]), torch.cat([mel, batch["mel_pair"]])
         pred = self.network(mri)
         loss = self.loss(pred, mel)
+        self.check_finite(loss=loss)
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=batch["mri"].shape[0])
         return loss
 

@@ -22,271 +22,20 @@ scores the per-utterance mean mel of the training set, the floor any useful mode
 
 from __future__ import annotations
 
-import inspect
-import warnings
-from typing import Any, Iterable, Literal
+from typing import Any, Literal, Sequence
 
 import torch
-from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 
-from articulate.networks.mri2audio.losses import AdversarialLoss, PairwiseKL, ReconstructionLoss
-from articulate.signal.mel import MelConfig, as_mel_config
-
-CHECKPOINT_KEY = "articulate"
-DEFAULT_INPUT_SHAPE = (26, 128, 128)
-DEFAULT_PERCENTILES = (0.5, 99.5)
+from articulate.networks.mri2audio.losses import AdversarialLoss, ReconstructionLoss
+from articulate.signal.mel import MelConfig
+from lightning_modules.mri2audio_base import MRI2AudioModule
 
 
-def save_hparams(module: LightningModule) -> None:
-    """``save_hyperparameters`` keeping what rebuilds the module from its checkpoint.
-
-    Under LightningCLI the hparams are the parsed config (networks as ``class_path``/``init_args``),
-    which ``load_from_checkpoint`` re-instantiates. Built in Python, the constructor receives
-    network and optimizer *objects*: those are left out (the weights are in the state dict).
-    """
-    frame = inspect.currentframe().f_back
-    try:
-        from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
-
-        from_cli = _given_hyperparameters.get() is not None
-    except ImportError:  # pragma: no cover - a Lightning without the CLI instantiator context
-        from_cli = False
-    ignore: list[str] = []
-    if not from_cli:
-        ignore = [k for k, v in frame.f_locals.items() if k != "self" and (isinstance(v, nn.Module) or callable(v))]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`.*")
-        module.save_hyperparameters(ignore=ignore, frame=frame)
-
-
-def paper_adam(params: Iterable, lr: float) -> torch.optim.Optimizer:
+def paper_adam(params, lr: float) -> torch.optim.Optimizer:
     """The optimizer used when none is configured: Adam, beta1 = 0.5 (the paper's "momentum 0.5")."""
     return torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999))
-
-
-class MRI2AudioModule(LightningModule):
-    """Shared by the translator and Lip2AudSpec: checkpoint metadata and the mean-mel baseline.
-
-    ``checkpoint["articulate"]`` holds the direction, the mel transform, the sample rate and the
-    input grid (frames, H, W), so ``articulate synthesize-audio`` needs nothing but the checkpoint.
-    """
-
-    direction = "mri2audio"
-
-    def __init__(self, eval_audio: bool = True, griffin_lim_iters: int = 32, pesq_mode: str = "wb",
-                 griffin_lim: str = "auto") -> None:
-        super().__init__()
-        if griffin_lim not in ("auto", "torch", "librosa"):
-            raise ValueError(f"griffin_lim must be 'auto', 'torch' or 'librosa', got {griffin_lim!r}")
-        self.griffin_lim = griffin_lim
-        self._baseline_audio: dict[tuple[int, int], torch.Tensor] = {}
-        # Validation/test waveforms (Griffin-Lim of the predicted mel) for PESQ and the media panels.
-        self.eval_audio = bool(eval_audio)
-        self.griffin_lim_iters = int(griffin_lim_iters)
-        self.pesq_mode = pesq_mode
-        self._metrics: dict[str, dict[str, Any]] = {}
-        self.mel_config: MelConfig = MelConfig()
-        self.sample_rate: int = self.mel_config.sr
-        self.input_shape: tuple[int, ...] = DEFAULT_INPUT_SHAPE
-        # MRI intensity percentiles mapped to [0, 1] (datamodules.mri2audio.prepare_mri).
-        self.intensity_percentiles: tuple[float, float] = DEFAULT_PERCENTILES
-        self.mean_mel: torch.Tensor | None = None  # [U, 1, H, W], per training utterance id
-        self.mean_mel_all: torch.Tensor | None = None  # [1, H, W], for ids never seen in training
-
-    # -- metadata ------------------------------------------------------------------------
-    def setup(self, stage: str) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
-        if dm is None:
-            return
-        if getattr(dm, "mel_config", None) is not None:
-            self.mel_config = as_mel_config(dm.mel_config)
-            self.sample_rate = int(getattr(dm, "sample_rate", None) or self.mel_config.sr)
-        if getattr(dm, "frames", None) and getattr(dm, "size", None):
-            self.input_shape = (int(dm.frames), int(dm.size), int(dm.size))
-        if getattr(dm, "intensity_percentiles", None) is not None:
-            self.intensity_percentiles = tuple(float(v) for v in dm.intensity_percentiles)
-
-    def note_input(self, mri: torch.Tensor) -> None:
-        self.input_shape = tuple(int(s) for s in mri.shape[-3:])
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[CHECKPOINT_KEY] = {
-            "direction": self.direction,
-            "mel_config": self.mel_config.to_dict(),
-            "sample_rate": int(self.sample_rate),
-            "input_shape": list(self.input_shape),
-            "intensity_percentiles": list(self.intensity_percentiles),
-            "mean_mel": None if self.mean_mel is None else self.mean_mel.cpu(),
-            "mean_mel_all": None if self.mean_mel_all is None else self.mean_mel_all.cpu(),
-        }
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        meta = checkpoint.get(CHECKPOINT_KEY) or {}
-        if meta.get("mel_config") is not None:
-            self.mel_config = as_mel_config(meta["mel_config"])
-        self.sample_rate = int(meta.get("sample_rate") or self.mel_config.sr)
-        self.input_shape = tuple(meta.get("input_shape") or DEFAULT_INPUT_SHAPE)
-        self.intensity_percentiles = tuple(meta.get("intensity_percentiles") or DEFAULT_PERCENTILES)
-        self.mean_mel, self.mean_mel_all = meta.get("mean_mel"), meta.get("mean_mel_all")
-        self._baseline_audio = {}
-
-    # -- per-utterance mean-mel baseline --------------------------------------------------
-    @torch.no_grad()
-    def compute_mean_mels(self, batches: Iterable[dict]) -> None:
-        """Mean training mel per utterance id; sums are reduced over DDP ranks."""
-        sums: torch.Tensor | None = None
-        counts: torch.Tensor | None = None
-        for batch in batches:
-            mel, utt = batch["mel"].detach().float().cpu(), batch["utterance"].detach().long().cpu()
-            n = int(utt.max()) + 1
-            if sums is None:
-                sums, counts = mel.new_zeros((0, *mel.shape[1:])), mel.new_zeros(0)
-            if n > sums.shape[0]:
-                sums = torch.cat([sums, sums.new_zeros((n - sums.shape[0], *sums.shape[1:]))])
-                counts = torch.cat([counts, counts.new_zeros(n - counts.shape[0])])
-            sums.index_add_(0, utt, mel)
-            counts.index_add_(0, utt, torch.ones(len(utt)))
-        if sums is None:
-            return
-        if self._trainer is not None and self.trainer.world_size > 1:
-            strategy = self.trainer.strategy
-            n = int(strategy.reduce(torch.tensor(float(sums.shape[0]), device=self.device), reduce_op="max").item())
-            pad = n - sums.shape[0]
-            sums = torch.cat([sums, sums.new_zeros((pad, *sums.shape[1:]))])
-            counts = torch.cat([counts, counts.new_zeros(pad)])
-            sums = strategy.reduce(sums.to(self.device), reduce_op="sum").cpu()
-            counts = strategy.reduce(counts.to(self.device), reduce_op="sum").cpu()
-        overall = sums.sum(0) / counts.sum().clamp_min(1.0)
-        mean = sums / counts.clamp_min(1.0).view(-1, *([1] * (sums.dim() - 1)))
-        mean[counts == 0] = overall
-        self.mean_mel, self.mean_mel_all = mean, overall
-        self._baseline_audio = {}
-
-    def baseline_prediction(self, utterance: torch.Tensor) -> torch.Tensor | None:
-        """The mean-mel baseline's "prediction" for each utterance id ``[B] -> [B, 1, H, W]``."""
-        if self.mean_mel is None:
-            return None
-        table = torch.cat([self.mean_mel, self.mean_mel_all[None]]).to(utterance.device)
-        idx = utterance.long()
-        idx = torch.where((idx >= 0) & (idx < self.mean_mel.shape[0]), idx, torch.full_like(idx, table.shape[0] - 1))
-        return table[idx]
-
-    def on_fit_start(self) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
-        if dm is None:
-            return
-        # A DataModule may offer its training mels without the MRI (much cheaper); else read its loader.
-        batches = dm.train_mels() if hasattr(dm, "train_mels") else dm.train_dataloader()
-        self.compute_mean_mels(batches)
-
-    def _callback_metrics(self) -> set[str]:
-        """Metrics a ``callbacks.metrics.MetricsCallback`` computes (it logs ``val/<name>`` itself)."""
-        if self._trainer is None:
-            return set()
-        return {m for cb in self.trainer.callbacks for m in (getattr(cb, "val_metrics", None) or ())}
-
-    def _stage_metrics(self, prefix: str) -> dict[str, Any]:
-        """The module's own metrics for ``prefix`` (DDP-exact ``articulate.metrics`` objects): the
-        mean-mel baseline's Corr2D and PESQ, and the model's Corr2D unless a callback computes it."""
-        from articulate.metrics import PESQ, Corr2D
-
-        if prefix not in self._metrics:
-            wanted = {"corr2d_mean_baseline": Corr2D()}
-            if "corr2d" not in self._callback_metrics():
-                wanted["corr2d"] = Corr2D()
-            if self.eval_audio:
-                wanted["pesq_mean_baseline"] = PESQ(mode=self.pesq_mode)
-            self._metrics[prefix] = {k: m.to(self.device) for k, m in wanted.items()}
-        return self._metrics[prefix]
-
-    def griffin_lim_method(self, device: torch.device | str | None = None) -> str:
-        """``griffin_lim`` with "auto" resolved: the batched torch path on GPU, librosa on CPU
-        (librosa's L-BFGS-B mel inversion is several times faster there than the torch FISTA one)."""
-        if self.griffin_lim != "auto":
-            return self.griffin_lim
-        device = torch.device(device) if device is not None else self.device
-        return "torch" if device.type == "cuda" else "librosa"
-
-    @torch.no_grad()
-    def synthesize_audio(self, mel_unit: torch.Tensor, length: int | None = None, method: str | None = None) -> torch.Tensor:
-        """Unit-scale mels ``[B, 1, n_mels, T]`` (or ``[B, n_mels, T]``) -> waveforms ``[B, L]`` in [-1, 1].
-
-        Griffin-Lim (``griffin_lim_iters`` iterations, seeded initial phase) at ``self.sample_rate``;
-        ``method`` "torch" (batched, on the mel's device), "librosa" (``mel_to_audio``, CPU) or None
-        for :meth:`griffin_lim_method`.
-        """
-        import numpy as np
-
-        from articulate.signal import mel_to_audio, mel_to_audio_librosa, unit_to_power
-
-        mel = mel_unit[:, 0] if mel_unit.dim() == 4 else mel_unit
-        power = unit_to_power(mel.float(), self.mel_config)
-        method = method or self.griffin_lim_method(mel.device)
-        if method == "torch":
-            wav = mel_to_audio(power, self.mel_config, n_iter=self.griffin_lim_iters, length=length)
-        elif method == "librosa":
-            out = [mel_to_audio_librosa(m, self.mel_config, n_iter=self.griffin_lim_iters, length=length)
-                   for m in power.cpu().numpy()]
-            wav = torch.from_numpy(np.stack(out)).to(mel.device)
-        else:
-            raise ValueError(f"griffin_lim must be 'auto', 'torch' or 'librosa', got {method!r}")
-        return wav.float().clamp(-1.0, 1.0)
-
-    def baseline_audio(self, utterance: torch.Tensor, length: int) -> torch.Tensor:
-        """Waveforms of the mean-mel baseline (one Griffin-Lim per utterance id, cached)."""
-        rows = []
-        for u in utterance.tolist():
-            key = (int(u), int(length))
-            if key not in self._baseline_audio:
-                mel = self.baseline_prediction(torch.tensor([u], device=utterance.device))
-                self._baseline_audio[key] = self.synthesize_audio(mel, length=length)[0].cpu()
-            rows.append(self._baseline_audio[key])
-        return torch.stack(rows).to(utterance.device)
-
-    def evaluation_outputs(self, pred: torch.Tensor, masks: torch.Tensor | None, batch: dict, prefix: str) -> dict:
-        """Update the module's metrics (model Corr2D, mean-mel baseline Corr2D and PESQ) and return
-        the outputs dict of the ``callbacks`` protocol (mels, waveforms, masks, MRI)."""
-        mel = batch["mel"]
-        index = batch.get("sample_index")
-        metrics = self._stage_metrics(prefix)
-        self.log(f"{prefix}/mse", torch.mean((pred.float() - mel.float()) ** 2), batch_size=mel.shape[0], sync_dist=True)
-        if "corr2d" in metrics:
-            metrics["corr2d"].update(pred, mel, sample_index=index)
-        out = {"mel_pred": pred.detach(), "mel_target": mel, "mri": batch["mri"]}
-        if masks is not None:
-            out["attention"] = masks.detach()[:, 0]
-        if index is not None:
-            out["sample_index"] = index
-        base = self.baseline_prediction(batch["utterance"]) if "utterance" in batch else None
-        if base is not None:
-            metrics["corr2d_mean_baseline"].update(base.to(mel.dtype), mel, sample_index=index)
-        if self.eval_audio and "audio" in batch and not self.trainer.sanity_checking:
-            audio = batch["audio"]
-            out["audio_pred"] = self.synthesize_audio(pred, length=audio.shape[-1])
-            out["audio_target"] = audio
-            out["sample_rate"] = int(self.sample_rate)
-            if base is not None:
-                base_audio = self.baseline_audio(batch["utterance"], audio.shape[-1])
-                metrics["pesq_mean_baseline"].update(base_audio, audio, int(self.sample_rate), sample_index=index)
-        return out
-
-    def _log_stage_metrics(self, prefix: str) -> None:
-        for name, metric in self._metrics.get(prefix, {}).items():
-            if not self.trainer.sanity_checking:
-                # compute() is collective under DDP: every rank calls it; the value is global.
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", message=".*compute.*before.*update.*")
-                    value = float(metric.compute())
-                self.log(f"{prefix}/{name}", value, prog_bar=name.startswith("corr2d"), sync_dist=True)
-            metric.reset()
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_stage_metrics("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_stage_metrics("test")
 
 
 class MRI2AudioTranslator(MRI2AudioModule):
@@ -303,11 +52,8 @@ class MRI2AudioTranslator(MRI2AudioModule):
         adversarial_weight: lambda.
         optimizer_translator / optimizer_attention / optimizer_discriminator: ``OptimizerCallable``;
             None gives Adam(lr 1e-3 / 1e-3 / 1e-4, betas (0.5, 0.999)).
-        eval_audio: at validation/test, also synthesise waveforms (Griffin-Lim, ``griffin_lim_iters``
-            iterations) and return them with the batch's audio for PESQ (``callbacks.metrics``);
-            the module then also logs the mean-mel baseline's PESQ (``pesq_mode``, as the callback's).
-        griffin_lim: "auto" (torch on GPU, librosa on CPU), "torch" or "librosa"; also the default
-            of ``articulate synthesize-audio``.
+        mel, input_shape, intensity_percentiles, eval_audio, griffin_lim_iters, pesq_mode, griffin_lim:
+            see :class:`~lightning_modules.mri2audio_base.MRI2AudioModule`.
         init_output_bias: when F has a per-pixel ``output_bias`` (not the paper's default), set it
             at the start of a fresh fit (not a resume) to the logit of the mean training mel.
     """
@@ -325,14 +71,17 @@ class MRI2AudioTranslator(MRI2AudioModule):
         optimizer_translator: OptimizerCallable | None = None,
         optimizer_attention: OptimizerCallable | None = None,
         optimizer_discriminator: OptimizerCallable | None = None,
+        mel: MelConfig | None = None,
+        input_shape: Sequence[int] | None = None,
+        intensity_percentiles: Sequence[float] | None = None,
         eval_audio: bool = True,
         griffin_lim_iters: int = 32,
         pesq_mode: Literal["wb", "nb"] = "wb",
-        griffin_lim: Literal["auto", "torch", "librosa"] = "auto",
+        griffin_lim: Literal["auto", "torch", "librosa"] = "librosa",
         init_output_bias: bool = True,
     ):
-        super().__init__(eval_audio, griffin_lim_iters, pesq_mode, griffin_lim)
-        save_hparams(self)
+        super().__init__(mel, input_shape, intensity_percentiles, eval_audio, griffin_lim_iters, pesq_mode, griffin_lim)
+        self.save_config()
         self.automatic_optimization = False
         self.init_output_bias = bool(init_output_bias)
         self.translator = translator
@@ -357,6 +106,9 @@ class MRI2AudioTranslator(MRI2AudioModule):
             init(self.mean_mel_all)
 
     # -- inference -----------------------------------------------------------------------
+    def networks(self) -> dict[str, Any]:
+        return {"translator": self.translator, "attention": self.attention}
+
     def attend(self, mri: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """A's masked frames and masks (the input itself and None without A)."""
         if self.attention is None:
@@ -418,6 +170,7 @@ class MRI2AudioTranslator(MRI2AudioModule):
         if D is not None:
             real_logits, fake_logits = D(mel), D(pred.detach())
             loss_d = self.adversarial_loss.discriminator_loss(real_logits, fake_logits)
+            self.check_finite(loss_d=loss_d)
             opt_d = opts["discriminator"]
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(loss_d + self._zero_touch(self.translator, self.attention))
@@ -429,15 +182,19 @@ class MRI2AudioTranslator(MRI2AudioModule):
         # 2. Translator (all terms) and attention (L_rec only).
         loss_rec = self.reconstruction_loss(pred, mel)
         loss = loss_rec
+        terms = {"loss_rec": loss_rec}
         if paired and self.pairwise_loss is not None and self.beta != 0.0:
             same = batch["same_utterance"].to(pred.dtype)
             loss_kl = self.pairwise_loss(out.mu[:b], out.logvar[:b], out.mu[b:], out.logvar[b:], weight=self.beta * same)
             loss = loss + loss_kl
+            terms["loss_kl"] = loss_kl
             self.log("train/loss_kl", loss_kl.detach(), batch_size=b)
         if D is not None:
             loss_adv = self.adversarial_loss.generator_loss(D(pred))
             loss = loss + self.adversarial_weight * loss_adv
+            terms["loss_adv"] = loss_adv
             self.log("train/loss_adv", loss_adv.detach(), batch_size=b)
+        self.check_finite(**terms)
         if self.attention is not None and loss is not loss_rec:
             (grad_rec,) = torch.autograd.grad(loss_rec, x, retain_graph=True)
             x.register_hook(lambda _g: grad_rec)

@@ -14,7 +14,7 @@ from articulate.errors import InputError
 def test_help_lists_every_tool(capsys):
     assert cli_main.main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name in cli_main.TOOLS:
+    for name in cli_main.tools():
         assert name in out
     assert "fit" in out
 
@@ -31,7 +31,7 @@ def test_articulate_error_becomes_message_and_exit_1(monkeypatch, capsys):
             raise InputError("/data/x.wav", "file is truncated")
 
     monkeypatch.setitem(sys.modules, "articulate.cli._fake", Fake)
-    monkeypatch.setitem(cli_main.TOOLS, "fake", ("articulate.cli._fake", "test"))
+    monkeypatch.setitem(cli_main.COMMON_TOOLS, "fake", ("articulate.cli._fake", "test"))
     assert cli_main.main(["fake"]) == 1
     err = capsys.readouterr().err
     assert "/data/x.wav: file is truncated" in err

@@ -89,12 +89,12 @@ def test_single_file_writes_wav_and_pngs(ckpt, tmp_path, capsys):
 def test_prediction_matches_the_module_forward(ckpt, tmp_path):
     """The CLI's mel is the module's forward on the DataModule's preprocessing of the file."""
     from articulate.cli.synthesize_audio import load_mri2audio, predict, read_sequence
-    from datamodules.mri2audio import prepare_mri
+    from articulate.transforms.mri import prepare_mri
 
     frames = sequence(seed=3)
     src = mri_file(tmp_path / "a.npy", frames)
     model = load_mri2audio(ckpt)
-    seq = read_sequence(src, (6, 32, 32), (0.5, 99.5))
+    seq = read_sequence(src, model)  # the checkpoint's grid (6, 32, 32) and percentiles (0.5, 99.5)
     mel, masks = predict(model, seq.model_input[None], "cpu")
     with torch.no_grad():
         ref = model(prepare_mri(frames, 6, 32)[None, None])
@@ -210,7 +210,9 @@ def test_lip2audspec_checkpoint_synthesizes(tmp_path):
 model:
   init_args:
     network:
-      init_args: {image_size: [32, 32], window_stride: 2, conv_channels: [2, 2, 2, 4, 4, 4, 4], lstm_hidden: 8, dense: 16}
+      init_args: {window_stride: 2, conv_channels: [2, 2, 2, 4, 4, 4, 4], lstm_hidden: 8, dense: 16}
+data:
+  init_args: {size: 32}   # the network's image_size is linked from it
 """
     path = untrained_checkpoint(tmp_path, yaml, configs=("configs/mri2audio/lip2audspec.yaml",))
     src = mri_file(tmp_path / "a.npy", sequence())

@@ -1,5 +1,5 @@
-"""Wav2UTIDiffusion / Wav2UTIDNN behaviour: loss, CFG dropout, EMA, cascade input, long-form length,
-frozen-encoder checkpoints, DNN context windows."""
+"""Wav2UTIDiffusion / Wav2UTIDNN behaviour: loss, CFG dropout, cascade input, long-form length,
+frozen-encoder checkpoints, DNN context windows (the EMA callback: tests/test_callbacks_ema.py)."""
 
 from __future__ import annotations
 
@@ -38,22 +38,12 @@ def _batch(B=2, T=4, res=16):
             "text": ["ab", "a longer one"][:B]}
 
 
-def test_training_loss_backward_and_ema():
+def test_training_loss_backward():
     m = _model()
     loss = m._loss(_batch())
     assert torch.isfinite(loss) and loss.item() > 0
     loss.backward()
     assert m.fusion.audio.proj.weight.grad is not None and m.text_encoder.embed.weight.grad is not None
-    # EMA: first update uses decay min(0.999, 2/11); check against the closed form on one weight.
-    p = next(m.denoiser.parameters())
-    e = next(m.ema["denoiser"].parameters())
-    before = e.detach().clone()
-    with torch.no_grad():
-        p.add_(1.0)
-    m.on_train_batch_end(None, None, 0)
-    d = 2 / 11
-    torch.testing.assert_close(e, d * before + (1 - d) * p.detach())
-    assert not any(q.requires_grad for q in m.ema.parameters())
 
 
 def test_condition_dropout_masks_whole_condition(monkeypatch):
@@ -97,19 +87,19 @@ def test_super_resolution_input_and_generation():
 def test_cascaded_test_sampling_refines_the_base_stage_samples(monkeypatch):
     """With low_res_ckpt, test sampling feeds the base stage's samples (area-resized to low_res_size)
     to the SR stage; validation and runs without low_res_ckpt use the downsampled ground truth."""
-    import articulate.cli.synthesize_uti as su
+    import lightning_modules.wav2uti_diffusion as wd
     from articulate.errors import InputError
 
     base = _model(res=16).eval()  # its 16-px samples are resized to the SR stage's 8-px input
     sr = _model(stage="super_resolution", low_res_ckpt="base.ckpt").eval()
-    monkeypatch.setattr(su, "load_wav2uti", lambda path: base)
+    monkeypatch.setattr(wd, "load_base_stage", lambda path: base.to_inference())
     batch = _batch()
     with torch.no_grad():
         pred, real = sr._sample_batch(batch, 2, cascade=True)
         feats = base.audio_encoder(batch["audio"], fps=60.0, n_frames=4)
-        text, mask = base.text_features({"text": batch["text"]}, ema=True)
+        text, mask = base.text_features({"text": batch["text"]})
         low = base.generate(feats, text, mask, generator=torch.Generator().manual_seed(1))
-        expected = sr.generate(sr.audio_features(batch), *sr.text_features(batch, ema=True),
+        expected = sr.generate(sr.audio_features(batch), *sr.text_features(batch),
                                low_res=resize_video(low, 8, "area"), generator=torch.Generator().manual_seed(0))
         oracle, _ = sr._sample_batch(batch, 2, cascade=False)
     torch.testing.assert_close(pred, expected)
@@ -117,7 +107,7 @@ def test_cascaded_test_sampling_refines_the_base_stage_samples(monkeypatch):
     assert "base_stage" not in dict(sr.named_children())  # not trained, not saved
 
     other = _model(stage="super_resolution", low_res_ckpt="sr.ckpt")
-    monkeypatch.setattr(su, "load_wav2uti", lambda path: _model(stage="super_resolution"))
+    monkeypatch.setattr(wd, "load_base_stage", lambda path: _model(stage="super_resolution").to_inference())
     with pytest.raises(InputError, match="base-stage"):
         other.base_stage()
 

@@ -1,34 +1,81 @@
-"""LightningCLI for every LightningModule/DataModule of the project, configured by YAML ``class_path``."""
+"""``articulate fit|validate|test|predict``: LightningCLI for every direction, with the framework's guarantees.
+
+On top of LightningCLI (any LightningModule/DataModule by ``class_path``):
+
+* **one source per value**: the registered directions' ``link_arguments`` (data geometry -> model,
+  shared noise range and feature widths between components);
+* **safe checkpoints**: ``--ckpt_path`` is read with ``weights_only=True`` and checked before anything
+  is built (readable, Lightning, finite weights, the same direction and model class as the config);
+  the trainer restores it with ``weights_only=True`` too;
+* **exact resume**: ``callbacks.resume.ResumeState`` (RNG states) joins every run; the train loaders
+  carry their position (``datamodules.sampling``);
+* **files in one place**: everything a fit writes lives under ``--trainer.default_root_dir``; a W&B
+  logger without an explicit ``save_dir`` writes there, ``WANDB_MODE=disabled`` turns W&B off (a CSV
+  logger under the same folder keeps the metrics);
+* **no selection on test data**: without validation subjects a ModelCheckpoint that monitors ``val/*``
+  monitors the training loss instead (said in one line);
+* **errors as one line**: an error raised while the config is instantiated (missing pretrained
+  weights, a bad value) is reported as itself, not inside the parser's dump of every Union subtype.
+
+``--test_after_fit true`` (the ``make train-*`` targets set it) ends ``fit`` with ``test`` on the
+held-out split, from the best checkpoint when a ModelCheckpoint kept one (else the final weights).
+"""
 
 from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
 
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
 
+from articulate.errors import ArticulateError, InputError
+
+CHECKPOINT_CLASS = "lightning.pytorch.callbacks.ModelCheckpoint"
+WANDB_LOGGER = "articulate.loggers.ArticulateWandbLogger"
+SPECIAL_CKPT = ("last", "best", "hpc", "registry")
+
+
+class ConfigError(ArticulateError):
+    """The config could not be turned into objects; the message is the innermost error's."""
+
+
+def innermost(err: BaseException) -> BaseException:
+    """The error at the bottom of a chain of wrapped errors (jsonargparse wraps constructor errors)."""
+    seen = set()
+    found: BaseException = err
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, ArticulateError):
+            return err
+        found = err
+        err = err.__cause__ or err.__context__
+    return found
+
+
+def _get(ns: Any, key: str, default: Any = None) -> Any:
+    try:
+        value = ns.get(key, default) if hasattr(ns, "get") else getattr(ns, key, default)
+    except (KeyError, AttributeError):
+        return default
+    return default if value is None else value
+
 
 class ArticulateCLI(LightningCLI):
-    """Any LightningModule and DataModule chosen by ``class_path`` in the config.
+    """Any LightningModule and DataModule chosen by ``class_path`` in the config (see the module docstring).
 
     Modules build their own optimizers from ``OptimizerCallable`` arguments (mri2audio has three),
     so LightningCLI's automatic ``--optimizer`` wiring is off.
-
-    ``--test_after_fit true`` (the ``make train-*`` targets set it) ends ``fit`` with ``test`` on the
-    held-out split, from the best checkpoint when a ModelCheckpoint kept one (else the final
-    weights), so one command gives the held-out figures.
     """
 
-    def add_arguments_to_parser(self, parser) -> None:
-        # Every subcommand accepts it, so a saved fit config.yaml also loads into `articulate test`.
-        parser.add_argument("--test_after_fit", type=bool, default=False,
-                            help="after fit, run test on the held-out split (best checkpoint if any)")
-
-    def after_fit(self) -> None:
-        if not self.config.get(self.subcommand, {}).get("test_after_fit", False):
-            return
-        if not self.trainer.interrupted:
-            test_best(self.trainer, self.model, self.datamodule)
-
     def __init__(self, args=None, run: bool = True):
+        from callbacks.resume import ResumeState
+
+        self._fit_started: float | None = None
         super().__init__(
             model_class=LightningModule,
             datamodule_class=LightningDataModule,
@@ -36,26 +83,175 @@ class ArticulateCLI(LightningCLI):
             subclass_mode_data=True,
             auto_configure_optimizers=False,
             save_config_kwargs={"overwrite": True},
+            trainer_defaults={"callbacks": [ResumeState()]},
             args=args,
             run=run,
         )
+
+    # -- parser ---------------------------------------------------------------------------
+    def add_arguments_to_parser(self, parser) -> None:
+        from articulate.directions import directions
+
+        # Every subcommand accepts it, so a saved fit config.yaml also loads into `articulate test`.
+        parser.add_argument("--test_after_fit", type=bool, default=False,
+                            help="after fit, run test on the held-out split (best checkpoint if any)")
+        targets: dict[str, str] = {}
+        for direction in directions():
+            for link in direction.links:
+                if link.target in targets:
+                    if targets[link.target] != str(link.source):
+                        raise ValueError(f"two directions link {link.target} from different sources")
+                    continue
+                targets[link.target] = str(link.source)
+                parser.link_arguments(link.source, link.target, compute_fn=link.compute)
+        self._link_targets = list(targets)
+
+    def _dump_config(self) -> None:
+        """The config LightningCLI saves as the model's hyperparameters, with the linked values.
+
+        jsonargparse's dump leaves out link targets nested inside a component's init_args (the U-Net's
+        resolution, the loss's sigma_data...), although the parsed namespace holds them; without them a
+        checkpoint's hyperparameters would rebuild a network of another shape. They are written back here.
+        """
+        if hasattr(self, "config_dump"):
+            return
+        super()._dump_config()
+        section = self._section()
+        for target in getattr(self, "_link_targets", []):
+            try:
+                value = section[target]
+            except (KeyError, TypeError, AttributeError):
+                continue  # a link whose target the chosen classes lack
+            node, parts = self.config_dump, target.split(".")
+            for part in parts[:-1]:
+                if not isinstance(node, dict) or not isinstance(node.get(part), dict):
+                    node = None
+                    break
+                node = node[part]
+            if node is not None:
+                if is_dataclass(value):
+                    value = asdict(value)
+                node[parts[-1]] = value.as_dict() if hasattr(value, "as_dict") else value
+
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        self._check_ckpt_path()
+
+    def _section(self) -> Any:
+        sub = self.config.get("subcommand")
+        return self.config[sub] if sub else self.config
+
+    # -- checks before anything is built --------------------------------------------------
+    def _check_ckpt_path(self) -> None:
+        """Refuse an unusable ``--ckpt_path`` with one line before LightningCLI reads its hyperparameters."""
+        section = self._section()
+        ckpt = _get(section, "ckpt_path")
+        if not ckpt or str(ckpt) in SPECIAL_CKPT:
+            return
+        from articulate.checkpoints import Checkpoint
+        from articulate.components import import_class
+        from articulate.directions import direction_of_module
+
+        path = Path(ckpt)
+        model_class = str(_get(section, "model.class_path", ""))
+        want = direction_of_module(model_class)
+        if want is None and model_class:
+            want = getattr(import_class(model_class, None, prefixes=("",)), "direction", None) or None
+        ck = Checkpoint.read(path, direction=want)
+        theirs = ck.module_class
+        if theirs and model_class and theirs != model_class:
+            raise InputError(path, f"a {theirs.rsplit('.', 1)[-1]} checkpoint, but the config builds "
+                                   f"{model_class.rsplit('.', 1)[-1]} (give the config it was trained with)")
+
+    def before_instantiate_classes(self) -> None:
+        section = self._section()
+        trainer = section.get("trainer")
+        if trainer is None:
+            return
+        root = Path(_get(trainer, "default_root_dir", os.getcwd()))
+        from articulate.utils.atomic import ensure_dir
+
+        if self.config.get("subcommand") in ("fit", None):
+            ensure_dir(root)
+        self._configure_logger(trainer, root)
+        self._monitor_without_validation(section)
+
+    def _configure_logger(self, trainer: Any, root: Path) -> None:
+        logger = trainer.get("logger")
+        if not (hasattr(logger, "get") and logger.get("class_path") == WANDB_LOGGER):
+            return
+        init = logger.get("init_args")
+        if os.environ.get("WANDB_MODE", "").lower() == "disabled":
+            # W&B off: keep the metrics in a CSV log in the same folder.
+            logger["class_path"] = "lightning.pytorch.loggers.CSVLogger"
+            project = _get(init, "project", "articulate")
+            save_dir = _get(init, "save_dir", str(root))
+            logger["init_args"] = type(init)(save_dir=save_dir, name=project)
+        elif _get(init, "save_dir") is None:
+            init["save_dir"] = str(root)
+
+    def _monitor_without_validation(self, section: Any) -> None:
+        data = section.get("data")
+        val = _get(_get(data, "init_args"), "val_subjects", None) if data is not None else None
+        if val is None or (val if isinstance(val, (list, tuple)) else float(val) > 0):
+            return
+        for cb in _get(section, "trainer.callbacks", []) or []:
+            if hasattr(cb, "get") and cb.get("class_path") == CHECKPOINT_CLASS:
+                init = cb.get("init_args")
+                monitor = _get(init, "monitor")
+                if monitor and str(monitor).startswith("val/"):
+                    print(f"articulate: no validation subjects (val_subjects {val}): the checkpoint monitors train/loss "
+                          f"instead of {monitor} (never the test split)", file=sys.stderr)
+                    init["monitor"], init["mode"] = "train/loss", "min"
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except ArticulateError:
+            raise
+        except Exception as err:  # noqa: BLE001 - reported as one line below
+            root = innermost(err)
+            if isinstance(root, ArticulateError):
+                raise root from None
+            message = str(root).strip().splitlines()[0] if str(root).strip() else ""
+            raise ConfigError(f"the configuration could not be built: {type(root).__name__}: {message}") from None
+
+    # -- subcommands ------------------------------------------------------------------------
+    def fit(self, model, datamodule=None, ckpt_path=None, weights_only=None, **kwargs) -> None:
+        self._fit_started = time.perf_counter()
+        self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, **kwargs)
+
+    def validate(self, model, datamodule=None, ckpt_path=None, weights_only=None, **kwargs):
+        return self.trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, **kwargs)
+
+    def test(self, model, datamodule=None, ckpt_path=None, weights_only=None, **kwargs):
+        return self.trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, **kwargs)
+
+    def predict(self, model, datamodule=None, ckpt_path=None, weights_only=None, **kwargs):
+        return self.trainer.predict(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, **kwargs)
+
+    def after_fit(self) -> None:
+        if self._fit_started is not None and self.trainer.is_global_zero:
+            minutes = (time.perf_counter() - self._fit_started) / 60
+            print(f"articulate fit: {self.trainer.global_step} optimizer steps, {self.trainer.current_epoch} epochs "
+                  f"in {minutes:.1f} min (wall)", file=sys.stderr)
+        if not self.config.get(self.subcommand, {}).get("test_after_fit", False):
+            return
+        if not self.trainer.interrupted:
+            test_best(self.trainer, self.model, self.datamodule)
 
 
 def test_best(trainer: Trainer, model: LightningModule, datamodule: LightningDataModule, **kwargs) -> tuple[list, str | None]:
     """Test after fit from the best checkpoint a ModelCheckpoint kept (else the current weights):
     ``(results, checkpoint path or None)``."""
     ckpt = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
-    return trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, **kwargs), ckpt
+    return trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True, **kwargs), ckpt
 
 
 def run_lightning_cli(argv: list[str]) -> int:
-    from articulate.errors import ArticulateError
-
     try:
         ArticulateCLI(args=argv)
     except ArticulateError as err:
-        import sys
-
         print(f"articulate {argv[0]}: error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -13,17 +13,23 @@ import sys
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
-# name -> (module, one-line help). A module that does not exist yet reports "not built yet".
-TOOLS: dict[str, tuple[str, str]] = {
+# Tools every direction shares: name -> (module, one-line help). A direction's own tools (synthesize-*,
+# track-contours, ...) come from its record in the direction registry (articulate.directions).
+COMMON_TOOLS: dict[str, tuple[str, str]] = {
     "inspect": ("articulate.cli.inspect", "show what the readers see in a file or dataset folder"),
     "phantom": ("articulate.cli.phantom", "write a synthetic articulatory-phantom dataset in real file formats"),
-    "synthesize-audio": ("articulate.cli.synthesize_audio", "tagged MRI -> mel -> WAV with a trained mri2audio checkpoint"),
-    "synthesize-uti": ("articulate.cli.synthesize_uti", "speech (+ transcript) -> ultrasound video with a wav2uti checkpoint"),
-    "transcribe": ("articulate.cli.transcribe", "Whisper transcripts for a dataset, cached beside the audio"),
     "score": ("articulate.cli.score", "score predicted files against references (Corr2D, PESQ, LPIPS, FID, FVD, RMSE, PSNR)"),
     "bench": ("articulate.cli.bench", "speed and memory benchmarks -> JSON"),
     "reproduce": ("articulate.cli.reproduce", "reproduce a paper's table on the phantom (or your data)"),
+    "train": ("articulate.cli.train", "fit a direction's configuration (+ preset and variants) and test it"),
+    "directions": ("articulate.cli.directions", "list the registered directions, their configs, presets and tools"),
 }
+
+
+def tools() -> dict[str, tuple[str, str]]:
+    from articulate.directions import tools as direction_tools
+
+    return {**COMMON_TOOLS, **direction_tools()}
 
 
 def _usage() -> str:
@@ -35,7 +41,7 @@ def _usage() -> str:
         "",
         "tools:",
     ]
-    lines += [f"  {name:<18} {help_}" for name, (_, help_) in TOOLS.items()]
+    lines += [f"  {name:<18} {help_}" for name, (_, help_) in tools().items()]
     return "\n".join(lines)
 
 
@@ -49,10 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         from articulate.cli.lightning_cli import run_lightning_cli
 
         return run_lightning_cli(argv)
-    if command not in TOOLS:
+    known = tools()
+    if command not in known:
         print(f"articulate: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module_name = TOOLS[command][0]
+    module_name = known[command][0]
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:

@@ -46,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt", required=True, help="mri2audio checkpoint (MRI2AudioTranslator or Lip2AudSpec)")
     p.add_argument("--mri", required=True, help="a tagged-MRI sequence (.nii.gz, .nii, .npy, .npz) or a folder of them")
     p.add_argument("--out", required=True, help="output .wav (or a folder) for one sequence; a folder for a folder")
-    p.add_argument("--griffin-lim", choices=("auto", "torch", "librosa"), default="auto",
+    p.add_argument("--griffin-lim", choices=("auto", "torch", "librosa"), default=None,
                    help="torch: batched, on the model's device; librosa: the paper's mel_to_audio (CPU); "
-                        "auto (default): torch on GPU, librosa on CPU (faster there)")
+                        "auto: torch on GPU, librosa on CPU; default: the checkpoint's (librosa unless trained otherwise)")
     p.add_argument("--n-iter", type=int, default=32, help="Griffin-Lim iterations (librosa's default: 32)")
     p.add_argument("--batch-size", type=int, default=8, help="sequences per forward pass in folder mode")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
@@ -61,32 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_mri2audio(ckpt: str | Path, device: str = "cpu"):
-    """The mri2audio LightningModule of a checkpoint, in eval mode; other directions are refused."""
-    import importlib
+    """The mri2audio inference object of a checkpoint (safe load; other directions are refused)."""
+    from articulate.inference.mri2audio import Mri2AudioSynthesizer
 
-    from articulate.checkpoints import read_checkpoint
-
-    ckpt = Path(ckpt)
-    raw = read_checkpoint(ckpt)
-    hp = raw.get("hyper_parameters") or {}
-    meta = raw.get("articulate") or {}
-    class_path = hp.get("_class_path")
-    if meta.get("direction") not in (None, "mri2audio"):
-        raise InputError(ckpt, f"a {meta['direction']} checkpoint; synthesize-audio needs an mri2audio one "
-                               "(for speech -> ultrasound use `articulate synthesize-uti`)")
-    if not class_path:
-        raise InputError(ckpt, "checkpoint has no model configuration (_class_path); train it with `articulate fit`")
-    module_name, _, name = class_path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError):
-        raise InputError(ckpt, f"model class {class_path} is not available in this installation") from None
-    direction = getattr(cls, "direction", None)
-    if direction != "mri2audio":
-        hint = " (for speech -> ultrasound use `articulate synthesize-uti`)" if direction == "wav2uti" else ""
-        raise InputError(ckpt, f"a {direction or 'unknown'} checkpoint ({name}); synthesize-audio needs an mri2audio one{hint}")
-    model = cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False)
-    return model.to(device).eval()
+    return Mri2AudioSynthesizer.from_checkpoint(ckpt, device)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -119,19 +97,19 @@ def check_sequence(path: Path, frames: np.ndarray, grid: tuple[int, int, int]) -
         raise InputError(path, "every voxel has the same intensity: there is no image to translate")
 
 
-def read_sequence(path: Path, grid: tuple[int, int, int], percentiles: tuple[float, float]) -> Sequence:
+def read_sequence(path: Path, synth) -> Sequence:
+    """Read and check one sequence and put it on the model's grid (``synth``: the inference object)."""
     from articulate.readers.mri import read_mri
-    from datamodules.mri2audio import prepare_mri
 
+    grid = tuple(synth.input_shape)
     frames = read_mri(path).frames
     check_sequence(path, frames, grid)
     if tuple(frames.shape) != tuple(grid):
         log.warning("%s: %s resampled to the model's grid %s (frames x height x width)",
                     path, "x".join(map(str, frames.shape)), "x".join(map(str, grid)))
-    x = prepare_mri(frames, grid[0], grid[1], percentiles).numpy()
-    if grid[1] != grid[2]:  # prepare_mri makes square frames; a non-square model grid is not ours
+    if grid[1] != grid[2]:  # a non-square model grid is not ours
         raise InputError(path, f"the checkpoint's frame grid {grid[1]}x{grid[2]} is not square")
-    return Sequence(path, frames, x)
+    return Sequence(path, frames, synth.prepare(frames).numpy())
 
 
 def find_inputs(mri: Path, out: Path) -> list[tuple[Path, Path]]:
@@ -165,21 +143,20 @@ def find_inputs(mri: Path, out: Path) -> list[tuple[Path, Path]]:
 # synthesis
 
 
-def predict(model, x: np.ndarray, device: str):
+def predict(synth, x: np.ndarray, device: str):
     """``[B, T, H, W]`` model inputs -> (unit mel ``[B, n_mels, T]``, masks ``[B, T, H, W]`` or None)."""
     import torch
 
     with torch.no_grad():
         batch = torch.from_numpy(x).to(device)[:, None]
-        mel, masks = model.predict_with_masks(batch)
+        mel, masks = synth.predict(batch)
     return mel[:, 0], None if masks is None else masks[:, 0]
 
 
-def mel_to_wav(model, mel_unit, method: str, n_iter: int) -> np.ndarray:
-    """Unit mels ``[B, n_mels, T]`` (torch) -> waveforms ``[B, L]`` float32 in [-1, 1] (the module's Griffin-Lim)."""
-    model.griffin_lim_iters = int(n_iter)
-    method = None if method == "auto" else method
-    return model.synthesize_audio(mel_unit, method=method).cpu().numpy().astype(np.float32)
+def mel_to_wav(synth, mel_unit, method: str, n_iter: int) -> np.ndarray:
+    """Unit mels ``[B, n_mels, T]`` (torch) -> waveforms ``[B, L]`` float32 in [-1, 1] (the model's Griffin-Lim)."""
+    synth.griffin_lim_iters = int(n_iter)
+    return synth.waveform(mel_unit, method=method).cpu().numpy().astype(np.float32)
 
 
 def mel_png(path: Path, mel_unit: np.ndarray, cfg, sr: int) -> None:
@@ -249,9 +226,8 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     pairs = find_inputs(Path(args.mri), Path(args.out))
     model = load_mri2audio(args.ckpt, device)
-    grid = tuple(int(v) for v in model.input_shape)
     # Read and check every input before writing anything.
-    seqs = [read_sequence(src, grid, tuple(model.intensity_percentiles)) for src, _ in pairs]
+    seqs = [read_sequence(src, model) for src, _ in pairs]
     sr = int(model.sample_rate)
     started = time.perf_counter()
     results = []
@@ -275,6 +251,8 @@ def main(argv: list[str]) -> int:
             if masks_i is not None:
                 attention_png(att_path, s.model_input, masks_i)
         print(f"{src} -> {dst} ({wav.shape[0] / sr:.2f} s at {sr} Hz)")
-    method = model.griffin_lim_method(device) if args.griffin_lim == "auto" else args.griffin_lim
+    from articulate.signal.griffin_lim import resolve_griffin_lim
+
+    method = resolve_griffin_lim(args.griffin_lim or model.griffin_lim, device)
     print(f"{len(pairs)} sequence(s) in {elapsed:.2f} s on {device} (mel + {method} Griffin-Lim, {args.n_iter} iterations)")
     return 0

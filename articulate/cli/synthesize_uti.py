@@ -48,33 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hop", type=int, default=None, help="long-form window hop in frames (default: half a clip)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    p.add_argument("--no-ema", action="store_true", help="sample with the raw instead of the EMA weights")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     return p
 
 
 def load_wav2uti(ckpt: str | Path, device: str = "cpu"):
-    """Load a wav2uti LightningModule from a checkpoint, refusing other directions clearly."""
-    from articulate.checkpoints import read_checkpoint
+    """The wav2uti inference object of a checkpoint (safe load; other directions are refused)."""
+    from articulate.inference.wav2uti import UltrasoundGenerator
 
-    ckpt = Path(ckpt)
-    raw = read_checkpoint(ckpt)
-    hp = raw.get("hyper_parameters") or {}
-    class_path = hp.get("_class_path")
-    if not class_path:
-        raise InputError(ckpt, "checkpoint has no model configuration (_class_path); train it with `articulate fit`")
-    import importlib
-
-    module_name, _, name = class_path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError):
-        raise InputError(ckpt, f"model class {class_path} is not available in this installation") from None
-    direction = getattr(cls, "direction", None)
-    if direction != "wav2uti":
-        raise InputError(ckpt, f"a {direction or 'unknown'} checkpoint ({name}); synthesize-uti needs a wav2uti one")
-    model = cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False)
-    return model.to(device).eval()
+    return UltrasoundGenerator.from_checkpoint(ckpt, device)
 
 
 def load_speech(path: str | Path, sr: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -99,60 +81,20 @@ def transcribe_with_whisper(model_id: str, wav16k: np.ndarray, device: str) -> s
 
 
 def synthesize(model, wav: np.ndarray, text: str, sr_model=None, steps: int | None = None,
-               guidance: float | None = None, hop: int | None = None, seed: int = 0, use_ema: bool = True,
-               audio_path: Path | None = None) -> np.ndarray:
-    """Frames ``[F, H, W]`` float32 in [0, 1] for mono audio ``wav`` at ``model.audio_encoder.sample_rate``."""
-    import torch
+               guidance: float | None = None, hop: int | None = None, seed: int = 0,
+               audio_path: Path | None = None, sr_ckpt: Path | None = None) -> np.ndarray:
+    """Frames ``[F, H, W]`` float32 in [0, 1] for mono audio ``wav`` at ``model.sample_rate`` (the cascade
+    of ``model`` and the optional super-resolution ``sr_model``)."""
+    from articulate.inference.wav2uti import UltrasoundCascade
+    from articulate.readers.audio import resample_audio
 
-    enc_sr = int(model.audio_encoder.sample_rate)
-    fps = float(model.fps)
-    n_frames = int(round(wav.shape[0] / enc_sr * fps))
-    if n_frames < 1:
-        raise InputError(audio_path, f"audio of {wav.shape[0] / enc_sr * 1000:.1f} ms is shorter than one video frame ({1000 / fps:.1f} ms at {fps:g} fps)")
-    # Shorter than one training clip: pad with silence to one clip, cut the video back afterwards.
-    n_gen = max(n_frames, int(model.clip_frames))
-    need = int(round(n_gen * enc_sr / fps))
-    wav_in = np.pad(wav, (0, max(0, need - wav.shape[0])))[: max(need, wav.shape[0])]
-    video = _run_model(model, wav_in, n_gen, text, None, steps, guidance, hop, seed, use_ema)
-    if sr_model is not None:
-        from lightning_modules.wav2uti_diffusion import timing_mismatch
-
-        problem = timing_mismatch(model, sr_model)
-        if problem:
-            raise InputError(None, problem)
-        if getattr(sr_model, "stage", "base") != "super_resolution":
-            raise InputError(None, "--sr-ckpt is not a super-resolution stage checkpoint")
-        low = sr_model.to_low_res(video)
-        sr_wav = wav_in if int(sr_model.audio_encoder.sample_rate) == enc_sr else None
-        if sr_wav is None:
-            from articulate.readers.audio import resample_audio
-
-            sr_wav = resample_audio(wav_in, enc_sr, int(sr_model.audio_encoder.sample_rate))
-        video = _run_model(sr_model, sr_wav, n_gen, text, low, steps, guidance, hop, seed + 1, use_ema)
-    frames = ((video[0, 0, :n_frames].float().clamp(-1, 1) + 1) / 2).cpu().numpy().astype(np.float32)
-    return frames
-
-
-def _run_model(model, wav: np.ndarray, n_frames: int, text: str, low_res, steps, guidance, hop, seed, use_ema):
-    import torch
-
-    from articulate.diffusion import HeunSampler
-
-    device = next(model.parameters()).device if any(True for _ in model.parameters()) else torch.device("cpu")
-    x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))[None].to(device)
-    with torch.no_grad():
-        feats = model.audio_encoder(x, fps=float(model.fps), n_frames=n_frames)
-        if not hasattr(model, "sampler"):  # DNN baseline: one forward pass
-            return model.generate(feats)
-        text_feats, text_mask = model.text_features({"text": [text]}, ema=use_ema)
-        sampler = model.sampler
-        if steps is not None:
-            s = sampler
-            sampler = HeunSampler(num_steps=int(steps), sigma_min=s.sigma_min, sigma_max=s.sigma_max, rho=s.rho,
-                                  S_churn=s.S_churn, S_min=s.S_min, S_max=s.S_max, S_noise=s.S_noise, dtype=s.dtype)
-        g = torch.Generator(device=device).manual_seed(int(seed))
-        return model.generate(feats, text_feats, text_mask, low_res=low_res, generator=g, use_ema=use_ema,
-                              guidance_scale=guidance, sampler=sampler, long_form_hop=hop)
+    cascade = UltrasoundCascade(model, sr_model, source=sr_ckpt)
+    options = {"steps": steps, "guidance_scale": guidance, "long_form_hop": hop}
+    try:
+        return cascade.synthesize(wav, text, seed=seed, resample=resample_audio,
+                                  **{k: v for k, v in options.items() if v is not None})
+    except ValueError as err:
+        raise InputError(audio_path, str(err)) from None
 
 
 def main(argv: list[str]) -> int:
@@ -170,7 +112,7 @@ def main(argv: list[str]) -> int:
     sr_model = load_wav2uti(args.sr_ckpt, device) if args.sr_ckpt else None
     if model.stage != "base":
         raise InputError(args.ckpt, "this is a super-resolution stage checkpoint: pass it as --sr-ckpt with a base --ckpt")
-    enc_sr = int(model.audio_encoder.sample_rate)
+    enc_sr = model.sample_rate
     wav, wav_file, file_sr = load_speech(args.audio, enc_sr)
     text = args.text
     if text is None and args.whisper:
@@ -180,7 +122,7 @@ def main(argv: list[str]) -> int:
     text = text or ""
     t_load = time.perf_counter()
     frames = synthesize(model, wav, text, sr_model, args.steps, args.guidance, args.hop, args.seed,
-                        not args.no_ema, audio_path=Path(args.audio))
+                        audio_path=Path(args.audio), sr_ckpt=args.sr_ckpt)
     t_gen = time.perf_counter()
 
     from articulate.readers.video import write_video

@@ -49,6 +49,8 @@ class HeunSampler:
     ``functools.partial``, or use :class:`~articulate.diffusion.guidance.CFGDenoiser`.
     """
 
+    component = True  # built from YAML (and from checkpoints: articulate.components)
+
     def __init__(
         self,
         num_steps: int = 32,

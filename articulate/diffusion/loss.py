@@ -17,6 +17,8 @@ class EDMLoss:
     caller reduces (mean over elements and batch; any masking of padded frames happens there).
     """
 
+    component = True  # built from YAML (and from checkpoints: articulate.components)
+
     def __init__(self, P_mean: float = -1.2, P_std: float = 1.2, sigma_data: float = 0.25):
         self.P_mean = float(P_mean)
         self.P_std = float(P_std)

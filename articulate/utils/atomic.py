@@ -8,6 +8,25 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from articulate.errors import InputError
+
+
+def ensure_dir(folder: str | Path) -> Path:
+    """Create ``folder`` (and parents) or raise one InputError line: read-only place, or a file in the way."""
+    folder = Path(folder)
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(folder, f"cannot create this folder: {parent} is a file")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(folder, f"cannot create this folder ({err.strerror or err})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(folder, "folder is not writable")
+    return folder
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -17,9 +36,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     nibabel, ffmpeg) choose the format from the extension.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise InputError(path, "is a folder; give a file name to write")
     suffix = "".join(path.suffixes) or ""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem.split('.')[0]}.", suffix=".tmp" + suffix, dir=path.parent)
+    try:
+        ensure_dir(path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem.split('.')[0]}.", suffix=".tmp" + suffix, dir=path.parent)
+    except OSError as err:
+        raise InputError(path, f"cannot write here ({err.strerror or err})") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -1,0 +1,27 @@
+"""``articulate directions [--json]``: the registered directions and what each brings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="articulate directions", description=__doc__.split("\n\n")[0])
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--names", action="store_true", help="only the names, one per line (for scripts and make)")
+    args = p.parse_args(argv)
+    from articulate.directions import directions
+
+    rows = [{"name": d.name, "summary": d.summary, "config": d.config, "presets": sorted(d.presets),
+             "phantom": d.phantom, "modalities": list(d.modalities), "tools": sorted(d.tools),
+             "modules": list(d.modules)} for d in directions()]
+    if args.names:
+        print("\n".join(r["name"] for r in rows))
+    elif args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            print(f"{r['name']}: {r['summary']}\n  config {r['config']} (presets: {', '.join(r['presets']) or '-'}); "
+                  f"phantom {r['phantom']}; tools: {', '.join(r['tools']) or '-'}")
+    return 0

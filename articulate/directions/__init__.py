@@ -1,0 +1,158 @@
+"""The direction registry: what the tools, the CLI, the Makefile loops and the checks know about each direction.
+
+A direction (mri2audio, wav2uti, uti2contour, ...) is a plugin: its own LightningModule, DataModule,
+networks, configs, inference object and tools, described by one :class:`Direction` record in a
+module of this package. Registering it is one line: its module name in ``BUILTIN`` (or a call to
+:func:`register`, e.g. from a test or another package). Nothing else in the project lists
+directions: ``articulate --help``, ``articulate phantom``, the checkpoint checks, the config-stack
+order, ``make train-<name>``, the reproduction and the bench read this registry.
+
+The records hold class and function paths as strings, so reading the registry imports neither
+torch nor the framework layers (the core must not import them).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+__all__ = ["Direction", "Link", "register", "unregister", "get_direction", "directions", "direction_of_module",
+           "tools", "PROJECT_ROOT"]
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+# The built-in directions, in the order the tools list them. Adding a direction: one line here.
+BUILTIN = (
+    "articulate.directions.mri2audio",
+    "articulate.directions.wav2uti",
+)
+
+
+@dataclass(frozen=True)
+class Link:
+    """A LightningCLI ``link_arguments``: ``target`` always takes its value from ``source`` (one source
+    per value). Links whose source or target the chosen classes lack are skipped by the parser."""
+
+    source: str | tuple[str, ...]
+    target: str
+    compute: Callable | None = None
+
+
+@dataclass(frozen=True)
+class Direction:
+    """One direction of translation and everything the framework needs to know about it.
+
+    Args:
+        name: the direction's name (checkpoints store it; ``make train-<name>``).
+        summary: one line for listings.
+        modalities: dataset-index kinds its DataModule reads (``articulate.readers.dataset_index.KINDS``).
+        phantom: the phantom cohort it trains on when no data is given (``articulate phantom <kind>``).
+        config: the paper (or default) configuration, relative to the project root.
+        inference: its LightningModule class paths -> the inference class (``articulate.inference``) that
+            rebuilds their checkpoints from the core alone; a checkpoint's class tells its direction.
+        tools: CLI tools it adds: name -> (module with ``main(argv)``, one-line help).
+        links: values shared by DataModule and model (or by two components), set in one place.
+        presets: named overlay chains, e.g. ``{"quick": ("quick",)}`` -> ``configs/<name>/quick.yaml``.
+        reproduce: ``module:function`` building the reproduction plan (see articulate.experiments).
+        bench: ``module:function`` returning the bench sections.
+    """
+
+    name: str
+    summary: str
+    modalities: tuple[str, ...]
+    phantom: str | None
+    config: str
+    inference: dict[str, str]
+    tools: dict[str, tuple[str, str]] = field(default_factory=dict)
+    links: tuple[Link, ...] = ()
+    presets: dict[str, tuple[str, ...]] = field(default_factory=lambda: {"quick": ("quick",)})
+    reproduce: str | None = None
+    bench: str | None = None
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        return tuple(self.inference)
+
+    def overlay(self, name: str) -> str:
+        return f"configs/{self.name}/{name}.yaml"
+
+    def config_stack(self, variants: Iterable[str] = (), preset: str | None = None,
+                     root: Path | None = None) -> list[str]:
+        """The ``--config`` files in the one order every caller uses: the direction's config, the
+        preset's overlays, then each variant followed by its preset companion when one exists
+        (``<variant>_<preset head>.yaml``, e.g. ``lip2audspec_quick.yaml`` after ``lip2audspec.yaml``)."""
+        root = PROJECT_ROOT if root is None else Path(root)
+        chain = self.presets.get(preset, ()) if preset else ()
+        if preset and preset not in self.presets:
+            raise KeyError(f"{self.name} has no preset {preset!r} (presets: {', '.join(self.presets) or 'none'})")
+        stack = [self.config, *(self.overlay(p) for p in chain)]
+        for variant in variants:
+            stack.append(self.overlay(variant))
+            if chain and (root / self.overlay(f"{variant}_{chain[0]}")).is_file():
+                stack.append(self.overlay(f"{variant}_{chain[0]}"))
+        return stack
+
+
+_REGISTRY: dict[str, Direction] = {}
+_LOADED = False
+
+
+def _load_builtin() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    for module in BUILTIN:
+        register(importlib.import_module(module).DIRECTION)
+
+
+def register(direction: Direction) -> Direction:
+    """Add a direction (replacing one of the same name)."""
+    _load_builtin()
+    _REGISTRY[direction.name] = direction
+    return direction
+
+
+def unregister(name: str) -> None:
+    _load_builtin()
+    _REGISTRY.pop(name, None)
+
+
+def directions() -> list[Direction]:
+    _load_builtin()
+    return list(_REGISTRY.values())
+
+
+def get_direction(name: str) -> Direction:
+    _load_builtin()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown direction {name!r}; known: {', '.join(_REGISTRY)}") from None
+
+
+def direction_of_module(class_path: str) -> str | None:
+    """The direction whose LightningModules include ``class_path`` (None if no direction lists it)."""
+    for d in directions():
+        if class_path in d.modules:
+            return d.name
+    return None
+
+
+def tools() -> dict[str, tuple[str, str]]:
+    """Every direction's CLI tools: name -> (module, help)."""
+    out: dict[str, tuple[str, str]] = {}
+    for d in directions():
+        for name, entry in d.tools.items():
+            if name in out:
+                raise ValueError(f"tool {name!r} is registered by two directions")
+            out[name] = entry
+    return out
+
+
+def resolve(path: str) -> Callable:
+    """``package.module:function`` -> the function."""
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)

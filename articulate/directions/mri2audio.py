@@ -1,0 +1,36 @@
+"""mri2audio: a tagged-MRI sequence (2D+t, mid-sagittal) -> mel spectrogram -> waveform."""
+
+from articulate.directions import Direction, Link
+
+
+def square(size: int) -> list[int]:
+    return [int(size), int(size)]
+
+
+def grid(frames: int, size: int) -> list[int]:
+    return [int(frames), int(size), int(size)]
+
+
+DIRECTION = Direction(
+    name="mri2audio",
+    summary="tagged-MRI sequence -> mel spectrogram -> waveform (heterogeneous translator; Lip2AudSpec baseline)",
+    modalities=("mri",),
+    phantom="mri2audio",
+    config="configs/mri2audio.yaml",
+    inference={
+        "lightning_modules.mri2audio_translator.MRI2AudioTranslator": "articulate.inference.mri2audio.Mri2AudioSynthesizer",
+        "lightning_modules.lip2audspec.Lip2AudSpec": "articulate.inference.mri2audio.Mri2AudioSynthesizer",
+    },
+    tools={"synthesize-audio": ("articulate.cli.synthesize_audio",
+                                "tagged MRI -> mel -> WAV with a trained mri2audio checkpoint")},
+    links=(
+        # The DataModule owns the data geometry; the model stores it for synthesis.
+        Link("data.init_args.mel", "model.init_args.mel"),
+        Link(("data.init_args.frames", "data.init_args.size"), "model.init_args.input_shape", grid),
+        Link("data.init_args.intensity_percentiles", "model.init_args.intensity_percentiles"),
+        Link("data.init_args.size", "model.init_args.network.init_args.image_size", square),
+    ),
+    presets={"quick": ("quick",), "reproduce_quick": ("quick", "reproduce_quick")},
+    reproduce="articulate.experiments.reproduce:mri2audio_plan",
+    bench="articulate.experiments.bench:mri2audio_sections",
+)

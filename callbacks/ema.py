@@ -1,0 +1,43 @@
+"""EMA of the weights: Lightning's ``WeightAveraging`` callback with the EDM half-life schedule.
+
+Lightning's callback does the bookkeeping we need (an ``AveragedModel`` updated after every optimizer
+step, swapped in for validation, its weights written as the checkpoint's ``state_dict`` with the raw
+ones kept for resuming, copied into the model when training ends). Its ``EMAWeightAveraging`` has a
+fixed decay, which suits either a 1,000-step CPU preset or a 5-million-step paper run, not both.
+NVlabs/edm instead sets the decay from a half-life that ramps up with training: the half-life is
+``min(halflife_steps, rampup_ratio * step)`` optimizer steps, so early weights fade from the average
+as fast in a short run as in a long one. One config then serves every preset.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from lightning.pytorch.callbacks import WeightAveraging
+
+
+def edm_decay(step: float, halflife_steps: float, rampup_ratio: float | None) -> float:
+    """The EMA decay after ``step`` updates (EDM's ``beta = 0.5 ** (1 / halflife)``)."""
+    halflife = halflife_steps if not rampup_ratio else min(halflife_steps, rampup_ratio * step)
+    return 0.5 ** (1.0 / max(halflife, 1e-8))
+
+
+class EDMEMA(WeightAveraging):
+    """EMA with ``decay = 0.5 ** (1 / min(halflife_steps, rampup_ratio * step))`` (NVlabs/edm).
+
+    Args:
+        halflife_steps: the half-life of the average in optimizer steps once the ramp-up is over.
+        rampup_ratio: the half-life never exceeds this fraction of the steps so far (None: no ramp-up).
+        device, use_buffers: as Lightning's ``WeightAveraging``.
+    """
+
+    def __init__(self, halflife_steps: float = 20000.0, rampup_ratio: float | None = 0.05,
+                 device: str | None = None, use_buffers: bool = True):
+        self.halflife_steps, self.rampup_ratio = float(halflife_steps), rampup_ratio
+
+        def avg_fn(averaged: torch.Tensor, current: torch.Tensor, num_averaged: Any) -> torch.Tensor:
+            beta = edm_decay(float(num_averaged), self.halflife_steps, self.rampup_ratio)
+            return averaged * beta + current * (1.0 - beta)
+
+        super().__init__(device=device, use_buffers=use_buffers, avg_fn=avg_fn)

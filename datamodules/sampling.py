@@ -1,0 +1,96 @@
+"""Training order that is reproducible, DDP-sharded and resumable mid-epoch, shared by every DataModule.
+
+:class:`EpochSampler` yields ``(epoch, index)`` keys in a seeded per-epoch permutation; datasets draw
+any randomness of an item (crop start, jitter, augmentation) from ``numpy.random.default_rng([seed,
+epoch, index])``, so an epoch is reproducible, differs from the next, and does not depend on the
+number of DataLoader workers or on the global RNGs.
+
+:class:`ResumableLoader` makes the position part of the checkpoint: Lightning stores a stateful
+train loader's ``state_dict`` (epoch, batches done) and hands it back on resume, and the sampler
+then skips the batches already trained, so a mid-epoch resume continues with the next batch
+instead of re-training the epoch's first ones.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+__all__ = ["EpochSampler", "ResumableLoader", "item_rng"]
+
+
+def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The random stream of one training item in one epoch."""
+    return np.random.default_rng([int(seed), int(epoch), int(index)])
+
+
+class EpochSampler(DistributedSampler):
+    """Seeded per-epoch shuffle yielding ``(epoch, index)`` keys, sharded over DDP ranks.
+
+    A ``DistributedSampler`` so that Lightning neither replaces nor wraps it and calls ``set_epoch``
+    at each epoch start (also after resuming). Each rank gets ``ceil(N / world)`` keys (the
+    permutation is padded by wrapping, as ``DistributedSampler`` does). :meth:`resume_at` skips the
+    first items of one epoch on this rank.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int = 0, num_replicas: int | None = None, rank: int | None = None):
+        if num_replicas is None or rank is None:
+            dist = torch.distributed
+            ready = dist.is_available() and dist.is_initialized()
+            num_replicas = dist.get_world_size() if ready else 1
+            rank = dist.get_rank() if ready else 0
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=False)
+        self._skip: tuple[int, int] | None = None
+
+    def resume_at(self, epoch: int, items_done: int) -> None:
+        """Skip this rank's first ``items_done`` keys when epoch ``epoch`` is iterated next."""
+        self._skip = (int(epoch), int(items_done))
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        n = len(self.dataset)
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(n).tolist()
+        if self.total_size > n:
+            order += (order * (self.total_size // max(n, 1) + 1))[: self.total_size - n]
+        mine = order[self.rank:self.total_size:self.num_replicas]
+        if self._skip is not None:
+            epoch, done = self._skip
+            self._skip = None
+            if epoch == self.epoch:
+                mine = mine[done:]
+        for i in mine:
+            yield (self.epoch, int(i))
+
+
+class ResumableLoader(DataLoader):
+    """A train DataLoader whose position (epoch, batches done) is saved in checkpoints and restored.
+
+    ``position()`` reports ``(epoch, batches trained in it)`` when Lightning saves a checkpoint (the
+    DataModule reads it from its trainer's loop progress, which counts batches trained, not the
+    batches prefetched).
+    """
+
+    def __init__(self, dataset: Dataset, sampler: EpochSampler, position: Callable[[], tuple[int, int]], **kwargs):
+        super().__init__(dataset, sampler=sampler, **kwargs)
+        self._position = position
+
+    def state_dict(self) -> dict[str, int]:
+        epoch, batches = self._position()
+        return {"epoch": int(epoch), "batches_done": int(batches)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.sampler.resume_at(state["epoch"], state["batches_done"] * int(self.batch_size))
+
+
+def trainer_position(datamodule) -> Callable[[], tuple[int, int]]:
+    """``(epoch, batches trained in it)`` of the DataModule's trainer (0, 0 outside a fit)."""
+
+    def position() -> tuple[int, int]:
+        trainer = getattr(datamodule, "trainer", None)
+        if trainer is None:
+            return 0, 0
+        return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
+
+    return position

@@ -1,0 +1,258 @@
+"""What both mri2audio LightningModules share: data geometry, checkpoint metadata, the mean-mel floor, evaluation.
+
+``mel``, ``input_shape`` and ``intensity_percentiles`` are the DataModule's (``link_arguments`` in the
+direction record sets them from the data section of the config). A module built in Python without
+them takes them from its DataModule at ``setup`` through the explicit :class:`MelTargets` interface;
+given values must agree with the DataModule's.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Iterable, Literal, Protocol, Sequence, runtime_checkable
+
+import torch
+
+from articulate.inference.mri2audio import DEFAULT_INPUT_SHAPE, DEFAULT_PERCENTILES, Mri2AudioSynthesizer
+from articulate.signal.griffin_lim import resolve_griffin_lim, unit_mel_to_audio
+from articulate.signal.mel import MelConfig, as_mel_config
+from lightning_modules.base import ArticulateModule
+
+
+@runtime_checkable
+class MelTargets(Protocol):
+    """The data geometry an mri2audio DataModule offers its model (``datamodules.mri2audio.MRI2AudioDataModule``)."""
+
+    mel_config: MelConfig
+    frames: int
+    size: int
+    intensity_percentiles: tuple[float, float]
+
+
+@runtime_checkable
+class TrainMels(Protocol):
+    """A DataModule that gives its training mels without the MRI (much cheaper, for the mean-mel floor)."""
+
+    def train_mels(self) -> Iterable[dict[str, torch.Tensor]]: ...
+
+
+class MRI2AudioModule(ArticulateModule):
+    """Shared by the translator and Lip2AudSpec.
+
+    Args:
+        mel: the mel transform of the targets (linked from the data).
+        input_shape: (frames, height, width) of the MRI input (linked from the data).
+        intensity_percentiles: the MRI intensity scaling (linked from the data).
+        eval_audio: at validation/test also synthesise waveforms (Griffin-Lim) for PESQ and the panels.
+        griffin_lim_iters, griffin_lim: the waveform inversion; "librosa" (the paper's ``mel_to_audio``,
+            the default so that tables compare like with like), "torch" (batched, GPU) or "auto".
+        pesq_mode: "wb" or "nb" for the mean-mel baseline's PESQ (the callback's own is configured there).
+    """
+
+    direction = "mri2audio"
+    inference_class = "articulate.inference.mri2audio.Mri2AudioSynthesizer"
+
+    def __init__(self, mel: MelConfig | None = None, input_shape: Sequence[int] | None = None,
+                 intensity_percentiles: Sequence[float] | None = None, eval_audio: bool = True,
+                 griffin_lim_iters: int = 32, pesq_mode: Literal["wb", "nb"] = "wb",
+                 griffin_lim: Literal["auto", "torch", "librosa"] = "librosa") -> None:
+        super().__init__()
+        resolve_griffin_lim(griffin_lim)
+        self.griffin_lim = griffin_lim
+        self._given = {"mel": mel is not None, "input_shape": input_shape is not None,
+                       "intensity_percentiles": intensity_percentiles is not None}
+        self.mel_config: MelConfig = as_mel_config(mel)
+        self.sample_rate: int = int(self.mel_config.sr)
+        self.input_shape: tuple[int, ...] = tuple(int(v) for v in (input_shape or DEFAULT_INPUT_SHAPE))
+        self.intensity_percentiles = tuple(float(v) for v in (intensity_percentiles or DEFAULT_PERCENTILES))
+        self.eval_audio = bool(eval_audio)
+        self.griffin_lim_iters = int(griffin_lim_iters)
+        self.pesq_mode = pesq_mode
+        self._metrics: dict[str, dict[str, Any]] = {}
+        self._baseline_audio: dict[tuple[int, int], torch.Tensor] = {}
+        self.mean_mel: torch.Tensor | None = None  # [U, 1, H, W], per training utterance id
+        self.mean_mel_all: torch.Tensor | None = None  # [1, H, W], for ids never seen in training
+
+    # -- data geometry -------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        dm = self.trainer.datamodule if self._trainer is not None else None
+        if not isinstance(dm, MelTargets):
+            return
+        theirs = {"mel": as_mel_config(dm.mel_config), "input_shape": (int(dm.frames), int(dm.size), int(dm.size)),
+                  "intensity_percentiles": tuple(float(v) for v in dm.intensity_percentiles)}
+        ours = {"mel": self.mel_config, "input_shape": self.input_shape, "intensity_percentiles": self.intensity_percentiles}
+        for name, value in theirs.items():
+            if not self._given[name]:
+                continue
+            if ours[name] != value:
+                raise ValueError(f"{type(self).__name__}.{name} {ours[name]} differs from the DataModule's {value}; "
+                                 "set it once, in the data section (the config links it to the model)")
+        self.mel_config, self.input_shape, self.intensity_percentiles = theirs["mel"], theirs["input_shape"], theirs["intensity_percentiles"]
+        self.sample_rate = int(self.mel_config.sr)
+
+    def note_input(self, mri: torch.Tensor) -> None:
+        """The grid the model really trains on (a module built in Python may train on any size)."""
+        self.input_shape = tuple(int(s) for s in mri.shape[-3:])
+
+    # -- inference and checkpoints -------------------------------------------------------
+    def inference_init(self) -> dict[str, Any]:
+        return {**self.networks(), "mel": self.mel_config, "input_shape": list(self.input_shape),
+                "intensity_percentiles": list(self.intensity_percentiles), "griffin_lim": self.griffin_lim,
+                "griffin_lim_iters": self.griffin_lim_iters}
+
+    def networks(self) -> dict[str, Any]:
+        """The inference object's networks (named as this module's children)."""
+        raise NotImplementedError
+
+    def to_inference(self) -> Mri2AudioSynthesizer:
+        return Mri2AudioSynthesizer(**self.inference_init())
+
+    def checkpoint_metadata(self) -> dict[str, Any]:
+        return {
+            "mel_config": self.mel_config.to_dict(), "sample_rate": int(self.sample_rate),
+            "input_shape": list(self.input_shape), "intensity_percentiles": list(self.intensity_percentiles),
+            "mean_mel": None if self.mean_mel is None else self.mean_mel.cpu(),
+            "mean_mel_all": None if self.mean_mel_all is None else self.mean_mel_all.cpu(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        meta = checkpoint.get("articulate") or {}
+        if meta.get("mel_config") is not None:
+            self.mel_config = as_mel_config(meta["mel_config"])
+        self.sample_rate = int(meta.get("sample_rate") or self.mel_config.sr)
+        self.input_shape = tuple(meta.get("input_shape") or self.input_shape)
+        self.intensity_percentiles = tuple(meta.get("intensity_percentiles") or self.intensity_percentiles)
+        self.mean_mel, self.mean_mel_all = meta.get("mean_mel"), meta.get("mean_mel_all")
+        self._baseline_audio = {}
+
+    # -- per-utterance mean-mel baseline (the floor) ---------------------------------------
+    @torch.no_grad()
+    def compute_mean_mels(self, batches: Iterable[dict]) -> None:
+        """Mean training mel per utterance id; sums are reduced over DDP ranks."""
+        sums: torch.Tensor | None = None
+        counts: torch.Tensor | None = None
+        for batch in batches:
+            mel, utt = batch["mel"].detach().float().cpu(), batch["utterance"].detach().long().cpu()
+            n = int(utt.max()) + 1
+            if sums is None:
+                sums, counts = mel.new_zeros((0, *mel.shape[1:])), mel.new_zeros(0)
+            if n > sums.shape[0]:
+                sums = torch.cat([sums, sums.new_zeros((n - sums.shape[0], *sums.shape[1:]))])
+                counts = torch.cat([counts, counts.new_zeros(n - counts.shape[0])])
+            sums.index_add_(0, utt, mel)
+            counts.index_add_(0, utt, torch.ones(len(utt)))
+        if sums is None:
+            return
+        if self._trainer is not None and self.trainer.world_size > 1:
+            strategy = self.trainer.strategy
+            n = int(strategy.reduce(torch.tensor(float(sums.shape[0]), device=self.device), reduce_op="max").item())
+            pad = n - sums.shape[0]
+            sums = torch.cat([sums, sums.new_zeros((pad, *sums.shape[1:]))])
+            counts = torch.cat([counts, counts.new_zeros(pad)])
+            sums = strategy.reduce(sums.to(self.device), reduce_op="sum").cpu()
+            counts = strategy.reduce(counts.to(self.device), reduce_op="sum").cpu()
+        overall = sums.sum(0) / counts.sum().clamp_min(1.0)
+        mean = sums / counts.clamp_min(1.0).view(-1, *([1] * (sums.dim() - 1)))
+        mean[counts == 0] = overall
+        self.mean_mel, self.mean_mel_all = mean, overall
+        self._baseline_audio = {}
+
+    def baseline_prediction(self, utterance: torch.Tensor) -> torch.Tensor | None:
+        """The mean-mel baseline's "prediction" for each utterance id ``[B] -> [B, 1, H, W]``."""
+        if self.mean_mel is None:
+            return None
+        table = torch.cat([self.mean_mel, self.mean_mel_all[None]]).to(utterance.device)
+        idx = utterance.long()
+        idx = torch.where((idx >= 0) & (idx < self.mean_mel.shape[0]), idx, torch.full_like(idx, table.shape[0] - 1))
+        return table[idx]
+
+    def on_fit_start(self) -> None:
+        dm = self.trainer.datamodule
+        if dm is None:
+            return
+        self.compute_mean_mels(dm.train_mels() if isinstance(dm, TrainMels) else dm.train_dataloader())
+
+    # -- evaluation ----------------------------------------------------------------------
+    def _callback_metrics(self) -> set[str]:
+        """Metrics a ``callbacks.metrics.MetricsCallback`` computes (it logs ``val/<name>`` itself)."""
+        from callbacks.metrics import MetricsCallback
+
+        if self._trainer is None:
+            return set()
+        return {m for cb in self.trainer.callbacks if isinstance(cb, MetricsCallback) for m in cb.val_metrics}
+
+    def _stage_metrics(self, prefix: str) -> dict[str, Any]:
+        """The module's own metrics for ``prefix`` (DDP-exact): the mean-mel baseline's Corr2D and PESQ,
+        and the model's Corr2D unless a callback computes it."""
+        from articulate.metrics import PESQ, Corr2D
+
+        if prefix not in self._metrics:
+            wanted = {"corr2d_mean_baseline": Corr2D()}
+            if "corr2d" not in self._callback_metrics():
+                wanted["corr2d"] = Corr2D()
+            if self.eval_audio:
+                wanted["pesq_mean_baseline"] = PESQ(mode=self.pesq_mode)
+            self._metrics[prefix] = {k: m.to(self.device) for k, m in wanted.items()}
+        return self._metrics[prefix]
+
+    def griffin_lim_method(self, device: torch.device | str | None = None) -> str:
+        return resolve_griffin_lim(self.griffin_lim, device if device is not None else self.device)
+
+    @torch.no_grad()
+    def synthesize_audio(self, mel_unit: torch.Tensor, length: int | None = None, method: str | None = None) -> torch.Tensor:
+        """Unit mels -> waveforms ``[B, L]`` (Griffin-Lim, ``griffin_lim_iters`` iterations, seeded phase)."""
+        return unit_mel_to_audio(mel_unit, self.mel_config, method or self.griffin_lim, self.griffin_lim_iters, length)
+
+    def baseline_audio(self, utterance: torch.Tensor, length: int) -> torch.Tensor:
+        """Waveforms of the mean-mel baseline (one Griffin-Lim per utterance id, cached)."""
+        rows = []
+        for u in utterance.tolist():
+            key = (int(u), int(length))
+            if key not in self._baseline_audio:
+                mel = self.baseline_prediction(torch.tensor([u], device=utterance.device))
+                self._baseline_audio[key] = self.synthesize_audio(mel, length=length)[0].cpu()
+            rows.append(self._baseline_audio[key])
+        return torch.stack(rows).to(utterance.device)
+
+    def evaluation_outputs(self, pred: torch.Tensor, masks: torch.Tensor | None, batch: dict, prefix: str) -> dict:
+        """Update the module's metrics and return the outputs dict of the ``callbacks`` protocol."""
+        mel = batch["mel"]
+        index = batch.get("sample_index")
+        metrics = self._stage_metrics(prefix)
+        self.log(f"{prefix}/mse", torch.mean((pred.float() - mel.float()) ** 2), batch_size=mel.shape[0], sync_dist=True)
+        if "corr2d" in metrics:
+            metrics["corr2d"].update(pred, mel, sample_index=index)
+        out = {"mel_pred": pred.detach(), "mel_target": mel, "mri": batch["mri"]}
+        if masks is not None:
+            out["attention"] = masks.detach()[:, 0]
+        if index is not None:
+            out["sample_index"] = index
+        base = self.baseline_prediction(batch["utterance"]) if "utterance" in batch else None
+        if base is not None:
+            metrics["corr2d_mean_baseline"].update(base.to(mel.dtype), mel, sample_index=index)
+        if self.eval_audio and "audio" in batch and not self.trainer.sanity_checking:
+            audio = batch["audio"]
+            out["audio_pred"] = self.synthesize_audio(pred, length=audio.shape[-1])
+            out["audio_target"] = audio
+            out["sample_rate"] = int(self.sample_rate)
+            out["griffin_lim"] = self.griffin_lim_method()
+            if base is not None:
+                base_audio = self.baseline_audio(batch["utterance"], audio.shape[-1])
+                metrics["pesq_mean_baseline"].update(base_audio, audio, int(self.sample_rate), sample_index=index)
+        return out
+
+    def _log_stage_metrics(self, prefix: str) -> None:
+        for name, metric in self._metrics.get(prefix, {}).items():
+            if not self.trainer.sanity_checking:
+                # compute() is collective under DDP: every rank calls it; the value is global.
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=".*compute.*before.*update.*")
+                    value = float(metric.compute())
+                self.log(f"{prefix}/{name}", value, prog_bar=name.startswith("corr2d"), sync_dist=True)
+            metric.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_stage_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_stage_metrics("test")

@@ -1,0 +1,210 @@
+"""What both wav2uti LightningModules share (the diffusion model and the DNN baseline).
+
+* Clip geometry (``resolution``, ``clip_frames``, ``fps``) is the DataModule's: the direction record
+  links it from the data section; at ``setup`` it is checked against the DataModule through the
+  explicit :class:`ClipSource` interface.
+* Frozen pretrained encoders (wav2vec 2.0, BERT) are kept off the module tree: they are neither
+  trained, averaged (EMA), wrapped by DDP nor saved; checkpoints rebuild them from their hub id or
+  folder. Their outputs are computed once per dataset into the on-disk feature cache (rank 0 first
+  under DDP, the other ranks wait at a barrier and read it).
+* Evaluation: RMSE and PSNR on 0-255 pixels (``<stage>/rmse``, ``<stage>/psnr``), the callbacks' video
+  outputs, and a PNG of real vs generated frames per validation
+  (``<log_dir>/wav2uti_samples/<run>/step<N>.png``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import nn
+
+from articulate.inference.wav2uti import pretrained_frozen
+from articulate.utils.images import comparison_sheet, write_png
+from lightning_modules.base import ArticulateModule
+
+
+@runtime_checkable
+class ClipSource(Protocol):
+    """What a wav2uti DataModule offers its model (``datamodules.wav2uti.Wav2UTIDataModule``)."""
+
+    resolution: int
+    clip_frames: int
+    fps: float
+    sample_rate: int
+
+    def attach_features(self, audio_fn: Callable | None = None, audio_key: str | None = None,
+                        text_fn: Callable | None = None, text_key: str | None = None, compute: bool = True) -> dict: ...
+
+
+class OffTree:
+    """Modules a LightningModule uses but does not own (frozen pretrained encoders, a cascade's base stage):
+    outside ``_modules`` so they are not trained, wrapped, moved or saved, and shared rather than copied
+    when the EMA callback deep-copies the module."""
+
+    def __init__(self) -> None:
+        self.modules: dict[str, nn.Module] = {}
+
+    def __deepcopy__(self, memo) -> "OffTree":
+        return self
+
+
+def video_outputs(pred: torch.Tensor, real: torch.Tensor, fps: float, index: torch.Tensor | None) -> dict[str, Any]:
+    """The callbacks' outputs protocol for videos: ``[B,1,T,H,W]`` in [0, 1] (the modules work in [-1, 1])."""
+    return {"video_pred": ((pred.float().clamp(-1, 1) + 1) / 2), "video_target": ((real.float() + 1) / 2),
+            "fps": float(fps), "sample_index": index}
+
+
+class Wav2UTIModule(ArticulateModule):
+    """Base of the wav2uti modules: encoders, clip geometry, feature cache, pixel metrics, sample sheets."""
+
+    direction = "wav2uti"
+
+    def __init__(self, audio_encoder: nn.Module, text_encoder: nn.Module | None, resolution: int, clip_frames: int,
+                 fps: float):
+        super().__init__()
+        self.__dict__["off_tree"] = OffTree()
+        self.set_encoder("audio_encoder", audio_encoder)
+        self.set_encoder("text_encoder", text_encoder)
+        self.resolution, self.clip_frames, self.fps = int(resolution), int(clip_frames), float(fps)
+        from articulate.metrics import PSNR, RMSE
+
+        self.val_rmse, self.val_psnr = RMSE(pixel_range="signed"), PSNR(pixel_range="signed")
+        self.test_rmse, self.test_psnr = RMSE(pixel_range="signed"), PSNR(pixel_range="signed")
+        self._val_sheet: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def set_encoder(self, name: str, encoder: nn.Module | None) -> None:
+        if pretrained_frozen(encoder):
+            self.off_tree.modules[name] = encoder  # off the module tree (see the module docstring)
+        else:
+            setattr(self, name, encoder)
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            off = self.__dict__.get("off_tree")
+            if off is not None and name in off.modules:
+                return off.modules[name]
+            raise
+
+    def _encoders_to_device(self) -> None:
+        for enc in (self.audio_encoder, self.text_encoder):
+            if pretrained_frozen(enc):
+                enc.to(self.device)
+
+    # -- conditions ------------------------------------------------------------------------
+    def audio_features(self, batch: dict[str, Any]) -> torch.Tensor:
+        if "audio_feats" in batch:
+            return batch["audio_feats"].float()
+        self._encoders_to_device()
+        return self.audio_encoder(batch["audio"].float(), fps=self.fps, n_frames=batch["video"].shape[2])
+
+    def text_features(self, batch: dict[str, Any]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        if self.text_encoder is None:
+            return None, None
+        if "text_feats" in batch:
+            return batch["text_feats"].float(), batch["text_mask"]
+        self._encoders_to_device()
+        return self.text_encoder(list(batch["text"]))
+
+    # -- data ------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        dm = self.trainer.datamodule if self._trainer is not None else None
+        if not isinstance(dm, ClipSource):
+            return
+        ours = (self.resolution, self.clip_frames, round(self.fps, 6), int(self.audio_encoder.sample_rate))
+        theirs = (int(dm.resolution), int(dm.clip_frames), round(float(dm.fps), 6), int(dm.sample_rate))
+        if ours != theirs:
+            raise ValueError(f"model (resolution, clip_frames, fps, audio rate) {ours} differ from the data's {theirs}; "
+                             "set them once, in the data section (the config links them to the model)")
+        self.attach_frozen_features(dm)
+
+    def attach_frozen_features(self, dm: ClipSource) -> None:
+        """Fill the feature cache with the frozen encoders' outputs (rank 0 first) and attach it."""
+        trainer = self.trainer
+        device = trainer.strategy.root_device
+        audio_enc, text_enc = self.audio_encoder, self.text_encoder
+        fps = float(dm.fps)
+        audio_fn = audio_key = text_fn = text_key = None
+        if getattr(audio_enc, "frozen", False):
+            audio_enc.to(device)
+            audio_key = audio_enc.cache_key() + f":fps={fps:g}:sr={dm.sample_rate}"
+
+            def audio_fn(audio: np.ndarray, n_frames: int) -> np.ndarray:
+                with torch.no_grad():
+                    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None].to(device)
+                    return audio_enc(x, fps=fps, n_frames=n_frames)[0].float().cpu().numpy()
+
+        if text_enc is not None and getattr(text_enc, "frozen", False):
+            text_enc.to(device)
+            text_key = text_enc.cache_key()
+
+            def text_fn(text: str) -> np.ndarray:
+                with torch.no_grad():
+                    feats, mask = text_enc([text])
+                    return feats[0][mask[0]].float().cpu().numpy()
+
+        if audio_fn is None and text_fn is None:
+            return
+        if trainer.world_size > 1:
+            if trainer.is_global_zero:
+                dm.attach_features(audio_fn, audio_key, text_fn, text_key, compute=True)
+            trainer.strategy.barrier("wav2uti_feature_cache")
+            if not trainer.is_global_zero:
+                dm.attach_features(audio_fn, audio_key, text_fn, text_key, compute=True)
+        else:
+            dm.attach_features(audio_fn, audio_key, text_fn, text_key, compute=True)
+
+    # -- evaluation ------------------------------------------------------------------------
+    def log_eval_loss(self, batch: dict[str, Any], batch_idx: int, prefix: str, pred: torch.Tensor | None) -> None:
+        """Log ``<prefix>/loss`` (the training objective on evaluation data); ``pred``: the generated clips, if any."""
+        raise NotImplementedError
+
+    def clips_to_score(self, batch_idx: int, batch_size: int, prefix: str) -> int:
+        """How many clips of this batch to generate and score (the diffusion model samples only a few)."""
+        return batch_size
+
+    def predict_clips(self, batch: dict[str, Any], n: int, cascade: bool) -> torch.Tensor:
+        """Generated videos ``[n, 1, T, R, R]`` (about [-1, 1]; clamped for scoring) for the first ``n`` clips."""
+        raise NotImplementedError
+
+    def _eval_step(self, batch: dict[str, Any], batch_idx: int, prefix: str) -> dict[str, Any]:
+        n = self.clips_to_score(batch_idx, batch["video"].shape[0], prefix)
+        pred = self.predict_clips(batch, n, cascade=prefix == "test") if n > 0 else None
+        self.log_eval_loss(batch, batch_idx, prefix, pred)
+        if pred is None:
+            return {}  # nothing generated: the metrics callback skips an empty outputs dict
+        pred = pred.clamp(-1, 1)
+        real = batch["video"][:n]
+        idx = batch["sample_index"][:n] if "sample_index" in batch else None
+        rmse, psnr = (self.val_rmse, self.val_psnr) if prefix == "val" else (self.test_rmse, self.test_psnr)
+        rmse.update(pred, real, sample_index=idx)
+        psnr.update(pred, real, sample_index=idx)
+        self.log(f"{prefix}/rmse", rmse, batch_size=n)
+        self.log(f"{prefix}/psnr", psnr, batch_size=n)
+        if prefix == "val" and batch_idx == 0:
+            self._val_sheet = (real[:2].detach().cpu(), pred[:2].detach().cpu())
+        return video_outputs(pred, real, self.fps, idx)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        return self._eval_step(batch, batch_idx, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        return self._eval_step(batch, batch_idx, "test")
+
+    def sample_dir(self) -> Path:
+        """``<log_dir>/wav2uti_samples/<run version>``; asks ``trainer.log_dir`` (a DDP collective) on every rank."""
+        trainer = self.trainer
+        out = Path(trainer.log_dir or trainer.default_root_dir) / "wav2uti_samples"
+        version = getattr(self.logger, "version", None) if self.logger is not None else None
+        return out / str(version) if version not in (None, "") else out
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        out = self.sample_dir()  # collective under DDP: every rank asks
+        if self._val_sheet is not None and self.trainer.is_global_zero:
+            write_png(out / f"step{self.global_step:07d}.png", comparison_sheet(*(t.numpy() for t in self._val_sheet)))

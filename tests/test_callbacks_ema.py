@@ -1,0 +1,62 @@
+"""The EMA callback (Lightning's WeightAveraging with EDM's ramped half-life): closed form, validation swap,
+checkpoint contents."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from callbacks.ema import EDMEMA, edm_decay
+
+
+def test_edm_decay_closed_form():
+    # half-life ramps with the step count, then saturates: beta = 0.5 ** (1 / half-life)
+    assert edm_decay(100, halflife_steps=1000, rampup_ratio=0.05) == pytest.approx(0.5 ** (1 / 5))
+    assert edm_decay(10**6, halflife_steps=1000, rampup_ratio=0.05) == pytest.approx(0.5 ** (1 / 1000))
+    assert edm_decay(3, halflife_steps=7, rampup_ratio=None) == pytest.approx(0.5 ** (1 / 7))
+
+
+class Linear(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Linear(1, 1, bias=False)
+        self.seen: list[float] = []
+
+    def training_step(self, batch, batch_idx):
+        (x,) = batch
+        return (self.w(x) - 3 * x).pow(2).mean()
+
+    def validation_step(self, batch, batch_idx):
+        self.seen.append(float(self.w.weight))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_ema_matches_the_recursion_and_is_what_validation_and_checkpoints_see(tmp_path):
+    torch.manual_seed(0)
+    model = Linear()
+    raw: list[float] = []
+
+    class Record(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, *args):
+            raw.append(float(pl_module.w.weight))
+
+    ema_cb = EDMEMA(halflife_steps=2.0, rampup_ratio=0.5)
+    data = DataLoader(TensorDataset(torch.linspace(0.5, 1.5, 4)[:, None]), batch_size=1)
+    trainer = L.Trainer(max_epochs=1, callbacks=[Record(), ema_cb], logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path, num_sanity_val_steps=0)
+    trainer.fit(model, data, DataLoader(TensorDataset(torch.ones(1, 1)), batch_size=1))
+    # the average: first update copies, then avg = beta_n avg + (1 - beta_n) w with n = updates so far
+    avg = raw[0]
+    for n, w in enumerate(raw[1:], start=1):
+        beta = edm_decay(n, 2.0, 0.5)
+        avg = beta * avg + (1 - beta) * w
+    assert model.seen[-1] == pytest.approx(avg, rel=1e-5)  # validation ran on the averaged weights
+    assert float(model.w.weight) == pytest.approx(avg, rel=1e-5)  # copied in at the end of training
+    path = tmp_path / "last.ckpt"
+    trainer.save_checkpoint(path)
+    ck = torch.load(path, weights_only=True)
+    assert float(ck["state_dict"]["w.weight"]) == pytest.approx(avg, rel=1e-5)
