@@ -24,12 +24,13 @@ DEVICE_ARGS := --trainer.devices=$(GPUS) --trainer.strategy=ddp
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock test test-fast train-mri2audio train-wav2uti phantom bench \
-        reproduce-mri2audio reproduce-wav2uti clean
+.PHONY: help install lock test test-fast phantom bench lint clean
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
 	@echo "  variables: QUICK=1 (small CPU preset)  GPUS=N (DDP on N devices)  ARGS='--trainer.max_epochs=5 ...'"
+	@for d in $$(PYTHONPATH=. $(PYTHON) -m articulate.cli.directions --names); do \
+	  printf '  make %-22s %s\n' "train-$$d" "train $$d (QUICK=1 GPUS=N ARGS=...)" "reproduce-$$d" "the $$d paper's table (QUICK=1)"; done
 
 # The environment is installed from the committed lock (exact versions of every package, build tools
 # included), so a fresh clone installs the same set on any day; the stamp is rebuilt whenever
@@ -59,24 +60,23 @@ test: $(STAMP) ## run the whole test suite (CPU, a few minutes)
 test-fast: $(STAMP) ## unit tests only (skips end-to-end training and DDP tests)
 	$(PY) -m pytest -q -m "not slow and not ddp" tests
 
-train-mri2audio: $(STAMP) ## train the mri2audio paper configuration (phantom data when none is given)
-	$(ART) fit --config configs/mri2audio.yaml $(if $(QUICK),--config configs/mri2audio/quick.yaml) --test_after_fit true $(DEVICE_ARGS) $(ARGS)
+# One rule per kind of target, for every registered direction (`articulate directions` lists them):
+# `articulate train` builds the config stack in the registry's order (config, preset, variants).
+train-%: $(STAMP) ## train-<direction> for each direction listed below
+	$(ART) train $* $(if $(QUICK),--quick) $(DEVICE_ARGS) $(ARGS)
 
-train-wav2uti: $(STAMP) ## train the wav2uti paper configuration (GPUS=4 for 4-GPU DDP)
-	$(ART) fit --config configs/wav2uti.yaml $(if $(QUICK),--config configs/wav2uti/quick.yaml) --test_after_fit true $(DEVICE_ARGS) $(ARGS)
+reproduce-%: $(STAMP) ## reproduce-<direction>: the paper table of each direction below
+	$(ART) reproduce $* $(if $(QUICK),--quick) $(ARGS)
 
-phantom: $(STAMP) ## write both phantom cohorts under OUT (default data/phantom)
-	$(ART) phantom mri2audio --out $(OUT)/mri2audio
-	$(ART) phantom wav2uti --out $(OUT)/wav2uti
+phantom: $(STAMP) ## write every direction's phantom cohort under OUT (default data/phantom)
+	for kind in $$($(ART) directions --phantoms); do $(ART) phantom $$kind --out $(OUT)/$$kind || exit 1; done
 
 bench: $(STAMP) ## speed/memory benchmarks -> $(BENCH_OUT) (QUICK=1 for a short run)
 	$(ART) bench --out $(BENCH_OUT) $(if $(QUICK),--quick)
 
-reproduce-mri2audio: $(STAMP) ## the mri2audio paper's Table 1 on the phantom (QUICK=1: small preset)
-	$(ART) reproduce mri2audio $(if $(QUICK),--quick) $(ARGS)
-
-reproduce-wav2uti: $(STAMP) ## the wav2uti paper's Tables 1-2 on the phantom (QUICK=1: small preset)
-	$(ART) reproduce wav2uti $(if $(QUICK),--quick) $(ARGS)
+lint: $(STAMP) ## ruff check + format check (CI runs it)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 clean: ## remove logs, checkpoints and caches (keeps .venv)
 	rm -rf lightning_logs logs wandb checkpoints .pytest_cache

@@ -143,15 +143,20 @@ def test_wav2uti_examples_from_the_dnn_baseline():
     assert got["video_pred"].shape == got["video_target"].shape == (4, 16, 16)
 
 
-def test_wav2uti_quick_plan_is_the_64px_base_stage_with_capped_rows():
+def test_wav2uti_quick_plan_is_the_64px_base_stage_with_step_bounded_rows():
     from articulate.experiments import reproduce as rp
 
     plan = rp.wav2uti_plan(True, 2, [64])
     assert [r.label for r in plan.rows] == ["DNN baseline (64 px)", "Audio-only (64 px)", "Audio+Text (64 px)"]
-    caps = {r.label: [o for o in r.overrides if o.startswith("--trainer.max_time=")] for r in plan.rows}
-    assert caps["DNN baseline (64 px)"] == [f"--trainer.max_time=00:00:{rp.W_QUICK_DNN_MINUTES:02d}:00"]
-    assert caps["Audio+Text (64 px)"] == [f"--trainer.max_time=00:00:{rp.W_QUICK_MINUTES:02d}:00"]
-    assert f"{rp.W_QUICK_MINUTES} min" in plan.header
+    # bounded by steps, never by wall-clock time: the same models on any machine
+    assert not any("max_time" in o for r in plan.rows for o in r.overrides)
+    caps = {r.label: [o for o in r.overrides if o.startswith("--trainer.max_steps=")] for r in plan.rows}
+    assert caps["DNN baseline (64 px)"] == [f"--trainer.max_steps={rp.W_QUICK_DNN_STEPS}"]
+    assert caps["Audio+Text (64 px)"] == [f"--trainer.max_steps={rp.W_QUICK_STEPS}"]
+    assert f"{rp.W_QUICK_STEPS} steps" in plan.header
+    # the registry's stack: preset overlays, then each variant with its preset companion
+    dnn = rp.row_configs(plan, plan.rows[0])
+    assert dnn == ["configs/wav2uti.yaml", "configs/wav2uti/quick.yaml", "configs/wav2uti/dnn.yaml", "configs/wav2uti/dnn_quick.yaml"]
     assert all(not r.overrides for r in rp.wav2uti_plan(False, 3, [64, 96]).rows)  # the full plan is uncapped
 
 

@@ -9,11 +9,10 @@ from pathlib import Path
 def _n_subjects(extra: list[str], quick: bool) -> int:
     """Subjects in the configured mri2audio data (the phantom's cohort when no data is given)."""
     from articulate.cli.lightning_cli import ArticulateCLI
-    from articulate.experiments.reproduce import MRI_BASE, MRI_QUICK
+    from articulate.cli.train import fit_args
+    from articulate.experiments.reproduce import MRI_QUICK_PRESET
 
-    args = []
-    for cfg in [MRI_BASE, *(MRI_QUICK if quick else [])]:
-        args += ["--config", cfg]
+    args = fit_args("mri2audio", MRI_QUICK_PRESET if quick else None)
     cli = ArticulateCLI(args=args + ["--trainer.logger=false", "--trainer.callbacks=[]", "--trainer.enable_checkpointing=false"] + extra, run=False)
     dm = cli.datamodule
     dm.prepare_data()
@@ -23,7 +22,9 @@ def _n_subjects(extra: list[str], quick: bool) -> int:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="articulate reproduce", description=__doc__)
-    parser.add_argument("direction", choices=["mri2audio", "wav2uti"])
+    from articulate.directions import directions
+
+    parser.add_argument("direction", choices=[d.name for d in directions() if d.reproduce])
     parser.add_argument("--quick", action="store_true", help="the small CPU preset (~30 min on 2 cores)")
     parser.add_argument("--out", default=None, help="results folder (default results/<direction>[_quick])")
     parser.add_argument("--seeds", type=int, default=None,
@@ -45,7 +46,7 @@ def main(argv: list[str]) -> int:
     out = Path(args.out or f"results/{args.direction}{quick_tag}")
     folds = [int(f) for f in args.folds.split(",")] if args.folds else None
     seeds = args.seeds if args.seeds is not None else (2 if args.quick else 3)
-    if args.direction == "mri2audio":
+    if args.direction == "mri2audio":  # each direction's plan has its own options
         split = args.split or ("kfold" if args.quick else "loso")
         n = _n_subjects(extra, args.quick) if (split == "loso" and folds is None) else 0
         plan = rp.mri2audio_plan(args.quick, seeds, folds, split, args.k, n, explicit=args.split is not None)

@@ -132,9 +132,9 @@ def _batch_size(batch: Any) -> int:
 
 
 def _compile_networks(model: torch.nn.Module) -> None:
-    """torch.compile every trainable top-level network (not the EMA copies or frozen encoders)."""
+    """torch.compile every trainable top-level network (frozen encoders are off the module tree)."""
     for name, child in list(model.named_children()):
-        if name == "ema" or not any(p.requires_grad for p in child.parameters()):
+        if not any(p.requires_grad for p in child.parameters()):
             continue
         setattr(model, name, torch.compile(child))
 
@@ -194,19 +194,18 @@ def _median_ms(times: list[float]) -> float:
 
 def mri2audio_inference(configs: list[str], device: str, variant: Variant, repeats: int) -> dict[str, Any]:
     """Per-sequence latency (batch 1) of MRI -> mel and mel -> waveform, as synthesize-audio runs them."""
-    model, dm = build(configs)  # the DataModule is built, not set up: no data is read
-    model = model.to(device).eval()
+    module, dm = build(configs)  # the DataModule is built, not set up: no data is read
+    model = module.to_inference().to(device).eval()  # what synthesize-audio runs
     _apply_variant(model, variant)
-    frames, size = 26, 128
-    mri = torch.rand(1, 1, frames, size, size, device=device)
-    length = getattr(dm, "crop_samples", 21000)
+    mri = torch.rand(1, 1, *model.input_shape, device=device)
+    length = int(dm.crop_samples)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if variant.precision.startswith("bf16")
                 else contextlib.nullcontext())
     with memory_section(device) as mem, torch.no_grad():
         with autocast:
             mel_times = time_call(lambda: model(mri), device, repeats, warmup=2)
         mel = model(mri).float()
-        wav_times = time_call(lambda: model.synthesize_audio(mel, length=length), device, repeats, warmup=1)
+        wav_times = time_call(lambda: model.waveform(mel, length=length), device, repeats, warmup=1)
     return {"variant": variant.name, "mel_ms": _median_ms(mel_times), "waveform_ms": _median_ms(wav_times),
             "total_ms": _median_ms(mel_times) + _median_ms(wav_times),
             "griffin_lim_iters": getattr(model, "griffin_lim_iters", None), **mem}
@@ -221,13 +220,12 @@ def wav2uti_sampling(configs: list[str], device: str, variant: Variant, steps: i
     """
     from articulate.diffusion import HeunSampler
 
-    model, _ = build(configs)
-    model = model.to(device).eval()
+    module, _ = build(configs)
+    model = module.to_inference().to(device).eval()  # what synthesize-uti runs
     _apply_variant(model, variant)
-    sr = int(getattr(model.audio_encoder, "sample_rate", 16000))
-    audio = torch.randn(1, int(frames / model.fps * sr), device=device) * 0.1
-    feats = model.audio_encoder(audio, fps=model.fps, n_frames=frames)
-    text, tmask = model.text_features({"text": ["a ba ka"]}) if model.text_encoder is not None else (None, None)
+    audio = torch.randn(1, int(frames / model.fps * model.sample_rate), device=device) * 0.1
+    feats = model.audio_features(audio, n_frames=frames)
+    text, tmask = model.text_features(["a ba ka"])
     low = None
     if model.stage == "super_resolution":
         low = torch.rand(1, 1, frames, model.low_res_size, model.low_res_size, device=device) * 2 - 1
@@ -249,7 +247,7 @@ def wav2uti_sampling(configs: list[str], device: str, variant: Variant, steps: i
     from articulate.diffusion.long_form import window_starts
 
     window = int(model.clip_frames)
-    hop = int(model.hparams.long_form_hop or max(1, window // 2))
+    hop = int(model.long_form_hop or max(1, window // 2))
     windows_measured = len(window_starts(frames, window, hop)) if frames > window else 1
     per_window_eval = times[0] / (windows_measured * sampler.nfe)
     one_second = int(round(model.fps))

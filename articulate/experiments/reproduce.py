@@ -24,10 +24,10 @@ from articulate.experiments.tables import aggregate, write_table
 
 @dataclass
 class Row:
-    """A table row: the variant configs layered on the direction's base (and preset) configs."""
+    """A table row: variant overlays (``configs/<direction>/<variant>.yaml``) on the direction's config stack."""
 
     label: str
-    configs: list[str] = field(default_factory=list)
+    variants: list[str] = field(default_factory=list)
     overrides: list[str] = field(default_factory=list)
     # A super-resolution row: the row (same fold and seed) whose checkpoint is its base stage, so
     # that its test samples the whole cascade.
@@ -36,8 +36,8 @@ class Row:
 
 @dataclass
 class Plan:
-    experiment: str
-    base: list[str]  # the paper configuration, then any preset (QUICK) configs
+    experiment: str  # the direction
+    preset: str | None  # its preset (QUICK) or None for the paper configuration
     rows: list[Row]
     metrics: list[tuple[str, str]]  # (key in the test results, column title)
     folds: list[int]
@@ -51,34 +51,27 @@ class Plan:
 # ---------------------------------------------------------------------------------------------
 # mri2audio
 
-MRI_BASE = "configs/mri2audio.yaml"
-# The ablations; the Lip2AudSpec baseline heads the table (mri_rows: its configs depend on the preset).
+# The ablations; the Lip2AudSpec baseline heads the table (mri_rows).
 MRI_ABLATIONS = [
     Row("Ours"),
-    Row("Ours w/o Attention", ["configs/mri2audio/no_attention.yaml"]),
-    Row("Ours w/o Pair-wise Disentangle", ["configs/mri2audio/no_pairwise.yaml"]),
-    Row("Ours w/o GAN", ["configs/mri2audio/no_gan.yaml"]),
+    Row("Ours w/o Attention", ["no_attention"]),
+    Row("Ours w/o Pair-wise Disentangle", ["no_pairwise"]),
+    Row("Ours w/o GAN", ["no_gan"]),
 ]
-LIP2AUDSPEC_QUICK_MINUTES = 3
-
-
-def max_time(minutes: int) -> list[str]:
-    """The override capping one run's training at ``minutes`` of wall clock (QUICK presets)."""
-    return [f"--trainer.max_time=00:00:{minutes:02d}:00"]
+# QUICK: the 28 M-parameter baseline would take most of the 30-minute budget for the 4 epochs of the
+# other rows; it trains one epoch (a step bound, so the same model on every machine; the header says so).
+LIP2AUDSPEC_QUICK_EPOCHS = 1
 
 
 def mri_rows(quick: bool) -> list[Row]:
-    """The baseline's network is sized by its config: the QUICK preset's smaller image grid needs its own."""
-    lip = ["configs/mri2audio/lip2audspec.yaml", *(["configs/mri2audio/lip2audspec_quick.yaml"] if quick else [])]
-    # QUICK: the 28 M-parameter baseline would take most of the 30-minute budget for its 4 epochs;
-    # it gets a wall-clock cap instead (the table header says so).
-    return [Row("Lip2AudSpec", lip, max_time(LIP2AUDSPEC_QUICK_MINUTES) if quick else []), *MRI_ABLATIONS]
+    lip = Row("Lip2AudSpec", ["lip2audspec"], [f"--trainer.max_epochs={LIP2AUDSPEC_QUICK_EPOCHS}"] if quick else [])
+    return [lip, *MRI_ABLATIONS]
 
 
 MRI_METRICS = [("test/corr2d", "Corr2D for spectrogram ↑"), ("test/pesq", "PESQ for waveform ↑")]
-# The QUICK preset: the CPU training preset of `make train-mri2audio QUICK=1`, on a smaller
-# phantom cohort, shortened further so 5 rows x 3 seeds fit in ~30 minutes on 2 cores.
-MRI_QUICK = ["configs/mri2audio/quick.yaml", "configs/mri2audio/reproduce_quick.yaml"]
+# The QUICK preset: the CPU training preset of `make train-mri2audio QUICK=1` shortened further
+# (configs/mri2audio/reproduce_quick.yaml) so that 5 rows x 2 seeds fit in ~30 minutes on 2 cores.
+MRI_QUICK_PRESET = "reproduce_quick"
 
 
 def mri2audio_examples(cli) -> dict[str, np.ndarray]:
@@ -128,10 +121,11 @@ def mri2audio_plan(quick: bool, seeds: int, folds: list[int] | None, split: str,
     )
     if quick:
         header += ("\n\n**QUICK preset**: a reduced phantom cohort and a few minutes of CPU training per run "
-                   f"(every row 4 epochs, but Lip2AudSpec, 19x larger, stops at a {LIP2AUDSPEC_QUICK_MINUTES}-minute cap); "
+                   f"(every row 4 epochs, but Lip2AudSpec, 19x larger, {LIP2AUDSPEC_QUICK_EPOCHS} epoch(s)); "
                    "figures show the ordering at small scale, not converged models.")
     return Plan(
-        experiment="mri2audio", base=[MRI_BASE, *(MRI_QUICK if quick else [])], rows=mri_rows(quick), metrics=MRI_METRICS, folds=folds, seeds=list(range(seeds)),
+        experiment="mri2audio", preset=MRI_QUICK_PRESET if quick else None, rows=mri_rows(quick), metrics=MRI_METRICS,
+        folds=folds, seeds=list(range(seeds)),
         common=common, header=header, examples=mri2audio_examples,
         extra_rows=[("Per-utterance mean mel", {"test/corr2d": "test/corr2d_mean_baseline",
                                                  "test/pesq": "test/pesq_mean_baseline"})],
@@ -141,30 +135,27 @@ def mri2audio_plan(quick: bool, seeds: int, folds: list[int] | None, split: str,
 # ---------------------------------------------------------------------------------------------
 # wav2uti
 
-W_BASE = "configs/wav2uti.yaml"
 W_METRICS = [("test/rmse", "RMSE ↓"), ("test/psnr", "PSNR ↑"), ("test/lpips", "LPIPS ↓"),
              ("test/fid", "FID ↓"), ("test/fvd", "FVD ↓")]
 
 
-W_QUICK = ["configs/wav2uti/quick.yaml"]  # plus per-row wall-clock caps (wav2uti_rows)
-W_QUICK_MINUTES = 4  # each diffusion row's training cap in the QUICK preset (~500 steps at 64 px on 2 cores)
-W_QUICK_DNN_MINUTES = 2
+W_QUICK_STEPS = 500  # each diffusion row's training in the QUICK preset (steps, not wall time)
+W_QUICK_DNN_STEPS = 1000
 W_BASE_RESOLUTION = 64  # the cascade's base stage (configs/wav2uti.yaml); 96/112 px are super-resolution stages
 
 
 def wav2uti_rows(resolutions: list[int], quick: bool) -> list[Row]:
     """DNN, then audio-only and audio+text per resolution; rows above the 64-px base stage test the cascade."""
     base = W_BASE_RESOLUTION
-    # QUICK: wall-clock caps per row (the table header states them) keep 2 seeds within 30 minutes.
-    cap, dnn_cap = (max_time(W_QUICK_MINUTES), max_time(W_QUICK_DNN_MINUTES)) if quick else ([], [])
-    rows = [Row(f"DNN baseline ({base} px)",
-                ["configs/wav2uti/dnn.yaml", *(["configs/wav2uti/dnn_quick.yaml"] if quick else [])], dnn_cap)]
-    audio_only = ["configs/wav2uti/audio_only.yaml", *(["configs/wav2uti/audio_only_quick.yaml"] if quick else [])]
+    # QUICK: step bounds per row (the table header states them) keep 2 seeds within ~30 minutes.
+    cap = [f"--trainer.max_steps={W_QUICK_STEPS}"] if quick else []
+    dnn_cap = [f"--trainer.max_steps={W_QUICK_DNN_STEPS}"] if quick else []
+    rows = [Row(f"DNN baseline ({base} px)", ["dnn"], dnn_cap)]
     cascade = base in resolutions
     for res in resolutions:
-        extra = [] if res == base else [f"configs/wav2uti/res{res}.yaml"]
+        extra = [] if res == base else [f"res{res}"]
         sr = res != base and cascade
-        rows.append(Row(f"Audio-only ({res} px)", [*audio_only, *extra], cap,
+        rows.append(Row(f"Audio-only ({res} px)", ["audio_only", *extra], cap,
                         low_res_from=f"Audio-only ({base} px)" if sr else None))
         rows.append(Row(f"Audio+Text ({res} px)", extra, cap, low_res_from=f"Audio+Text ({base} px)" if sr else None))
     return rows
@@ -177,10 +168,7 @@ def wav2uti_examples(cli) -> dict[str, np.ndarray]:
     batch = next(iter(dm.test_dataloader()))
     batch = {k: (v.to(model.device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
     with torch.no_grad():
-        if hasattr(model, "_sample_batch"):
-            pred, target = model._sample_batch(batch, 1)
-        else:
-            pred, target = model.generate(model.audio_features(batch))[:1], batch["video"][:1]  # DNN baseline
+        pred, target = model.predict_clips(batch, 1, cascade=False), batch["video"][:1]  # any Wav2UTIModule
     return {"video_pred": pred[0, 0].float().cpu().numpy(), "video_target": target[0, 0].float().cpu().numpy()}
 
 
@@ -194,10 +182,10 @@ def wav2uti_plan(quick: bool, seeds: int, resolutions: list[int]) -> Plan:
     if quick:
         header += ("\n\n**QUICK preset**: a reduced phantom cohort (10 speakers, 2 for test), 8-frame clips, tiny "
                    "networks at 64 px (base stage only, no super-resolution rows unless --resolutions names them) "
-                   f"and a few minutes of CPU training per run (diffusion rows {W_QUICK_MINUTES} min, DNN "
-                   f"{W_QUICK_DNN_MINUTES} min); figures show orderings at small scale, not converged models.")
+                   f"and a few minutes of CPU training per run (diffusion rows {W_QUICK_STEPS} steps, DNN "
+                   f"{W_QUICK_DNN_STEPS} steps); figures show orderings at small scale, not converged models.")
     return Plan(
-        experiment="wav2uti", base=[W_BASE, *(W_QUICK if quick else [])],
+        experiment="wav2uti", preset="quick" if quick else None,
         rows=wav2uti_rows(resolutions, quick), metrics=W_METRICS, folds=[0],
         seeds=list(range(seeds)), common=[], header=header, examples=wav2uti_examples,
     )
@@ -206,10 +194,17 @@ def wav2uti_plan(quick: bool, seeds: int, resolutions: list[int]) -> Plan:
 # ---------------------------------------------------------------------------------------------
 
 
+def row_configs(plan: Plan, row: Row) -> list[str]:
+    """The row's ``--config`` stack, in the registry's one order."""
+    from articulate.directions import get_direction
+
+    return get_direction(plan.experiment).config_stack(row.variants, plan.preset)
+
+
 def specs(plan: Plan, extra_args: list[str] | None = None) -> list[RunSpec]:
     """Seed-major order, so that a partial run already holds complete trials."""
     return [
-        RunSpec(plan.experiment, row.label, plan.base + row.configs, plan.common + row.overrides + list(extra_args or []),
+        RunSpec(plan.experiment, row.label, row_configs(plan, row), plan.common + row.overrides + list(extra_args or []),
                 fold, seed)
         for seed in plan.seeds for fold in plan.folds for row in plan.rows
     ]
