@@ -142,8 +142,8 @@ def test_real_folders(samples_dir):
     assert [r.id for r in ultrax] == [f"Ultrax_TD_00{i}" for i in range(1, 5)]
     assert all(r.audio is None and r.extra["audio_source"] == "container" and r.image.suffix == ".avi" for r in ultrax)
     aaa = index_dataset(samples_dir / "aaa-satkit")
-    assert [(r.id, r.param.name, r.audio.name) for r in aaa] == [
-        ("File009", "File009US.txt", "File009.wav"), ("File156", "File156US.txt", "File156.wav")]
+    assert [(r.id, r.param.name, r.audio.name, r.transcript) for r in aaa] == [
+        ("File009", "File009US.txt", "File009.wav", "na"), ("File156", "File156US.txt", "File156.wav", "gap")]
 
 
 def test_textgrid_transcript_when_no_prompt(samples_dir, tmp_path):

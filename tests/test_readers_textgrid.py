@@ -102,6 +102,7 @@ def test_textgrid_is_the_transcript_without_a_prompt(samples_dir, tmp_path):
     shutil.copy(samples_dir / "aaa-satkit" / "File009.txt", tmp_path / "File009.txt")
     with_prompt = read_utterance(tmp_path / "File009.ult")
     assert with_prompt.text_source == "txt" and with_prompt.speaker == "Pertti"  # AAA's "Pertti," before the comma
+    assert with_prompt.text == "na"  # the AAA prompt line "007   na" without its prompt number
     assert np.array_equal(with_prompt.audio, utt.audio)
 
 

@@ -320,7 +320,8 @@ def read_transcript(
 ) -> tuple[str, str, str | None, list]:
     """``(text, speaker, source, words)`` of an utterance from its ``.txt`` prompt, else its TextGrid.
 
-    ``files`` is :func:`utterance_files`' dict. The prompt wins when its first line is not empty;
+    ``files`` is :func:`utterance_files`' dict. The prompt wins when its first line is not empty (in
+    AAA exports, recognised by their ``US.txt``, without the prompt number AAA puts first);
     otherwise the TextGrid's words (:func:`articulate.readers.textgrid.textgrid_words`) overlapping
     ``[start, stop)`` s of the audio are the text. ``words`` are always the TextGrid's word
     intervals in that span (empty without a TextGrid); ``source`` is ``"txt"``, ``"textgrid"`` or None.
@@ -328,6 +329,10 @@ def read_transcript(
     from articulate.readers.textgrid import read_textgrid, textgrid_words
 
     text, speaker = read_prompt(files.get("txt"), default_speaker)
+    param = files.get("param")
+    if param is not None and param.name.endswith("US.txt"):
+        # AAA writes the prompt's number before it ("007   na"): the prompt is what follows.
+        text = re.sub(r"^\d+\s{2,}(?=\S)", "", text)
     words: list = []
     if files.get("textgrid") is not None:
         words = textgrid_words(read_textgrid(files["textgrid"]), start, stop)
