@@ -260,7 +260,7 @@ class Wav2UTIDataModule(LightningDataModule):
 
         recs = [r for r in index_dataset(root) if r.kind == "ultrasound"]
         if not recs:
-            raise InputError(root, "no ultrasound recordings (.ult + .param + .wav) found")
+            raise InputError(root, "no ultrasound recordings (.ult + .param + .wav, or a video with its audio) found")
         return recs
 
     def _load(self, rec) -> Utterance:
@@ -294,24 +294,22 @@ class Wav2UTIDataModule(LightningDataModule):
                          text=text, source=Path(utt.stem))
 
     def _load_video(self, rec) -> Utterance:
-        """Ultrasound exported as a video file (as the paper's data) + its audio, starting together."""
-        from articulate.readers.audio import read_audio
-        from articulate.readers.video import read_video
+        """Ultrasound exported as a video: its .wav or in-container audio, synchronised by the .param
+        beside it or the container's timestamps, cropped to the detected fan, probe at the top
+        (articulate.readers.video_utterance), resized without distortion (fit_frames)."""
+        from articulate.readers.fan import fit_frames
+        from articulate.readers.video_utterance import read_video_utterance
 
-        frames, fps = read_video(rec.image)
-        if rec.audio is None:
-            raise InputError(rec.image, "no audio file beside the ultrasound video")
-        audio, _ = read_audio(rec.audio, sr=self.sample_rate)
-        x = torch.from_numpy(frames.astype(np.float32))[:, None]
-        frames = F.interpolate(x, size=(self.resolution,) * 2, mode="area")[:, 0].numpy()
-        frames = np.clip(np.rint(frames), 0, 255).astype(np.uint8)
-        if abs(fps - self.fps) > 1e-6:
-            frames = resample_frames(frames, fps, self.fps)
-        n = min(frames.shape[0], int(math.floor(audio.shape[0] / self.sample_rate * self.fps + 1e-9)))
+        utt = read_video_utterance(rec.image, sr=self.sample_rate, audio=rec.audio, param=rec.param,
+                                   text=rec.transcript)
+        frames = fit_frames(utt.frames, self.resolution)
+        if abs(utt.fps - self.fps) > 1e-6:
+            frames = resample_frames(frames, utt.fps, self.fps)
+        n = min(frames.shape[0], int(math.floor(utt.audio.shape[0] / self.sample_rate * self.fps + 1e-9)))
         frames = frames[:n]
-        text = (rec.transcript or "") if self.transcript != "none" else ""
+        text = utt.text if self.transcript != "none" else ""
         return Utterance(id=str(rec.id), speaker=str(rec.subject), frames=frames,
-                         audio=audio[: int(round(n * self.sample_rate / self.fps))], text=text, source=rec.image)
+                         audio=utt.audio[: int(round(n * self.sample_rate / self.fps))], text=text, source=rec.image)
 
     def _split_speakers(self, speakers: list[str]) -> dict[str, list[str]]:
         """Speaker-disjoint {"train", "val", "test"} speaker lists (datamodules.splits)."""

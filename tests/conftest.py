@@ -13,6 +13,7 @@ SAMPLES = ROOT.parent / "shared" / "samples"
 # Tests never reach a hub or a W&B server.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ARTICULATE_OFFLINE", "1")  # metric feature weights: no download attempts
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 

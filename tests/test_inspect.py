@@ -140,3 +140,81 @@ def test_prompt_file_named_like_us_txt_is_a_transcript(tmp_path):
     (tmp_path / "campus.txt").write_text("on the campus\n01/01/2020\n")
     info = inspect_path(tmp_path / "campus.txt")
     assert info == {"kind": "transcript", "path": str(tmp_path / "campus.txt"), "transcript": "on the campus", "speaker": tmp_path.name}
+
+
+# ---------------------------------------------------------------- video with in-container audio, AAA sync, levels
+
+
+def test_real_ultrax_folder_finds_each_video_with_its_audio(samples_dir, capsys):
+    info = _json(capsys, samples_dir / "ultrax-video")
+    assert (info["recordings"], info["with_audio"], info["video_audio_sources"]) == (4, 4, {"container": 4})
+    durations = {"Ultrax_TD_001": 5.5, "Ultrax_TD_002": 12.8, "Ultrax_TD_003": 4.9, "Ultrax_TD_004": 6.2}  # the README's
+    for row in info["first_recordings"]:
+        assert row["audio_source"] == "container" and row["audio"] == "(in the video)"
+        assert row["audio_s"] == pytest.approx(durations[row["id"]], abs=0.06)
+        assert -20 < row["peak_dbfs"] < 0 and row["rms_dbfs"] < row["peak_dbfs"] and "problems" not in row
+        assert "probe bottom" in row["fan"] and row["fan"].startswith("320x")
+    rc, text, err = _run(capsys, samples_dir / "ultrax-video")
+    assert rc == 0 and "audio_source=container" in text and err == ""
+
+
+def test_real_ultrax_file_and_fan_png(samples_dir, tmp_path, capsys):
+    png = tmp_path / "fan.png"
+    rc, out, err = _run(capsys, samples_dir / "ultrax-video" / "Ultrax_TD_001.avi", "--json", "--fan-png", png)
+    assert rc == 0, err
+    info = json.loads(out)
+    assert (info["audio_source"], info["audio_track"], info["frames"]) == ("container", "pcm_s16le 22050 Hz", 674)
+    assert info["audio"]["sample_rate"] == 22050 and info["audio"]["problems"] == "none"
+    assert info["synchronised"]["source"] == "container timestamps" and info["synchronised"]["first_frame_s"] == 0
+    assert info["fan"]["apex_side"] == "bottom" and info["fan"]["bbox_xywh"][2] == 320
+    from PIL import Image
+
+    assert Image.open(png).size == (320, 240) and info["fan"]["png"] == str(png)
+    rc, _, err = _run(capsys, samples_dir / "aaa-satkit" / "File009.wav", "--fan-png", tmp_path / "x.png")
+    assert rc == 1 and "--fan-png needs a video file" in err and not (tmp_path / "x.png").exists()
+
+
+def test_real_aaa_export_sync_and_trimming(samples_dir, capsys):
+    info = _json(capsys, samples_dir / "aaa-satkit" / "File009.ult")
+    sync = info["synchronised"]
+    fps, t0, frames, samples, sr = 122.541, 1.01619, 250, 64512, 22050
+    kept = int((samples / sr - t0) * fps)  # whole frames inside the audio
+    assert (sync["first_frame_s"], sync["frames"], sync["frames_dropped_end"]) == (t0, kept, frames - kept) == (t0, 233, 17)
+    assert sync["audio_samples_dropped_start"] == round(t0 * sr)
+    assert sync["image_end_s"] == pytest.approx(t0 + frames / fps, abs=1e-4)
+    assert f"ultrasound runs {t0 + frames / fps - samples / sr:.3f} s past the end of the audio: last 17 frame(s) dropped" in sync["trimmed"]
+    assert sync["source"].startswith("File009US.txt: TimeInSecsOfFirstFrame=1.01619")
+    assert info["textgrid_words"] == ["na 2.113-2.315 s"] and (info["transcript"], info["speaker"]) == ("na", "Pertti")
+    rc, text, _ = _run(capsys, samples_dir / "aaa-satkit" / "File009.ult")
+    assert rc == 0 and "past the end of the audio" in text
+    grid = _json(capsys, samples_dir / "aaa-satkit" / "File156.TextGrid")
+    assert (grid["kind"], grid["words_tier"], grid["transcript"]) == ("textgrid", "word", "gap")
+
+
+def test_near_silent_audio_is_flagged(samples_dir, tmp_path, capsys):
+    from articulate.readers.audio import read_audio
+
+    wav, sr = read_audio(samples_dir / "tal1" / "088_aud.wav", sr=16000)
+    quiet = write_audio(tmp_path / "quiet.wav", wav * (0.005 / np.abs(wav).max()), sr)
+    rc, out, err = _run(capsys, quiet, "--json")
+    assert rc == 0
+    info = json.loads(out)
+    peak = info["peak_dbfs"]  # 0.005 as 16-bit PCM: -46.0 dBFS to within the quantisation
+    assert peak == pytest.approx(20 * np.log10(0.005), abs=0.1)
+    assert info["problems"][0].startswith(f"near-silent: peak {peak:.1f} dBFS")
+    assert f"warning: {quiet}: near-silent: peak {peak:.1f} dBFS is below -40 dBFS" in err
+    video = write_video(tmp_path / "spk" / "quiet.mp4", np.zeros((10, 8, 8), np.uint8), 50, audio=np.zeros(3200, np.float32), sr=sr)
+    rc, _, err = _run(capsys, tmp_path / "spk")
+    assert rc == 0 and f"warning: {video}: near-silent: every sample is zero" in err
+    mute = write_video(tmp_path / "mute.mp4", np.zeros((10, 8, 8), np.uint8), 50)
+    assert inspect_path(mute)["note"].startswith("not usable as a recording: no audio")
+
+
+def test_refuses_truncated_video_in_one_line(samples_dir, tmp_path, capsys):
+    cut = tmp_path / "Ultrax_TD_002.avi"
+    cut.write_bytes((samples_dir / "ultrax-video" / "Ultrax_TD_002.avi").read_bytes()[:1_000_000])
+    rc, out, err = _run(capsys, cut)
+    assert rc == 1 and out == "" and "Traceback" not in err
+    assert err.strip().count("\n") == 0 and f"{cut}: truncated video: the AVI header declares 1554 frames" in err
+    rc, _, err = _run(capsys, tmp_path)  # the dataset check decodes the first recordings too
+    assert rc == 1 and f"{cut}:" in err

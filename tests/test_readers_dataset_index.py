@@ -110,3 +110,66 @@ def test_manifest_refusals(tmp_path):
 def test_recording_defaults():
     r = Recording("a/b", "a", "b", "mri", None)
     assert r.audio is None and r.extra == {}
+
+
+# ---------------------------------------------------------------- video with its audio inside, AAA, manifests
+
+
+def test_videos_with_in_container_audio_are_recordings(tmp_path):
+    root = tmp_path / "data"
+    frames = np.zeros((6, 8, 8), np.uint8)
+    write_video(root / "spk" / "inside.mp4", frames, 30, audio=np.zeros(3200, np.float32), sr=SR)
+    write_video(root / "spk" / "both.avi", frames, 30, audio=np.zeros(3200, np.float32), sr=SR)
+    _wav(root / "spk" / "both.wav")
+    write_video(root / "spk" / "mute.mp4", frames, 30)  # no audio track, no .wav: not a recording
+    (root / "spk" / "inside.param").write_text("NumVectors=8\nPixPerVector=16\nAngle=0.1\nFramesPerSec=30\nTimeInSecsOfFirstFrame=0.1\n")
+    (root / "spk" / "inside.txt").write_text("from the prompt\n")
+    records = {r.id: r for r in index_dataset(root)}
+    assert sorted(records) == ["spk/both", "spk/inside"]
+    inside, both = records["spk/inside"], records["spk/both"]
+    assert inside.audio is None and inside.extra["audio_source"] == "container"
+    assert inside.param.name == "inside.param" and inside.transcript == "from the prompt"
+    assert both.audio.name == "both.wav" and both.extra["audio_source"] == "wav"  # the .wav wins
+    manifest = write_manifest(list(records.values()), root / "manifest.csv")
+    assert "audio_source" not in manifest.read_text().splitlines()[0]  # derived when read, not written
+    back = {r.id: r for r in read_manifest(manifest)}
+    assert back["spk/inside"].extra["audio_source"] == "container" and back["spk/both"].extra["audio_source"] == "wav"
+    assert back["spk/inside"].transcript == "from the prompt"
+
+
+def test_real_folders(samples_dir):
+    ultrax = index_dataset(samples_dir / "ultrax-video")
+    assert [r.id for r in ultrax] == [f"Ultrax_TD_00{i}" for i in range(1, 5)]
+    assert all(r.audio is None and r.extra["audio_source"] == "container" and r.image.suffix == ".avi" for r in ultrax)
+    aaa = index_dataset(samples_dir / "aaa-satkit")
+    assert [(r.id, r.param.name, r.audio.name, r.transcript) for r in aaa] == [
+        ("File009", "File009US.txt", "File009.wav", "na"), ("File156", "File156US.txt", "File156.wav", "gap")]
+
+
+def test_textgrid_transcript_when_no_prompt(samples_dir, tmp_path):
+    import shutil
+
+    for suffix in (".ult", "US.txt", ".wav", ".TextGrid"):
+        shutil.copy(samples_dir / "aaa-satkit" / f"File156{suffix}", tmp_path / f"File156{suffix}")
+    (rec,) = index_dataset(tmp_path)
+    assert rec.transcript == "gap" and rec.text is None
+
+
+def test_manifest_text_column_is_the_transcript_of_video_rows(tmp_path):
+    write_video(tmp_path / "v1.mp4", np.zeros((4, 8, 8), np.uint8), 30, audio=np.zeros(1600, np.float32), sr=SR)
+    write_video(tmp_path / "v2.mp4", np.zeros((4, 8, 8), np.uint8), 30, audio=np.zeros(1600, np.float32), sr=SR)
+    _wav(tmp_path / "v2.wav")
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "v1.txt").write_text("the prompt of v1\n2020\n")
+    header = "id,subject,utterance,kind,image,audio,param,text,transcript\n"
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(header + "a,s,u1,ultrasound,v1.mp4,,,prompts/v1.txt,\n"
+                        "b,s,u2,ultrasound,v2.mp4,v2.wav,,say it again,\n"
+                        "c,s,u3,ultrasound,v1.mp4,,,prompts/v1.txt,the column wins\n")
+    a, b, c = read_manifest(manifest)
+    assert (a.transcript, a.text.name, a.audio, a.extra["audio_source"]) == ("the prompt of v1", "v1.txt", None, "container")
+    assert (b.transcript, b.text, b.extra["audio_source"]) == ("say it again", None, "wav")  # text itself
+    assert c.transcript == "the column wins"
+    manifest.write_text(header + "a,s,u1,ultrasound,v1.mp4,,,prompts/missing.txt,\n")
+    with pytest.raises(InputError, match=r"row 2 \(id 'a'\): text file .*missing\.txt does not exist"):
+        read_manifest(manifest)

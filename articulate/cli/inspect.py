@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from articulate.readers.inspect import inspect_path
 
 # Keys shown first, in this order; the rest follow as they come.
 _ORDER = (
     "kind", "path", "stem", "shape", "dtype", "sample_rate", "channels", "samples", "duration_s",
-    "frames", "fps", "frame_s", "height", "width", "pixel_mm", "transcript", "speaker",
+    "frames", "fps", "frame_s", "height", "width", "pixel_mm", "transcript", "transcript_source", "speaker",
+    "audio_source",
 )
 
 
@@ -43,20 +45,46 @@ def format_report(info: dict, indent: int = 0) -> str:
             lines.append(f"{pad}{key}:")
             for item in value:
                 lines.append(f"{pad}  - " + "  ".join(f"{k}={_value(v)}" for k, v in item.items() if v is not None))
+        elif key.endswith("_xywh") and isinstance(value, list) and len(value) == 4:
+            lines.append(f"{pad}{key:<{width}}  x={value[0]} y={value[1]} w={value[2]} h={value[3]}")
+        elif key.endswith("_rc") and isinstance(value, list) and len(value) == 2:
+            lines.append(f"{pad}{key:<{width}}  row {_value(value[0])}, column {_value(value[1])}")
         else:
             lines.append(f"{pad}{key:<{width}}  {_value(value)}")
     return "\n".join(lines)
 
 
+def warnings_of(info: dict, where: str | None = None) -> list[str]:
+    """``path: problem`` for every audio level problem anywhere in a report."""
+    where = info.get("path", where)
+    out: list[str] = []
+    problems = info.get("problems")
+    if isinstance(problems, list):
+        out += [f"{where}: {p}" for p in problems]
+    elif isinstance(problems, str) and problems != "none":
+        out.append(f"{where}: {problems}")
+    for value in info.values():
+        if isinstance(value, dict):
+            out += warnings_of(value, where)
+        elif isinstance(value, list):
+            out += [w for item in value if isinstance(item, dict) for w in warnings_of(item, item.get("image", where))]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="articulate inspect",
-        description="Show what Articulate's readers see in an audio, MRI, ultrasound (.ult/.param/US.txt stem) "
-        "or video file, or a dataset folder / manifest.csv.",
+        description="Show what Articulate's readers see in an audio, MRI, ultrasound (.ult/.param/US.txt stem), "
+        "video or TextGrid file, or a dataset folder / manifest.csv: shapes, rates, synchronisation and trimming, "
+        "audio level (peak/RMS dBFS, near-silent or clipped), the ultrasound fan of a video.",
     )
     parser.add_argument("path", help="file, utterance stem (path without suffix) or dataset folder")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--fan-png", metavar="OUT.png", default=None,
+                        help="video files: write the detected ultrasound fan (mask, box, apex) over the middle frame")
     args = parser.parse_args(argv)
-    info = inspect_path(args.path)
+    info = inspect_path(args.path, fan_png=args.fan_png)
     print(json.dumps(info, indent=None if args.json else 2) if args.json else format_report(info))
+    for line in warnings_of(info):  # audio level problems also go to stderr, where they are noticed
+        print(f"warning: {line}", file=sys.stderr)
     return 0

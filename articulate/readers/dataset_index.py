@@ -4,11 +4,19 @@ Layouts discovered (at any depth; the subject is the file's parent folder):
 
 - MRI: ``<subject>/<utt>.{nii.gz,nii,npy,npz}`` with ``<utt>.wav`` beside it;
 - UltraSuite / TaL: ``<speaker>/<id>.ult`` + ``<id>.param`` (or ``<id>US.txt``) + ``<id>.wav`` + ``<id>.txt``;
-- ultrasound video: ``<speaker>/<id>.{mp4,avi}`` + ``<id>.wav`` (a TaL lip video beside a ``.ult``
-  is kept in ``extra['video']`` instead).
+- AAA exports: ``<speaker>/<id>.ult`` + ``<id>US.txt`` + ``<id>.wav`` (+ ``<id>.txt`` / ``<id>.TextGrid``);
+- ultrasound video: ``<speaker>/<id>.{mp4,avi,mov,mkv}`` with ``<id>.wav`` beside it, or with an
+  audio track in the container (``extra['audio_source']`` is ``"wav"`` or ``"container"``; the
+  ``.wav`` wins); a ``<id>.param`` / ``<id>US.txt`` beside it is its ``param`` (frame rate and
+  first-frame time). A TaL lip video beside a ``.ult`` is kept in ``extra['video']`` instead.
+
+The transcript is the ``.txt`` prompt's first line, else the words of a ``.TextGrid`` beside it.
 
 Manifest columns: ``id,subject,utterance,kind,image,audio,param,text,transcript`` (any further
-columns land in ``extra``); paths are relative to the manifest's folder.
+columns land in ``extra``); paths are relative to the manifest's folder. ``text`` is a prompt
+file whose first line becomes the transcript when the ``transcript`` column is empty (a value that
+is no file and does not look like a path is taken as the transcript itself). A video row without
+``audio`` uses the audio track of the video.
 """
 
 from __future__ import annotations
@@ -21,8 +29,8 @@ from pathlib import Path
 
 from articulate.errors import InputError
 from articulate.readers.mri import mri_suffix
-from articulate.readers.ultrasound import read_prompt, utterance_files
-from articulate.readers.video import VIDEO_SUFFIXES
+from articulate.readers.container import VIDEO_SUFFIXES, has_audio
+from articulate.readers.ultrasound import read_prompt, read_transcript, utterance_files
 from articulate.utils.atomic import atomic_path
 
 __all__ = ["Recording", "index_dataset", "read_manifest", "write_manifest", "MANIFEST_COLUMNS", "KINDS"]
@@ -32,6 +40,8 @@ _REQUIRED_COLUMNS = ("id", "subject", "utterance", "kind", "image", "audio")
 _PATH_COLUMNS = ("image", "audio", "param", "text")
 # Extra columns that hold paths (relative in the file, absolute in ``Recording.extra``).
 _EXTRA_PATH_COLUMNS = ("video",)
+# Extra keys derived when a dataset is read, never written to a manifest.
+_DERIVED_EXTRA = ("audio_source",)
 KINDS = ("mri", "ultrasound")
 
 
@@ -98,14 +108,22 @@ def read_manifest(csv_path: str | Path) -> list[Recording]:
         if kind not in KINDS:
             raise InputError(csv_path, f"{where}: kind {row['kind']!r} is not one of {', '.join(KINDS)}")
         paths = {c: _resolve(base, row.get(c, "")) for c in _PATH_COLUMNS}
+        transcript = row.get("transcript") or None
+        if paths["text"] is not None and not paths["text"].is_file() and not _looks_like_path(row["text"]):
+            transcript = transcript or row["text"]  # the column holds the transcript itself
+            paths["text"] = None
         if paths["image"] is None:
             raise InputError(csv_path, f"{where}: no image file")
         for column, path in paths.items():
             if path is not None and not path.is_file():
                 raise InputError(csv_path, f"{where}: {column} file {path} does not exist")
+        if transcript is None and paths["text"] is not None:
+            transcript = read_prompt(paths["text"], row["subject"])[0] or None
         if kind == "ultrasound" and paths["image"].suffix.lower() == ".ult" and paths["param"] is None:
             raise InputError(csv_path, f"{where}: a .ult image needs its param file")
-        extra = {k: v for k, v in row.items() if k not in MANIFEST_COLUMNS and k and v}
+        extra = {k: v for k, v in row.items() if k not in MANIFEST_COLUMNS and k not in _DERIVED_EXTRA and k and v}
+        if kind == "ultrasound" and paths["image"].suffix.lower() in VIDEO_SUFFIXES:
+            extra["audio_source"] = "wav" if paths["audio"] is not None else "container"
         for column in _EXTRA_PATH_COLUMNS:
             if extra.get(column):
                 extra[column] = str(_resolve(base, extra[column]))
@@ -121,13 +139,18 @@ def read_manifest(csv_path: str | Path) -> list[Recording]:
                 audio=paths["audio"],
                 param=paths["param"],
                 text=paths["text"],
-                transcript=row.get("transcript") or None,
+                transcript=transcript,
                 extra=extra,
             )
         )
     if not records:
         raise InputError(csv_path, "manifest lists no recordings")
     return records
+
+
+def _looks_like_path(value: str) -> bool:
+    v = value.strip()
+    return "/" in v or "\\" in v or bool(Path(v).suffix) and " " not in v
 
 
 def _relative(path: Path | None, base: Path) -> str:
@@ -144,7 +167,7 @@ def write_manifest(records: list[Recording], csv_path: str | Path) -> Path:
     csv_path = Path(csv_path)
     base = csv_path.parent
     base.mkdir(parents=True, exist_ok=True)
-    extra_cols = sorted({k for r in records for k in r.extra} - set(MANIFEST_COLUMNS))
+    extra_cols = sorted({k for r in records for k in r.extra} - set(MANIFEST_COLUMNS) - set(_DERIVED_EXTRA))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([*MANIFEST_COLUMNS, *extra_cols])
@@ -184,13 +207,14 @@ def _discover(root: Path) -> list[Recording]:
             continue
         found = utterance_files(path)
         stem = found["stem"]
-        text, _ = read_prompt(found["txt"], stem.parent.name) if found["txt"] else ("", "")
+        text = read_transcript(found, stem.parent.name)[0]
         extra = {}
         for suffix in VIDEO_SUFFIXES:
             if stem.with_name(stem.name + suffix).is_file():
                 extra["video"] = str(stem.with_name(stem.name + suffix))
         rid = _record_id(root, stem)
-        records[rid] = Recording(rid, stem.parent.name, stem.name, "ultrasound", path, found["wav"], found["param"], found["txt"], text or None, extra)
+        records[rid] = Recording(rid, stem.parent.name, stem.name, "ultrasound", path, found["wav"], found["param"],
+                                 found["txt"], text or None, extra)
     for path in files:
         suffix = mri_suffix(path)
         is_video = path.suffix.lower() in VIDEO_SUFFIXES
@@ -206,11 +230,12 @@ def _discover(root: Path) -> list[Recording]:
             if wav is None and suffix in (".npy", ".npz"):
                 continue  # bare arrays without audio are more likely features than recordings
             records[rid] = Recording(rid, stem.parent.name, stem.name, "mri", path, wav)
-        elif wav is not None:  # a video without audio is not a recording we can use
-            txt = stem.with_name(stem.name + ".txt")
-            txt = txt if txt.is_file() else None
-            text = read_prompt(txt, "")[0] if txt else ""
-            records[rid] = Recording(rid, stem.parent.name, stem.name, "ultrasound", path, wav, None, txt, text or None)
+        elif wav is not None or has_audio(path):  # a video without any audio is not a recording we can use
+            found = utterance_files(path)
+            text = read_transcript(found, stem.parent.name)[0]
+            source = "wav" if wav is not None else "container"
+            records[rid] = Recording(rid, stem.parent.name, stem.name, "ultrasound", path, wav, found["param"],
+                                     found["txt"], text or None, {"audio_source": source})
     return [records[k] for k in sorted(records)]
 
 
@@ -233,6 +258,6 @@ def index_dataset(root: str | Path) -> list[Recording]:
         raise InputError(
             root,
             "no recordings found (looked for manifest.csv, <subject>/<utt>.nii.gz|.nii|.npy + .wav, "
-            f"<speaker>/<id>.ult + .param, <speaker>/<id>.mp4|.avi + .wav){hint}",
+            f"<speaker>/<id>.ult + .param|US.txt, <speaker>/<id>.mp4|.avi|.mov|.mkv with an audio track or a .wav){hint}",
         )
     return records

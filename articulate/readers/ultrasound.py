@@ -8,8 +8,11 @@ One utterance is a stem with sibling files:
 - ``<stem>.wav``: the audio; ultrasound frame 0 is at ``TimeInSecsOfFirstFrame`` s of it;
 - ``<stem>.txt``: line 1 the prompt, line 2 the date, line 3 (when present) the speaker/session.
 
-``FanConverter`` turns scan lines (polar: line angle x depth) into the fan-shaped image a
-clinician sees, with a precomputed sparse interpolation map so thousands of frames are cheap.
+- ``<stem>.TextGrid`` (AAA / Praat annotation, optional): its words tier is the transcript when
+  there is no ``.txt`` prompt (see :mod:`articulate.readers.textgrid`).
+
+``FanConverter`` (:mod:`articulate.readers.scan_conversion`, re-exported here) turns scan lines
+(polar: line angle x depth) into the fan-shaped image a clinician sees.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 
 from articulate.errors import InputError
 from articulate.readers.audio import read_audio, write_audio
+from articulate.readers.scan_conversion import FanConverter
 from articulate.utils.atomic import atomic_path
 
 __all__ = [
@@ -35,6 +39,8 @@ __all__ = [
     "read_utterance",
     "write_utterance",
     "utterance_files",
+    "read_prompt",
+    "read_transcript",
     "common_span",
     "FanConverter",
 ]
@@ -55,7 +61,8 @@ _REQUIRED = ("NumVectors", "PixPerVector", "Angle", "FramesPerSec")
 # Keys are matched case-, space- and underscore-insensitively ("Frames Per Sec", "frames_per_sec").
 _NORMALISED = {re.sub(r"[\s_]", "", k).lower(): k for k in _KEYS}
 _PARAM_SUFFIXES = (".param", "US.txt", "_US.txt")
-_STEM_SUFFIXES = (".ult", ".param", ".wav", ".txt", ".mp4", ".avi")
+_STEM_SUFFIXES = (".ult", ".param", ".wav", ".txt", ".mp4", ".avi", ".mov", ".mkv", ".textgrid")
+_TEXTGRID_SUFFIXES = (".TextGrid", ".textgrid", ".TEXTGRID")
 
 
 @dataclass
@@ -248,6 +255,8 @@ class UltrasoundUtterance:
     speaker: str
     stem: Path
     trim: dict = field(default_factory=dict)
+    text_source: str | None = None  # "txt" (the prompt file), "textgrid" (its words) or None
+    words: list = field(default_factory=list)  # TextGrid word intervals, times in the trimmed audio (s)
 
     @property
     def num_frames(self) -> int:
@@ -261,7 +270,8 @@ class UltrasoundUtterance:
 def utterance_files(stem_or_file: str | Path) -> dict[str, Path | None]:
     """The stem of an utterance and its sibling files (``None`` where absent).
 
-    Accepts the stem itself or any of its files (``.ult``, ``.param``, ``US.txt``, ``.wav``, ``.txt``).
+    Accepts the stem itself or any of its files (``.ult``, ``.param``, ``US.txt``, ``.wav``, ``.txt``,
+    ``.TextGrid``).
     """
     p = Path(stem_or_file)
     name = p.name
@@ -287,17 +297,50 @@ def utterance_files(stem_or_file: str | Path) -> dict[str, Path | None]:
         "param": first(*_PARAM_SUFFIXES),
         "wav": first(".wav"),
         "txt": first(".txt"),
+        "textgrid": first(*_TEXTGRID_SUFFIXES),
     }
 
 
 def read_prompt(path: Path | None, default_speaker: str) -> tuple[str, str]:
-    """(prompt, speaker) from an UltraSuite ``.txt``: line 1 prompt, line 3 speaker when present."""
+    """(prompt, speaker) from an UltraSuite / AAA ``.txt``: line 1 prompt, line 3 speaker when present.
+
+    AAA writes the participant as ``Name, ...``: the speaker is the part before the first comma
+    (as SATKIT reads it).
+    """
     if path is None:
         return "", default_speaker
     lines = [line.strip() for line in _decode_text(path).splitlines()]
     text = lines[0] if lines else ""
-    speaker = lines[2] if len(lines) > 2 and lines[2] else default_speaker
-    return text, speaker
+    speaker = lines[2].split(",")[0].strip() if len(lines) > 2 else ""
+    return text, speaker or default_speaker
+
+
+def read_transcript(
+    files: dict, default_speaker: str, start: float | None = None, stop: float | None = None
+) -> tuple[str, str, str | None, list]:
+    """``(text, speaker, source, words)`` of an utterance from its ``.txt`` prompt, else its TextGrid.
+
+    ``files`` is :func:`utterance_files`' dict. The prompt wins when its first line is not empty (in
+    AAA exports, recognised by their ``US.txt``, without the prompt number AAA puts first);
+    otherwise the TextGrid's words (:func:`articulate.readers.textgrid.textgrid_words`) overlapping
+    ``[start, stop)`` s of the audio are the text. ``words`` are always the TextGrid's word
+    intervals in that span (empty without a TextGrid); ``source`` is ``"txt"``, ``"textgrid"`` or None.
+    """
+    from articulate.readers.textgrid import read_textgrid, textgrid_words
+
+    text, speaker = read_prompt(files.get("txt"), default_speaker)
+    param = files.get("param")
+    if param is not None and param.name.endswith("US.txt"):
+        # AAA writes the prompt's number before it ("007   na"): the prompt is what follows.
+        text = re.sub(r"^\d+\s{2,}(?=\S)", "", text)
+    words: list = []
+    if files.get("textgrid") is not None:
+        words = textgrid_words(read_textgrid(files["textgrid"]), start, stop)
+    if text:
+        return text, speaker, "txt", words
+    if words:
+        return " ".join(w.text for w in words), speaker, "textgrid", words
+    return "", speaker, None, words
 
 
 def common_span(num_frames: int, fps: float, time_first_frame: float, num_samples: int, sr: int) -> dict:
@@ -320,7 +363,9 @@ def common_span(num_frames: int, fps: float, time_first_frame: float, num_sample
 
 
 def read_utterance(stem_or_file: str | Path, sr: int | None = None, channel: int | None = None) -> UltrasoundUtterance:
-    """Load ``.ult`` + ``.param`` + ``.wav`` (+ ``.txt``) and trim both streams to their common span.
+    """Load ``.ult`` + ``.param`` + ``.wav`` (+ ``.txt`` / ``.TextGrid``) and trim both streams to their common span.
+
+    The text is the ``.txt`` prompt, else the TextGrid's words in the kept span (:func:`read_transcript`).
 
     ``channel`` picks one channel of a multi-channel WAV instead of averaging them (AAA recordings
     often carry the ultrasound sync pulses in the second channel: use ``channel=0`` there).
@@ -343,7 +388,6 @@ def read_utterance(stem_or_file: str | Path, sr: int | None = None, channel: int
         if not -multi.shape[0] <= channel < multi.shape[0]:
             raise InputError(files["wav"], f"has {multi.shape[0]} channel(s); channel {channel} does not exist")
         audio = np.ascontiguousarray(multi[channel])
-    text, speaker = read_prompt(files["txt"], stem.parent.name)
     span = common_span(scan.shape[0], params.fps, params.time_first_frame, audio.shape[0], audio_sr)
     if span["frame_stop"] == 0:
         raise InputError(
@@ -351,6 +395,9 @@ def read_utterance(stem_or_file: str | Path, sr: int | None = None, channel: int
             f"ultrasound ({scan.shape[0]} frames at {params.fps:g} fps from {params.time_first_frame:g} s) and "
             f"audio ({audio.shape[0] / audio_sr:.3f} s) do not overlap",
         )
+    t_start, t_stop = span["sample_start"] / audio_sr, span["sample_stop"] / audio_sr
+    text, speaker, text_source, words = read_transcript(files, stem.parent.name, t_start, t_stop)
+    words = [replace(w, xmin=max(w.xmin, t_start) - t_start, xmax=min(w.xmax, t_stop) - t_start) for w in words]
     trim = {
         "frames_dropped_start": span["frame_start"],
         "frames_dropped_end": scan.shape[0] - span["frame_stop"],
@@ -369,6 +416,8 @@ def read_utterance(stem_or_file: str | Path, sr: int | None = None, channel: int
         speaker=speaker,
         stem=stem,
         trim=trim,
+        text_source=text_source,
+        words=words,
     )
 
 
@@ -403,154 +452,3 @@ def write_utterance(
     with atomic_path(stem.with_name(stem.name + ".txt")) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return stem
-
-
-# --------------------------------------------------------------------------------------------
-# Polar scan lines -> Cartesian fan image
-
-
-class FanConverter:
-    """Precomputed polar -> Cartesian map from scan lines ``[.., V, P]`` to fan images ``[.., H, W]``.
-
-    Geometry: scan line ``i`` lies at angle ``(i - floor(V/2)) * Angle`` from the probe axis (line
-    index grows to the right of the image), sample ``j`` at radius ``ZeroOffset + j`` samples from
-    the probe's virtual centre. The probe sits at the top centre and the fan opens downward. The
-    output covers the fan's bounding box (symmetric about the probe axis, fan at the top, spare
-    rows below) at one scale for both axes, so shapes are not distorted; ``include_apex=True``
-    extends it up to the probe centre.
-
-    ``order`` 0 (nearest) and 1 (bilinear) use a sparse weight matrix (numpy) or ``grid_sample``
-    (torch, any device, batched); higher spline orders (the UltraSuite tools use 2) go through
-    ``scipy.ndimage.map_coordinates`` frame by frame. Pixels outside the fan are 0; ``mask`` marks
-    the pixels inside it. ``apex`` is the probe centre in output pixel coordinates (row, col),
-    ``samples_per_pixel`` the scale (divide by ``params.pixels_per_mm`` for mm).
-    """
-
-    def __init__(
-        self,
-        params: UltrasoundParams,
-        size: tuple[int, int] = (128, 128),
-        order: int = 1,
-        include_apex: bool = False,
-    ) -> None:
-        height, width = int(size[0]), int(size[1])
-        if height < 2 or width < 2:
-            raise ValueError(f"fan image size must be at least 2x2, got {size}")
-        if order < 0 or order > 5:
-            raise ValueError(f"order must be 0..5, got {order}")
-        num_v, num_p = params.num_vectors, params.pix_per_vector
-        if num_v < 2 or num_p < 2:
-            raise ValueError("a fan needs at least 2 scan lines of at least 2 samples")
-        if params.angle <= 0:
-            raise ValueError(f"Angle must be positive to draw a fan, got {params.angle}")
-        self.params, self.size, self.order = params, (height, width), order
-        self.num_vectors, self.pix_per_vector = num_v, num_p
-        centre = num_v // 2
-        r0 = float(params.zero_offset)
-        r1 = r0 + num_p - 1
-        th0, th1 = -centre * params.angle, (num_v - 1 - centre) * params.angle
-
-        # Bounding box of the fan, from its outline (dense arcs: exact at the ends, and the arc's
-        # extreme where it bulges past the ends, e.g. the bottom at theta = 0).
-        theta = np.linspace(th0, th1, 2049)
-        outline_r = np.concatenate([np.full_like(theta, r0), np.full_like(theta, r1)])
-        outline_t = np.concatenate([theta, theta])
-        xs, ys = outline_r * np.sin(outline_t), outline_r * np.cos(outline_t)
-        half_w = float(np.abs(xs).max())
-        y_min, y_max = float(ys.min()), float(ys.max())
-        if include_apex:
-            y_min = min(y_min, 0.0)
-        scale = max(2 * half_w / (width - 1), (y_max - y_min) / (height - 1))
-        y_top = y_min  # top-aligned: spare rows, if any, go below the fan
-        self.samples_per_pixel = scale
-        self.apex = (-y_top / scale, 0.5 * (width - 1))
-        self.mm_per_pixel = scale / params.pixels_per_mm if params.pixels_per_mm else None
-
-        rows, cols = np.meshgrid(np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64), indexing="ij")
-        x = (cols - self.apex[1]) * scale
-        y = y_top + rows * scale
-        radius = np.hypot(x, y)
-        line = np.arctan2(x, y) / params.angle + centre  # fractional scan line index
-        sample = radius - r0  # fractional sample index
-        tol = 1e-6
-        self.mask = (line >= -tol) & (line <= num_v - 1 + tol) & (sample >= -tol) & (sample <= num_p - 1 + tol)
-        # Polar coordinates of every output pixel (outside ones too) for spline orders and tests.
-        self.line_coords = np.clip(line, 0, num_v - 1)
-        self.sample_coords = np.clip(sample, 0, num_p - 1)
-        self._matrix = self._build_matrix() if order <= 1 else None
-        self._grids: dict = {}
-
-    def _build_matrix(self):
-        from scipy import sparse
-
-        height, width = self.size
-        num_p = self.pix_per_vector
-        pix = np.flatnonzero(self.mask)
-        li = self.line_coords.ravel()[pix]
-        sj = self.sample_coords.ravel()[pix]
-        if self.order == 0:
-            rows, cols = pix, np.round(li).astype(np.int64) * num_p + np.round(sj).astype(np.int64)
-            weights = np.ones(pix.size)
-        else:
-            i0 = np.clip(np.floor(li).astype(np.int64), 0, self.num_vectors - 2)
-            j0 = np.clip(np.floor(sj).astype(np.int64), 0, num_p - 2)
-            fi, fj = li - i0, sj - j0
-            rows = np.tile(pix, 4)
-            cols = np.concatenate([i0 * num_p + j0, i0 * num_p + j0 + 1, (i0 + 1) * num_p + j0, (i0 + 1) * num_p + j0 + 1])
-            weights = np.concatenate([(1 - fi) * (1 - fj), (1 - fi) * fj, fi * (1 - fj), fi * fj])
-        shape = (height * width, self.num_vectors * num_p)
-        return sparse.csr_matrix((weights.astype(np.float32), (rows, cols)), shape=shape)
-
-    def __call__(self, scanlines, chunk: int = 256):
-        if hasattr(scanlines, "detach"):
-            return self._torch(scanlines)
-        arr = np.asarray(scanlines)
-        if arr.shape[-2:] != (self.num_vectors, self.pix_per_vector):
-            raise ValueError(f"expected scan lines [..., {self.num_vectors}, {self.pix_per_vector}], got {arr.shape}")
-        lead = arr.shape[:-2]
-        dtype = arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.float32
-        flat = arr.reshape(-1, self.num_vectors * self.pix_per_vector)
-        out = np.zeros((flat.shape[0], self.size[0] * self.size[1]), dtype=dtype)
-        if self._matrix is not None:
-            for start in range(0, flat.shape[0], chunk):
-                block = flat[start : start + chunk].astype(np.float32, copy=False)
-                out[start : start + chunk] = (self._matrix @ block.T).T
-        else:
-            from scipy.ndimage import map_coordinates
-
-            pix = np.flatnonzero(self.mask)
-            coords = np.stack([self.line_coords.ravel()[pix], self.sample_coords.ravel()[pix]])
-            for n in range(flat.shape[0]):
-                frame = flat[n].reshape(self.num_vectors, self.pix_per_vector).astype(np.float64)
-                out[n, pix] = map_coordinates(frame, coords, order=self.order, mode="nearest")
-        return out.reshape(*lead, *self.size)
-
-    def _torch(self, scanlines):
-        import torch
-        import torch.nn.functional as F
-
-        if tuple(scanlines.shape[-2:]) != (self.num_vectors, self.pix_per_vector):
-            raise ValueError(f"expected scan lines [..., {self.num_vectors}, {self.pix_per_vector}], got {tuple(scanlines.shape)}")
-        if self.order > 1:  # splines have no torch equivalent: compute on CPU, return on the input's device
-            out = self(scanlines.detach().cpu().numpy().astype(np.float32))
-            dtype = scanlines.dtype if scanlines.is_floating_point() else torch.float32
-            return torch.from_numpy(out).to(device=scanlines.device, dtype=dtype)
-        lead = scanlines.shape[:-2]
-        x = scanlines if scanlines.is_floating_point() else scanlines.float()
-        x = x.reshape(-1, 1, self.num_vectors, self.pix_per_vector)
-        key = (x.device, x.dtype)
-        if key not in self._grids:
-            # grid_sample wants (x=sample, y=line) in [-1, 1] with align_corners=True (corner = centre of
-            # the end samples); pixels outside the fan point far outside so zero padding blanks them.
-            gx = 2 * self.sample_coords / (self.pix_per_vector - 1) - 1
-            gy = 2 * self.line_coords / (self.num_vectors - 1) - 1
-            grid = np.stack([gx, gy], axis=-1)
-            grid[~self.mask] = -4.0
-            self._grids[key] = (
-                torch.as_tensor(grid, dtype=x.dtype, device=x.device)[None],
-                torch.as_tensor(self.mask, dtype=x.dtype, device=x.device),
-            )
-        grid, mask = self._grids[key]
-        mode = "nearest" if self.order == 0 else "bilinear"
-        out = F.grid_sample(x, grid.expand(x.shape[0], -1, -1, -1), mode=mode, padding_mode="zeros", align_corners=True)
-        return (out[:, 0] * mask).reshape(*lead, *self.size)

@@ -15,17 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from articulate.errors import InputError
+from articulate.readers.container import VIDEO_SUFFIXES, ffmpeg_exe, probe, truncation_problem
 from articulate.utils.atomic import atomic_path
 
 __all__ = ["read_video", "write_video", "video_info", "VIDEO_SUFFIXES"]
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
-
 
 def _ffmpeg() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
+    return ffmpeg_exe()
 
 
 def video_info(path: str | Path) -> dict:
@@ -33,54 +30,59 @@ def video_info(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "file not found")
-    proc = subprocess.run([_ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
-    text = proc.stderr
-    video = re.search(r"Stream #\S+.*?Video: (\w+).*?, (\d+)x(\d+)\b", text)
-    if video is None:
+    info = probe(path)
+    video = next((s for s in info["streams"] if s["type"] == "video"), None)
+    if video is None or video["width"] is None:
         raise InputError(path, "not a readable video file (ffmpeg finds no video stream)")
-    fps = re.search(r"([\d.]+) fps", text)
-    duration = re.search(r"Duration: (\d+):(\d+):([\d.]+)", text)
-    audio = re.search(r"Stream #\S+.*?Audio: (\w+)[^,\n]*, (\d+) Hz", text)
-    exact = re.search(r"articulate_fps=([\d.eE+-]+)", text)
-    if exact:
-        fps_value = float(exact.group(1))
-    else:
-        fps_value = float(fps.group(1)) if fps else None
+    audio = next((s for s in info["streams"] if s["type"] == "audio"), None)
+    # ffmpeg prints rates rounded to 2 decimals; write_video stores the exact one in the metadata.
+    exact = re.search(r"articulate_fps=([\d.eE+-]+)", info["banner"])
+    fps_value = float(exact.group(1)) if exact else video["fps"]
     return {
         "path": str(path),
-        "video_codec": video.group(1),
-        "width": int(video.group(2)),
-        "height": int(video.group(3)),
+        "video_codec": video["codec"],
+        "width": int(video["width"]),
+        "height": int(video["height"]),
         "fps": fps_value,
-        "duration_s": (int(duration.group(1)) * 3600 + int(duration.group(2)) * 60 + float(duration.group(3))) if duration else None,
-        "audio_codec": audio.group(1) if audio else None,
-        "audio_sr": int(audio.group(2)) if audio else None,
+        "duration_s": info["duration_s"],
+        "audio_codec": audio["codec"] if audio else None,
+        "audio_sr": audio["sr"] if audio else None,
+        "container": info["format"],
     }
 
 
 def read_video(path: str | Path) -> tuple[np.ndarray, float]:
-    """Decode every frame as uint8 gray ``[F, H, W]``; returns ``(frames, fps)``."""
-    import imageio_ffmpeg
+    """Decode every frame as uint8 gray ``[F, H, W]``; returns ``(frames, fps)``.
 
+    Frames come as the file stores them (``-fps_mode passthrough``: none duplicated or dropped to
+    fit a constant rate). A file cut short (ffmpeg reports a partial file, or fewer frames decode
+    than an AVI header declares) is refused rather than read as a shorter recording.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "file not found")
     if path.stat().st_size == 0:
         raise InputError(path, "empty file (0 bytes)")
-    try:
-        reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="gray", bits_per_pixel=8)
-        meta = next(reader)
-        width, height = meta["size"]
-        chunks = [np.frombuffer(buf, dtype=np.uint8) for buf in reader]
-    except (OSError, RuntimeError, StopIteration) as err:
-        raise InputError(path, f"not a readable video file ({str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__})") from None
-    if not chunks:
+    info = video_info(path)
+    width, height = info["width"], info["height"]
+    proc = subprocess.run(
+        [_ffmpeg(), "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0", "-an", "-sn", "-dn",
+         "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "-"], capture_output=True)
+    err = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise InputError(path, f"not a readable video file ({err.strip().splitlines()[-1] if err.strip() else 'ffmpeg failed'})")
+    frame_bytes = width * height
+    count = len(proc.stdout) // frame_bytes
+    if count == 0:
         raise InputError(path, "video holds no frames")
-    frames = np.stack(chunks).reshape(-1, height, width)
-    fps = float(video_info(path)["fps"] or meta.get("fps") or 0.0)
+    problem = truncation_problem(path, count, err)
+    if problem:
+        raise InputError(path, problem)
+    frames = np.frombuffer(proc.stdout, dtype=np.uint8, count=count * frame_bytes).reshape(count, height, width)
+    fps = float(info["fps"] or 0.0)
     if fps <= 0:
         raise InputError(path, "video has no frame rate")
-    return frames, fps
+    return frames.copy(), fps
 
 
 def _frames_to_uint8(frames) -> np.ndarray:
