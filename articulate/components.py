@@ -16,16 +16,24 @@ from typing import Any
 from articulate.errors import InputError
 
 # Module prefixes a checkpoint may name. The framework layers (lightning_modules...) are not here:
-# inference rebuilds networks from the core alone.
+# inference rebuilds networks from the core alone. Plugin directions add theirs (Direction.packages).
 CORE_PREFIXES = ("articulate.",)
+
+
+def trusted_prefixes() -> tuple[str, ...]:
+    from articulate.directions import trusted_packages
+
+    return CORE_PREFIXES + trusted_packages()
 
 
 def _allowed(class_path: str, prefixes: tuple[str, ...]) -> bool:
     return any(class_path.startswith(p) for p in prefixes) and ".." not in class_path
 
 
-def import_class(class_path: str, source: str | Path | None = None, prefixes: tuple[str, ...] = CORE_PREFIXES) -> type:
-    """The class named ``class_path`` (``package.module.Class``), refused unless it lies under ``prefixes``."""
+def import_class(class_path: str, source: str | Path | None = None, prefixes: tuple[str, ...] | None = None) -> type:
+    """The class named ``class_path`` (``package.module.Class``), refused unless it lies under ``prefixes``
+    (default: the core and the registered directions' packages)."""
+    prefixes = trusted_prefixes() if prefixes is None else prefixes
     if not isinstance(class_path, str) or not _allowed(class_path, prefixes):
         raise InputError(source, f"refusing class {class_path!r}: only {', '.join(p + '*' for p in prefixes)} "
                                  "classes are built from a file")
@@ -51,8 +59,9 @@ def is_spec(value: Any) -> bool:
     return isinstance(value, dict) and "class_path" in value
 
 
-def instantiate(spec: Any, source: str | Path | None = None, prefixes: tuple[str, ...] = CORE_PREFIXES) -> Any:
+def instantiate(spec: Any, source: str | Path | None = None, prefixes: tuple[str, ...] | None = None) -> Any:
     """Build ``{"class_path": ..., "init_args": {...}}`` (nested specs too); other values pass through."""
+    prefixes = trusted_prefixes() if prefixes is None else prefixes
     if isinstance(spec, list):
         return [instantiate(v, source, prefixes) for v in spec]
     if not is_spec(spec):

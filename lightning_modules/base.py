@@ -67,7 +67,7 @@ class ArticulateModule(LightningModule):
         """The inference object over this module's live networks (shared, not copied)."""
         from articulate.components import import_class
 
-        return import_class(self.inference_class)(**self.inference_init())
+        return import_class(self.inference_class, prefixes=("",))(**self.inference_init())  # its own class: trusted
 
     def inference_spec(self) -> dict[str, Any] | None:
         """The YAML form of :meth:`inference_init` for the checkpoint, or None without a CLI config."""

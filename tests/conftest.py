@@ -26,6 +26,19 @@ def samples_dir() -> Path:
     return SAMPLES
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """For modules of tiny per-iteration tensor ops: on a shared 2-core box OpenMP thread hand-offs cost
+    more than the arithmetic (measured 25x slower with 2 threads). Use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     """Phantom cohorts and feature caches go to one session-wide temp folder, not ~/.cache."""

@@ -28,14 +28,7 @@ SR = 22050
 COHORT = {"S1": ("asouk", 22400), "S2": ("asouk", 23000), "S3": ("asouk", 24100), "S4": ("asouk", 21900),
           "S5": ("ageese", 22800), "S6": ("ageese", 15000)}
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Per-item STFTs are tiny: on the shared 2-core test box thread hand-offs dominate.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -12,46 +12,21 @@ import pytest
 import torch
 
 from articulate.cli.main import main as articulate
+from helpers import MRI_TINY_DATA, stack, write_yaml
+from helpers import config_args as hconfig_args
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = [None, *sorted(p.name for p in (ROOT / "configs" / "mri2audio").glob("*.yaml"))]
 
-# A 4-subject phantom (1 test, 1 validation, 2 training subjects: pairs need two) on a 26 x 32 x 32
-# grid: the paper's networks, tiny data. Shared by every test through the phantom cache.
-TINY_DATA = """
-trainer:
-  accelerator: cpu
-  devices: 1
-  logger: false
-  enable_model_summary: false
-data:
-  init_args:
-    phantom: {subjects: 4}
-    split: loso
-    fold: 0
-    val_subjects: 1
-    n_crops: 2
-    eval_crops: 1
-    size: 32
-    batch_size: 2
-    num_workers: 0
-"""
-# Variants that are layers on top of other variants (listed in their header comment).
-PREREQUISITES = {"lip2audspec_quick.yaml": ["quick.yaml", "lip2audspec.yaml"]}
-LIP2AUDSPEC_32 = ["--model.init_args.network.init_args.image_size", "[32, 32]",
-                  "--model.init_args.network.init_args.window_stride", "7"]
-
 
 def config_args(tmp: Path, variant: str | None) -> list[str]:
-    tiny = tmp / "tiny.yaml"
-    tiny.write_text(TINY_DATA)
-    args = ["--config", str(ROOT / "configs" / "mri2audio.yaml")]
-    for name in [*PREREQUISITES.get(variant, []), variant] if variant else []:
-        args += ["--config", str(ROOT / "configs" / "mri2audio" / name)]
-    args += ["--config", str(tiny)]
-    if variant and variant.startswith("lip2audspec"):
-        args += LIP2AUDSPEC_32
-    return args
+    """The variant's registry stack, then tiny data (and a tiny Lip2AudSpec) on top."""
+    # Lip2AudSpec at its real widths: every 7th 5-frame slice keeps the CPU fit short
+    model = {"init_args": {"network": {"init_args": {"window_stride": 7}}}} if variant and variant.startswith("lip2audspec") else {}
+    tiny = write_yaml(tmp / "tiny.yaml", {"trainer": {"accelerator": "cpu", "devices": 1, "logger": False,
+                                                      "enable_model_summary": False},
+                                          "data": {"init_args": MRI_TINY_DATA}, **({"model": model} if model else {})})
+    return [*hconfig_args(stack("mri2audio", variant)), "--config", str(tiny)]
 
 
 @pytest.mark.slow

@@ -8,24 +8,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import yaml
 
 from articulate.cli.main import main as articulate
 from articulate.errors import InputError
 from articulate.readers.mri import write_mri
+from helpers import MRI_TINY_NETS
 
 ROOT = Path(__file__).resolve().parents[1]
 
 # Tiny networks on a 6 x 32 x 32 grid: the paper's architecture at toy width.
-TINY = """
-model:
-  init_args:
-    translator:
-      init_args: {encoder_channels: [4, 8, 8, 16, 28], decoder_channels: [8, 8, 4], utterance_channels: 4, subject_channels: 20}
-    attention:
-      init_args: {channels: [4, 4, 8, 8]}
-    discriminator:
-      init_args: {channels: [4, 8, 8], hidden: 8}
-"""
+TINY = yaml.safe_dump({"model": {"init_args": MRI_TINY_NETS}})
 
 
 def untrained_checkpoint(tmp: Path, extra_yaml: str = TINY, configs: tuple[str, ...] = ()) -> Path:

@@ -20,15 +20,7 @@ from articulate.signal.mel import MelConfig, mel_basis, mel_librosa, power_to_db
 
 CFG = MelConfig()
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny per-iteration tensor ops: on a shared 2-core box, OpenMP thread hand-offs cost more than
-    the arithmetic (measured 25x slower with 2 threads), so these tests run single-threaded."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors (tests/conftest.py)
 N = 21000
 
 

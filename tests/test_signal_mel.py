@@ -19,15 +19,7 @@ from articulate.signal.mel import (
 
 CFG = MelConfig()
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny per-iteration tensor ops: on a shared 2-core box, OpenMP thread hand-offs cost more than
-    the arithmetic (measured 25x slower with 2 threads), so these tests run single-threaded."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors (tests/conftest.py)
 
 
 def speech_like(n: int = 21000, sr: int = 22050, seed: int = 0) -> np.ndarray:

@@ -10,13 +10,7 @@ from articulate.diffusion import EDMLoss, EDMPrecond
 from articulate.networks.wav2uti.unet import VideoUNet
 from articulate.networks.wav2uti.unet_blocks import Context, CrossAttention, SpatialAttention, TemporalAttention, TemporalConv
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: one thread avoids oversubscription on the shared 2-core CI machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors (tests/conftest.py)
 
 
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from test_wav2uti_data import make_cohort
-from test_wav2uti_fit import _stack, fit_in_process, tiny_override
+from helpers import fit_in_process, make_cohort
+from helpers import wav2uti_tiny_override as tiny_override
+from test_wav2uti_fit import _stack
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -170,8 +171,8 @@ def test_transcribe_caches_beside_data_and_feeds_datamodule(tmp_path, capsys):
     assert main(["transcribe", str(data), "--model", str(whisper)]) == 0  # cached: nothing redone
     assert {p: p.stat().st_mtime_ns for p in outs} == before
     (data / "spk0" / "utt0.whisper.txt").write_text("hand corrected\n", encoding="utf-8")
-    dm = Wav2UTIDataModule(data_dir=str(data), resolution=16, clip_frames=4, test_speakers=["spk1"],
-                           val_speakers=["spk2"], transcript="whisper")
+    dm = Wav2UTIDataModule(data_dir=str(data), resolution=16, clip_frames=4, test_subjects=["spk1"],
+                           val_subjects=["spk2"], transcript="whisper")
     dm.setup("fit")
     assert [u.text for u in dm.utterances if u.speaker == "spk0"] == ["hand corrected"]
     # a missing model is a clear one-line error, not a traceback

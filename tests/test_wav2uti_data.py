@@ -9,37 +9,7 @@ import pytest
 import torch
 
 from articulate.errors import InputError
-from articulate.readers.ultrasound import UltrasoundParams, write_utterance
-
-
-def make_cohort(root: Path, speakers: int = 5, utterances: int = 3, seconds: float = 1.2, fps: float = 60.0,
-                sr: int = 16000, vectors: int = 32, pixels: int = 64, seed: int = 0) -> Path:
-    """A tiny UltraSuite-layout cohort whose tongue depth is coded in the audio pitch (learnable).
-
-    The bright echo line of frame k sits at sample depth ``d_k``; the audio over that frame's
-    interval is a tone of ``300 + 40 d_k`` Hz. Ultrasound starts 0.1 s after the audio.
-    """
-    rng = np.random.default_rng(seed)
-    tff = 0.1
-    for s in range(speakers):
-        for u in range(utterances):
-            n = int(seconds * fps)
-            t = np.arange(n) / fps
-            depth = 12 + 8 * np.sin(2 * np.pi * (0.7 + 0.3 * u + 0.1 * s) * t + s)
-            scan = rng.integers(0, 30, size=(n, vectors, pixels)).astype(np.float32)
-            j = np.arange(pixels)
-            scan += 220 * np.exp(-0.5 * ((j[None, None, :] - depth[:, None, None]) / 1.5) ** 2)
-            scan = np.clip(scan, 0, 255).astype(np.uint8)
-            total = int((tff + seconds + 0.1) * sr)
-            ts = np.arange(total) / sr
-            k = np.clip(((ts - tff) * fps).astype(int), 0, n - 1)
-            freq = 300 + 40 * depth[k]
-            audio = 0.3 * np.sin(2 * np.pi * np.cumsum(freq) / sr).astype(np.float32)
-            params = UltrasoundParams(num_vectors=vectors, pix_per_vector=pixels, zero_offset=20, bits_per_pixel=8,
-                                      angle=0.03, kind=0, pixels_per_mm=10.0, fps=fps, time_first_frame=tff)
-            write_utterance(root / f"spk{s}" / f"utt{u}", scan, params, audio, sr, f"word {u} said by {s}",
-                            speaker=f"spk{s}")
-    return root
+from helpers import make_cohort
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +20,7 @@ def cohort(tmp_path_factory) -> Path:
 def _dm(cohort, **kw):
     from datamodules.wav2uti import Wav2UTIDataModule
 
-    args = dict(data_dir=str(cohort), resolution=32, clip_frames=16, test_speakers=1, val_speakers=1, batch_size=3)
+    args = dict(data_dir=str(cohort), resolution=32, clip_frames=16, test_subjects=1, val_subjects=1, batch_size=3)
     args.update(kw)
     dm = Wav2UTIDataModule(**args)
     dm.setup("fit")
@@ -93,7 +63,7 @@ def test_speaker_disjoint_splits(cohort):
     test_batch = next(iter(dm.test_dataloader()))
     assert set(test_batch["speaker"]) <= set(sp["test"])
     with pytest.raises(InputError, match="not in the dataset"):
-        _dm(cohort, test_speakers=["nobody"])
+        _dm(cohort, test_subjects=["nobody"])
 
 
 def test_fps_resampling_keeps_duration(cohort):

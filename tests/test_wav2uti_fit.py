@@ -11,61 +11,16 @@ import pytest
 import torch
 import yaml
 
-from test_wav2uti_data import make_cohort
+from helpers import fit_in_process, make_cohort, stack
+from helpers import wav2uti_tiny_override as tiny_override
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = sorted(p.name for p in (ROOT / "configs" / "wav2uti").glob("*.yaml"))
 
 
-def _stack(name: str) -> list[Path]:
-    """The config files a variant is meant to be layered with."""
-    base = [ROOT / "configs" / "wav2uti.yaml"]
-    if name is None:
-        return base
-    under = {"dnn_quick.yaml": "dnn.yaml", "audio_only_quick.yaml": "audio_only.yaml"}  # QUICK layers of a variant
-    extra = [ROOT / "configs" / "wav2uti" / f for f in ("quick.yaml", under[name])] if name in under else []
-    return base + extra + [ROOT / "configs" / "wav2uti" / name]
-
-
-def tiny_override(cohort: Path, name: str | None, tmp: Path, ckpt_dir: Path | None = None) -> Path:
-    """Tiny network / data sizes on top of a variant (same structure, seconds per fit)."""
-    res = {"res96.yaml": 24, "res112.yaml": 28}.get(name or "", 16)  # keeps the SR stage's 3/2 and 7/4 ratios
-    dnn = name is not None and name.startswith("dnn")
-    trainer = {"accelerator": "cpu", "devices": 1, "max_steps": 2, "max_time": None, "limit_train_batches": 2,
-               "limit_val_batches": 1, "val_check_interval": 2, "num_sanity_val_steps": 0, "logger": False,
-               "enable_progress_bar": False, "enable_model_summary": False, "default_root_dir": str(tmp / "run")}
-    if ckpt_dir is None:
-        trainer.update(enable_checkpointing=False, callbacks=[])
-    else:
-        trainer["callbacks"] = [{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                                 "init_args": {"dirpath": str(ckpt_dir), "save_last": True}}]
-    model: dict = {"resolution": res, "clip_frames": 4}
-    if dnn:
-        model["network"] = {"init_args": {"hidden": 32, "num_layers": 2, "out_size": res, "context": 2}}
-    else:
-        model.update(val_num_clips=2, low_res_size=res // 2 if name in ("res96.yaml", "res112.yaml") else 64)
-        model["sampler"] = {"init_args": {"num_steps": 2}}
-        model["denoiser"] = {"init_args": {"net": {"init_args": {
-            "base_channels": 8, "channel_mults": [1, 2], "num_res_blocks": 1, "resolution": res, "cond_dim": 16,
-            "attn_resolutions": [], "cross_attn_resolutions": [8], "temporal": "conv", "num_heads": 2}}}}
-        model["fusion"] = {"init_args": {"cond_dim": 16}}
-        if name not in ("audio_only.yaml", "audio_only_quick.yaml", "paper_encoders.yaml"):
-            model["fusion"]["init_args"].update(text_dim=16, num_heads=2, num_layers=1)
-            model["text_encoder"] = {"init_args": {"dim": 16, "num_layers": 1, "num_heads": 2, "vocab_size": 256}}
-    data = {"data_dir": str(cohort), "phantom": None, "resolution": res, "clip_frames": 4, "batch_size": 2,
-            "num_workers": 0, "test_speakers": 1, "val_speakers": 1, "max_eval_clips": 4,
-            "feature_cache_dir": str(tmp / "features")}
-    path = tmp / "tiny.yaml"
-    path.write_text(yaml.safe_dump({"trainer": trainer, "model": {"init_args": model}, "data": {"init_args": data}}))
-    return path
-
-
-def fit_in_process(configs: list[Path], extra: list[str] = ()) -> None:
-    from articulate.cli.lightning_cli import ArticulateCLI
-
-    args = ["fit"] + [a for c in configs for a in ("--config", str(c))] + list(extra)
-    torch.set_num_threads(1)
-    ArticulateCLI(args=args)
+def _stack(name: str | None) -> list[Path]:
+    """The config files a variant is meant to be layered with (the registry's order)."""
+    return stack("wav2uti", name)
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +97,7 @@ def test_reproduce_quick_rows_train_at_their_real_sizes(row, cohort, tmp_path):
     plan = rp.wav2uti_plan(True, 1, [64])
     spec = rp.specs(plan)[row]
     data = ["--data.init_args.data_dir", str(cohort), "--data.init_args.phantom", "null", "--data.init_args.num_workers", "0",
-            "--data.init_args.test_speakers", "1", "--data.init_args.val_speakers", "1",
+            "--data.init_args.test_subjects", "1", "--data.init_args.val_subjects", "1",
             "--data.init_args.feature_cache_dir", str(tmp_path / "features")]
     trainer = ["--trainer.fast_dev_run", "1", "--trainer.logger", "false", "--trainer.callbacks", "[]",
                "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path / "run")]

@@ -124,6 +124,8 @@ class ArticulateCLI(LightningCLI):
                 continue  # a link whose target the chosen classes lack
             node, parts = self.config_dump, target.split(".")
             for part in parts[:-1]:
+                if isinstance(node, dict) and part == "init_args" and "class_path" in node:
+                    node.setdefault("init_args", {})  # a component given by class_path alone
                 if not isinstance(node, dict) or not isinstance(node.get(part), dict):
                     node = None
                     break

@@ -57,6 +57,8 @@ class Direction:
         presets: named overlay chains, e.g. ``{"quick": ("quick",)}`` -> ``configs/<name>/quick.yaml``.
         reproduce: ``module:function`` building the reproduction plan (see articulate.experiments).
         bench: ``module:function`` returning the bench sections.
+        packages: module prefixes (``"my_plugin."``) outside ``articulate.`` whose classes this direction's
+            checkpoints may name (a plugin's networks and inference class); nothing else is imported from a file.
     """
 
     name: str
@@ -70,6 +72,7 @@ class Direction:
     presets: dict[str, tuple[str, ...]] = field(default_factory=lambda: {"quick": ("quick",)})
     reproduce: str | None = None
     bench: str | None = None
+    packages: tuple[str, ...] = ()
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -139,6 +142,11 @@ def direction_of_module(class_path: str) -> str | None:
         if class_path in d.modules:
             return d.name
     return None
+
+
+def trusted_packages() -> tuple[str, ...]:
+    """Module prefixes registered directions declare for the classes their checkpoints name."""
+    return tuple(p for d in directions() for p in d.packages)
 
 
 def tools() -> dict[str, tuple[str, str]]:

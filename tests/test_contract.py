@@ -1,0 +1,87 @@
+"""The contract every registered LightningModule keeps (one test, parametrised over the registry):
+its direction, a checkpoint that rebuilds the same model through the inference object alone, and
+evaluation outputs in the callbacks' protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from articulate.directions import directions
+from helpers import LIP2AUDSPEC_TINY, MRI_TINY_DATA, MRI_TINY_NETS, fit_in_process, make_cohort, quiet_trainer, stack
+from helpers import wav2uti_tiny_override, write_yaml
+
+# How each module trains in the tests: (variant overlay or None, tiny model init_args). A module added to
+# the registry without an entry here fails test_every_registered_module_has_a_contract_setup.
+SETUPS = {
+    "lightning_modules.mri2audio_translator.MRI2AudioTranslator": (None, MRI_TINY_NETS),
+    "lightning_modules.lip2audspec.Lip2AudSpec": ("lip2audspec.yaml", LIP2AUDSPEC_TINY),
+    "lightning_modules.wav2uti_diffusion.Wav2UTIDiffusion": (None, None),
+    "lightning_modules.wav2uti_dnn.Wav2UTIDNN": ("dnn.yaml", None),
+}
+PROTOCOL = {"mri2audio": {"mel_pred", "mel_target", "mri", "sample_index", "audio_pred", "audio_target", "sample_rate"},
+            "wav2uti": {"video_pred", "video_target", "fps", "sample_index"}}
+MODULES = [(d.name, m) for d in directions() for m in d.modules if d.name in PROTOCOL]
+
+
+def test_every_registered_module_has_a_contract_setup():
+    assert {m for _, m in MODULES} <= set(SETUPS)
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> Path:
+    return make_cohort(tmp_path_factory.mktemp("contract-cohort"), speakers=3, utterances=2, seconds=0.5)
+
+
+class Capture(L.Callback):
+    def __init__(self):
+        self.outputs = []
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if outputs:
+            self.outputs.append((outputs, batch))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("direction, module", MODULES, ids=[m.rsplit(".", 1)[-1] for _, m in MODULES])
+def test_module_contract(direction, module, cohort, tmp_path):
+    from articulate.checkpoints import Checkpoint
+    from articulate.inference import load_predictor
+
+    variant, nets = SETUPS[module]
+    if direction == "mri2audio":
+        tiny = write_yaml(tmp_path / "tiny.yaml", {"trainer": quiet_trainer(tmp_path, max_steps=2),
+                                                   "model": {"init_args": nets}, "data": {"init_args": MRI_TINY_DATA}})
+    else:
+        tiny = wav2uti_tiny_override(cohort, variant, tmp_path)
+    cli = fit_in_process([*stack(direction, variant), tiny], ["--trainer.limit_val_batches=1"])
+    model = cli.model
+    assert f"{type(model).__module__}.{type(model).__qualname__}" == module and model.direction == direction
+
+    # validation outputs follow the callbacks' protocol
+    cap = Capture()
+    L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, callbacks=[cap],
+              enable_model_summary=False, limit_val_batches=1).validate(model, datamodule=cli.datamodule, verbose=False)
+    outputs, batch = cap.outputs[0]
+    assert PROTOCOL[direction] <= set(outputs)
+
+    # the checkpoint rebuilds the same model from the core alone (weights_only, no LightningModule)
+    path = tmp_path / "model.ckpt"
+    cli.trainer.save_checkpoint(path)
+    ck = Checkpoint.read(path, direction=direction)
+    assert ck.meta["module"] == module and ck.meta["inference"] == model.inference_class
+    loaded, live = load_predictor(path, direction=direction), model.to_inference().eval()
+    batch = {k: (v[:1] if isinstance(v, (torch.Tensor, list)) else v) for k, v in batch.items()}
+    with torch.no_grad():
+        if direction == "mri2audio":
+            torch.testing.assert_close(loaded.predict(batch["mri"])[0], live.predict(batch["mri"])[0])
+        else:
+            feats = live.audio_features(batch["audio"], n_frames=batch["video"].shape[2])
+            text = list(batch["text"])
+            a = live.generate(feats, *live.text_features(text), generator=torch.Generator().manual_seed(0))
+            b = loaded.generate(loaded.audio_features(batch["audio"], n_frames=batch["video"].shape[2]),
+                                *loaded.text_features(text), generator=torch.Generator().manual_seed(0))
+            torch.testing.assert_close(a, b)
