@@ -50,7 +50,7 @@ from articulate.errors import InputError
 from articulate.signal.mel import MelConfig, MelSpectrogram, as_mel_config, power_to_unit
 from articulate.transforms.mri import prepare_mri
 from datamodules.sampling import EpochSampler, ResumableLoader, trainer_position
-from datamodules.splits import Split, make_split, n_folds
+from datamodules.splits import Split, describe_split, make_split, n_folds, speaker_dependent_split
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,9 @@ class MRI2AudioDataModule(LightningDataModule):
         data_dir: dataset folder (or manifest .csv); None uses the mri2audio phantom.
         phantom: options for ``articulate.phantom.ensure_phantom("mri2audio", ...)`` (e.g. ``subjects``).
         split: ``loso`` (leave one subject out; ``fold`` = the test subject's rank in sorted order)
-            or ``kfold`` (``k`` seeded subject groups; ``fold`` = the test group).
+            or ``kfold`` (``k`` seeded subject groups; ``fold`` = the test group): subject-disjoint; or
+            ``speaker_dependent``: each subject's recordings split into train / validation / test
+            (``val_fraction`` / ``test_fraction``; whole recordings, a sequence is never in two parts).
         fold: which fold is the test part.
         k: number of groups for ``kfold``.
         val_subjects: subjects (count, or fraction) moved from training to validation, chosen with
@@ -197,7 +199,7 @@ class MRI2AudioDataModule(LightningDataModule):
         self,
         data_dir: str | None = None,
         phantom: dict[str, Any] | None = None,
-        split: Literal["loso", "kfold"] = "loso",
+        split: Literal["loso", "kfold", "speaker_dependent"] = "loso",
         fold: int = 0,
         k: int = 5,
         val_subjects: int | float = 2,
@@ -213,10 +215,13 @@ class MRI2AudioDataModule(LightningDataModule):
         batch_size: int = 16,
         num_workers: int = 2,
         seed: int = 0,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
     ):
         super().__init__()
-        if split not in ("loso", "kfold"):
-            raise InputError(None, f"split must be 'loso' or 'kfold', got {split!r}")
+        if split not in ("loso", "kfold", "speaker_dependent"):
+            raise InputError(None, f"split must be 'loso', 'kfold' or 'speaker_dependent', got {split!r}")
+        self.val_fraction, self.test_fraction = float(val_fraction), float(test_fraction)
         for name, value in (("n_crops", n_crops), ("eval_crops", eval_crops), ("crop_samples", crop_samples),
                             ("frames", frames), ("size", size), ("batch_size", batch_size)):
             if int(value) < 1:
@@ -311,8 +316,15 @@ class MRI2AudioDataModule(LightningDataModule):
         self.subjects = sorted({r.subject for r in self.recordings})
         self.utterances = sorted({r.utterance for r in self.recordings})
         subj = [r.subject for r in self.recordings]
-        self.split_info = make_split(subj, self.split, self.fold, self.k, self.val_subjects, self.seed,
-                                     strata=[r.utterance for r in self.recordings])
+        log.info("MRI2AudioDataModule: %s split", self.split_name)
+        if self.split == "speaker_dependent":
+            parts = speaker_dependent_split(subj, None, self.val_fraction, self.test_fraction, "recording", self.seed)
+            idx = {k: sorted(sp.index for sp in v) for k, v in parts.items()}
+            names = {k: sorted({subj[i] for i in v}) for k, v in idx.items()}
+            self.split_info = Split(idx["train"], idx["val"], idx["test"], names["train"], names["val"], names["test"])
+        else:
+            self.split_info = make_split(subj, self.split, self.fold, self.k, self.val_subjects, self.seed,
+                                         strata=[r.utterance for r in self.recordings])
         s = self.split_info
         self.splits = {"train": s.train, "val": s.val, "test": s.test}
         if not s.train:
@@ -359,8 +371,16 @@ class MRI2AudioDataModule(LightningDataModule):
 
     @property
     def has_validation(self) -> bool:
-        """Whether the split has validation subjects (without them nothing may be selected on held-out data)."""
+        """Whether the split has validation data (without it nothing may be selected on held-out data)."""
+        if self.split == "speaker_dependent":
+            return self.val_fraction > 0
         return float(self.val_subjects) > 0
+
+    @property
+    def split_name(self) -> str:
+        """The split as logs and tables name it."""
+        return describe_split(self.split, unit="recording", val_fraction=self.val_fraction,
+                              test_fraction=self.test_fraction)
 
     def val_dataloader(self) -> DataLoader | list:
         if not self.recordings:
@@ -411,6 +431,8 @@ class MRI2AudioDataModule(LightningDataModule):
     def num_folds(self) -> int:
         if not self.recordings:
             self.setup()
+        if self.split == "speaker_dependent":
+            return 1
         return n_folds([r.subject for r in self.recordings], self.split, self.k)
 
     def describe(self) -> str:
@@ -429,7 +451,7 @@ class MRI2AudioDataModule(LightningDataModule):
             f"MRI2AudioDataModule: {len(self.recordings)} recordings, {len(self.subjects)} subjects, "
             f"utterances {', '.join(f'{u} ({sum(r.utterance == u for r in self.recordings)})' for u in self.utterances)}",
             f"  source: {self._root}" + (" (phantom)" if self.data_dir is None else ""),
-            f"  split: {self.split} {fold_desc}; train {len(s.train)} rec / {len(s.train_subjects)} subj, "
+            f"  split: {self.split_name}, {fold_desc}; train {len(s.train)} rec / {len(s.train_subjects)} subj, "
             f"val {len(s.val)} / {len(s.val_subjects)} [{subjects(s.val_subjects)}], "
             f"test {len(s.test)} / {len(s.test_subjects)} [{subjects(s.test_subjects)}]",
             f"  audio: {self.sample_rate} Hz, {lengths.min()}-{lengths.max()} samples; crops of {self.crop_samples} "

@@ -21,9 +21,12 @@ import numpy as np
 from articulate.errors import InputError
 
 __all__ = [
-    "Split", "unique_subjects", "leave_one_subject_out", "kfold_by_subject", "holdout_subjects",
-    "carve_validation", "make_split", "n_folds",
+    "Split", "Span", "unique_subjects", "leave_one_subject_out", "kfold_by_subject", "holdout_subjects",
+    "carve_validation", "make_split", "n_folds", "speaker_dependent_split", "describe_split",
 ]
+
+SPEAKER_DEPENDENT_HINT = ("for one speaker (or a few), use split: speaker_dependent (train and test on different "
+                          "utterances, or time blocks, of the same speakers)")
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ def leave_one_subject_out(subjects: Sequence[str], fold: int) -> tuple[list[int]
     """(train, test) indices with the ``fold``-th subject (sorted order) as the test subject."""
     names = unique_subjects(subjects)
     if len(names) < 2:
-        raise InputError(None, f"leave-one-subject-out needs at least 2 subjects, the data has {len(names)}")
+        raise InputError(None, f"leave-one-subject-out needs at least 2 subjects, the data has {len(names)}; "
+                               + SPEAKER_DEPENDENT_HINT)
     _check_fold(fold, len(names), f"leave-one-subject-out over {len(names)} subjects")
     test = {names[int(fold)]}
     return _indices(subjects, set(names) - test), _indices(subjects, test)
@@ -87,7 +91,8 @@ def kfold_by_subject(subjects: Sequence[str], k: int, fold: int, seed: int = 0) 
     if int(k) < 2:
         raise InputError(None, f"k-fold by subject needs k >= 2, got k={k}")
     if int(k) > len(names):
-        raise InputError(None, f"k={k} folds need at least {k} subjects, the data has {len(names)}")
+        raise InputError(None, f"k={k} folds need at least {k} subjects, the data has {len(names)}"
+                               + ("; " + SPEAKER_DEPENDENT_HINT if len(names) < 3 else ""))
     _check_fold(fold, int(k), f"{k}-fold by subject")
     order = np.random.default_rng(seed).permutation(len(names))
     groups = np.array_split(order, int(k))
@@ -100,7 +105,8 @@ def holdout_subjects(subjects: Sequence[str], n_test: int | float, seed: int = 0
     names = unique_subjects(subjects)
     n = _count(n_test, len(names), "test")
     if n >= len(names):
-        raise InputError(None, f"cannot hold out {n} test subjects of {len(names)}: no training subject would remain")
+        raise InputError(None, f"cannot hold out {n} test subjects of {len(names)}: no training subject would remain"
+                               + ("; " + SPEAKER_DEPENDENT_HINT if len(names) < 3 else ""))
     chosen = {names[i] for i in np.random.default_rng(seed).choice(len(names), size=n, replace=False)} if n else set()
     return _indices(subjects, set(names) - chosen), _indices(subjects, chosen)
 
@@ -137,6 +143,7 @@ def carve_validation(
     if n >= len(names):
         raise InputError(
             None, f"cannot take {n} validation subjects from {len(names)} training subjects: none would be left to train on"
+            + ("; " + SPEAKER_DEPENDENT_HINT if len(names) < 3 else "")
         )
     rng = np.random.default_rng(seed)
     order = [names[i] for i in rng.permutation(len(names))]
@@ -195,3 +202,82 @@ def make_split(
     out = Split(train, val, test, names(train), names(val), names(test))
     out.check_disjoint()
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Speaker-dependent splits: train and test on different data of the same speakers.
+
+
+@dataclass(frozen=True)
+class Span:
+    """Part of recording ``index``: frames ``[start, stop)`` (``stop`` None: to the end)."""
+
+    index: int
+    start: int = 0
+    stop: int | None = None
+
+
+def _n_of(fraction: float, n: int, at_least_one: bool) -> int:
+    k = int(round(fraction * n))
+    return max(k, 1) if (at_least_one and fraction > 0) else k
+
+
+def speaker_dependent_split(
+    subjects: Sequence[str], lengths: Sequence[int] | None = None, val_fraction: float = 0.1,
+    test_fraction: float = 0.2, unit: Literal["auto", "recording", "time"] = "auto", seed: int = 0,
+    min_length: int = 1,
+) -> dict[str, list[Span]]:
+    """Train / validation / test parts within each speaker (the usual protocol of single-speaker corpora).
+
+    ``unit="recording"``: each speaker's recordings are shuffled (``seed``) and ``test_fraction`` /
+    ``val_fraction`` of them (at least one each when the speaker has three or more) become test /
+    validation recordings: whole utterances, never shared. ``unit="time"`` (needs ``lengths``, the
+    frame counts): every recording is cut into contiguous blocks, training first, then validation
+    (``val_fraction`` of its frames), then test (the last ``test_fraction``): windows inside disjoint
+    blocks never overlap. ``"auto"``: by recording for speakers with at least three recordings, by
+    time for the others. Blocks shorter than ``min_length`` frames (one clip) are dropped.
+    """
+    if not 0 <= val_fraction < 1 or not 0 < test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise InputError(None, f"speaker_dependent split: need 0 <= val_fraction, 0 < test_fraction and their sum < 1, "
+                               f"got {val_fraction} and {test_fraction}")
+    if unit not in ("auto", "recording", "time"):
+        raise InputError(None, f"split_unit must be 'auto', 'recording' or 'time', got {unit!r}")
+    if unit != "recording" and lengths is None:
+        raise ValueError("time blocks need the recordings' lengths")
+    parts: dict[str, list[Span]] = {"train": [], "val": [], "test": []}
+    for name in unique_subjects(subjects):
+        mine = [i for i, s in enumerate(subjects) if str(s) == name]
+        by_recording = unit == "recording" or (unit == "auto" and len(mine) >= 3)
+        if by_recording:
+            order = [mine[j] for j in np.random.default_rng([seed, len(mine)]).permutation(len(mine))]
+            many = len(order) >= 3
+            n_test = _n_of(test_fraction, len(order), many)
+            n_val = _n_of(val_fraction, len(order), many)
+            n_val = min(n_val, len(order) - n_test - 1) if len(order) > n_test else 0
+            parts["test"] += [Span(i) for i in order[:n_test]]
+            parts["val"] += [Span(i) for i in order[n_test:n_test + n_val]]
+            parts["train"] += [Span(i) for i in order[n_test + n_val:]]
+            continue
+        for i in mine:
+            n = int(lengths[i])
+            b = n - int(round(test_fraction * n))
+            a = b - int(round(val_fraction * n))
+            for part, (lo, hi) in (("train", (0, a)), ("val", (a, b)), ("test", (b, n))):
+                if hi - lo >= max(min_length, 1):
+                    parts[part].append(Span(i, lo, hi))
+    for part in parts:
+        parts[part].sort(key=lambda s: (s.index, s.start))
+    if not parts["test"]:
+        raise InputError(None, "speaker_dependent split: no test data (recordings too few or too short for "
+                               f"test_fraction {test_fraction}); raise test_fraction or use split_unit: time")
+    return parts
+
+
+def describe_split(split: str, **info) -> str:
+    """The split's name as logs and tables print it."""
+    if split == "speaker_dependent":
+        return (f"speaker-dependent (each speaker's data split by {info.get('unit', 'auto')}: "
+                f"{info.get('test_fraction')} test, {info.get('val_fraction')} validation)")
+    names = {"loso": "speaker-disjoint, leave-one-subject-out", "kfold": "speaker-disjoint, k-fold by subject",
+             "holdout": "speaker-disjoint, held-out speakers"}
+    return names.get(split, split)

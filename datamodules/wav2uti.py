@@ -31,124 +31,23 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from articulate.errors import InputError
 from articulate.transforms.video import resample_frames
-from datamodules.sampling import EpochSampler, ResumableLoader, item_rng, trainer_position
+from datamodules.clips import ClipDataset, Utterance, collate_clips, slice_utterance
+from datamodules.sampling import EpochSampler, ResumableLoader, trainer_position
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Wav2UTIDataModule", "Utterance", "collate_clips"]
-
-
-@dataclass
-class Utterance:
-    id: str
-    speaker: str
-    frames: np.ndarray  # uint8 [F, H, W] at the target fps
-    audio: np.ndarray  # float32 [L] at the target sample rate, L ~= F / fps * sr
-    text: str
-    source: Path | None = None
-    features: dict[str, np.ndarray] = field(default_factory=dict)  # "audio" [F, D], "text" [L, D]
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.frames.shape[0])
-
-
-def _span(start: int, clip_frames: int, fps: float, sr: int) -> tuple[int, int]:
-    a = int(round(start * sr / fps))
-    return a, a + int(round(clip_frames * sr / fps))
-
-
-def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack tensors; pad ``text_feats`` to the longest transcript with a validity mask."""
-    out: dict[str, Any] = {}
-    for key in items[0]:
-        vals = [it[key] for it in items]
-        if key == "text_feats":
-            length = max(max(v.shape[0] for v in vals), 1)
-            dim = vals[0].shape[1]
-            feats = torch.zeros(len(vals), length, dim)
-            mask = torch.zeros(len(vals), length, dtype=torch.bool)
-            for i, v in enumerate(vals):
-                feats[i, : v.shape[0]] = v
-                mask[i, : v.shape[0]] = True
-            out["text_feats"], out["text_mask"] = feats, mask
-        elif isinstance(vals[0], torch.Tensor):
-            out[key] = torch.stack(vals)
-        elif isinstance(vals[0], (int, np.integer)):
-            out[key] = torch.tensor(vals, dtype=torch.long)
-        else:
-            out[key] = vals
-    return out
-
-
-class ClipDataset(Dataset):
-    """Windows of ``clip_frames`` frames over a list of utterances.
-
-    Training items are indexed by ``(epoch, i)`` keys (``datamodules.sampling.EpochSampler``): the start
-    jitter of window i in an epoch comes from ``item_rng(seed, epoch, i)``, never from a global RNG.
-    """
-
-    def __init__(self, dm: "Wav2UTIDataModule", utt_indices: Sequence[int], hop: int, jitter: bool,
-                 max_clips: int | None = None, seed: int = 0):
-        self.dm, self.jitter, self.hop, self.seed = dm, jitter, hop, int(seed)
-        T = dm.clip_frames
-        windows = []
-        for u in utt_indices:
-            n = dm.utterances[u].num_frames
-            if n < T:
-                continue
-            starts = list(range(0, n - T + 1, hop))
-            if not jitter and starts[-1] != n - T:
-                starts.append(n - T)  # evaluation covers the utterance's last frames too
-            windows += [(u, s) for s in starts]
-        if max_clips is not None and len(windows) > max_clips:
-            # Evenly spread subset (deterministic): every speaker/utterance stays represented.
-            idx = np.linspace(0, len(windows) - 1, max_clips).round().astype(int)
-            windows = [windows[i] for i in idx]
-        self.windows = windows
-
-    def __len__(self) -> int:
-        return len(self.windows)
-
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
-        epoch, i = key if isinstance(key, tuple) else (0, int(key))
-        dm = self.dm
-        u, s = self.windows[i]
-        utt = dm.utterances[u]
-        T = dm.clip_frames
-        if self.jitter and self.hop > 1:
-            s = min(s + int(item_rng(self.seed, epoch, i).integers(0, self.hop)), utt.num_frames - T)
-        video = torch.from_numpy(utt.frames[s : s + T].astype(np.float32) / 127.5 - 1.0)[None]
-        a0, a1 = _span(s, T, dm.fps, dm.sample_rate)
-        audio = utt.audio[a0:a1]
-        if audio.shape[0] < a1 - a0:  # rounding at the utterance end: at most a sample or two
-            audio = np.pad(audio, (0, a1 - a0 - audio.shape[0]))
-        item: dict[str, Any] = {
-            "video": video,
-            "audio": torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
-            "text": utt.text,
-            "speaker": utt.speaker,
-            "utterance": u,
-            "start": s,
-            "sample_index": i,  # dataset index: metrics drop the clips DistributedSampler repeats
-        }
-        if "audio" in utt.features:
-            item["audio_feats"] = torch.from_numpy(np.asarray(utt.features["audio"][s : s + T], dtype=np.float32))
-        if "text" in utt.features:
-            item["text_feats"] = torch.from_numpy(np.asarray(utt.features["text"], dtype=np.float32))
-        return item
+__all__ = ["Wav2UTIDataModule", "Utterance", "collate_clips"]  # Utterance, collate_clips: re-exported from clips
 
 
 class Wav2UTIDataModule(LightningDataModule):
@@ -169,7 +68,10 @@ class Wav2UTIDataModule(LightningDataModule):
             training loss).
         test_speakers, val_speakers: deprecated names of ``test_subjects``/``val_subjects``.
         split: "holdout" (default), "kfold" (``k`` speaker groups, test = group ``fold``) or "loso"
-            (test = the ``fold``-th speaker), as in :mod:`datamodules.splits`.
+            (test = the ``fold``-th speaker): speaker-disjoint, as in :mod:`datamodules.splits`; or
+            "speaker_dependent": every speaker in every part, on different utterances (or contiguous time
+            blocks of long recordings), ``val_fraction`` / ``test_fraction`` of each speaker's data, by
+            ``split_unit`` ("auto": by utterance for speakers with >= 3 of them, else by time).
         split_seed: seed of the speaker draws.
         transcript: "prompt" (the recording's ``.txt``), "whisper" (``<id>.whisper.txt`` written by
             ``articulate transcribe``, falling back to the prompt) or "none" (audio-only data).
@@ -202,6 +104,11 @@ class Wav2UTIDataModule(LightningDataModule):
         max_utterances: int | None = None,
         fan_order: int = 1,
         feature_cache_dir: str | None = None,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        split_unit: str = "auto",
+        video_roi: str | list[int] | None = "auto",
+        video_probe: str = "auto",
         test_speakers: int | float | list[str] | None = None,
         val_speakers: int | float | list[str] | None = None,
     ):
@@ -231,6 +138,13 @@ class Wav2UTIDataModule(LightningDataModule):
         self.eval_hop = int(eval_hop) if eval_hop else self.clip_frames
         self.max_eval_clips, self.max_utterances = max_eval_clips, max_utterances
         self.fan_order = int(fan_order)
+        self.val_fraction, self.test_fraction, self.split_unit = float(val_fraction), float(test_fraction), split_unit
+        if split not in ("holdout", "kfold", "loso", "speaker_dependent"):
+            raise InputError(None, f"split must be 'holdout', 'kfold', 'loso' or 'speaker_dependent', got {split!r}")
+        if video_probe not in ("auto", "top", "bottom"):
+            raise InputError(None, f"video_probe must be 'auto', 'top' or 'bottom', got {video_probe!r}")
+        self.video_roi = tuple(video_roi) if isinstance(video_roi, (list, tuple)) else video_roi
+        self.video_probe = video_probe
         self.feature_cache_dir = feature_cache_dir
         self.utterances: list[Utterance] = []
         self.splits: dict[str, list[int]] = {}
@@ -283,15 +197,19 @@ class Wav2UTIDataModule(LightningDataModule):
             frames = resample_frames(frames, utt.params.fps, self.fps)
         n_samples = int(round(frames.shape[0] * self.sample_rate / self.fps))
         audio = utt.audio[:n_samples]
-        text = utt.text
-        if self.transcript == "whisper":
-            w = Path(utt.stem).with_name(Path(utt.stem).name + ".whisper.txt")
-            if w.is_file():
-                text = w.read_text(encoding="utf-8").strip()
-        elif self.transcript == "none":
-            text = ""
+        text = self._transcript(Path(utt.stem), utt.text)
         return Utterance(id=str(rec.id), speaker=str(rec.subject or utt.speaker), frames=frames, audio=audio,
                          text=text, source=Path(utt.stem))
+
+    def _transcript(self, stem: Path, prompt: str | None) -> str:
+        """The prompt, Whisper's transcript (``<stem>.whisper.txt``, else the prompt) or nothing."""
+        if self.transcript == "none":
+            return ""
+        if self.transcript == "whisper":
+            w = stem.with_name(stem.name + ".whisper.txt")
+            if w.is_file():
+                return w.read_text(encoding="utf-8").strip()
+        return prompt or ""
 
     def _load_video(self, rec) -> Utterance:
         """Ultrasound exported as a video: its .wav or in-container audio, synchronised by the .param
@@ -301,13 +219,13 @@ class Wav2UTIDataModule(LightningDataModule):
         from articulate.readers.video_utterance import read_video_utterance
 
         utt = read_video_utterance(rec.image, sr=self.sample_rate, audio=rec.audio, param=rec.param,
-                                   text=rec.transcript)
+                                   text=rec.transcript, roi=self.video_roi, probe=self.video_probe)
         frames = fit_frames(utt.frames, self.resolution)
         if abs(utt.fps - self.fps) > 1e-6:
             frames = resample_frames(frames, utt.fps, self.fps)
         n = min(frames.shape[0], int(math.floor(utt.audio.shape[0] / self.sample_rate * self.fps + 1e-9)))
         frames = frames[:n]
-        text = utt.text if self.transcript != "none" else ""
+        text = self._transcript(Path(rec.image).with_suffix(""), utt.text)
         return Utterance(id=str(rec.id), speaker=str(rec.subject), frames=frames,
                          audio=utt.audio[: int(round(n * self.sample_rate / self.fps))], text=text, source=rec.image)
 
@@ -343,6 +261,10 @@ class Wav2UTIDataModule(LightningDataModule):
             return
         root = self.root()
         recs = self._records(root)
+        log.info("Wav2UTIDataModule: %s split", self.split_name)
+        if self.split == "speaker_dependent":
+            self._setup_speaker_dependent(root, recs)
+            return
         self.speakers = self._split_speakers([str(r.subject) for r in recs])
         by_split: dict[str, list] = {k: [r for r in recs if str(r.subject) in set(v)] for k, v in self.speakers.items()}
         for name, rs in by_split.items():
@@ -369,12 +291,47 @@ class Wav2UTIDataModule(LightningDataModule):
                 idx.append(len(self.utterances))
                 self.utterances.append(utt)
             self.splits[name] = idx
+        self._finish_setup(root)
+
+    def _finish_setup(self, root: Path) -> None:
         if not self.splits.get("train"):
             raise InputError(root, f"no training utterance of at least {self.clip_frames} frames")
         train_pix = np.concatenate([self.utterances[i].frames.reshape(-1)[::97] for i in self.splits["train"]])
         self.data_std = float((train_pix.astype(np.float32) / 127.5 - 1.0).std())
         if self._attached:
             self.attach_features(*self._attached)
+
+    def _setup_speaker_dependent(self, root: Path, recs: list) -> None:
+        """Every speaker in every part: whole utterances, or contiguous blocks of long ones (no overlap)."""
+        from datamodules.splits import speaker_dependent_split
+
+        recs = sorted(recs, key=lambda r: (str(r.subject), str(r.id)))
+        if self.max_utterances is not None:
+            recs = recs[: self.max_utterances]
+        loaded = [self._load(r) for r in recs]
+        parts = speaker_dependent_split([u.speaker for u in loaded], [u.num_frames for u in loaded],
+                                        self.val_fraction, self.test_fraction, self.split_unit, self.split_seed,
+                                        min_length=self.clip_frames)
+        self.splits = {name: [] for name in parts}
+        for name, spans in parts.items():
+            for span in spans:
+                utt = loaded[span.index]
+                if span.stop is not None:
+                    utt = slice_utterance(utt, span.start, span.stop, self.sample_rate, self.fps, name)
+                if utt.num_frames < self.clip_frames:
+                    continue
+                self.splits[name].append(len(self.utterances))
+                self.utterances.append(utt)
+        self.speakers = {name: sorted({self.utterances[i].speaker for i in idx}) for name, idx in self.splits.items()}
+        self._finish_setup(root)
+
+    @property
+    def split_name(self) -> str:
+        """The split as logs and tables name it."""
+        from datamodules.splits import describe_split
+
+        return describe_split(self.split, unit=self.split_unit, val_fraction=self.val_fraction,
+                              test_fraction=self.test_fraction)
 
     # ------------------------------------------------------------------------------------------
     # frozen-encoder features
@@ -432,7 +389,9 @@ class Wav2UTIDataModule(LightningDataModule):
 
     @property
     def has_validation(self) -> bool:
-        """Whether the split has validation subjects (without them nothing may be selected on held-out data)."""
+        """Whether the split has validation data (without it nothing may be selected on held-out data)."""
+        if self.split == "speaker_dependent":
+            return self.val_fraction > 0
         spec = self.val_subjects
         return bool(spec) if isinstance(spec, (list, tuple)) else float(spec) > 0
 

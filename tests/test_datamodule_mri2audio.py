@@ -350,3 +350,19 @@ def test_two_process_ddp_shards_the_epoch(cohort, tmp_path):
 
 if __name__ == "__main__":
     _ddp_main(sys.argv[1], sys.argv[2])
+
+
+def test_speaker_dependent_split_of_one_subject(tmp_path):
+    """One subject, five recordings: train / validation / test by recording (pairs need two subjects: off)."""
+    rng = np.random.default_rng(0)
+    for u in range(5):
+        write_audio(tmp_path / "s1" / f"utt{u}.wav", (0.1 * rng.standard_normal(22000)).astype(np.float32), SR)
+        write_mri(tmp_path / "s1" / f"utt{u}.nii.gz", rng.uniform(0, 100, (20, 32, 32)).astype(np.float32))
+    with pytest.raises(InputError, match="split: speaker_dependent"):
+        make_dm(tmp_path, pairs=False)  # the default leave-one-subject-out split names the option
+    dm = make_dm(tmp_path, split="speaker_dependent", pairs=False, val_fraction=0.2, test_fraction=0.2, size=32)
+    s = dm.split_info
+    assert (len(s.train), len(s.val), len(s.test)) == (3, 1, 1)
+    assert not set(s.train) & set(s.test) and s.test_subjects == s.train_subjects == ["s1"]
+    assert "speaker-dependent" in dm.describe() and dm.num_folds == 1
+    assert next(iter(dm.test_dataloader()))["mri"].shape[-1] == 32

@@ -116,3 +116,48 @@ def test_holdout():
     assert (train, test) == holdout_subjects(SUBJECTS, 3, seed=2)
     with pytest.raises(InputError, match="no training subject"):
         holdout_subjects(SUBJECTS, 7)
+
+
+# ---------------------------------------------------------------------------------------------
+# speaker-dependent splits
+
+
+def test_speaker_dependent_by_recording_keeps_every_speaker_in_every_part():
+    from datamodules.splits import speaker_dependent_split
+
+    subjects = ["a"] * 10 + ["b"] * 5
+    parts = speaker_dependent_split(subjects, None, val_fraction=0.1, test_fraction=0.2, unit="recording", seed=3)
+    idx = {k: [s.index for s in v] for k, v in parts.items()}
+    assert sorted(idx["train"] + idx["val"] + idx["test"]) == list(range(15))  # each recording once
+    assert all(s.start == 0 and s.stop is None for v in parts.values() for s in v)  # whole recordings
+    for part in ("train", "val", "test"):
+        assert {subjects[i] for i in idx[part]} == {"a", "b"}
+    assert sum(subjects[i] == "a" for i in idx["test"]) == 2 and sum(subjects[i] == "b" for i in idx["test"]) == 1
+
+
+def test_speaker_dependent_time_blocks_are_contiguous_and_disjoint():
+    from datamodules.splits import speaker_dependent_split
+
+    parts = speaker_dependent_split(["kid"], [1000], val_fraction=0.1, test_fraction=0.2, unit="time", min_length=8)
+    (tr,), (va,), (te,) = parts["train"], parts["val"], parts["test"]
+    assert (tr.start, tr.stop, va.start, va.stop, te.start, te.stop) == (0, 700, 700, 800, 800, 1000)
+    # a block shorter than one clip is dropped rather than shared
+    short = speaker_dependent_split(["kid"], [30], val_fraction=0.1, test_fraction=0.3, unit="time", min_length=8)
+    assert short["val"] == [] and [(s.start, s.stop) for s in short["test"]] == [(21, 30)]
+
+
+def test_speaker_dependent_auto_mixes_units_per_speaker():
+    from datamodules.splits import speaker_dependent_split
+
+    subjects, lengths = ["many"] * 4 + ["one"], [100] * 4 + [500]
+    parts = speaker_dependent_split(subjects, lengths, unit="auto", min_length=4)
+    one = [s for v in parts.values() for s in v if s.index == 4]
+    assert len(one) == 3 and all(s.stop is not None for s in one)  # the one-recording speaker: time blocks
+    assert all(s.stop is None for v in parts.values() for s in v if s.index < 4)
+
+
+def test_one_speaker_under_a_speaker_disjoint_split_names_the_option():
+    with pytest.raises(InputError, match="split: speaker_dependent"):
+        make_split(["only"] * 4, split="holdout", test_subjects=1)
+    with pytest.raises(InputError, match="split: speaker_dependent"):
+        make_split(["only"] * 4, split="loso")

@@ -116,3 +116,36 @@ def test_text_features_are_padded_with_mask(cohort, tmp_path):
     lengths = [len(t.split()) for t in batch["text"]]
     assert batch["text_feats"].shape[1] == max(lengths)
     assert batch["text_mask"].sum(1).tolist() == lengths
+
+
+def test_speaker_dependent_split_of_one_speaker(tmp_path):
+    """One long recording: contiguous train / val / test blocks, every clip inside one block."""
+    from datamodules.wav2uti import Wav2UTIDataModule
+
+    root = make_cohort(tmp_path / "one", speakers=1, utterances=1, seconds=3.0)
+    dm = Wav2UTIDataModule(data_dir=str(root), resolution=16, clip_frames=8, split="speaker_dependent",
+                           val_fraction=0.2, test_fraction=0.2, batch_size=2)
+    dm.setup("fit")
+    assert "speaker-dependent" in dm.split_name and dm.has_validation
+    spans = {}
+    for part in ("train", "val", "test"):
+        (i,) = dm.splits[part]
+        utt = dm.utterances[i]
+        lo, hi = (int(v) for v in utt.id.rsplit("[", 1)[1].rstrip("]").split(":"))
+        spans[part] = (lo, hi)
+        assert utt.speaker == "spk0" and utt.num_frames == hi - lo
+        # the block's audio is the recording's audio over the same frames (exact alignment kept)
+        assert abs(utt.audio.shape[0] - round((hi - lo) * dm.sample_rate / dm.fps)) <= 1
+        assert all(s + dm.clip_frames <= utt.num_frames for _, s in dm.dataset(part).windows)
+    assert spans["train"][1] == spans["val"][0] and spans["val"][1] == spans["test"][0]  # contiguous, disjoint
+
+
+def test_speaker_dependent_split_by_utterance(tmp_path):
+    from datamodules.wav2uti import Wav2UTIDataModule
+
+    root = make_cohort(tmp_path / "few", speakers=2, utterances=5, seconds=0.5)
+    dm = Wav2UTIDataModule(data_dir=str(root), resolution=16, clip_frames=4, split="speaker_dependent", batch_size=2)
+    dm.setup("fit")
+    ids = {p: {dm.utterances[i].id for i in dm.splits[p]} for p in ("train", "val", "test")}
+    assert not (ids["train"] & ids["test"]) and not (ids["train"] & ids["val"]) and not (ids["val"] & ids["test"])
+    assert dm.speakers["test"] == dm.speakers["train"] == ["spk0", "spk1"]  # every speaker in every part

@@ -194,7 +194,11 @@ class ArticulateCLI(LightningCLI):
 
     def _monitor_without_validation(self, section: Any) -> None:
         data = section.get("data")
-        val = _get(_get(data, "init_args"), "val_subjects", None) if data is not None else None
+        init = _get(data, "init_args") if data is not None else None
+        if _get(init, "split") == "speaker_dependent":
+            val = _get(init, "val_fraction", 0.1)
+        else:
+            val = _get(init, "val_subjects", None)
         if val is None or (val if isinstance(val, (list, tuple)) else float(val) > 0):
             return
         for cb in _get(section, "trainer.callbacks", []) or []:
@@ -202,7 +206,7 @@ class ArticulateCLI(LightningCLI):
                 init = cb.get("init_args")
                 monitor = _get(init, "monitor")
                 if monitor and str(monitor).startswith("val/"):
-                    print(f"articulate: no validation subjects (val_subjects {val}): the checkpoint monitors train/loss "
+                    print(f"articulate: no validation data ({val}): the checkpoint monitors train/loss "
                           f"instead of {monitor} (never the test split)", file=sys.stderr)
                     init["monitor"], init["mode"] = "train/loss", "min"
 

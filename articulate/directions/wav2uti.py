@@ -37,6 +37,7 @@ DIRECTION = Direction(
         Link("model.init_args.audio_encoder.init_args.n_mels", "model.init_args.network.init_args.in_dim"),
         Link("model.init_args.text_encoder.init_args.dim", "model.init_args.fusion.init_args.text_dim"),
     ),
+    presets={"quick": ("quick",), "realdata_quick": ("quick", "realdata_quick")},
     reproduce="articulate.experiments.reproduce:wav2uti_plan",
     bench="articulate.experiments.bench:wav2uti_sections",
 )
