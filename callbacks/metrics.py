@@ -31,27 +31,16 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 from torchmetrics import Metric
 
-# name -> (class path in articulate.metrics, default (pred key, target key))
-METRICS: dict[str, tuple[str, tuple[str, str]]] = {
-    "corr2d": ("Corr2D", ("mel_pred", "mel_target")),
-    "pesq": ("PESQ", ("audio_pred", "audio_target")),
-    "lpips": ("LPIPS", ("video_pred", "video_target")),
-    "fid": ("FID", ("video_pred", "video_target")),
-    "fvd": ("FVD", ("video_pred", "video_target")),
-    "rmse": ("RMSE", ("video_pred", "video_target")),
-    "psnr": ("PSNR", ("video_pred", "video_target")),
-}
 STAGES = ("val", "test")
 
 
 def build_metric(name: str, options: dict[str, Any] | None = None) -> Metric:
-    """The metric object for a metric name (``corr2d``, ``pesq``, ...) with constructor options."""
-    import articulate.metrics as M
+    """The metric object for a registered metric name (``corr2d``, ``pesq``, ...; see
+    ``articulate.metrics.registry``) or a metric class path, with constructor options."""
+    from articulate.metrics.registry import metric_class
 
-    if name not in METRICS:
-        raise ValueError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
     options = dict(options or {})
-    cls = getattr(M, METRICS[name][0])
+    cls = metric_class(name)
     if options.get("random_init") == "auto":
         # Out-of-the-box configs: pretrained features when installed, else a labelled stand-in, so a
         # fresh offline machine still trains; the figures are then logged as NOT_COMPARABLE.
@@ -89,9 +78,13 @@ class MetricsCallback(Callback):
         self.test_metrics = list(test_metrics) if test_metrics is not None else list(self.val_metrics)
         self.options = dict(options or {})
         self.inputs = {k: tuple(v) for k, v in (inputs or {}).items()}
+        from articulate.metrics.registry import metric_class
+
         for name in [*self.val_metrics, *self.test_metrics, *self.options, *self.inputs]:
-            if name not in METRICS:
-                raise ValueError(f"MetricsCallback: unknown metric {name!r}; choose from {', '.join(METRICS)}")
+            try:
+                metric_class(name)
+            except ValueError as err:
+                raise ValueError(f"MetricsCallback: {err}") from None
         for name, keys in self.inputs.items():
             if len(keys) != 2:
                 raise ValueError(f"MetricsCallback: inputs[{name!r}] must be [pred_key, target_key], got {list(keys)}")
@@ -136,19 +129,21 @@ class MetricsCallback(Callback):
         if index is None and isinstance(batch, dict):
             index = batch.get("sample_index")
         valid = outputs.get("valid")
+        from articulate.metrics.registry import default_inputs
+
         for name, metric in self._ensure(stage, pl_module.device).items():
-            pred_key, target_key = self.inputs.get(name, METRICS[name][1])
-            missing = [k for k in (pred_key, target_key) if outputs.get(k) is None]
-            if name == "pesq" and outputs.get("sample_rate") is None:
-                missing.append("sample_rate")
+            pred_key, target_key = self.inputs.get(name) or default_inputs(name)
+            # outputs a metric takes besides the pair, by keyword (PESQ: the sample rate)
+            extra_keys = tuple(getattr(metric, "extra_inputs", ()))
+            missing = [k for k in (pred_key, target_key, *extra_keys) if outputs.get(k) is None]
             if missing:
                 raise KeyError(f"MetricsCallback: metric {name!r} needs outputs {missing} from "
                                f"{type(pl_module).__name__}; it returned {sorted(outputs)}")
             pred, target = outputs[pred_key], outputs[target_key]
-            if name == "pesq":
-                metric.update(pred, target, int(outputs["sample_rate"]), sample_index=index, valid=valid)
-            else:
-                metric.update(pred.detach(), target.detach(), sample_index=index, valid=valid)
+            if isinstance(pred, torch.Tensor):
+                pred, target = pred.detach(), target.detach()
+            extra = {k: outputs[k] for k in extra_keys}
+            metric.update(pred, target, **extra, sample_index=index, valid=valid)
 
     def on_validation_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
                                 batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -183,9 +178,9 @@ class MetricsCallback(Callback):
             # The value is already global and identical on all ranks; sync_dist=True (a mean of
             # equal numbers) only keeps Lightning from warning about unsynced epoch-level logs.
             pl_module.log(key, value, sync_dist=True, prog_bar=name in ("corr2d", "pesq", "rmse"))
-            if name == "pesq":
-                results[f"{stage}/pesq_failed"] = float(metric.failed)
-                pl_module.log(f"{stage}/pesq_failed", float(metric.failed), sync_dist=True)
+            if hasattr(metric, "failed"):  # metrics that may refuse rows (PESQ: silence) report how many
+                results[f"{stage}/{name}_failed"] = float(metric.failed)
+                pl_module.log(f"{stage}/{name}_failed", float(metric.failed), sync_dist=True)
             metric.reset()
         self.results[stage] = results
 
@@ -204,4 +199,4 @@ def format_results(results: dict[str, float]) -> str:
     return "\n".join(f"{k:<28} {'n/a' if math.isnan(v) else f'{v:.4f}'}" for k, v in results.items())
 
 
-__all__ = ["MetricsCallback", "METRICS", "build_metric", "metric_key", "format_results"]
+__all__ = ["MetricsCallback", "build_metric", "metric_key", "format_results"]

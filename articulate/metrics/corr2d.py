@@ -19,6 +19,8 @@ class Corr2D(SampleMetric):
     images (corr2 is 0/0 there; MATLAB gives NaN): 0 by default so that one collapsed prediction
     does not make the whole average NaN; pass ``float('nan')`` to propagate NaN as MATLAB would.
     """
+    registered_name = "corr2d"
+    default_inputs = ('mel_pred', 'mel_target')
 
     higher_is_better = True
 

@@ -123,6 +123,8 @@ class FID(_PairedFeatureMetric):
     Inception, comparable with published FIDs) or ``"torchvision"``; ``extractor`` replaces the
     network altogether (any module mapping ``[N, 1, H, W]`` in [0, 1] to ``[N, dim]`` with a ``dim``).
     """
+    registered_name = "fid"
+    default_inputs = ('video_pred', 'video_target')
 
     def __init__(self, weights: Literal["fid", "torchvision"] = "fid", weights_path: str | None = None,
                  random_init: bool = False, input_size: int = 299, pixel_range: PixelRange = "unit",
@@ -151,6 +153,8 @@ class FVD(_PairedFeatureMetric):
     (16 is the FVD convention; a remainder shorter than a clip is dropped); ``None`` scores each
     whole video as one clip.
     """
+    registered_name = "fvd"
+    default_inputs = ('video_pred', 'video_target')
 
     def __init__(self, weights_path: str | None = None, random_init: bool = False,
                  feature: Literal["logits", "pool"] = "logits", input_size: int = 224, clip_frames: int | None = 16,

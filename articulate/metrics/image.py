@@ -42,6 +42,8 @@ class _PixelMetric(SampleMetric):
 
 class RMSE(_PixelMetric):
     """Mean over frames of the per-frame RMSE in 0-255 pixel units."""
+    registered_name = "rmse"
+    default_inputs = ('video_pred', 'video_target')
 
     higher_is_better = False
 
@@ -51,6 +53,8 @@ class RMSE(_PixelMetric):
 
 class PSNR(_PixelMetric):
     """Mean over frames of the per-frame PSNR (dB, peak 255); identical frames make it +inf."""
+    registered_name = "psnr"
+    default_inputs = ('video_pred', 'video_target')
 
     higher_is_better = True
 

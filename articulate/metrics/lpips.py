@@ -40,6 +40,8 @@ class LPIPS(SampleMetric):
     videos (each trailing 2D image is one frame) in ``pixel_range``. Frames go through the network
     in chunks of ``batch_size``.
     """
+    registered_name = "lpips"
+    default_inputs = ('video_pred', 'video_target')
 
     higher_is_better = False
 

@@ -140,6 +140,9 @@ class PESQ(SampleMetric):
     (or lists of 1-D waveforms). After ``compute()``, ``failed`` is the number of waveforms PESQ
     could not score (excluded from the mean) and ``scored`` the number it did.
     """
+    registered_name = "pesq"
+    default_inputs = ('audio_pred', 'audio_target')
+    extra_inputs = ("sample_rate",)  # passed by keyword from the outputs dict
 
     higher_is_better = True
     width = 2  # (score, failed)
