@@ -56,7 +56,8 @@ class MeanShapeBaseline:
 
 
 class EdgeTracer:
-    """Classical scan-line edge tracker (see the module docstring).
+    """Classical scan-line edge tracker (see the module docstring). Pixel parameters are for 320 x 240
+    exports (DLC's labelled frames); pass ``scale`` when tracing other sizes.
 
     Args:
         num_points: keypoints out (the tongue points: 11).
@@ -102,12 +103,13 @@ class EdgeTracer:
         return np.stack(np.broadcast_arrays(xs[:, None], ys[None, :]), -1)
 
     # ------------------------------------------------------------------ one frame
-    def _trace(self, img: np.ndarray, pts: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        sm = ndimage.gaussian_filter(img, self.smooth) if self.smooth > 0 else img
+    def _trace(self, img: np.ndarray, pts: np.ndarray, inside: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        sm = ndimage.gaussian_filter(img, self.smooth * scale) if self.smooth > 0 else img
         coords = [pts[..., 1].ravel(), pts[..., 0].ravel()]
         prof = ndimage.map_coordinates(sm, coords, order=1, cval=0.0).reshape(pts.shape[:2])
         ok = ndimage.map_coordinates(inside.astype(np.float64), coords, order=0, cval=0.0).reshape(pts.shape[:2]) > 0.5
-        w, wo = self.edge_width, 3 * self.edge_width
+        w = max(1, int(round(self.edge_width * scale)))
+        wo = 3 * w
         c = np.cumsum(np.pad(prof, ((0, 0), (1, 0))), axis=1)
         n_r = prof.shape[1]
         j = np.arange(w, n_r - wo)
@@ -115,11 +117,12 @@ class EdgeTracer:
         outer = (c[:, j + wo] - c[:, j]) / wo  # beyond it: the dark air shadow
         # the far end of the window must still be inside the fan: the fan's own edge is no tongue
         score = np.where(ok[:, j + wo], np.clip(inner - outer, 0.0, None), 0.0)
-        scale = float(np.percentile(score, 99)) or 1.0
-        score = score / scale
+        norm = float(np.percentile(score, 99)) or 1.0
+        score = score / norm
         # dynamic programming across lines: best path with a penalty per px of depth change
         n_l, n_j = score.shape
-        step = int(np.ceil(self.max_jump))
+        step = max(1, int(np.ceil(self.max_jump * scale)))
+        penalty = self.jump_penalty / scale
         acc = score[0].copy()
         back = np.zeros((n_l, n_j), dtype=np.int64)
         offsets = np.arange(-step, step + 1)
@@ -128,7 +131,7 @@ class EdgeTracer:
             for k, o in enumerate(offsets):
                 src = np.arange(n_j) - o
                 ok = (src >= 0) & (src < n_j)
-                cand[k, ok] = acc[src[ok]] - self.jump_penalty * abs(o)
+                cand[k, ok] = acc[src[ok]] - penalty * abs(o)
             best = np.argmax(cand, axis=0)
             back[i] = np.arange(n_j) - offsets[best]
             acc = cand[best, np.arange(n_j)] + score[i]
@@ -139,14 +142,14 @@ class EdgeTracer:
         strength = score[np.arange(n_l), path]
         return path + w, strength
 
-    def trace_frame(self, img: np.ndarray, fan: Fan | None) -> tuple[np.ndarray, np.ndarray]:
+    def trace_frame(self, img: np.ndarray, fan: Fan | None, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         pts = self._lines(fan, img.shape, img)
         k = self.num_points
         nan = (np.full((k, 2), np.nan), np.zeros(k))
         if pts is None:
             return nan
         inside = ndimage.binary_erosion(ndimage.gaussian_filter(img, 2.0) > 0.01, iterations=3)
-        depth_idx, strength = self._trace(img, pts, inside)
+        depth_idx, strength = self._trace(img, pts, inside, scale)
         good = strength >= self.min_strength * max(float(strength.max()), 1e-9)
         if good.sum() < 3:
             return nan
@@ -160,9 +163,11 @@ class EdgeTracer:
         conf_line = np.interp(np.linspace(0, len(lines) - 1, k), np.arange(len(lines)), strength[lines])
         return kp, np.clip(conf_line, 0.0, 1.0)
 
-    def __call__(self, frames, fan: Fan | None = None, **_) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, frames, fan: Fan | None = None, scale: float = 1.0, **_) -> tuple[np.ndarray, np.ndarray]:
+        """Trace frames ``[F, H, W]``; ``fan`` defaults to the fit of their mean; ``scale`` is the size of
+        these frames relative to the images the pixel parameters were chosen for (0.5 = half size)."""
         arr = _as_frames(frames)
         if fan is None:
             fan = estimate_fan(arr.mean(0) * 255.0)
-        out = [self.trace_frame(f, fan) for f in arr]
+        out = [self.trace_frame(f, fan, scale) for f in arr]
         return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])

@@ -184,7 +184,9 @@ class ContourMSD(SampleMetric):
     def summary(self) -> dict[str, float]:
         """``msd_px`` (mean over scored frames), ``msd_px_std``, ``msd_mm`` (frames of known pixel
         size), ``msd_mm_std``, ``found_fraction`` (over all frames), ``frames``, ``scored``."""
-        rows = self._rows().cpu().numpy()
+        # under DDP, gather every rank's rows first (compute() has already synced when it calls us)
+        with self.sync_context(should_sync=not self._is_synced, should_unsync=not self._is_synced):
+            rows = self._rows().cpu().numpy()
         out = {"msd_px": math.nan, "msd_px_std": math.nan, "msd_mm": math.nan, "msd_mm_std": math.nan,
                "found_fraction": math.nan, "frames": float(len(rows)), "scored": 0.0}
         if not len(rows):

@@ -67,6 +67,12 @@ class HeatmapUNet(nn.Module):
                  blocks: int = 1, max_channels: int = 256, output_stride: int = 2, coord_channels: bool = True,
                  norm: str = "batch"):
         super().__init__()
+        # plain-data record of the constructor call: the checkpoint stores it so that
+        # articulate.contour.tracker.ContourTracker can rebuild the network without the training code
+        self.init_args = {"num_keypoints": int(num_keypoints), "in_channels": int(in_channels),
+                          "base_channels": int(base_channels), "depth": int(depth), "blocks": int(blocks),
+                          "max_channels": int(max_channels), "output_stride": int(output_stride),
+                          "coord_channels": bool(coord_channels), "norm": str(norm)}
         if output_stride not in (1, 2):
             raise ValueError(f"output_stride must be 1 or 2, got {output_stride}")
         self.num_keypoints, self.output_stride, self.coord_channels = int(num_keypoints), int(output_stride), bool(coord_channels)
