@@ -149,8 +149,8 @@ class ContourDataModule(LightningDataModule):
         speaker_pattern: regex whose first group is the speaker in a recording name (None: one speaker per recording).
         augment: training augmentation (None = off).
         probe: orientation the network sees ("bottom" as DLC's images; phantom images are flipped to it).
-        pixel_mm: mm per original-image pixel per recording or family name, e.g. ``{TaL_1to80: 0.41}``
-            (recordings without an entry report px only).
+        pixel_mm: mm per original-image pixel by recording-name prefix, e.g. ``{TaL_1to80: 0.44}``
+            (the longest matching prefix wins; recordings without an entry report px only).
         keypoints: bodyparts (default DLC's 14); labels must have these names.
         train_repeats: passes over the training frames per epoch (fewer, longer epochs).
         phantom: options of the phantom cohort (``subjects``, ...); phantom_frame_step, phantom_size: see above.
@@ -194,10 +194,9 @@ class ContourDataModule(LightningDataModule):
         return name
 
     def _mm(self, name: str) -> float:
-        for key in (name, family_of(name)):
-            if key in self.pixel_mm:
-                return float(self.pixel_mm[key])
-        return math.nan
+        """Pixel size of a recording: the entry whose key is the longest prefix of its name."""
+        keys = [k for k in self.pixel_mm if name.startswith(k)]
+        return float(self.pixel_mm[max(keys, key=len)]) if keys else math.nan
 
     def _load_dlc(self) -> list[ContourRecording]:
         from articulate.readers.dlc import load_gray, read_labelled_data

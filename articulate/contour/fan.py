@@ -84,8 +84,8 @@ def estimate_fan(image: np.ndarray, threshold: float | None = None) -> Fan | Non
     if img.ndim != 2 or min(img.shape) < 16:
         return None
     img = clean_borders(img)
-    sm = ndimage.gaussian_filter(img, 2.0)
-    thr = threshold if threshold is not None else max(1.0, 0.03 * float(np.percentile(sm, 99)))
+    sm = ndimage.gaussian_filter(img, 1.0)
+    thr = threshold if threshold is not None else max(1.0, 0.05 * float(np.percentile(sm, 99)))
     lab, n = ndimage.label(sm > thr)
     if n == 0:
         return None

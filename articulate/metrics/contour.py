@@ -106,7 +106,7 @@ class ContourMSD(SampleMetric):
         curve_points: samples per contour (arc-length uniform).
     """
 
-    higher_is_better = False
+    higher_is_better = False  # for the MSD; report="found_fraction" is better when higher
     width = 4
 
     def __init__(self, pred_kind: Kind = "keypoints", target_kind: Kind = "keypoints", contour_ckpt: str | None = None,
@@ -124,8 +124,6 @@ class ContourMSD(SampleMetric):
         self.pred_kind, self.target_kind, self.contour_ckpt = pred_kind, target_kind, contour_ckpt
         self.tongue_points, self.threshold, self.mm_per_pixel = tongue_points, float(threshold), mm_per_pixel
         self.probe, self.report, self.curve_points, self.batch_size = probe, report, int(curve_points), int(batch_size)
-        if report == "found_fraction":
-            self.higher_is_better = True
         self._tracker_box: list = []  # kept out of the module tree: its weights are not metric state
 
     # ------------------------------------------------------------------ inputs
