@@ -102,7 +102,7 @@ def warp_images(images: torch.Tensor, matrices, out_hw: tuple[int, int], antiali
     squeeze = images.ndim == 3
     x = images[:, None] if squeeze else images
     b, _, h, w = x.shape
-    m = torch.as_tensor(np.asarray(matrices, dtype=np.float64), device=x.device)
+    m = torch.as_tensor(np.array(matrices, dtype=np.float64), device=x.device)  # a copy: inputs may be read-only views
     if m.ndim == 2:
         m = m.expand(b, 3, 3)
     inv = torch.linalg.inv(m)
