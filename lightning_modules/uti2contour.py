@@ -104,7 +104,8 @@ class ContourHeatmapModule(LightningModule):
             raise ValueError(f"network predicts {self.network.num_keypoints} keypoints, the data has {k} "
                              f"({', '.join(dm.keypoint_names)}): set model.init_args.network.init_args.num_keypoints")
         self.input_size, self.keypoint_names, self.probe = tuple(dm.input_size), list(dm.keypoint_names), dm.probe
-        if stage == "fit" and hasattr(dm, "train_keypoints_input"):
+        # the mean shape comes from the training split: at fit, or at test when no checkpoint brought one
+        if (stage == "fit" or not bool(torch.isfinite(self.mean_shape).any())) and hasattr(dm, "train_keypoints_input"):
             with np.errstate(all="ignore"):
                 mean = np.nanmean(dm.train_keypoints_input(), axis=0)
             self.mean_shape = torch.as_tensor(mean, dtype=torch.float32, device=self.mean_shape.device)
