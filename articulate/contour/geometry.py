@@ -125,18 +125,30 @@ def warp_images(images: torch.Tensor, matrices, out_hw: tuple[int, int], antiali
 
 def clean_borders(image: np.ndarray, tol: float = 1.0) -> np.ndarray:
     """Black out uniform non-black stripes along the image border (some DLC exports carry a white
-    band above the fan): full rows/columns at the edges whose pixels are all equal (within ``tol``)."""
+    band above the fan): full rows/columns at the edges whose pixels are all equal (within ``tol``;
+    pixels of a stripe already blanked across them do not count)."""
     img = np.array(image, copy=True)
     h, w = img.shape[-2:]
+    done = np.zeros((h, w), dtype=bool)  # pixels of stripes already blanked
 
-    def uniform(line: np.ndarray) -> bool:
-        return float(line.max()) - float(line.min()) <= tol and float(line.max()) > tol
+    def strip(axis: int, i: int) -> bool:
+        line = img[..., i, :] if axis == 0 else img[..., :, i]
+        keep = ~(done[i, :] if axis == 0 else done[:, i])
+        vals = line[..., keep]
+        if vals.size == 0 or float(vals.max()) - float(vals.min()) > tol or float(vals.max()) <= tol:
+            return False
+        line[...] = 0  # a view: blanks the stripe in img
+        (done[i, :] if axis == 0 else done[:, i])[...] = True
+        return True
 
-    for order, axis_len, get in ((range(h), h, lambda i: img[..., i, :]), (range(h - 1, -1, -1), h, lambda i: img[..., i, :]),
-                                 (range(w), w, lambda i: img[..., :, i]), (range(w - 1, -1, -1), w, lambda i: img[..., :, i])):
-        for i in order:
-            line = get(i)
-            if not uniform(line):
-                break
-            line[...] = 0
+    changed = True
+    while changed:  # a row band and a column band can hide each other: repeat until nothing changes
+        changed = False
+        for axis, order in ((0, range(h)), (0, range(h - 1, -1, -1)), (1, range(w)), (1, range(w - 1, -1, -1))):
+            for i in order:
+                if (done[i, :] if axis == 0 else done[:, i]).all():
+                    continue
+                if not strip(axis, i):
+                    break
+                changed = True
     return img
