@@ -1,0 +1,281 @@
+"""uti2contour: ultrasound frame -> tongue keypoints with a heatmap network (DeepLabCut's task).
+
+Training: Gaussian heatmap targets (``sigma`` heatmap px) and a per-keypoint masked MSE
+(:func:`~articulate.networks.uti2contour.heatmaps.masked_heatmap_loss`): a point the labeller left
+empty has zero weight. Optionally (``coord_weight``) an L1 loss on soft-argmax coordinates, which
+trains sub-pixel positions directly.
+
+Validation / test: keypoints decoded by argmax + sub-pixel refinement, mapped back to the original
+image's pixels, contours through the 11 tongue points compared with the labels by MSD
+(:class:`articulate.metrics.contour.ContourMSD`). Logged: ``val/msd_px`` (and ``val/msd_mm`` when
+the data knows the pixel size), ``val/found_fraction``, ``test/msd_px``, ``test/msd_px_std``,
+``test/msd_mm``, ``test/found_fraction``, and beside them the baselines scored by the same code:
+``test/msd_px_mean_shape`` (the mean training keypoints) and ``test/msd_px_edge_tracer`` (a
+classical scan-line tracer), with their mm variants.
+
+The checkpoint carries ``checkpoint["articulate"]``
+(:func:`articulate.contour.tracker.tracker_record`): everything
+:class:`articulate.contour.tracker.ContourTracker` needs to rebuild and run the network without
+this module.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningModule
+from torch import nn
+
+from articulate.contour.baselines import EdgeTracer
+from articulate.contour.fan import Fan
+from articulate.contour.geometry import apply_affine
+from articulate.contour.tracker import ContourTracker, tracker_record
+from articulate.metrics.contour import ContourMSD
+from articulate.networks.uti2contour.heatmaps import (
+    decode_heatmaps, gaussian_targets, masked_heatmap_loss, soft_argmax, to_heatmap_coords,
+)
+
+__all__ = ["ContourHeatmapModule"]
+
+_NAMES = ("model", "mean_shape", "edge_tracer")
+
+
+def _plain(obj: Any) -> Any:
+    """Hyperparameters as plain containers (a checkpoint must load with ``weights_only=True``)."""
+    if isinstance(obj, dict) or hasattr(obj, "items"):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if hasattr(obj, "__dict__") and hasattr(obj, "__class__"):
+        return {"class_path": f"{type(obj).__module__}.{type(obj).__qualname__}"}
+    return str(obj)
+
+
+class ContourHeatmapModule(LightningModule):
+    """Heatmap keypoint model for tongue contours.
+
+    Args:
+        network: heatmap network (``HeatmapUNet``); ``num_keypoints`` must match the data's bodyparts.
+        tongue_points: leading keypoints that form the contour (11 for DLC's ultrasound model).
+        sigma: Gaussian target width (heatmap px).
+        fg_weight: extra weight of pixels near the peak in the heatmap loss.
+        coord_weight: weight of the soft-argmax coordinate L1 loss (0 = off); ``coord_beta`` its softmax sharpness.
+        lr, weight_decay, warmup_steps: AdamW with linear warm-up then cosine decay over the trainer's max_steps.
+        threshold: mean tongue-point confidence from which a frame counts as "tongue found".
+        decoder_smooth: Gaussian smoothing (heatmap px) before decoding.
+        edge_tracer: the classical baseline scored at test (None = skip it).
+    """
+
+    direction = "uti2contour"
+
+    def __init__(self, network: nn.Module, tongue_points: int = 11, sigma: float = 2.0, fg_weight: float = 0.0,
+                 coord_weight: float = 0.0, coord_beta: float = 20.0, lr: float = 2e-3, weight_decay: float = 1e-4,
+                 warmup_steps: int = 100, threshold: float = 0.3, decoder_smooth: float = 1.0,
+                 edge_tracer: EdgeTracer | None = None):
+        super().__init__()
+        from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+
+        # LightningCLI passes the components' YAML config, saved as plain data; objects built in Python are skipped
+        ignore = [] if _given_hyperparameters.get() is not None else ["network", "edge_tracer"]
+        self.save_hyperparameters(ignore=ignore)
+        self.network = network
+        self.tongue_points, self.sigma = int(tongue_points), float(sigma)
+        self.edge_tracer = edge_tracer if edge_tracer is not None else None
+        self.register_buffer("mean_shape", torch.full((getattr(network, "num_keypoints", 1), 2), float("nan")))
+        self.input_size: tuple[int, int] | None = None
+        self.keypoint_names: list[str] | None = None
+        self.probe = "bottom"
+        self._metrics: dict[str, ContourMSD] = {}
+        self.test_results: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ data wiring
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is None or not hasattr(dm, "keypoint_names"):
+            return
+        dm.setup(stage)
+        k = len(dm.keypoint_names)
+        if getattr(self.network, "num_keypoints", k) != k:
+            raise ValueError(f"network predicts {self.network.num_keypoints} keypoints, the data has {k} "
+                             f"({', '.join(dm.keypoint_names)}): set model.init_args.network.init_args.num_keypoints")
+        self.input_size, self.keypoint_names, self.probe = tuple(dm.input_size), list(dm.keypoint_names), dm.probe
+        # the mean shape comes from the training split: at fit, or at test when no checkpoint brought one
+        if (stage == "fit" or not bool(torch.isfinite(self.mean_shape).any())) and hasattr(dm, "train_keypoints_input"):
+            with np.errstate(all="ignore"):
+                mean = np.nanmean(dm.train_keypoints_input(), axis=0)
+            self.mean_shape = torch.as_tensor(mean, dtype=torch.float32, device=self.mean_shape.device)
+
+    # ------------------------------------------------------------------ training
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.network(image)
+
+    def _stride(self, image: torch.Tensor, heat: torch.Tensor) -> int:
+        return image.shape[-2] // heat.shape[-2]
+
+    def loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, heatmaps) for a batch; missing keypoints (``valid`` False) carry zero weight."""
+        image, kp, valid = batch["image"], batch["keypoints"].float(), batch["valid"]
+        heat = self.network(image)
+        stride = self._stride(image, heat)
+        target = gaussian_targets(kp, heat.shape[-2:], stride, self.sigma)
+        w = valid.to(heat.dtype)
+        loss = masked_heatmap_loss(heat, target, w, self.hparams.fg_weight)
+        if self.hparams.coord_weight > 0:
+            uv = soft_argmax(heat, self.hparams.coord_beta)
+            tgt = torch.nan_to_num(to_heatmap_coords(kp, stride))
+            per = (uv - tgt).abs().sum(-1)
+            loss = loss + self.hparams.coord_weight * (per * w).sum() / w.sum().clamp_min(1.0)
+        return loss, heat
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss, _ = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
+        return loss
+
+    # ------------------------------------------------------------------ evaluation
+    def _metric(self, name: str) -> ContourMSD:
+        if name not in self._metrics:
+            self._metrics[name] = ContourMSD(tongue_points=self.tongue_points, threshold=self.hparams.threshold)
+        m = self._metrics[name]
+        return m.to(self.device)
+
+    def predict_keypoints(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keypoints in the original images' pixels ``[B, K, 2]`` and confidence ``[B, K]``."""
+        heat = self.network(batch["image"])
+        kp, conf = decode_heatmaps(heat, self._stride(batch["image"], heat), self.hparams.decoder_smooth)
+        inv = torch.linalg.inv(batch["to_input"].double())
+        return apply_affine(kp.double(), inv), conf
+
+    def _eval(self, batch: dict[str, Any], stage: str) -> dict[str, Any]:
+        loss, _ = self.loss(batch)
+        b = batch["image"].shape[0]
+        self.log(f"{stage}/loss", loss, batch_size=b, sync_dist=True)
+        kp, conf = self.predict_keypoints(batch)
+        ref, idx, mm = batch["orig_keypoints"].double(), batch["sample_index"], batch["mm_per_pixel"]
+        self._metric(f"{stage}/model").update(kp, ref, sample_index=idx, pred_confidence=conf, mm_per_pixel=mm)
+        if stage == "test":
+            inv = torch.linalg.inv(batch["to_input"].double())
+            mean = self.mean_shape.double()[None].expand(b, -1, -1)
+            self._metric("test/mean_shape").update(apply_affine(mean, inv), ref, sample_index=idx, mm_per_pixel=mm)
+            if self.edge_tracer is not None:
+                ekp = self._edge_trace(batch)
+                self._metric("test/edge_tracer").update(apply_affine(ekp, inv), ref, sample_index=idx, mm_per_pixel=mm)
+        return {"keypoints_pred": kp, "confidence": conf, "keypoints_target": ref, "sample_index": idx}
+
+    def _edge_trace(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The edge tracer on the network-input images (its pixel parameters scaled to them)."""
+        images = batch["image"][:, 0].detach().cpu().numpy()
+        scale = torch.sqrt(torch.linalg.det(batch["to_input"][:, :2, :2].double())).cpu().numpy()
+        out = np.full((len(images), self.tongue_points, 2), np.nan)
+        fans = batch["fan"].cpu().numpy()
+        for i, img in enumerate(images):
+            f = fans[i]
+            fan = None if not np.isfinite(f).all() else Fan(apex=(f[0], f[1]), r_min=f[2], r_max=f[3], theta_min=f[4],
+                                                          theta_max=f[5], probe="top" if f[6] > 0 else "bottom")
+            if fan is None:
+                from articulate.contour.fan import estimate_fan
+
+                fan = estimate_fan(img * 255.0)
+            kp, _ = self.edge_tracer.trace_frame(img.astype(np.float64), fan, float(scale[i]))
+            out[i, : kp.shape[0]] = kp[: self.tongue_points]
+        k = batch["orig_keypoints"].shape[1]
+        full = np.full((len(images), k, 2), np.nan)
+        full[:, : self.tongue_points] = out
+        return torch.from_numpy(full).to(batch["image"].device)
+
+    def validation_step(self, batch, batch_idx):
+        return self._eval(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        return self._eval(batch, "test")
+
+    def _reset(self, stage: str) -> None:
+        for name, m in self._metrics.items():
+            if name.startswith(stage + "/"):
+                m.reset()
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._reset("test")
+
+    def _log_stage(self, stage: str) -> dict[str, float]:
+        results: dict[str, float] = {}
+        for name in _NAMES:
+            m = self._metrics.get(f"{stage}/{name}")
+            if m is None:
+                continue
+            s = m.summary()  # synced across DDP ranks inside
+            suffix = "" if name == "model" else f"_{name}"
+            results[f"{stage}/msd_px{suffix}"] = s["msd_px"]
+            if name == "model":
+                results[f"{stage}/found_fraction"] = s["found_fraction"]
+                if stage == "test":
+                    results[f"{stage}/msd_px_std"] = s["msd_px_std"]
+            if math.isfinite(s["msd_mm"]):
+                results[f"{stage}/msd_mm{suffix}"] = s["msd_mm"]
+                if name == "model" and stage == "test":
+                    results[f"{stage}/msd_mm_std"] = s["msd_mm_std"]
+        for key, value in results.items():
+            self.log(key, value, sync_dist=True, prog_bar=key.endswith("/msd_px"))
+        return results
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            self._reset("val")
+            return
+        self._log_stage("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.test_results = self._log_stage("test")
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.network.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        total = self.trainer.max_steps if self.trainer.max_steps and self.trainer.max_steps > 0 else None
+        if total is None:
+            try:
+                total = int(self.trainer.estimated_stepping_batches)
+            except Exception:  # noqa: BLE001 - unknown length: constant rate after warm-up
+                total = None
+        warm = max(1, int(self.hparams.warmup_steps))
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            if not total or total <= warm:
+                return 1.0
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warm) / (total - warm))))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ------------------------------------------------------------------ checkpoint / inference
+    def tracker_record(self) -> dict[str, Any]:
+        if self.input_size is None or self.keypoint_names is None:
+            raise RuntimeError("the module has not seen its data (input size, keypoint names) yet")
+        return tracker_record(self.network, self.input_size, self.keypoint_names, self.tongue_points, self.probe,
+                              decoder={"smooth_sigma": float(self.hparams.decoder_smooth)})
+
+    def tracker(self) -> ContourTracker:
+        """An inference object sharing this module's network (the same code path as a checkpoint's)."""
+        return ContourTracker(self.network, self.tracker_record(), device=self.device)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.input_size is not None:
+            checkpoint["articulate"] = self.tracker_record()
+        for key in ("hyper_parameters", "datamodule_hyper_parameters"):
+            if key in checkpoint:
+                checkpoint[key] = _plain(checkpoint[key])
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        rec = checkpoint.get("articulate")
+        if rec:
+            self.input_size, self.keypoint_names = tuple(rec["input_size"]), list(rec["keypoints"])
+            self.probe = rec.get("probe", "bottom")
