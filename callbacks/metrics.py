@@ -178,6 +178,13 @@ class MetricsCallback(Callback):
             # The value is already global and identical on all ranks; sync_dist=True (a mean of
             # equal numbers) only keeps Lightning from warning about unsynced epoch-level logs.
             pl_module.log(key, value, sync_dist=True, prog_bar=name in ("corr2d", "pesq", "rmse"))
+            summary = getattr(metric, "summary", None)  # metrics with several figures (contour: px, mm, found)
+            if callable(summary):
+                for k, v in summary().items():
+                    sub = f"{key}_{k}"
+                    if k != getattr(metric, "report", None) and isinstance(v, float) and math.isfinite(v):
+                        results[sub] = v
+                        pl_module.log(sub, v, sync_dist=True)
             if hasattr(metric, "failed"):  # metrics that may refuse rows (PESQ: silence) report how many
                 results[f"{stage}/{name}_failed"] = float(metric.failed)
                 pl_module.log(f"{stage}/{name}_failed", float(metric.failed), sync_dist=True)

@@ -451,7 +451,7 @@ class MRI2AudioDataModule(LightningDataModule):
             f"MRI2AudioDataModule: {len(self.recordings)} recordings, {len(self.subjects)} subjects, "
             f"utterances {', '.join(f'{u} ({sum(r.utterance == u for r in self.recordings)})' for u in self.utterances)}",
             f"  source: {self._root}" + (" (phantom)" if self.data_dir is None else ""),
-            f"  split: {self.split_name}, {fold_desc}; train {len(s.train)} rec / {len(s.train_subjects)} subj, "
+            f"  split: {self.split} {fold_desc} ({self.split_name}); train {len(s.train)} rec / {len(s.train_subjects)} subj, "
             f"val {len(s.val)} / {len(s.val_subjects)} [{subjects(s.val_subjects)}], "
             f"test {len(s.test)} / {len(s.test_subjects)} [{subjects(s.test_subjects)}]",
             f"  audio: {self.sample_rate} Hz, {lengths.min()}-{lengths.max()} samples; crops of {self.crop_samples} "

@@ -47,6 +47,8 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.sampling import EpochSampler, ResumableLoader, item_rng, trainer_position
+
 from articulate.contour.augment import FanInImage, UltrasoundAugment
 from articulate.contour.fan import Fan, estimate_fan, fan_from_converter
 from articulate.contour.geometry import apply_affine, warp_images
@@ -90,7 +92,8 @@ class ContourDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index) * self.repeats
 
-    def __getitem__(self, item: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        epoch, item = key if isinstance(key, tuple) else (0, int(key))
         r, i = self.index[item % len(self.index)]
         rec = self.recordings[r]
         img = prepare_frames(rec.frames[i:i + 1])[0]  # the same preprocessing as ContourTracker
@@ -98,9 +101,9 @@ class ContourDataset(Dataset):
         m = base
         rng = None
         if self.augment is not None:
-            # drawn from torch's generator: seeded by seed_everything in the main process and per
-            # worker and epoch by the DataLoader, so every epoch differs and runs are reproducible
-            rng = np.random.default_rng([self.seed, int(torch.randint(0, 2**62, (1,)).item())])
+            # each item's own stream (seed, epoch, index): every epoch differs, runs are reproducible and
+            # a resumed fit draws exactly what the uninterrupted one drew, whatever the workers
+            rng = item_rng(self.seed, epoch, item)
             m = self.augment.matrix(rng, self.input_size) @ base
         x = warp_images(img[None], m[None], self.input_size)[0]
         kp_orig = rec.keypoints[i]
@@ -317,8 +320,15 @@ class ContourDataModule(LightningDataModule):
     def _loader(self, part: str, train: bool) -> DataLoader:
         ds = ContourDataset(self.part(part), self.input_size, self.probe, self.augment if train else None,
                             repeats=self.train_repeats if train else 1, seed=self.seed)
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=train, num_workers=self.num_workers,
-                          drop_last=train and len(ds) > self.batch_size, persistent_workers=self.num_workers > 0)
+        kw = {"batch_size": self.batch_size, "num_workers": self.num_workers, "persistent_workers": self.num_workers > 0,
+              "drop_last": train and len(ds) > self.batch_size}
+        if train:
+            return ResumableLoader(ds, EpochSampler(ds, seed=self.seed), trainer_position(self), **kw)
+        return DataLoader(ds, shuffle=False, **kw)
+
+    @property
+    def has_validation(self) -> bool:
+        return self.val_fraction > 0 or bool(self.val_recordings)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", True)

@@ -75,6 +75,9 @@ class ArticulateModule(LightningModule):
         for name, value in self.inference_init().items():
             if isinstance(value, nn.Module) or getattr(value, "component", False):
                 spec = self.hparams.get(name)
+                recorded = getattr(value, "init_args", None)  # a network that records its own arguments
+                if not (isinstance(spec, dict) and "class_path" in spec) and isinstance(recorded, dict) and _plain(recorded):
+                    spec = {"class_path": f"{type(value).__module__}.{type(value).__qualname__}", "init_args": recorded}
                 if isinstance(spec, dict) and "class_path" in spec:
                     out[name] = spec
                 elif spec is None and not isinstance(value, nn.Module):

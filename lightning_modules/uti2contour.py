@@ -13,50 +13,50 @@ the data knows the pixel size), ``val/found_fraction``, ``test/msd_px``, ``test/
 ``test/msd_px_mean_shape`` (the mean training keypoints) and ``test/msd_px_edge_tracer`` (a
 classical scan-line tracer), with their mm variants.
 
-The checkpoint carries ``checkpoint["articulate"]``
-(:func:`articulate.contour.tracker.tracker_record`): everything
+The checkpoint carries (``lightning_modules.base.ArticulateModule``) everything
 :class:`articulate.contour.tracker.ContourTracker` needs to rebuild and run the network without
-this module.
+this module (``to_inference()`` builds the same object over the live network).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
-from lightning.pytorch import LightningModule
 from torch import nn
 
 from articulate.contour.baselines import EdgeTracer
 from articulate.contour.fan import Fan
 from articulate.contour.geometry import apply_affine
-from articulate.contour.tracker import ContourTracker, tracker_record
+from articulate.contour.tracker import ContourTracker
 from articulate.metrics.contour import ContourMSD
 from articulate.networks.uti2contour.heatmaps import (
     decode_heatmaps, gaussian_targets, masked_heatmap_loss, soft_argmax, to_heatmap_coords,
 )
 
-__all__ = ["ContourHeatmapModule"]
+from lightning_modules.base import ArticulateModule
+
+__all__ = ["ContourHeatmapModule", "KeypointSource"]
+
+
+@runtime_checkable
+class KeypointSource(Protocol):
+    """What a uti2contour DataModule offers its model (``datamodules.uti2contour.ContourDataModule``)."""
+
+    keypoint_names: list[str]
+    input_size: tuple[int, int]
+    probe: str
+
+    def setup(self, stage: str | None = None) -> None: ...
+
+    def train_keypoints_input(self) -> np.ndarray: ...
 
 _NAMES = ("model", "mean_shape", "edge_tracer")
 
 
-def _plain(obj: Any) -> Any:
-    """Hyperparameters as plain containers (a checkpoint must load with ``weights_only=True``)."""
-    if isinstance(obj, dict) or hasattr(obj, "items"):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    if hasattr(obj, "__dict__") and hasattr(obj, "__class__"):
-        return {"class_path": f"{type(obj).__module__}.{type(obj).__qualname__}"}
-    return str(obj)
-
-
-class ContourHeatmapModule(LightningModule):
+class ContourHeatmapModule(ArticulateModule):
     """Heatmap keypoint model for tongue contours.
 
     Args:
@@ -72,17 +72,14 @@ class ContourHeatmapModule(LightningModule):
     """
 
     direction = "uti2contour"
+    inference_class = "articulate.contour.tracker.ContourTracker"
 
     def __init__(self, network: nn.Module, tongue_points: int = 11, sigma: float = 2.0, fg_weight: float = 0.0,
                  coord_weight: float = 0.0, coord_beta: float = 20.0, lr: float = 2e-3, weight_decay: float = 1e-4,
                  warmup_steps: int = 100, threshold: float = 0.3, decoder_smooth: float = 1.0,
                  edge_tracer: EdgeTracer | None = None):
         super().__init__()
-        from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
-
-        # LightningCLI passes the components' YAML config, saved as plain data; objects built in Python are skipped
-        ignore = [] if _given_hyperparameters.get() is not None else ["network", "edge_tracer"]
-        self.save_hyperparameters(ignore=ignore)
+        self.save_config()
         self.network = network
         self.tongue_points, self.sigma = int(tongue_points), float(sigma)
         self.edge_tracer = edge_tracer if edge_tracer is not None else None
@@ -95,8 +92,8 @@ class ContourHeatmapModule(LightningModule):
 
     # ------------------------------------------------------------------ data wiring
     def setup(self, stage: str) -> None:
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if dm is None or not hasattr(dm, "keypoint_names"):
+        dm = self.trainer.datamodule if self._trainer is not None else None
+        if not isinstance(dm, KeypointSource):
             return
         dm.setup(stage)
         k = len(dm.keypoint_names)
@@ -105,7 +102,7 @@ class ContourHeatmapModule(LightningModule):
                              f"({', '.join(dm.keypoint_names)}): set model.init_args.network.init_args.num_keypoints")
         self.input_size, self.keypoint_names, self.probe = tuple(dm.input_size), list(dm.keypoint_names), dm.probe
         # the mean shape comes from the training split: at fit, or at test when no checkpoint brought one
-        if (stage == "fit" or not bool(torch.isfinite(self.mean_shape).any())) and hasattr(dm, "train_keypoints_input"):
+        if stage == "fit" or not bool(torch.isfinite(self.mean_shape).any()):
             with np.errstate(all="ignore"):
                 mean = np.nanmean(dm.train_keypoints_input(), axis=0)
             self.mean_shape = torch.as_tensor(mean, dtype=torch.float32, device=self.mean_shape.device)
@@ -134,6 +131,7 @@ class ContourHeatmapModule(LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, _ = self.loss(batch)
+        self.check_finite(loss=loss)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
         return loss
 
@@ -257,25 +255,26 @@ class ContourHeatmapModule(LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # ------------------------------------------------------------------ checkpoint / inference
-    def tracker_record(self) -> dict[str, Any]:
+    def inference_init(self) -> dict[str, Any]:
         if self.input_size is None or self.keypoint_names is None:
             raise RuntimeError("the module has not seen its data (input size, keypoint names) yet")
-        return tracker_record(self.network, self.input_size, self.keypoint_names, self.tongue_points, self.probe,
-                              decoder={"smooth_sigma": float(self.hparams.decoder_smooth)})
+        return {"network": self.network, "input_size": list(self.input_size), "keypoints": list(self.keypoint_names),
+                "tongue_points": self.tongue_points, "probe": self.probe,
+                "smooth_sigma": float(self.hparams.decoder_smooth)}
+
+    def to_inference(self) -> ContourTracker:
+        return ContourTracker(**self.inference_init()).to(self.device)
 
     def tracker(self) -> ContourTracker:
         """An inference object sharing this module's network (the same code path as a checkpoint's)."""
-        return ContourTracker(self.network, self.tracker_record(), device=self.device)
+        return self.to_inference()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.input_size is not None:
-            checkpoint["articulate"] = self.tracker_record()
-        for key in ("hyper_parameters", "datamodule_hyper_parameters"):
-            if key in checkpoint:
-                checkpoint[key] = _plain(checkpoint[key])
+        if self.input_size is not None:  # before the data is seen there is nothing to infer with
+            super().on_save_checkpoint(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        rec = checkpoint.get("articulate")
-        if rec:
-            self.input_size, self.keypoint_names = tuple(rec["input_size"]), list(rec["keypoints"])
-            self.probe = rec.get("probe", "bottom")
+        init = (checkpoint.get("articulate") or {}).get("init") or {}
+        if init:
+            self.input_size, self.keypoint_names = tuple(init["input_size"]), list(init["keypoints"])
+            self.probe = init.get("probe", "bottom")

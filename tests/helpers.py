@@ -140,6 +140,8 @@ def wav2uti_tiny_override(cohort: Path, name: str | None, tmp: Path, ckpt_dir: P
     data = {"data_dir": str(cohort), "phantom": None, "resolution": res, "clip_frames": 4, "batch_size": 2,
             "num_workers": 0, "test_subjects": 1, "val_subjects": 1, "max_eval_clips": 4,
             "feature_cache_dir": str(tmp / "features")}
+    if name == "realdata_quick.yaml":  # speaker-dependent time blocks of 0.5-s recordings: each part holds a clip
+        data.update(val_fraction=0.3, test_fraction=0.3)
     return write_yaml(tmp / "tiny.yaml", {"trainer": trainer, "model": {"init_args": model}, "data": {"init_args": data}})
 
 

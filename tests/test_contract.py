@@ -21,14 +21,18 @@ SETUPS = {
     "lightning_modules.lip2audspec.Lip2AudSpec": ("lip2audspec.yaml", LIP2AUDSPEC_TINY),
     "lightning_modules.wav2uti_diffusion.Wav2UTIDiffusion": (None, None),
     "lightning_modules.wav2uti_dnn.Wav2UTIDNN": ("dnn.yaml", None),
+    "lightning_modules.uti2contour.ContourHeatmapModule": (None, None),
 }
 PROTOCOL = {"mri2audio": {"mel_pred", "mel_target", "mri", "sample_index", "audio_pred", "audio_target", "sample_rate"},
-            "wav2uti": {"video_pred", "video_target", "fps", "sample_index"}}
-MODULES = [(d.name, m) for d in directions() for m in d.modules if d.name in PROTOCOL]
+            "wav2uti": {"video_pred", "video_target", "fps", "sample_index"},
+            "uti2contour": {"keypoints_pred", "keypoints_target", "confidence", "sample_index"}}
+MODULES = [(d.name, m) for d in directions() if d.name in PROTOCOL for m in d.modules]
 
 
 def test_every_registered_module_has_a_contract_setup():
-    assert {m for _, m in MODULES} <= set(SETUPS)
+    builtin = {"mri2audio", "wav2uti", "uti2contour"}
+    assert {m for d in directions() if d.name in builtin for m in d.modules} <= set(SETUPS)
+    assert {d.name for d in directions()} >= builtin
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +59,10 @@ def test_module_contract(direction, module, cohort, tmp_path):
     if direction == "mri2audio":
         tiny = write_yaml(tmp_path / "tiny.yaml", {"trainer": quiet_trainer(tmp_path, max_steps=2),
                                                    "model": {"init_args": nets}, "data": {"init_args": MRI_TINY_DATA}})
+    elif direction == "uti2contour":
+        from test_uti2contour_fit import make_dlc_set, tiny_config
+
+        tiny = tiny_config(make_dlc_set(tmp_path / "labeled-data"), tmp_path)
     else:
         tiny = wav2uti_tiny_override(cohort, variant, tmp_path)
     cli = fit_in_process([*stack(direction, variant), tiny], ["--trainer.limit_val_batches=1"])
@@ -78,6 +86,9 @@ def test_module_contract(direction, module, cohort, tmp_path):
     with torch.no_grad():
         if direction == "mri2audio":
             torch.testing.assert_close(loaded.predict(batch["mri"])[0], live.predict(batch["mri"])[0])
+        elif direction == "uti2contour":
+            frames = batch["image"][:, 0]
+            torch.testing.assert_close(loaded(frames, probe="bottom")[0], live(frames, probe="bottom")[0])
         else:
             feats = live.audio_features(batch["audio"], n_frames=batch["video"].shape[2])
             text = list(batch["text"])

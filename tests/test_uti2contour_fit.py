@@ -112,7 +112,7 @@ def test_checkpoint_round_trip_gives_the_modules_keypoints(fitted):
     cli, tmp, data = fitted
     best = cli.trainer.checkpoint_callback.best_model_path
     ck = torch.load(best, map_location="cpu", weights_only=True)  # plain data only
-    assert ck["articulate"]["direction"] == "uti2contour" and ck["articulate"]["keypoints"] == PARTS
+    assert ck["articulate"]["direction"] == "uti2contour" and ck["articulate"]["init"]["keypoints"] == PARTS
     tracker = ContourTracker.from_checkpoint(best, "cpu")
     module = cli.model.eval()  # holds the best weights: test ran from that checkpoint
     frames = np.stack([np.asarray(Image.open(p).convert("L")) for p in sorted((data / "rec00").glob("*.png"))])
@@ -191,7 +191,7 @@ def test_track_contours_bad_input_one_line_exit_1_no_output(fitted, tmp_path):
     assert proc.returncode == 1 and "a wav2uti checkpoint; this needs a uti2contour one" in proc.stderr
     pickled = tmp_path / "pickled.ckpt"
     torch.save({"articulate": {"direction": "uti2contour"}, "evil": object()}, pickled)
-    with pytest.raises(InputError, match="not a readable uti2contour checkpoint"):  # weights_only refuses objects
+    with pytest.raises(InputError, match="refused: the file asks to run or rebuild"):  # weights_only refuses objects
         main(["--ckpt", str(pickled), "--input", str(bad), "--out", str(out)])
     with pytest.raises(InputError, match="input not found"):
         main(["--ckpt", ckpt, "--input", str(tmp_path / "none.avi"), "--out", str(out)])
@@ -247,3 +247,44 @@ def test_phantom_default_data_has_true_tongue_keypoints_on_the_echo():
     assert np.median(vals) > 2 * np.median(rec.frames[0][rec.frames[0] > 0])
     item = dm.train_dataloader().dataset[0]
     assert item["image"].shape == (1, 64, 80) and item["valid"][11:].sum() == 0
+
+
+@pytest.mark.slow
+def test_score_contour_msd_between_two_videos(fitted, tmp_path, capsys):
+    """`articulate score --metrics contour_msd --contour-ckpt C`: tracks both videos with the checkpoint;
+    the same figures as the metric fed with the decoded frames in Python."""
+    import json
+
+    from articulate.cli.main import main as articulate
+    from articulate.contour.tracker import ContourTracker
+    from articulate.metrics.contour import keypoint_msd
+    from articulate.readers.video import read_video, write_video
+
+    cli, tmp, data = fitted
+    ckpt = cli.trainer.checkpoint_callback.best_model_path
+    rng = np.random.default_rng(11)
+    a = write_video(tmp_path / "ref" / "u.mp4", np.stack([synthetic_frame(rng)[0] for _ in range(4)]), 30.0)
+    b = write_video(tmp_path / "pred" / "u.mp4", np.stack([synthetic_frame(rng)[0] for _ in range(4)]), 30.0)
+    assert articulate(["score", "--ref", str(a.parent), "--pred", str(b.parent), "--metrics", "contour_msd",
+                       "--contour-ckpt", ckpt, "--probe", "bottom", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    from articulate.metrics.contour import ContourMSD
+
+    m = ContourMSD(pred_kind="images", target_kind="images", contour_ckpt=ckpt, probe="bottom", threshold=0.0)
+    ra, rb = (torch.from_numpy(read_video(v)[0].astype(np.float32))[None] for v in (a, b))
+    m.update(rb, ra, sample_index=torch.tensor([0]))
+    # threshold 0: every frame counts as found, so the value is the mean per-frame MSD of the tracked points
+    tracker = ContourTracker.from_checkpoint(ckpt)
+    ka, _ = tracker(read_video(a)[0], probe="bottom")
+    kb, _ = tracker(read_video(b)[0], probe="bottom")
+    expect = np.mean([keypoint_msd(p[:11], r[:11]) for p, r in zip(kb.numpy(), ka.numpy())])
+    assert float(m.compute()) == pytest.approx(expect, rel=1e-6)
+    default = ContourMSD(pred_kind="images", target_kind="images", contour_ckpt=ckpt, probe="bottom")
+    default.update(rb, ra, sample_index=torch.tensor([0]))
+    summary = default.summary()
+    assert got["contour_found_fraction"] == pytest.approx(summary["found_fraction"])
+    assert (got["contour_msd"] is None) == (not np.isfinite(summary["msd_px"]))
+    if got["contour_msd"] is not None:
+        assert got["contour_msd"] == pytest.approx(summary["msd_px"], rel=1e-6)
+    assert articulate(["score", "--ref", str(a), "--pred", str(b), "--metrics", "contour_msd"]) == 1
+    assert "--contour-ckpt" in capsys.readouterr().err

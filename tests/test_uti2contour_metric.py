@@ -110,16 +110,15 @@ def test_only_the_tongue_points_form_the_contour():
 def test_image_mode_tracks_both_sides_with_the_checkpoint(tmp_path):
     """Mode (a): the metric loads the contour model from its checkpoint and compares tracked contours;
     equal to tracking by hand then comparing keypoints. Mode (b): images vs true keypoints."""
-    from articulate.contour.tracker import ContourTracker, tracker_record
+    from articulate.contour.tracker import ContourTracker
     from articulate.networks.uti2contour import HeatmapUNet
 
     torch.manual_seed(0)
     net = HeatmapUNet(num_keypoints=14, base_channels=4, depth=2, norm="group")
     with torch.no_grad():
         net.head.bias.fill_(0.5)  # confident enough to count as found
-    rec = tracker_record(net, (32, 32), [f"p{i}" for i in range(14)], 11, "bottom")
     ckpt = tmp_path / "c.ckpt"
-    torch.save({"state_dict": {f"network.{k}": v for k, v in net.state_dict().items()}, "articulate": rec}, ckpt)
+    torch.save(ContourTracker(net, (32, 32), [f"p{i}" for i in range(14)], 11, "bottom").checkpoint(), ckpt)
     gen = torch.rand(2, 1, 3, 24, 24)
     real = torch.rand(2, 1, 3, 24, 24)
     m = ContourMSD(pred_kind="images", target_kind="images", contour_ckpt=str(ckpt), probe="top")

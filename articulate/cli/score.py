@@ -9,6 +9,9 @@ Every pair is scored with the same metric classes the training callbacks use:
   otherwise; uint8 arrays are 0-255.
 - audio (``.wav``, ``.flac``, ``.ogg``; any sample rate): PESQ, after resampling to 16 kHz.
 - videos (``.mp4``, ``.avi``, ``.mov``): gray uint8 frames; a pair is cut to the shorter one.
+- ``contour_msd`` (with ``--contour-ckpt``, a uti2contour checkpoint): the tongue is tracked in every
+  frame of both and the contours compared by mean sum of distances (px; mm with ``--mm-per-pixel``),
+  with ``contour_found_fraction``.
 
 ``--json`` prints one object whose keys are the metric names (``corr2d``, ``pesq``, ``lpips``,
 ``fid``, ``fvd``, ``rmse``, ``psnr``); a metric computed with random-initialised features
@@ -29,12 +32,12 @@ import numpy as np
 
 from articulate.errors import InputError
 
-METRIC_NAMES = ("corr2d", "pesq", "lpips", "fid", "fvd", "rmse", "psnr")
+METRIC_NAMES = ("corr2d", "pesq", "lpips", "fid", "fvd", "rmse", "psnr", "contour_msd")
 AUDIO_EXT = {".wav", ".flac", ".ogg"}
 VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv"}
 ARRAY_EXT = {".npy"}
 SUPPORTED = AUDIO_EXT | VIDEO_EXT | ARRAY_EXT
-IMAGE_METRICS = {"corr2d", "lpips", "fid", "fvd", "rmse", "psnr"}
+IMAGE_METRICS = {"corr2d", "lpips", "fid", "fvd", "rmse", "psnr", "contour_msd"}
 
 
 def _kind(path: Path) -> str:
@@ -149,6 +152,15 @@ def _build(name: str, args: argparse.Namespace) -> Any:
     if name == "fvd":
         return M.FVD(weights_path=weights, random_init=args.random_init, pixel_range="byte",
                      clip_frames=args.fvd_clip_frames or None, input_size=64 if args.random_init else 224)
+    if name == "contour_msd":
+        if not args.contour_ckpt:
+            raise InputError(None, "contour_msd tracks the tongue in both videos: give a uti2contour checkpoint with "
+                                   "--contour-ckpt (`articulate train uti2contour`)")
+        from articulate.checkpoints import Checkpoint
+
+        Checkpoint.read(args.contour_ckpt, direction="uti2contour")  # refused here, before any frame is read
+        return M.ContourMSD(pred_kind="images", target_kind="images", contour_ckpt=args.contour_ckpt,
+                            probe=args.probe, mm_per_pixel=args.mm_per_pixel)
     raise ValueError(name)
 
 
@@ -213,6 +225,11 @@ def score(pairs: list[tuple[Path, Path]], metrics: list[str], args: argparse.Nam
         value = float(metric.compute())
         key = name if getattr(metric, "comparable", True) else f"{name}_NOT_COMPARABLE"
         results[key] = value
+        if name == "contour_msd":
+            summary = metric.summary()
+            results["contour_found_fraction"] = summary["found_fraction"]
+            if math.isfinite(summary["msd_mm"]):
+                results["contour_msd_mm"] = summary["msd_mm"]
         if name == "pesq" and metric.failed:
             print(f"articulate score: PESQ could not score {metric.failed} of {metric.failed + metric.scored} pairs "
                   "(excluded from the mean)", file=sys.stderr)
@@ -233,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fid-weights", choices=("fid", "torchvision"), default="fid",
                    help="fid: TF FID Inception (comparable with published FIDs); torchvision: its inception_v3")
     p.add_argument("--fvd-clip-frames", type=int, default=16, help="FVD clip length (0: whole video)")
+    p.add_argument("--contour-ckpt", default=None, help="uti2contour checkpoint that tracks the tongue (contour_msd)")
+    p.add_argument("--probe", choices=("top", "bottom"), default="top",
+                   help="where the probe is in the scored frames (contour_msd; framework renders: top)")
+    p.add_argument("--mm-per-pixel", type=float, default=None, help="pixel size of the frames: contour_msd also in mm")
     p.add_argument("--weights-dir", default=None,
                    help="folder holding pretrained weight files (default: the torch hub cache, then articulate's cache)")
     p.add_argument("--random-init", action="store_true",

@@ -145,7 +145,10 @@ def main(argv: list[str]) -> int:
     if args.batch_size < 1:
         raise InputError(None, "--batch-size must be at least 1")
 
-    tracker = ContourTracker.from_checkpoint(args.ckpt, device=args.device)
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    tracker = ContourTracker.from_checkpoint(args.ckpt, device=device)
     frames, rows, fps, probe = load_input(args.input, (h, w))
     if probe is None:
         probe = _probe_of(frames) if args.probe == "auto" else args.probe

@@ -27,6 +27,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BUILTIN = (
     "articulate.directions.mri2audio",
     "articulate.directions.wav2uti",
+    "articulate.directions.uti2contour",
 )
 
 

@@ -29,6 +29,8 @@ _LAZY = {
     "RMSE": "articulate.metrics.image",
     "PSNR": "articulate.metrics.image",
     "SampleMetric": "articulate.metrics.dedup",
+    "ContourMSD": "articulate.metrics.contour",
+    "msd": "articulate.metrics.contour",
 }
 
 

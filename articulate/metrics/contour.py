@@ -108,6 +108,8 @@ class ContourMSD(SampleMetric):
 
     higher_is_better = False  # for the MSD; report="found_fraction" is better when higher
     width = 4
+    registered_name = "contour_msd"
+    default_inputs = ("video_pred", "video_target")  # mode (a): generated vs real video
 
     def __init__(self, pred_kind: Kind = "keypoints", target_kind: Kind = "keypoints", contour_ckpt: str | None = None,
                  tongue_points: int | None = 11, threshold: float = 0.3, mm_per_pixel: float | None = None,
