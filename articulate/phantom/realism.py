@@ -147,6 +147,37 @@ def cohort_change(root: str | Path, size: int = SIZE, lags: tuple[int, ...] = LA
 # --------------------------------------------------------------------------------------------- F0
 
 
+def video_audio(path: str | Path, sr: int = 16000) -> np.ndarray:
+    """The audio track of a video file (mono float32 at ``sr``), through the ffmpeg the video reader uses."""
+    import subprocess
+
+    from articulate.errors import InputError
+    from articulate.readers.video import _ffmpeg
+
+    proc = subprocess.run([_ffmpeg(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-vn", "-ac", "1",
+                           "-ar", str(int(sr)), "-f", "s16le", "-"], capture_output=True)
+    if proc.returncode != 0 or not proc.stdout:
+        raise InputError(path, "no readable audio track in this video")
+    return np.frombuffer(proc.stdout, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def read_speech(path: str | Path, sr: int = 16000) -> np.ndarray:
+    """Speech of a real recording at ``sr``: a WAV (first channel: AAA keeps sync pulses in the
+    second), the .wav beside a .ult / .param stem, or a video's audio track."""
+    from articulate.readers.audio import read_audio
+    from articulate.readers.ultrasound import utterance_files
+    from articulate.readers.video import VIDEO_SUFFIXES
+
+    p = Path(path)
+    if p.suffix.lower() in VIDEO_SUFFIXES:
+        return video_audio(p, sr)
+    if p.suffix.lower() != ".wav":
+        p = utterance_files(p)["wav"] or p
+    wav, _ = read_audio(p, sr=sr, mono=False)
+    return wav[0]
+
+
+
 def f0_track(wav: np.ndarray, sr: int, fmin: float = 50.0, fmax: float = 600.0, gate_db: float = -35.0) -> np.ndarray:
     """pYIN F0 (Hz) every 10 ms, NaN where unvoiced.
 

@@ -15,7 +15,7 @@ Default geometry (documented choice, small on disk yet like a real micro-convex 
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter, minimum_filter1d
+from scipy.ndimage import gaussian_filter, grey_opening
 
 from articulate.phantom import head
 from articulate.phantom.anatomy import Subject
@@ -133,7 +133,7 @@ class UltrasoundRenderer:
         air = np.where(self.couple, 0.0, 1.0 - out["tissue"])
         # slivers between layers that merely touch (the tongue's underside on the floor of the mouth)
         # are sublingual tissue, not air: only air thicker than ~3 mm along a ray reflects and shadows
-        air = minimum_filter1d(air, 3, axis=1)
+        air = grey_opening(air, size=(1, 3))
         air_f, bone_f, tongue_f = up(air), up(out["bone"]), up(out["tongue"])
         # each tissue's own coordinates (each layer in its own part of the field): its speckle moves with
         # it; the soft tissue under the jaw is pressed onto the probe, so near the probe it stays put
