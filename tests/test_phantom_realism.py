@@ -91,8 +91,8 @@ def test_f0_spread_is_in_the_real_range(uti_cohort, samples_dir):
     real = {p.name: realism.f0_stats(realism.read_speech(p), 16000)["sd_semitones"] for p in paths}
     phantom = realism.cohort_f0(uti_cohort)
     print("\nF0 s.d. (semitones):", {k: round(v, 2) for k, v in real.items()},
-          "phantom per recording %.2f, per speaker %.2f" % (phantom["recording_sd_semitones"],
-                                                            phantom["speaker_sd_semitones"]))
+          f"phantom per recording {phantom['recording_sd_semitones']:.2f}, "
+          f"per speaker {phantom['speaker_sd_semitones']:.2f}")
     assert min(real.values()) > 2.0  # real speech is not monotone: the measure sees that
     assert phantom["speaker_sd_semitones"] >= 2.0, phantom
     assert phantom["recording_sd_semitones"] >= 1.5, phantom

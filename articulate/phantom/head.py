@@ -378,7 +378,7 @@ def tongue_outline(n: int = 400) -> np.ndarray:
     last = inside.shape[1] - 1 - np.argmax(inside[:, ::-1], axis=1)
     outline = pts[np.arange(n), last]
     tip = int(np.argmin(outline[:, 0]))
-    root = [k for k in range(tip, n) if outline[k, 1] >= VALLECULA_Y and outline[k, 0] > centre[0]][0]
+    root = next(k for k in range(tip, n) if outline[k, 1] >= VALLECULA_Y and outline[k, 0] > centre[0])
     return outline[tip: root + 1][::-1].copy()
 
 

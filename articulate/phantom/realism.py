@@ -36,7 +36,7 @@ def resample_frames(frames: np.ndarray, fps_in: float, fps_out: float) -> np.nda
     if abs(fps_in - fps_out) < 1e-9:
         return frames.astype(np.float32)
     n_in = frames.shape[0]
-    n_out = int(math.floor(n_in * fps_out / fps_in + 1e-9))
+    n_out = math.floor(n_in * fps_out / fps_in + 1e-9)
     pos = np.clip((np.arange(n_out) + 0.5) * fps_in / fps_out - 0.5, 0, n_in - 1)
     i0 = np.minimum(np.floor(pos).astype(int), max(n_in - 2, 0))
     i1 = np.minimum(i0 + 1, n_in - 1)
@@ -137,7 +137,7 @@ def cohort_change(root: str | Path, size: int = SIZE, lags: tuple[int, ...] = LA
     for r in recs:
         params = read_param(r.param)
         frames, mask = scan_fan_frames(read_ult(r.image, params), params, size, oversample)
-        n = int(math.floor(len(frames) * FPS / params.fps + 1e-9))
+        n = math.floor(len(frames) * FPS / params.fps + 1e-9)
         for lag, v in frame_change(frames, mask, params.fps, lags).items():
             sums[lag] += v * (n - lag)
             counts[lag] += n - lag
@@ -155,7 +155,7 @@ def video_audio(path: str | Path, sr: int = 16000) -> np.ndarray:
     from articulate.readers.video import _ffmpeg
 
     proc = subprocess.run([_ffmpeg(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-vn", "-ac", "1",
-                           "-ar", str(int(sr)), "-f", "s16le", "-"], capture_output=True)
+                           "-ar", str(int(sr)), "-f", "s16le", "-"], capture_output=True, check=False)
     if proc.returncode != 0 or not proc.stdout:
         raise InputError(path, "no readable audio track in this video")
     return np.frombuffer(proc.stdout, dtype="<i2").astype(np.float32) / 32768.0
@@ -190,8 +190,8 @@ def f0_track(wav: np.ndarray, sr: int, fmin: float = 50.0, fmax: float = 600.0, 
     wav = np.asarray(wav, np.float64)
     if sr != 16000:  # pYIN's cost grows with the sample rate; speech F0 needs no more than 16 kHz
         wav, sr = librosa.resample(wav, orig_sr=sr, target_sr=16000), 16000
-    hop = int(round(0.01 * sr))
-    frame = 1 << int(math.ceil(math.log2(2.5 * sr / fmin)))  # at least 2.5 periods of the lowest F0
+    hop = round(0.01 * sr)
+    frame = 1 << math.ceil(math.log2(2.5 * sr / fmin))  # at least 2.5 periods of the lowest F0
     f0, voiced, _ = librosa.pyin(wav, fmin=fmin, fmax=fmax, sr=sr, frame_length=frame, hop_length=hop)
     rms = librosa.feature.rms(y=wav, frame_length=frame, hop_length=hop)[0][: len(f0)]
     db = 20.0 * np.log10(rms + 1e-10)

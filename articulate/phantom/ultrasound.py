@@ -1,8 +1,9 @@
 """Mid-sagittal ultrasound scan lines from a probe under the chin, rendered from the same head model.
 
 Each scan line is a ray from the probe's virtual centre. Along it: tissue backscatter with
-Rayleigh speckle that belongs to the tissue (sampled in the tissue's own reference coordinates,
-so it moves with the tongue and decorrelates partly between frames), depth attenuation with
+speckle that belongs to the tissue (PSF-imaged scatterers sampled in each layer's own reference
+coordinates, so the pattern moves and deforms with the tongue and jaw, and decorrelates slowly as
+scatterers move through the slice), a tissue texture that travels the same way, depth attenuation with
 partial time-gain compensation, a bright specular echo where the ray first meets air (the tongue
 surface) or bone (mandible, hyoid), and the acoustic shadow beyond it with faint reverberation.
 Values are log-compressed to 8 bits as scanners store them.
@@ -53,7 +54,7 @@ def ray_points(subject: Subject, num_vectors: int, pix_per_vector: int, angle: f
 # thickness (the decorrelation grows with the tongue's speed); fresh noise only on top.
 SCATTER_MM = 0.25  # scatterer-field grid
 PSF_MM = (1.2, 0.55)  # beam PSF (Gaussian sigma, mm): lateral (x), axial (y)
-ELEV_BASE, ELEV_GAIN = 0.02, 2.5  # elevation phase per frame (rad) and per unit of articulator motion
+ELEV_BASE, ELEV_GAIN = 1.2, 2.5  # elevation phase (rad) per second and per unit of articulator motion
 FRESH, NOISE_FLOOR = 0.02, 0.001  # uncorrelated speckle share and electronic noise
 ECHO = (0.06, 0.12)  # backscatter of the tongue body and of the other soft tissue
 SPECKLE = 0.55  # share of the tissue echo that is speckle (the rest: coherent, unvarying)
@@ -79,7 +80,7 @@ class UltrasoundRenderer:
         self.jaw_follow = np.broadcast_to(np.clip((r_mm - r_mm[0]) / PROBE_HOLD_MM, 0, 1), self.couple.shape)
         self.origin = np.array([20.0, 80.0])
         n = (int(130 / SCATTER_MM), int(140 / SCATTER_MM))
-        # channels: two complex scatterer fields (re, im, re, im) seen through the PSF
+        # two complex scatterer fields (re, im, re, im) seen through the PSF
         psf = (PSF_MM[0] / SCATTER_MM, PSF_MM[1] / SCATTER_MM)
         fields = [gaussian_filter(rng.normal(size=n), psf, mode="wrap") for _ in range(4)]
         # echogenicity texture (muscle fibres, fascia) on a ~2 mm scale
@@ -87,7 +88,8 @@ class UltrasoundRenderer:
         tex = np.clip(1.0 + 0.35 * tex / tex.std(), 0.3, 2.0)
         power = float(np.sqrt(np.mean(np.stack(fields) ** 2) * 2))  # to unit complex power
         self.field_shape = n
-        self.fields = [(f / power).astype(np.float32).ravel() for f in fields] + [tex.astype(np.float32).ravel()]
+        self.scatter = [((fields[k] + 1j * fields[k + 1]) / power).astype(np.complex64).ravel() for k in (0, 2)]
+        self.texture = [tex.astype(np.float32).ravel()]
         self.speckle_rms: float | None = None
         self.depth = np.arange(pix_per_vector) / pixels_per_mm  # mm from the first sample
         self.zero_offset, self.angle, self.pixels_per_mm = zero_offset, angle, pixels_per_mm
@@ -95,8 +97,8 @@ class UltrasoundRenderer:
         # slowly varying per-line echo strength (surface orientation, probe contact)
         self.line_gain = 1.0 + 0.25 * gaussian_filter(rng.normal(size=num_vectors), 3.0) * 3
 
-    def _sample(self, coords: np.ndarray) -> list[np.ndarray]:
-        """The field channels at tissue coordinates (mm) [..., 2], bilinear, wrapping at the edges."""
+    def _sample(self, coords: np.ndarray, fields: list[np.ndarray]) -> list[np.ndarray]:
+        """``fields`` at tissue coordinates (mm) [..., 2], bilinear, wrapping at the edges."""
         idx = (coords - self.origin) / SCATTER_MM
         n0, n1 = self.field_shape
         r, c = idx[..., 0], idx[..., 1]
@@ -106,16 +108,15 @@ class UltrasoundRenderer:
         r1, c1 = (r0 + 1) % n0, (c0 + 1) % n1
         corners = [(r0 * n1 + c0, (1 - fr) * (1 - fc)), (r0 * n1 + c1, (1 - fr) * fc),
                    (r1 * n1 + c0, fr * (1 - fc)), (r1 * n1 + c1, fr * fc)]
-        return [sum(f[i] * w for i, w in corners) for f in self.fields]
+        return [sum(f[i] * w for i, w in corners) for f in fields]
 
-    def _speckle(self, coords: np.ndarray, elevation: float) -> tuple[np.ndarray, np.ndarray]:
-        """Speckle envelope (unit RMS) and echogenicity texture at the samples' tissue coordinates."""
-        ch = self._sample(coords)
-        ce, se = np.cos(elevation), np.sin(elevation)
-        env = np.hypot(ch[0] * ce + ch[2] * se, ch[1] * ce + ch[3] * se)
+    def _speckle(self, coords: np.ndarray, elevation: float) -> np.ndarray:
+        """Speckle envelope (unit RMS) at the samples' tissue coordinates."""
+        a, b = self._sample(coords, self.scatter)
+        env = np.abs(a * np.float32(np.cos(elevation)) + b * np.float32(np.sin(elevation)))
         if self.speckle_rms is None:  # one normalisation per recording: no frame-to-frame flicker
             self.speckle_rms = float(np.sqrt(np.mean(env**2)))
-        return env / self.speckle_rms, ch[4]
+        return env / self.speckle_rms
 
     def frame(self, state: dict[str, float], elevation: float = 0.0) -> np.ndarray:
         """One frame of scan lines, uint8 [V, P]; ``elevation`` (rad) advances the out-of-plane speckle."""
@@ -142,7 +143,8 @@ class UltrasoundRenderer:
         ref = np.where(jaw, out["ref"] + (ref - out["ref"]) * self.jaw_follow[..., None], ref)
         coords = ref + out["layer"][..., None] * LAYER_OFFSET_MM
         coords_f = np.stack([up(coords[..., 0]), up(coords[..., 1])], -1)
-        speck, texture = self._speckle(coords_f, elevation)
+        speck = self._speckle(coords_f, elevation)
+        texture = up(self._sample(coords, self.texture)[0])  # smooth: the coarse samples suffice
         fresh = np.abs(self.rng.standard_normal((V, P), dtype=np.float32))  # what no tissue model explains
         speck = (1.0 - FRESH) * (1.0 - SPECKLE + SPECKLE * speck) * texture + FRESH * fresh
 
@@ -178,7 +180,7 @@ def render_ultrasound(traj: Trajectory, subject: Subject, rng: np.random.Generat
     # out-of-plane decorrelation: a little per frame, more while the tongue and jaw move
     motion = sum(np.abs(np.diff(states[a], prepend=states[a][:1])) for a in ("jaw", "tb_height", "tb_back",
                                                                                 "tt_height"))
-    elevation = np.cumsum(ELEV_BASE + ELEV_GAIN * motion)
+    elevation = np.cumsum(ELEV_BASE / fps + ELEV_GAIN * motion)
     frames = np.stack([renderer.frame({a: float(v[k]) for a, v in states.items()}, float(elevation[k]))
                        for k in range(len(times))])
     return frames, times
