@@ -186,10 +186,9 @@ def _intonation(segs: list[tuple[str, float, float, bool]], t: np.ndarray, subje
 
     Declination over the phrase, a rise-fall accent on the first, the last and some of the other
     stressed vowels (rising through the syllable's onset, peaking early in the vowel; later accents
-    downstepped), a final fall over the
-    last vowel (sometimes a rise), consonant microprosody (higher after voiceless, lower in voiced
-    obstruents), a slow wander and a per-utterance key; pitch changes at most ``MAX_F0_SLOPE``.
-    Cycle-to-cycle jitter is added by the glottal source.
+    downstepped), a final fall over the last vowel (sometimes a rise), consonant microprosody
+    (higher after voiceless, lower in voiced obstruents), a slow wander and a per-utterance key;
+    pitch changes at most ``MAX_F0_SLOPE``. Cycle-to-cycle jitter is added by the glottal source.
     """
     n = len(t)
     dt = 1.0 / CONTROL_HZ
