@@ -1,4 +1,5 @@
-"""`articulate phantom mri2audio|wav2uti --out DIR ...` and `articulate phantom preview DIR --out preview.png`."""
+"""`articulate phantom mri2audio|wav2uti --out DIR ...` and `articulate phantom preview DIR --out preview.png
+[--real PATH ...]`."""
 
 from __future__ import annotations
 
@@ -36,12 +37,19 @@ def _parser() -> argparse.ArgumentParser:
     pv = sub.add_parser("preview", help="a PNG sheet of a cohort (MRI tags, ultrasound fans, mel spectrograms)")
     pv.add_argument("root", type=Path, help="a cohort folder, or a folder holding cohorts")
     pv.add_argument("--out", type=Path, default=Path("preview.png"))
+    pv.add_argument("--real", nargs="+", type=Path, default=None, metavar="PATH",
+                    help="real recordings (ultrasound video, .ult, .wav): write a phantom-vs-real sheet instead")
     return p
 
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.command == "preview":
+        if args.real:
+            from articulate.phantom.compare import realism_sheet
+
+            print(realism_sheet(args.root, args.real, args.out))
+            return 0
         from articulate.phantom.preview import preview
 
         print(preview(args.root, args.out))

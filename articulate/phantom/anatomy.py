@@ -2,9 +2,12 @@
 
 One vocal-tract length drives both the size of the anatomy in the images and the formant scale
 of the voice, so that (as in people) a longer tract shows up in both modalities (the imaged oral
-anatomy by half as much as the formants, see :attr:`Subject.scale`). Everything else
-(palate height, tongue size, head pose, F0, jitter, shimmer, breathiness, speaking rate) varies
-independently per subject.
+anatomy by half as much as the formants, see :attr:`Subject.scale`). The larynx ties the voice's
+pitch to the images too: the vocal-fold length (``larynx_mm``, longer in men and in longer tracts)
+sets the mean F0 (F0 ~ 1/length, Titze 1994) and is drawn in the MRI as the antero-posterior
+size of the larynx, whose height drops with the pharynx's length (:attr:`Subject.larynx_drop_mm`).
+Everything else (palate height, tongue size, head pose, jitter, shimmer, breathiness, speaking
+rate) varies independently per subject.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 REFERENCE_VTL_CM = 17.5
+F0_FOLD_HZ_MM = 1900.0  # F0 = this / vocal-fold length: 16.5 mm -> 115 Hz, 9.3 mm -> 205 Hz
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class Subject:
     tag_phase_mm: tuple[float, float]  # SPAMM grid phase
     probe_shift_mm: tuple[float, float]  # ultrasound probe placement under the chin
     probe_tilt_deg: float
+    larynx_mm: float = 15.0  # membranous vocal-fold length (men ~16, women ~10 mm)
 
     @property
     def scale(self) -> float:
@@ -46,6 +51,12 @@ class Subject:
         return 1.0 + 0.5 * (self.vtl_cm / REFERENCE_VTL_CM - 1.0)
 
     @property
+    def larynx_drop_mm(self) -> float:
+        """How much lower (reference mm) the larynx sits than in the 17.5 cm reference tract: the
+        pharynx takes the part of a tract-length difference that the image scale does not."""
+        return 0.5 * (self.vtl_cm - REFERENCE_VTL_CM) * 10.0 * 0.6
+
+    @property
     def formant_scale(self) -> float:
         return REFERENCE_VTL_CM / self.vtl_cm
 
@@ -56,12 +67,16 @@ class Subject:
 def sample_subject(rng: np.random.Generator, subject_id: str) -> Subject:
     """Draw one subject (about half female) from population ranges of adult speakers."""
     female = rng.random() < 0.5
-    vtl = rng.normal(14.8, 0.5) if female else rng.normal(17.3, 0.6)
-    f0 = rng.normal(205.0, 18.0) if female else rng.normal(115.0, 12.0)
+    vtl = float(np.clip(rng.normal(14.8, 0.5) if female else rng.normal(17.3, 0.6), 13.5, 19.0))
+    # vocal folds grow with the larynx, which grows with the tract; F0 follows the folds' length
+    # with a little individual variation (tension, mass) on top
+    fold = (9.6 if female else 16.0) * (vtl / (14.8 if female else 17.3)) ** 1.5 * float(np.exp(rng.normal(0, 0.05)))
+    fold = float(np.clip(fold, 7.5, 20.0))
+    f0 = F0_FOLD_HZ_MM / fold * float(np.exp(rng.normal(0.0, 0.03)))
     return Subject(
         id=subject_id,
         sex="f" if female else "m",
-        vtl_cm=float(np.clip(vtl, 13.5, 19.0)),
+        vtl_cm=vtl,
         palate_mm=float(rng.normal(0.0, 1.5)),
         tongue_size=float(np.clip(rng.normal(1.0, 0.04), 0.9, 1.1)),
         head_rot_deg=float(rng.normal(0.0, 2.0)),
@@ -76,4 +91,5 @@ def sample_subject(rng: np.random.Generator, subject_id: str) -> Subject:
         # a stabilising headset holds the probe: placement differs little between speakers
         probe_shift_mm=(float(rng.normal(0.0, 0.8)), float(rng.normal(0.0, 0.6))),
         probe_tilt_deg=float(rng.normal(0.0, 1.0)),
+        larynx_mm=fold,
     )

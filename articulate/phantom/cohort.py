@@ -25,7 +25,7 @@ from articulate.phantom.anatomy import Subject, sample_subject
 from articulate.phantom.phonetics import LEXICON, SENTENCE_PROMPTS, VOWEL_PROMPTS, WORD_PROMPTS, prompt_text
 from articulate.phantom.trajectories import make_trajectory
 
-VERSION = "3"  # bump when the phantom's output changes: cached cohorts are keyed by it
+VERSION = "4"  # bump when the phantom's output changes: cached cohorts are keyed by it
 KINDS = ("mri2audio", "wav2uti")
 
 MRI2AUDIO_DEFAULTS: dict[str, Any] = {
@@ -93,13 +93,15 @@ def _mri_subject(args: tuple) -> list[dict]:
             n = int(rng.integers(opts["min_samples"], opts["max_samples"] + 1))
             traj = make_trajectory(w, subject, rng, duration_s=n / opts["sr"], lead_s=(0.03, 0.22), fill=(0.5, 0.82))
             wav = synthesize(traj, subject, opts["sr"], n, rng)
-            frames = render_mri(traj, subject, rng, n_frames=opts["n_frames"], size=opts["size"])
+            frames, region, speed = render_mri(traj, subject, rng, n_frames=opts["n_frames"], size=opts["size"],
+                                               truth=True)
             utt = w.replace(" ", "_") + (f"_{rep + 1:02d}" if opts["repetitions"] > 1 else "")
             base = Path(root) / subject.id / utt
             write_mri(base.with_name(utt + ".nii.gz"), frames, frame_s=traj.duration / opts["n_frames"])
             write_audio(base.with_name(utt + ".wav"), wav, opts["sr"])
             traj.extra.update(subject=np.array(json.dumps(subject.as_dict())), kind=np.array("mri2audio"),
-                              frame_times=(np.arange(opts["n_frames"]) + 0.5) * traj.duration / opts["n_frames"])
+                              frame_times=(np.arange(opts["n_frames"]) + 0.5) * traj.duration / opts["n_frames"],
+                              motion_region=region, motion_speed=speed.astype(np.float16))
             _save_traj(traj, base.with_name(utt + ".traj.npz"))
             out.append({"id": f"{subject.id}/{utt}", "subject": subject.id, "utterance": w, "utt": utt,
                         "rep": rep + 1, "sex": subject.sex})
@@ -122,6 +124,7 @@ def _uti_prompts(rng: np.random.Generator, opts: dict[str, Any]) -> list[tuple[s
 
 
 def _uti_subject(args: tuple) -> list[dict]:
+    from articulate.phantom.groundtruth import surface_polar
     from articulate.phantom.speech import synthesize
     from articulate.phantom.ultrasound import ANGLE, PIXELS_PER_MM, ZERO_OFFSET, render_ultrasound
     from articulate.readers.ultrasound import UltrasoundParams, write_utterance
@@ -150,8 +153,11 @@ def _uti_subject(args: tuple) -> list[dict]:
         stem.parent.mkdir(parents=True, exist_ok=True)
         text = prompt_text(words)
         write_utterance(stem, scan, params, wav, opts["sr"], text, speaker=subject.id, date="phantom")
+        surface = surface_polar(traj.at(times), subject, opts["num_vectors"], opts["pix_per_vector"], ANGLE,
+                                geometry["zero_offset"], geometry["pixels_per_mm"])
         traj.extra.update(subject=np.array(json.dumps(subject.as_dict())), kind=np.array("wav2uti"),
-                          frame_times=times, task=np.array(task))
+                          frame_times=times, task=np.array(task), surface_polar=surface,
+                          keypoints_polar=surface[:, ::10])
         _save_traj(traj, stem.with_name(stem_name + ".traj.npz"))
         out.append({"id": f"{subject.id}/{stem_name}", "subject": subject.id, "utterance": text, "utt": stem_name,
                     "rep": 1, "sex": subject.sex, "task": task})
@@ -189,7 +195,8 @@ def generate(kind: str, out_dir: str | Path, subjects: int | None = None, seed: 
     extra_words, repetitions, sr, n_frames, size, min_samples, max_samples). "wav2uti": UltraSuite
     stems ``<speaker>/<id>.{ult,param,wav,txt}`` (options: vowels, words, sentences, repetitions,
     sr, fps, num_vectors, pix_per_vector). Each recording has ``<id>.traj.npz`` (ground-truth
-    trajectories); ``manifest.csv`` lists everything and is written last.
+    trajectories, and the moving-articulator region / the tongue surface: see
+    :mod:`articulate.phantom.groundtruth`); ``manifest.csv`` lists everything and is written last.
     """
     from articulate.readers.dataset_index import Recording, write_manifest
 

@@ -21,6 +21,7 @@ tissue's own coordinates (SPAMM tags, speckle, texture) travel with it.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import numpy as np
@@ -241,8 +242,15 @@ def _static(p: np.ndarray, subject: Subject) -> tuple[np.ndarray, np.ndarray, np
     nasal = _smin(_ell(p, (66.0, 88.0), 34.0, 8.5), _ell(p, (112.0, 96.0), 12.0, 7.0), k=3.0)
     oral = np.maximum.reduce([palate_y(x, subject) - y, y - 140.0, 45.0 - x, x - pw])
     front = np.where(y < 172.0, 109.0, 108.0 + 0.1 * (y - 172.0))
-    pharynx = np.maximum.reduce([x - pw, front - x, 96.0 - y, y - 250.0])
-    airway = _smin(nasal, oral, pharynx, k=1.5)
+    # the larynx (reference mm; lower in a longer pharynx): below the arytenoids the airway runs
+    # through the larynx only, whose antero-posterior size at the glottis is the vocal folds' length
+    yg, fold = 207.0 + subject.larynx_drop_mm, subject.larynx_mm
+    xa = 109.5
+    pharynx = np.maximum.reduce([x - pw, front - x, 96.0 - y, y - (yg - 12.0)])
+    back = xa + 0.8 * fold + 1.0  # the arytenoids and the cricoid lamina close the airway behind
+    larynx = np.maximum.reduce([x - back, xa - x, (yg - 24.0) - y, y - 250.0])
+    ventricle = _ell(p, (xa + 1.0 + 0.15 * fold, yg - 3.0), 0.25 * fold, 1.4)
+    airway = _smin(nasal, oral, pharynx, larynx, ventricle, k=1.5)
     sinus = _ell(p, (118.0, 70.0), 11.0, 8.0)
     a_air = np.maximum(_alpha(airway), _alpha(sinus))
     turbinates = np.maximum(_alpha(_ell(p, (70.0, 86.0), 22.0, 2.2, -4.0)), _alpha(_ell(p, (62.0, 93.0), 18.0, 2.0)))
@@ -251,6 +259,13 @@ def _static(p: np.ndarray, subject: Subject) -> tuple[np.ndarray, np.ndarray, np
     epiglottis = _ell(p, (113.0, 172.0), 2.0, 10.0, 15.0)
     rho = rho * (1 - _alpha(hyoid)) + _alpha(hyoid) * (CORTEX + MARROW * _alpha(hyoid + 1.2))
     rho = np.maximum(rho, MUCOSA * _alpha(epiglottis))
+    # thyroid cartilage in front of the glottis and the cricoid ring below it (partly ossified:
+    # marrow inside a dark rim), sized with the folds
+    thyroid = _box(p, xa - 6.5, xa - 2.5, yg - 0.9 * fold, yg + 5.0) - 0.5
+    cricoid = np.minimum(_box(p, back + 1.0, back + 6.0, yg + 1.0, yg + 1.0 + 0.9 * fold),
+                         _box(p, xa - 5.5, xa - 1.5, yg + 8.0, yg + 12.0)) - 0.5
+    for d in (thyroid, cricoid):
+        rho = rho * (1 - _alpha(d)) + _alpha(d) * (CORTEX + FAT * _alpha(d + 1.0))
     bone = np.maximum.reduce([bone, _alpha(hyoid), _alpha(skull) * (1 - _alpha(skull + 2.0))])
     return a_head * (1.0 - a_air), rho, bone
 
@@ -288,8 +303,11 @@ def render(points_img: np.ndarray, state: dict[str, float], subject: Subject, sh
 
     ``shade(layer, ref_xy, rho, alpha)`` may modulate each layer's intensity using the tissue's own
     reference coordinates (tags, speckle). Returns ``value`` (composited), ``tissue`` (alpha of any
-    tissue), ``tongue`` and ``bone`` alphas and ``tongue_ref`` (tongue reference coordinates, NaN
-    outside the moving region). Pass ``static=static_maps(points_img, subject)`` to reuse the static part.
+    tissue), ``tongue`` and ``bone`` alphas, ``tongue_ref`` (tongue reference coordinates, NaN
+    outside the moving region), ``layer`` (the frontmost opaque layer: 0 static, else 1 + its index
+    in :data:`LAYERS`), ``layer_ref`` (that layer's own reference coordinates, so speckle and tags
+    can travel with any tissue) and ``moving`` (alpha of any moving layer not under the hard palate
+    or teeth). Pass ``static=static_maps(points_img, subject)`` to reuse the static part.
     """
     st = static if static is not None else static_maps(points_img, subject)
     shade = shade or (lambda layer, ref, rho, alpha: rho)
@@ -300,9 +318,13 @@ def render(points_img: np.ndarray, state: dict[str, float], subject: Subject, sh
     bone = st["bone"].copy()
     tongue = np.zeros(roi.shape)
     tongue_ref = np.full(roi.shape + (2,), np.nan)
+    layer_id = np.zeros(roi.shape, np.int8)
+    layer_ref = st["p"].copy()
+    moving = np.zeros(roi.shape)
     v, ti, bo = value[roi], tissue[roi], bone[roi]
+    lid, lref, mv = layer_id[roi], layer_ref[roi], moving[roi]
     pos = layer_positions(p, state, subject)
-    for layer in LAYERS:
+    for i, layer in enumerate(LAYERS):
         X = pos[layer]
         if layer == "jaw":
             a, rho = _jaw(X)
@@ -320,23 +342,46 @@ def render(points_img: np.ndarray, state: dict[str, float], subject: Subject, sh
             a, rho = _velum(X)
         v = v * (1 - a) + a * shade(layer, X, rho, a)
         ti = np.maximum(ti, a)
+        mv = np.maximum(mv, a)
+        front = a > 0.5
+        lid[front] = i + 1
+        lref[front] = X[front]
     value[roi], tissue[roi], bone[roi] = v, ti, bo
+    layer_id[roi], layer_ref[roi], moving[roi] = lid, lref, mv
     a_h = st["a_h"]
     value = value * (1 - a_h) + a_h * shade("hard", st["p"], st["rho_h"], a_h)
     bone = np.maximum(bone, a_h)
+    hard = a_h > 0.5
+    layer_id[hard] = 0
+    layer_ref[hard] = st["p"][hard]
     return {"value": value, "tissue": tissue, "tongue": tongue, "bone": bone, "tongue_ref": tongue_ref,
-            "ref": st["p"]}
+            "ref": st["p"], "layer": layer_id, "layer_ref": layer_ref, "moving": moving * (1 - a_h)}
 
 
-def tongue_surface(state: dict[str, float], subject: Subject, n: int = 60) -> np.ndarray:
-    """Upper tongue contour (image mm, [n, 2]) from tip to root, by mapping the rest contour forward."""
-    # the rest contour: walk along the reference tongue's top boundary
-    xs = np.linspace(50.0, 118.0, n)
-    ys = np.linspace(90.0, 190.0, 400)
-    grid = np.stack(np.broadcast_arrays(xs[:, None], ys[None, :]), -1)
-    d = tongue_sdf(grid)
-    top = np.argmax(d < 0, axis=1)
-    ok = (d < 0).any(axis=1)
-    X = np.stack([xs[ok], ys[top[ok]]], -1)
-    x = _tongue_forward(X, state, subject)
-    return reference_to_image(x, subject)
+VALLECULA_Y = 168.0  # reference mm: where the tongue root's surface meets the vallecula
+
+
+@functools.lru_cache(maxsize=4)
+def tongue_outline(n: int = 400) -> np.ndarray:
+    """The rest tongue's air-facing surface (reference mm, [m, 2]) from the vallecula to the tip.
+
+    Rays from inside the tongue find its outer boundary (the shape is star-shaped about that
+    centre); the surface runs from the root's back at :data:`VALLECULA_Y` over the dorsum to the
+    tip (the most anterior point), the part a midsagittal ultrasound or MRI shows against air.
+    """
+    centre = np.array([86.0, 138.0])
+    phi = np.linspace(np.pi, 2.0 * np.pi + 1.3, n)  # front, up over the top, back, down the root
+    r = np.linspace(0.0, 70.0, 2801)
+    d = np.stack([np.cos(phi), np.sin(phi)], -1)
+    pts = centre + r[None, :, None] * d[:, None, :]
+    inside = tongue_sdf(pts) < 0
+    last = inside.shape[1] - 1 - np.argmax(inside[:, ::-1], axis=1)
+    outline = pts[np.arange(n), last]
+    tip = int(np.argmin(outline[:, 0]))
+    root = next(k for k in range(tip, n) if outline[k, 1] >= VALLECULA_Y and outline[k, 0] > centre[0])
+    return outline[tip: root + 1][::-1].copy()
+
+
+def tongue_surface(state: dict[str, float], subject: Subject) -> np.ndarray:
+    """The tongue's air-facing surface in ``state`` (image mm, [m, 2]) from the vallecula to the tip."""
+    return reference_to_image(_tongue_forward(tongue_outline(), state, subject), subject)

@@ -39,10 +39,20 @@ def _texture(rng: np.random.Generator, n: int = 96, sigma: float = 1.2) -> np.nd
 
 def render_mri(traj: Trajectory, subject: Subject, rng: np.random.Generator, n_frames: int = N_FRAMES,
                size: int = SIZE, pixel_mm: float = PIXEL_MM, tag_spacing_mm: float = 8.5, tag_t1_s: float = 0.85,
-               tag_depth: float = 0.8, noise: float = 0.03) -> np.ndarray:
-    """Frames float32 [n_frames, size, size] in [0, 1], frame k at ``frame_times(duration)[k]``."""
+               tag_depth: float = 0.8, noise: float = 0.03,
+               truth: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frames float32 [n_frames, size, size] in [0, 1], frame k at ``frame_times(duration)[k]``.
+
+    With ``truth``: also the moving-articulator region (bool) and the tissue speed (mm/s, float32),
+    both [n_frames, size, size] (:func:`articulate.phantom.groundtruth.frame_motion`).
+    """
+    from articulate.phantom.groundtruth import SPEED_DT_S, frame_motion
+
     times = frame_times(traj.duration, n_frames)
     states = traj.at(times)
+    before, after = traj.at(times - SPEED_DT_S), traj.at(times + SPEED_DT_S)
+    region = np.zeros((n_frames, size, size), bool)
+    speed = np.zeros((n_frames, size, size), np.float32)
     state0 = {k: float(v[0]) for k, v in states.items()}
     c = (np.arange(size) + 0.5) * pixel_mm + (SIZE * PIXEL_MM - size * pixel_mm) / 2.0
     pts = np.stack(np.meshgrid(c, c, indexing="xy"), -1)  # [H, W, 2] as (x, y) mm; row 0 = top
@@ -67,8 +77,13 @@ def render_mri(traj: Trajectory, subject: Subject, rng: np.random.Generator, n_f
             m = tag_grid(p0, tag_spacing_mm, subject.tag_phase_mm)
             return rho * (1.0 - contrast * (1.0 - m)) * (1.0 + 0.06 * texture_at(ref))
 
-        img = head.render(pts, state, subject, shade, static)["value"] * subject.intensity
+        out = head.render(pts, state, subject, shade, static)
+        img = out["value"] * subject.intensity
         re = img + rng.normal(0.0, noise, img.shape)
         im = rng.normal(0.0, noise, img.shape)
         frames[k] = np.sqrt(re * re + im * im)
-    return np.clip(frames / 1.1, 0.0, 1.0)
+        if truth:
+            region[k], speed[k] = frame_motion(out, {a: float(v[k]) for a, v in before.items()},
+                                               {a: float(v[k]) for a, v in after.items()}, subject)
+    frames = np.clip(frames / 1.1, 0.0, 1.0)
+    return (frames, region, speed) if truth else frames

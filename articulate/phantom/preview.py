@@ -36,27 +36,6 @@ def _mel(ax, wav: np.ndarray, sr: int, marks: np.ndarray, title: str) -> None:
     ax.set_title(title, fontsize=9)
 
 
-def _contour_on_fan(fan, traj_path: Path, time_s: float, params) -> np.ndarray:
-    """Ground-truth tongue surface in fan-image pixels (row, col) at ``time_s`` of the recording."""
-    from articulate.phantom import head
-    from articulate.phantom.cohort import load_subject
-    from articulate.phantom.trajectories import load_trajectory
-    from articulate.phantom.ultrasound import PROBE_REF
-
-    subject = load_subject(traj_path)
-    traj = load_trajectory(traj_path)
-    state = {k: float(v[0]) for k, v in traj.at(np.array([time_s])).items()}
-    ref = head.image_to_reference(head.tongue_surface(state, subject), subject)
-    d = ref - (PROBE_REF + np.array(subject.probe_shift_mm))
-    theta = np.arctan2(-d[:, 0], -d[:, 1]) - np.deg2rad(subject.probe_tilt_deg)
-    radius = np.hypot(d[:, 0], d[:, 1]) * subject.scale * params.pixels_per_mm  # samples from the centre
-    x, y = radius * np.sin(theta), radius * np.cos(theta)
-    rows = y / fan.samples_per_pixel + fan.apex[0]
-    cols = x / fan.samples_per_pixel + fan.apex[1]
-    keep = (np.abs(theta) <= (params.num_vectors // 2) * params.angle) & (radius >= params.zero_offset)
-    return np.stack([rows[keep], cols[keep]], 1)
-
-
 def _tongue_window(rec, shape: tuple[int, int]) -> tuple[int, int]:
     """Top-left corner of a 64 x 64 window centred on the subject's tongue (from its ground truth)."""
     from articulate.phantom import head
@@ -77,6 +56,7 @@ def preview(root: str | Path, out: str | Path, n_frames: int = 8) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from articulate.phantom.groundtruth import tongue_keypoints
     from articulate.readers.audio import read_audio
     from articulate.readers.dataset_index import read_manifest
     from articulate.readers.mri import read_mri
@@ -128,20 +108,28 @@ def preview(root: str | Path, out: str | Path, n_frames: int = 8) -> Path:
             fan = FanConverter(utt.params, size=(160, 220))
             idx = np.linspace(0, utt.num_frames - 1, n_frames).round().astype(int)
             times = (idx + 0.5) / utt.params.fps
-            offset = utt.trim.get("samples_dropped_start", 0) / sr
+            first = utt.trim.get("frames_dropped_start", 0)
             traj_path = rec.image.with_name(rec.image.name[: -len(".ult")] + ".traj.npz")
+            truth = None
+            if traj_path.is_file():
+                with np.load(traj_path) as z:
+                    has = "surface_polar" in z.files
+                if has:
+                    truth = (tongue_keypoints(traj_path, fan.size, dense=True), tongue_keypoints(traj_path, fan.size))
             for j, k in enumerate(idx):
                 ax = fig.add_subplot(grid[2 * b, j])
                 img = fan(utt.scanlines[k].astype(np.float32))
                 ax.imshow(img[::-1], cmap="gray", vmin=0, vmax=255)  # probe at the bottom, as displayed clinically
-                if traj_path.is_file():
-                    c = _contour_on_fan(fan, traj_path, times[j] + offset, utt.params)
-                    ax.plot(c[:, 1], img.shape[0] - 1 - c[:, 0], "-", color="lime", lw=0.8, alpha=0.7)
+                if truth is not None:
+                    c, kp = truth[0][first + k], truth[1][first + k]
+                    ax.plot(c[:, 0], img.shape[0] - 1 - c[:, 1], "-", color="lime", lw=0.8, alpha=0.7)
+                    ax.plot(kp[:, 0], img.shape[0] - 1 - kp[:, 1], ".", color="yellow", ms=2.5)
                 ax.set_xlim(0, img.shape[1] - 1)
                 ax.set_ylim(img.shape[0] - 1, 0)
                 ax.set_title(f"frame {k} ({times[j]:.2f} s)", fontsize=8)
                 ax.axis("off")
-            title = (f"ultrasound {rec.id} ('{rec.utterance}', tip on the right, green = true tongue surface): "
+            title = (f"ultrasound {rec.id} ('{rec.utterance}', tip on the right, green = true tongue surface, "
+                     "yellow = its 11 keypoints vallecula -> tip): "
                      "mel spectrogram, cyan = frames shown")
         _mel(fig.add_subplot(grid[2 * b + 1, :]), wav, sr, times, title)
     out = Path(out)

@@ -1,10 +1,14 @@
 """Smooth, coarticulated articulator trajectories with natural timing variation.
 
-A prompt becomes a sequence of timed segments; each segment places plateau targets only on the
-articulators its phoneme specifies, the gaps are interpolated between neighbours (coarticulation),
-and each articulator is low-pass filtered with its own time constant (jaw slow, tongue tip fast).
-Segment durations vary per token (log-normal), per subject (speaking rate) and by stress and
-phrase-final lengthening, so repetitions of one word never line up exactly.
+A prompt becomes a sequence of timed segments; each segment places targets only on the
+articulators its phoneme specifies (held over a consonant's middle, only briefly in a vowel, so
+formants keep moving), the gaps are interpolated between neighbours (coarticulation), and each
+articulator is low-pass filtered with its own time constant (jaw slow, tongue tip fast). Around
+the speech the articulators glide from rest into an in-breath, and relax slowly afterwards; a slow
+postural drift (and quiet breathing in silence) means the tongue is never frozen. Segment
+durations vary per token (log-normal), per subject (speaking rate) and by stress and phrase-final
+lengthening, so repetitions of one word never line up exactly. F0 follows an intonation contour
+(:func:`_intonation`) around the subject's mean F0, which its larynx sets (:mod:`anatomy`).
 """
 
 from __future__ import annotations
@@ -84,8 +88,11 @@ def plan_segments(words: str, subject: Subject, rng: np.random.Generator, durati
         if ph in ("p", "t", "k") and PHONEMES[nxt].kind in ("vowel", "approximant", "silence"):
             seq.append(("H", False))
     durs = []
+    sustained = len(seq) == 1 and PHONEMES[seq[0][0]].kind == "vowel"  # a vowel prompt is held (~0.5 s)
     for i, (ph, stress) in enumerate(seq):
         d = PHONEMES[ph].duration_ms * subject.rate * float(np.exp(rng.normal(0.0, 0.13)))
+        if sustained:
+            d *= 2.5
         if stress:
             d *= 1.5
         if i >= len(seq) - 2:  # phrase-final lengthening
@@ -115,30 +122,122 @@ def plan_segments(words: str, subject: Subject, rng: np.random.Generator, durati
     return out
 
 
+# The posture taken to breathe in just before speaking: jaw and lips part, the tongue drops, the
+# nasal port is still open (added to the rest posture of "sil")
+INHALE = {"jaw": 0.12, "tb_height": -0.1, "tb_back": 0.05, "tt_height": -0.03, "lip_round": -0.05,
+          "lip_close": -0.45, "velum": 0.1}
+DRIFT_SIGMA_MS = 140.0  # slow postural drift: never exactly still, also in silence
+DRIFT_SD = {"speech": 0.02, "silence": 0.035}
+
+
+def _articulators(segs: list[tuple[str, float, float, bool]], t: np.ndarray,
+                  rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Articulator curves: targets per segment, interpolated between neighbours, smoothed, plus drift.
+
+    Consonants hold their targets over the middle of the segment; vowels only briefly (so formants
+    keep moving through a vowel, as they do in speech); silences are a glide from the rest posture
+    into an in-breath before speaking and a slow relaxation back to rest after it.
+    """
+    n = len(t)
+    speech_start, speech_end, total = segs[1][1], segs[-1][1], segs[-1][2]
+    jit = {a: rng.normal(0.0, 0.03, len(segs)) for a in ARTICULATORS}  # token-to-token target variation
+    rest = {a: float(np.clip(PHONEMES["sil"].targets[a] + rng.normal(0.0, 0.04), 0, 1)) for a in ARTICULATORS}
+    t_inhale = max(0.5 * speech_start, speech_start - float(rng.uniform(0.08, 0.16)))
+    t_relaxed = min(total, speech_end + float(rng.uniform(0.25, 0.45)))
+    depth = float(rng.uniform(0.5, 1.0))  # how deep the in-breath is
+    breath_hz, breath_phase = float(rng.uniform(0.2, 0.35)), float(rng.uniform(0, 2 * np.pi))
+    in_speech = ((t >= speech_start) & (t <= speech_end)).astype(np.float64)
+    in_speech = gaussian_filter1d(in_speech, 60.0 * CONTROL_HZ / 1000.0, mode="nearest")
+    art: dict[str, np.ndarray] = {}
+    for a in ARTICULATORS:
+        pts_t, pts_v = [0.0], [rest[a]]
+        if t_inhale > 0.02:
+            pts_t.append(t_inhale)
+            pts_v.append(rest[a] + depth * INHALE[a])
+        for k, (ph, s, e, _) in enumerate(segs[1:-1], start=1):
+            val = PHONEMES[ph].targets.get(a)
+            if val is None:
+                continue
+            lo, hi = (0.42, 0.58) if PHONEMES[ph].kind == "vowel" else (0.3, 0.7)
+            v = float(np.clip(val + jit[a][k], 0.0, 1.0))
+            pts_t += [s + lo * (e - s), s + hi * (e - s)]
+            pts_v += [v, v]
+        if t_relaxed > pts_t[-1]:
+            pts_t.append(t_relaxed)
+            pts_v.append(rest[a])
+        curve = np.interp(t, pts_t, pts_v)
+        curve = gaussian_filter1d(curve, ART_SIGMA_MS[a] * CONTROL_HZ / 1000.0, mode="nearest")
+        drift = gaussian_filter1d(rng.normal(0.0, 1.0, n), DRIFT_SIGMA_MS * CONTROL_HZ / 1000.0, mode="reflect")
+        drift /= max(float(np.std(drift)), 1e-9)
+        sd = DRIFT_SD["silence"] + (DRIFT_SD["speech"] - DRIFT_SD["silence"]) * in_speech
+        curve = curve + sd * drift
+        if a in ("jaw", "tb_height"):  # quiet breathing moves the jaw and tongue a little
+            curve = curve + 0.015 * (1.0 - in_speech) * np.sin(2 * np.pi * breath_hz * t + breath_phase)
+        art[a] = np.clip(curve, 0.0, 1.0)
+    return art
+
+
+MAX_F0_SLOPE = 60.0  # semitones per second: about the fastest large pitch change (Xu & Sun 2002)
+
+
+def _intonation(segs: list[tuple[str, float, float, bool]], t: np.ndarray, subject: Subject,
+                rng: np.random.Generator) -> np.ndarray:
+    """F0 (Hz): the subject's mean F0 moved by a phrase contour in semitones.
+
+    Declination over the phrase, a rise-fall accent on the first, the last and some of the other
+    stressed vowels (rising through the syllable's onset, peaking early in the vowel; later accents
+    downstepped), a final fall over the last vowel (sometimes a rise), consonant microprosody
+    (higher after voiceless, lower in voiced obstruents), a slow wander and a per-utterance key;
+    pitch changes at most ``MAX_F0_SLOPE``. Cycle-to-cycle jitter is added by the glottal source.
+    """
+    n = len(t)
+    dt = 1.0 / CONTROL_HZ
+    speech_start, speech_end = segs[1][1], segs[-1][1]
+    u = np.clip((t - speech_start) / max(speech_end - speech_start, 1e-3), 0, 1)
+    st = float(rng.normal(0.0, 0.6)) + float(rng.uniform(0.5, 1.5)) - float(rng.uniform(1.5, 3.5)) * u
+    span = float(rng.uniform(0.85, 1.35))  # how lively this utterance is
+    stressed = [k for k, seg in enumerate(segs) if seg[3]]
+    # the first and the last (nuclear) stressed syllables carry an accent, the others only sometimes
+    accented = {k for k in stressed if k in (stressed[0], stressed[-1]) or rng.random() < 0.5} if stressed else set()
+    k_acc = 0
+    for k, (ph, s, e, stress) in enumerate(segs):
+        p = PHONEMES[ph]
+        if k in accented:
+            amp = span * float(rng.uniform(4.0, 7.0)) * 0.85**k_acc
+            peak = s + float(rng.uniform(0.2, 0.5)) * (e - s)
+            rise, fall = 0.08, max(0.1, 0.7 * (e - peak))
+            width = np.where(t < peak, rise, fall)
+            st = st + amp * np.exp(-0.5 * ((t - peak) / width) ** 2)
+            k_acc += 1
+        if p.kind in ("stop", "fricative") and not p.voiced:  # raised F0 at the next voicing onset
+            st = st + 1.0 * np.exp(-np.clip(t - e, 0, None) / 0.03) * (t >= e)
+        elif p.kind in ("stop", "fricative"):
+            st = st - 0.7 * ((t >= s) & (t < e))
+    vowels = [(s, e) for ph, s, e, _ in segs if PHONEMES[ph].kind == "vowel"]
+    if vowels:  # the boundary tone: a fall (statements) or a rise over the last vowel
+        s, e = vowels[-1]
+        tail = np.clip((t - 0.5 * (s + e)) / max(0.5 * (e - s), 1e-3), 0, 1)
+        st = st + span * float(rng.uniform(3.0, 6.0)) * (-1.0 if rng.random() < 0.8 else 0.7) * tail**2
+    wander = gaussian_filter1d(rng.normal(0, 1, n), 40.0, mode="nearest")
+    st = st + 0.35 * wander / max(float(np.std(wander)), 1e-9)
+    st = gaussian_filter1d(st, 8.0, mode="nearest")
+    # slew-rate limit (the larynx cannot step), run both ways and averaged so it does not lag
+    step = MAX_F0_SLOPE * dt
+    fwd, bwd = st.copy(), st.copy()
+    for i in range(1, n):
+        fwd[i] = min(max(st[i], fwd[i - 1] - step), fwd[i - 1] + step)
+        bwd[n - 1 - i] = min(max(st[n - 1 - i], bwd[n - i] - step), bwd[n - i] + step)
+    lim = 0.5 * (fwd + bwd)
+    return subject.f0_hz * 2.0 ** (lim / 12.0)
+
+
 def make_trajectory(words: str, subject: Subject, rng: np.random.Generator, duration_s: float | None = None,
                     lead_s: tuple[float, float] = (0.08, 0.2), fill: tuple[float, float] | None = None) -> Trajectory:
     segs = plan_segments(words, subject, rng, duration_s, lead_s, fill)
     total = segs[-1][2]
     n = int(round(total * CONTROL_HZ)) + 1
     t = np.arange(n) / CONTROL_HZ
-    # token-to-token variability of the targets themselves
-    jit = {a: rng.normal(0.0, 0.03, len(segs)) for a in ARTICULATORS}
-
-    art: dict[str, np.ndarray] = {}
-    for a in ARTICULATORS:
-        pts_t, pts_v = [], []
-        for k, (ph, s, e, _) in enumerate(segs):
-            val = PHONEMES[ph].targets.get(a)
-            if val is None:
-                continue
-            lo, hi = (0.35, 0.65) if PHONEMES[ph].kind == "vowel" else (0.2, 0.8)
-            if ph == "sil":
-                lo, hi = 0.05, 0.95
-            v = float(np.clip(val + jit[a][k], 0.0, 1.0))
-            pts_t += [s + lo * (e - s), s + hi * (e - s)]
-            pts_v += [v, v]
-        curve = np.interp(t, pts_t, pts_v) if pts_t else np.full(n, 0.5)
-        art[a] = np.clip(gaussian_filter1d(curve, ART_SIGMA_MS[a] * CONTROL_HZ / 1000.0, mode="nearest"), 0, 1)
+    art = _articulators(segs, t, rng)
 
     seg_idx = np.clip(np.searchsorted([s for _, s, _, _ in segs], t, side="right") - 1, 0, len(segs) - 1)
     raw = {k: np.zeros(len(segs)) for k in SOURCES}
@@ -172,15 +271,8 @@ def make_trajectory(words: str, subject: Subject, rng: np.random.Generator, dura
             bursts.append((e, hz * subject.formant_scale, 1.0 if not p.voiced else 0.55))
     bursts_arr = np.array(bursts, dtype=np.float64).reshape(-1, 3)
 
-    # F0: declination over the phrase, an accent on each stressed vowel, slow wander
+    f0 = _intonation(segs, t, subject, rng)
     u = np.clip((t - speech_start) / max(speech_end - speech_start, 1e-3), 0, 1)
-    accent = np.zeros(n)
-    for ph, s, e, stress in segs:
-        if stress:
-            accent += np.exp(-0.5 * ((t - (s + 0.35 * (e - s))) / 0.07) ** 2)
-    wander = gaussian_filter1d(rng.normal(0, 1, n), 40.0, mode="nearest")
-    wander *= 0.02 / max(float(np.std(wander)), 1e-9)
-    f0 = subject.f0_hz * float(np.exp(rng.normal(0, 0.03))) * (1.06 - 0.12 * u) * (1 + 0.12 * accent) * (1 + wander)
     src["loudness"] = src["loudness"] * (1.0 - 0.25 * u)
 
     return Trajectory(t=t, art=art, src=src, f0=f0, formants=formants(art, subject.formant_scale), fric_hz=fric,

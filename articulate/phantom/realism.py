@@ -1,0 +1,254 @@
+"""How much the phantom looks and sounds like real recordings: the same measures on phantom and real data.
+
+- Frame change: mean absolute difference (0-255 pixel units) between ultrasound fan images one
+  and six frames apart at 60 fps, inside the fan, at 64 x 64 pixels: what a wav2uti model sees
+  (``datamodules.wav2uti``: fan images or videos area-resized to 64 px, linearly resampled in
+  time to 60 fps). Speckle redrawn every frame makes the 1-frame change large and the 6-frame
+  change barely larger; speckle that moves with the tissue changes little between neighbouring
+  frames and more as the tongue moves on.
+- F0: pYIN (librosa) on the voiced frames (noise called voiced at the search range's edge is
+  dropped); the spread in semitones about the recording's (or the speaker's) median. Monotone
+  speech has a small spread.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+FPS = 60.0
+SIZE = 64
+LAGS = (1, 6)
+
+
+# --------------------------------------------------------------------------------------------- frames
+
+
+def resample_frames(frames: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
+    """Linear interpolation in time of ``[F, H, W]`` frames (float32) from ``fps_in`` to ``fps_out``.
+
+    Output frame i is interpolated at the centre of ``[i, i + 1) / fps_out`` from the input frames'
+    centres, as the wav2uti DataModule resamples (rounded to uint8 there too when ``frames`` is uint8).
+    """
+    frames = np.asarray(frames)
+    if abs(fps_in - fps_out) < 1e-9:
+        return frames.astype(np.float32)
+    n_in = frames.shape[0]
+    n_out = math.floor(n_in * fps_out / fps_in + 1e-9)
+    pos = np.clip((np.arange(n_out) + 0.5) * fps_in / fps_out - 0.5, 0, n_in - 1)
+    i0 = np.minimum(np.floor(pos).astype(int), max(n_in - 2, 0))
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    w = (pos - i0)[:, None, None]
+    out = frames[i0].astype(np.float32) * (1 - w) + frames[i1].astype(np.float32) * w
+    return np.clip(np.rint(out), 0, 255) if frames.dtype == np.uint8 else out
+
+
+def frame_change(frames: np.ndarray, mask: np.ndarray, fps: float, lags: tuple[int, ...] = LAGS,
+                 fps_out: float = FPS) -> dict[int, float]:
+    """Mean |frame[t + lag] - frame[t]| inside ``mask`` after resampling to ``fps_out`` (lags in output frames)."""
+    x = resample_frames(frames, fps, fps_out)
+    m = np.asarray(mask, bool)
+    out = {}
+    for lag in lags:
+        if x.shape[0] <= lag:
+            raise ValueError(f"{x.shape[0]} frames at {fps_out:g} fps: too few for a lag of {lag}")
+        out[int(lag)] = float(np.abs(x[lag:, m] - x[:-lag, m]).mean())
+    return out
+
+
+def _area(frames: np.ndarray, size: int) -> np.ndarray:
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))[:, None]
+    return F.interpolate(x, size=(size, size), mode="area")[:, 0].numpy()
+
+
+def scan_fan_frames(scanlines: np.ndarray, params, size: int = SIZE, oversample: int = 4) -> tuple[np.ndarray,
+                                                                                                   np.ndarray]:
+    """Scan lines -> uint8 fan images [F, size, size] and the fan mask.
+
+    The fan is drawn at ``oversample`` x ``size`` (bilinear) and area-averaged to ``size``, as an
+    exported ultrasound video is area-resized: sub-pixel speckle averages out instead of aliasing.
+    ``oversample=1`` is the DataModule's direct bilinear fan (``FanConverter(params, (size, size))``).
+    """
+    from articulate.readers.ultrasound import FanConverter
+
+    fan = FanConverter(params, size=(size * oversample, size * oversample), order=1)
+    img = np.asarray(fan(np.asarray(scanlines, np.float32)))
+    if oversample > 1:
+        img = _area(img, size)
+        mask = _area(fan.mask[None].astype(np.float32), size)[0] > 0.999
+    else:
+        mask = fan.mask
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8), mask
+
+
+def ult_fan_frames(path: str | Path, size: int = SIZE, oversample: int = 4) -> tuple[np.ndarray, np.ndarray, float]:
+    """A raw ``.ult`` (with its ``.param`` or AAA ``US.txt``) as (fan images, fan mask, fps); every frame."""
+    from articulate.errors import InputError
+    from articulate.readers.ultrasound import read_param, read_ult, utterance_files
+
+    files = utterance_files(path)
+    if files["ult"] is None or files["param"] is None:
+        raise InputError(path, "needs a .ult and its .param (or US.txt) beside it")
+    params = read_param(files["param"])
+    img, mask = scan_fan_frames(read_ult(files["ult"], params), params, size, oversample)
+    return img, mask, float(params.fps)
+
+
+def video_fan_frames(path: str | Path, size: int = SIZE, threshold: float = 10.0) -> tuple[np.ndarray, np.ndarray,
+                                                                                             float]:
+    """An ultrasound video as (uint8 frames area-resized to size x size, fan mask, fps).
+
+    The fan is where some frame is brighter than ``threshold``: exported videos are black outside it.
+    """
+    from articulate.readers.video import read_video
+
+    frames, fps = read_video(path)
+    small = np.clip(np.rint(_area(frames, size)), 0, 255).astype(np.uint8)
+    return small, small.max(axis=0) > threshold, float(fps)
+
+
+def ultrasound_change(path: str | Path, size: int = SIZE, lags: tuple[int, ...] = LAGS,
+                      oversample: int = 4) -> dict[int, float]:
+    """:func:`frame_change` of a real recording: a video (.avi/.mp4/...) or a raw .ult (drawn as
+    :func:`scan_fan_frames` draws it)."""
+    from articulate.readers.video import VIDEO_SUFFIXES
+
+    if Path(path).suffix.lower() in VIDEO_SUFFIXES:
+        frames, mask, fps = video_fan_frames(path, size)
+    else:
+        frames, mask, fps = ult_fan_frames(path, size, oversample)
+    return frame_change(frames, mask, fps, lags)
+
+
+def cohort_change(root: str | Path, size: int = SIZE, lags: tuple[int, ...] = LAGS, limit: int | None = None,
+                  oversample: int = 4) -> dict[int, float]:
+    """:func:`frame_change` pooled over a wav2uti cohort's recordings (each frame pair weighs the same)."""
+    from articulate.readers.dataset_index import index_dataset
+    from articulate.readers.ultrasound import read_param, read_ult
+
+    sums = {int(k): 0.0 for k in lags}
+    counts = {int(k): 0 for k in lags}
+    recs = [r for r in index_dataset(root) if r.kind == "ultrasound"][:limit]
+    for r in recs:
+        params = read_param(r.param)
+        frames, mask = scan_fan_frames(read_ult(r.image, params), params, size, oversample)
+        n = math.floor(len(frames) * FPS / params.fps + 1e-9)
+        for lag, v in frame_change(frames, mask, params.fps, lags).items():
+            sums[lag] += v * (n - lag)
+            counts[lag] += n - lag
+    return {k: sums[k] / max(counts[k], 1) for k in sums}
+
+
+# --------------------------------------------------------------------------------------------- F0
+
+
+def video_audio(path: str | Path, sr: int = 16000) -> np.ndarray:
+    """The audio track of a video file (mono float32 at ``sr``), through the ffmpeg the video reader uses."""
+    import subprocess
+
+    from articulate.errors import InputError
+    from articulate.readers.video import _ffmpeg
+
+    proc = subprocess.run([_ffmpeg(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-vn", "-ac", "1",
+                           "-ar", str(int(sr)), "-f", "s16le", "-"], capture_output=True, check=False)
+    if proc.returncode != 0 or not proc.stdout:
+        raise InputError(path, "no readable audio track in this video")
+    return np.frombuffer(proc.stdout, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def read_speech(path: str | Path, sr: int = 16000) -> np.ndarray:
+    """Speech of a real recording at ``sr``: a WAV (first channel: AAA keeps sync pulses in the
+    second), the .wav beside a .ult / .param stem, or a video's audio track."""
+    from articulate.readers.audio import read_audio
+    from articulate.readers.ultrasound import utterance_files
+    from articulate.readers.video import VIDEO_SUFFIXES
+
+    p = Path(path)
+    if p.suffix.lower() in VIDEO_SUFFIXES:
+        return video_audio(p, sr)
+    if p.suffix.lower() != ".wav":
+        p = utterance_files(p)["wav"] or p
+    wav, _ = read_audio(p, sr=sr, mono=False)
+    return wav[0]
+
+
+
+def f0_track(wav: np.ndarray, sr: int, fmin: float = 50.0, fmax: float = 600.0, gate_db: float = -35.0) -> np.ndarray:
+    """pYIN F0 (Hz) every 10 ms, NaN where unvoiced.
+
+    Real recordings carry room and scanner noise that pYIN calls voiced at the edge of its search
+    range: frames within a semitone of ``fmin``/``fmax`` and frames more than ``-gate_db`` dB below
+    the loud speech (99th percentile of the frame energy) are dropped.
+    """
+    import librosa
+
+    wav = np.asarray(wav, np.float64)
+    if sr != 16000:  # pYIN's cost grows with the sample rate; speech F0 needs no more than 16 kHz
+        wav, sr = librosa.resample(wav, orig_sr=sr, target_sr=16000), 16000
+    hop = round(0.01 * sr)
+    frame = 1 << math.ceil(math.log2(2.5 * sr / fmin))  # at least 2.5 periods of the lowest F0
+    f0, voiced, _ = librosa.pyin(wav, fmin=fmin, fmax=fmax, sr=sr, frame_length=frame, hop_length=hop)
+    rms = librosa.feature.rms(y=wav, frame_length=frame, hop_length=hop)[0][: len(f0)]
+    db = 20.0 * np.log10(rms + 1e-10)
+    db -= np.percentile(db, 99)
+    semitone = 2.0 ** (1.0 / 12.0)
+    keep = voiced & (f0 > fmin * semitone) & (f0 < fmax / semitone) & (db > gate_db)
+    return np.where(keep, f0, np.nan)
+
+
+def semitones(f0: np.ndarray, ref: float | None = None) -> np.ndarray:
+    """Voiced F0 values in semitones about ``ref`` (default: their median)."""
+    f = np.asarray(f0, np.float64)
+    f = f[np.isfinite(f) & (f > 0)]
+    if f.size == 0:
+        return f
+    return 12.0 * np.log2(f / (ref if ref is not None else float(np.median(f))))
+
+
+def f0_stats(wav: np.ndarray, sr: int, **kwargs) -> dict[str, float]:
+    """Median F0 (Hz), its spread (s.d., semitones) and the number of voiced 10 ms frames."""
+    f0 = f0_track(wav, sr, **kwargs)
+    st = semitones(f0)
+    voiced = f0[np.isfinite(f0)]
+    return {"median_hz": float(np.median(voiced)) if voiced.size else float("nan"),
+            "sd_semitones": float(np.std(st)) if st.size > 1 else float("nan"), "voiced_frames": int(st.size)}
+
+
+def cohort_f0(root: str | Path, limit: int | None = None, **kwargs) -> dict[str, float]:
+    """F0 spread of a phantom cohort: per recording (mean of the recordings' s.d.) and per speaker
+    (s.d. of all the speaker's voiced frames about the speaker's median, mean over speakers), and the
+    correlation over speakers between median F0 and vocal-tract length (from the ground truth)."""
+    import json
+
+    from articulate.readers.audio import read_audio
+    from articulate.readers.dataset_index import index_dataset
+
+    per_rec, per_spk, vtl = [], {}, {}
+    for r in index_dataset(root)[:limit]:
+        wav, sr = read_audio(r.audio)
+        f0 = f0_track(wav, sr, **kwargs)
+        st = semitones(f0)
+        if st.size > 10:
+            per_rec.append(float(np.std(st)))
+        per_spk.setdefault(r.subject, []).append(f0[np.isfinite(f0)])
+        traj = Path(r.audio).with_name(Path(r.audio).stem + ".traj.npz")
+        if traj.is_file():
+            with np.load(traj) as z:
+                vtl[r.subject] = float(json.loads(str(z["subject"]))["vtl_cm"])
+    spk_sd, med, lengths = [], [], []
+    for s, parts in per_spk.items():
+        f = np.concatenate(parts)
+        if f.size > 10:
+            spk_sd.append(float(np.std(semitones(f))))
+            if s in vtl:
+                med.append(float(np.median(f)))
+                lengths.append(vtl[s])
+    corr = float(np.corrcoef(med, lengths)[0, 1]) if len(med) > 2 else float("nan")
+    return {"recording_sd_semitones": float(np.mean(per_rec)) if per_rec else float("nan"),
+            "speaker_sd_semitones": float(np.mean(spk_sd)) if spk_sd else float("nan"),
+            "recordings": len(per_rec), "speakers": len(spk_sd), "f0_vtl_corr": corr}
