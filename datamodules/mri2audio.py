@@ -311,8 +311,15 @@ class MRI2AudioDataModule(LightningDataModule):
         self.subjects = sorted({r.subject for r in self.recordings})
         self.utterances = sorted({r.utterance for r in self.recordings})
         subj = [r.subject for r in self.recordings]
-        self.split_info = make_split(subj, self.split, self.fold, self.k, self.val_subjects, self.seed,
-                                     strata=[r.utterance for r in self.recordings])
+        try:
+            self.split_info = make_split(subj, self.split, self.fold, self.k, self.val_subjects, self.seed,
+                                         strata=[r.utterance for r in self.recordings])
+        except InputError as err:
+            if err.path is not None:
+                raise
+            shown = ", ".join(self.subjects[:5]) + (", ..." if len(self.subjects) > 5 else "")
+            raise InputError(root, f"{err.problem} (subjects: {shown}). The split is subject-disjoint: change "
+                                   "--data.init_args.split / fold / k / val_subjects, or add subjects") from None
         s = self.split_info
         self.splits = {"train": s.train, "val": s.val, "test": s.test}
         if not s.train:

@@ -150,3 +150,46 @@ def test_near_silent_audio_warns_once_and_still_works(tiny_checkpoints, tmp_path
     res = run(capfd, "inspect", path)
     assert_ok(res)
     assert "near-silent: peak -69.0 dBFS" in res.err
+
+
+# ------------------------------------------------------------------------------------ score's other inputs
+
+
+def _array(tmp, name, arr):
+    np.save(tmp / name, arr)
+    return tmp / name
+
+
+def _text_npy(tmp):
+    (tmp / "p.npy").write_text("0.1 0.2 0.3\n")
+    return tmp / "p.npy"
+
+
+SCORE_REFUSED = {
+    "NaN in the prediction": (lambda t: _array(t, "p.npy", np.full((4, 16, 16), np.nan, np.float32)),
+                              "array contains NaN or infinite values"),
+    "text named .npy": (_text_npy, "not a readable .npy array (no NumPy header)"),
+    "strings, not numbers": (lambda t: _array(t, "p.npy", np.array(["a", "b"])), "expected a numeric array, got dtype <U1"),
+    "another shape": (lambda t: _array(t, "p.npy", np.zeros((5, 16, 16), np.float32)), "shape (5, 16, 16) differs"),
+    "audio against frames": (lambda t: write_wav(t / "p.wav", tone(0.5, SR), SR), "cannot score a audio file against"),
+}
+
+
+@pytest.mark.parametrize("case", list(SCORE_REFUSED))
+def test_score_refuses_bad_predictions(case, tmp_path, capfd):
+    ref = _array(tmp_path, "ref.npy", np.random.default_rng(0).random((4, 16, 16)).astype(np.float32))
+    make, problem = SCORE_REFUSED[case]
+    pred = make(tmp_path)
+    res = run(capfd, "score", "--ref", ref, "--pred", pred, "--metrics", "rmse,psnr")
+    assert_refused(res, "score", pred, problem)
+    assert res.out == ""  # no partial table
+
+
+def test_score_folder_with_an_unmatched_reference(tmp_path, capfd):
+    for name in ("a", "b"):
+        (tmp_path / "ref").mkdir(exist_ok=True)
+        _array(tmp_path / "ref", f"{name}.npy", np.zeros((4, 8, 8), np.float32))
+    (tmp_path / "pred").mkdir()
+    _array(tmp_path / "pred", "a.npy", np.zeros((4, 8, 8), np.float32))
+    res = run(capfd, "score", "--ref", tmp_path / "ref", "--pred", tmp_path / "pred", "--metrics", "rmse")
+    assert_refused(res, "score", tmp_path / "pred" / "b.npy", "no prediction for reference", "(1 of 2 references unmatched)")

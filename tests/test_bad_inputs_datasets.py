@@ -87,6 +87,17 @@ def test_fit_refuses_a_manifest_row_without_subject(tmp_path, capfd, monkeypatch
     assert not list((tmp_path / "run").rglob("*.ckpt"))
 
 
+def test_one_subject_mri_folder_names_the_split_options(tmp_path, capfd, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = dataset(tmp_path / "data", rows=[GOOD[0]])
+    res = run(capfd, "fit", "--config", CONFIGS / "mri2audio.yaml", "--trainer.logger", "false",
+              "--trainer.default_root_dir", tmp_path / "run", "--data.init_args.data_dir", root,
+              "--data.init_args.num_workers", "0", "--trainer.accelerator", "cpu")
+    assert_refused(res, "fit", root, "leave-one-subject-out needs at least 2 subjects, the data has 1 (subjects: s1)",
+                   "--data.init_args.split")
+    assert not list((tmp_path / "run").rglob("*.ckpt"))
+
+
 # ------------------------------------------------------------------------------- speaker-disjoint splits
 
 
