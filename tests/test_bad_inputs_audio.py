@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-
 from badinput_helpers import assert_ok, assert_refused, error_lines, listing, run, tone, write_wav
 
 SR = 16000

@@ -9,10 +9,19 @@ import re
 import numpy as np
 import pytest
 import torch
+from badinput_helpers import (
+    CONFIGS,
+    assert_refused,
+    edited_checkpoint,
+    listing,
+    malicious_checkpoint,
+    run,
+    sequence,
+    tone,
+    write_wav,
+)
 
 from articulate.errors import InputError
-from badinput_helpers import (CONFIGS, assert_refused, edited_checkpoint, listing, malicious_checkpoint, run, sequence,
-                              tone, write_wav)
 
 
 @pytest.fixture
@@ -38,7 +47,8 @@ def nothing_built(monkeypatch, tmp_path, tiny_checkpoints):
     """Records any attempt of LightningCLI to build the model/data/trainer; works in an empty folder."""
     from articulate.cli.lightning_cli import ArticulateCLI
 
-    tiny_checkpoints.mri2audio, tiny_checkpoints.wav2uti  # built (by LightningCLI) before it is watched
+    # built (by LightningCLI) before LightningCLI is watched
+    assert tiny_checkpoints.mri2audio.is_file() and tiny_checkpoints.wav2uti.is_file()
     calls = []
     monkeypatch.setattr(ArticulateCLI, "instantiate_classes", lambda self: calls.append("built"))
     work = tmp_path / "work"

@@ -9,7 +9,6 @@ import sys
 
 import pytest
 import yaml
-
 from badinput_helpers import CONFIGS, ROOT, assert_ok, assert_refused, listing, run, wav2uti_stack, wav2uti_tiny
 
 MRI2AUDIO = ["fit", "--config", CONFIGS / "mri2audio.yaml", "--trainer.logger", "false"]

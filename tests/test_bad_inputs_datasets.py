@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from badinput_helpers import CONFIGS, assert_ok, assert_refused, listing, run, sequence, tone, write_wav
 
 from articulate.readers.mri import write_mri
-from badinput_helpers import CONFIGS, assert_ok, assert_refused, listing, run, sequence, tone, write_wav
 
 HEADER = "id,subject,utterance,kind,image,audio,param,text,transcript"
 GOOD = ["r1,s1,asouk,mri,s1/a.nii.gz,s1/a.wav,,,", "r2,s2,asouk,mri,s2/a.nii.gz,s2/a.wav,,,"]

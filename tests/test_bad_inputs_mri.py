@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 import pytest
+from badinput_helpers import assert_ok, assert_refused, listing, run, sequence
 
 from articulate.readers.mri import write_mri
-from badinput_helpers import assert_ok, assert_refused, listing, run, sequence
 
 
 def _not_nifti(tmp):

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from badinput_helpers import CONFIGS, assert_ok, assert_refused, listing, run, sequence, tone, write_wav
 
 PROC = Path("/proc/articulate-no-such-folder")

@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from badinput_helpers import assert_ok, assert_refused, run, tone
 
 from articulate.readers.ultrasound import UltrasoundParams, write_utterance
-from badinput_helpers import assert_ok, assert_refused, run, tone
 
 V, P, FPS, SR = 8, 16, 60.0, 16000
 FRAME = V * P
