@@ -27,6 +27,7 @@ def read_checkpoint(ckpt: str | Path) -> dict[str, Any]:
     """The checkpoint dict (tensors on CPU); a missing, unreadable, unsafe or non-Lightning file is an ``InputError``."""
     import pickle
     import re
+    import warnings
 
     import torch
 
@@ -35,8 +36,13 @@ def read_checkpoint(ckpt: str | Path) -> dict[str, Any]:
         raise InputError(ckpt, "checkpoint not found")
     if not ckpt.is_file():
         raise InputError(ckpt, "not a file (a checkpoint is a .ckpt file)")
+    if ckpt.stat().st_size == 0:
+        raise InputError(ckpt, "empty file (0 bytes): not a checkpoint")
     try:
-        raw = torch.load(ckpt, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns about the pickle protocol of files it then refuses: the refusal is the message.
+            warnings.simplefilter("ignore")
+            raw = torch.load(ckpt, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         # weights_only refuses every global it does not know: the file wants to run code (os.system...)
         # or holds pickled objects (modules) that only a trusted loader may rebuild.
@@ -46,11 +52,21 @@ def read_checkpoint(ckpt: str | Path) -> dict[str, Any]:
                                    "tensors and plain data only; nothing was executed)") from None
         raise InputError(ckpt, "not a readable PyTorch checkpoint (damaged, truncated or another kind of file)") from None
     except Exception as err:  # noqa: BLE001 - any unreadable file is the user's input problem
+        if "central directory" in str(err) or "zip archive" in str(err):
+            raise InputError(ckpt, "not a readable PyTorch checkpoint: its zip archive is incomplete or damaged "
+                                   "(truncated by an interrupted copy or save?)") from None
         msg = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise InputError(ckpt, f"not a readable PyTorch checkpoint ({type(err).__name__}: {msg[:200]})") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("state_dict"), dict):
         raise InputError(ckpt, "not a Lightning checkpoint (no state_dict)")
     return raw
+
+
+def registered_direction(name: str | None):
+    """The registry's record of direction ``name``, or None (no name, or one this installation lacks)."""
+    from articulate.directions import directions
+
+    return next((d for d in directions() if d.name == name), None) if name else None
 
 
 def non_finite(state_dict: dict[str, Any]) -> list[str]:
@@ -75,12 +91,16 @@ class Checkpoint:
         if direction is not None:
             ck.expect_direction(direction)
         if check_weights:
-            bad = non_finite(ck.state_dict)
-            if bad:
-                more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
-                raise InputError(ck.path, f"weights hold NaN or infinite values ({', '.join(bad[:3])}{more}): "
-                                          "the training that wrote it diverged")
+            ck.check_finite()
         return ck
+
+    def check_finite(self) -> None:
+        """Refuse weights holding NaN or infinity (a diverged training) with one line."""
+        bad = non_finite(self.state_dict)
+        if bad:
+            more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+            raise InputError(self.path, f"weights hold NaN or infinite values ({', '.join(bad[:3])}{more}): "
+                                        "the training that wrote it diverged")
 
     @property
     def state_dict(self) -> dict[str, Any]:
@@ -115,14 +135,20 @@ class Checkpoint:
         found = self.direction
         if found == direction:
             return
-        what = f"a {found} checkpoint" if found else "a checkpoint of unknown direction (not written by `articulate fit`)"
-        from articulate.directions import get_direction
-
-        hint = ""
-        if found:
-            tools = [t for t in get_direction(found).tools]
-            hint = f" (use `articulate {tools[0]}`)" if tools else ""
+        what, hint = self.describe_direction(), ""
+        record = registered_direction(found)
+        if record is not None and record.tools:
+            hint = f" (use `articulate {next(iter(record.tools))}`)"
         raise InputError(self.path, f"{what}; this needs a {direction} one{hint}")
+
+    def describe_direction(self) -> str:
+        """``a wav2uti checkpoint`` / ``a checkpoint of unknown direction ...`` for messages."""
+        found = self.direction
+        if not found:
+            return "a checkpoint of unknown direction (not written by `articulate fit`)"
+        if registered_direction(found) is None:
+            return f"a checkpoint of the direction {found!r}, which this installation does not register"
+        return f"a {found} checkpoint"
 
     def component(self, name: str) -> dict[str, Any]:
         """The YAML form (class_path + init_args) of constructor argument ``name``, as saved by LightningCLI."""

@@ -317,14 +317,21 @@ class MRI2AudioDataModule(LightningDataModule):
         self.utterances = sorted({r.utterance for r in self.recordings})
         subj = [r.subject for r in self.recordings]
         log.info("MRI2AudioDataModule: %s split", self.split_name)
-        if self.split == "speaker_dependent":
-            parts = speaker_dependent_split(subj, None, self.val_fraction, self.test_fraction, "recording", self.seed)
-            idx = {k: sorted(sp.index for sp in v) for k, v in parts.items()}
-            names = {k: sorted({subj[i] for i in v}) for k, v in idx.items()}
-            self.split_info = Split(idx["train"], idx["val"], idx["test"], names["train"], names["val"], names["test"])
-        else:
-            self.split_info = make_split(subj, self.split, self.fold, self.k, self.val_subjects, self.seed,
-                                         strata=[r.utterance for r in self.recordings])
+        try:
+            if self.split == "speaker_dependent":
+                parts = speaker_dependent_split(subj, None, self.val_fraction, self.test_fraction, "recording", self.seed)
+                idx = {k: sorted(sp.index for sp in v) for k, v in parts.items()}
+                names = {k: sorted({subj[i] for i in v}) for k, v in idx.items()}
+                self.split_info = Split(idx["train"], idx["val"], idx["test"], names["train"], names["val"], names["test"])
+            else:
+                self.split_info = make_split(subj, self.split, self.fold, self.k, self.val_subjects, self.seed,
+                                             strata=[r.utterance for r in self.recordings])
+        except InputError as err:
+            if err.path is not None:
+                raise
+            shown = ", ".join(self.subjects[:5]) + (", ..." if len(self.subjects) > 5 else "")
+            raise InputError(root, f"{err.problem} (subjects: {shown}). Change --data.init_args.split / fold / k / "
+                                   "val_subjects (or val_fraction / test_fraction), or add subjects") from None
         s = self.split_info
         self.splits = {"train": s.train, "val": s.val, "test": s.test}
         if not s.train:

@@ -121,6 +121,14 @@ class Wav2UTIDataModule(LightningDataModule):
             raise ValueError(f"view must be 'fan' or 'scanlines', got {view!r}")
         if transcript not in ("prompt", "whisper", "none"):
             raise ValueError(f"transcript must be 'prompt', 'whisper' or 'none', got {transcript!r}")
+        # Sizes fail here, when the config is read, not inside the fan conversion after the data was indexed.
+        for name, value, least in (("resolution", resolution, 2), ("clip_frames", clip_frames, 1),
+                                   ("batch_size", batch_size, 1), ("num_workers", num_workers, 0)):
+            if int(value) < least:
+                raise InputError(None, f"{name} must be at least {least}, got {value}")
+        for name, value in (("fps", fps), ("sample_rate", sample_rate)):
+            if not float(value) > 0:
+                raise InputError(None, f"{name} must be positive, got {value}")
         self.save_hyperparameters()
         self.data_dir = data_dir
         self.phantom = dict(phantom or {})
@@ -265,7 +273,17 @@ class Wav2UTIDataModule(LightningDataModule):
         if self.split == "speaker_dependent":
             self._setup_speaker_dependent(root, recs)
             return
-        self.speakers = self._split_speakers([str(r.subject) for r in recs])
+        try:
+            self.speakers = self._split_speakers([str(r.subject) for r in recs])
+        except InputError as err:
+            if err.path is not None:
+                raise
+            names = sorted({str(r.subject) for r in recs})
+            shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+            raise InputError(root, f"{err.problem} (speakers: {shown}). The split is speaker-disjoint: lower "
+                                   "--data.init_args.test_subjects / --data.init_args.val_subjects, or use "
+                                   "--data.init_args.split speaker_dependent (different utterances of the same "
+                                   "speakers), or add speakers") from None
         by_split: dict[str, list] = {k: [r for r in recs if str(r.subject) in set(v)] for k, v in self.speakers.items()}
         for name, rs in by_split.items():
             rs = sorted(rs, key=lambda r: (str(r.subject), str(r.id)))

@@ -45,3 +45,11 @@ def _isolated_cache(tmp_path_factory):
     if "ARTICULATE_CACHE" not in os.environ or os.environ.get("ARTICULATE_TEST_KEEP_CACHE") != "1":
         os.environ["ARTICULATE_CACHE"] = str(tmp_path_factory.mktemp("articulate-cache"))
     yield
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory):
+    """Untrained tiny mri2audio / wav2uti checkpoints, built on first use (tests/badinput_helpers.py)."""
+    from badinput_helpers import TinyCheckpoints
+
+    return TinyCheckpoints(tmp_path_factory.mktemp("tiny-checkpoints"))

@@ -23,7 +23,9 @@ held-out split, from the best checkpoint when a ModelCheckpoint kept one (else t
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import sys
 import time
 from dataclasses import asdict, is_dataclass
@@ -40,8 +42,65 @@ WANDB_LOGGER = "articulate.loggers.ArticulateWandbLogger"
 SPECIAL_CKPT = ("last", "best", "hpc", "registry")
 
 
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+# Lines of jsonargparse's error dump that say how it searched, not what is wrong.
+_DUMP_NOISE = ("Does not validate", "Subtypes:", "Errors:", "Given value type:", "Given value: NestedArg",
+               "Expected a <class 'NoneType'>")
+
+
 class ConfigError(ArticulateError):
     """The config could not be turned into objects; the message is the innermost error's."""
+
+
+def parse_error_line(message: str) -> str:
+    """jsonargparse's parse error (a dump of every Union subtype it tried) as one line: the keys that lead to
+    the problem, then the problem (``model / beta: Expected a <class 'float'>. Got value: abc``)."""
+    keys: list[str] = []
+    details: list[str] = []
+    for raw in str(message).splitlines():
+        line = raw.strip().lstrip("-").strip()
+        if not line or line.startswith(_DUMP_NOISE):
+            continue
+        key = re.match(r'Parser key "([^"]+)":\s*(.*)$', line)
+        if key:
+            keys.append(key.group(1))
+            line = key.group(2)
+        if line:
+            details.append(line.rstrip(":"))
+    where = " / ".join(dict.fromkeys(keys))
+    text = "; ".join(details) or str(message).strip()
+    return f"{where}: {text}" if where else text
+
+
+def check_config_files(args: list[str]) -> None:
+    """Refuse a ``--config`` file that is missing or not YAML with one line naming it (jsonargparse's own
+    message does not say which of several files failed)."""
+    import yaml
+
+    for i, arg in enumerate(args):
+        if arg in ("--config", "-c") and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--config="):
+            value = arg.split("=", 1)[1]
+        else:
+            continue
+        path = Path(value)
+        if not path.is_file():
+            if path.is_dir():
+                raise InputError(path, "is a folder, not a config file")
+            if path.suffix.lower() in (".yaml", ".yml", ".json"):
+                raise InputError(path, "config file not found")
+            continue  # an inline YAML string: jsonargparse judges it
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise InputError(path, "not a text file (a config is YAML)") from None
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+            raise InputError(path, f"not valid YAML ({where}{getattr(err, 'problem', None) or err})") from None
+        if data is not None and not isinstance(data, dict):
+            raise InputError(path, f"a config holds sections (trainer:, model:, data: ...), this file a {type(data).__name__}")
 
 
 def innermost(err: BaseException) -> BaseException:
@@ -76,17 +135,25 @@ class ArticulateCLI(LightningCLI):
         from callbacks.resume import ResumeState
 
         self._fit_started: float | None = None
-        super().__init__(
-            model_class=LightningModule,
-            datamodule_class=LightningDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            auto_configure_optimizers=False,
-            save_config_kwargs={"overwrite": True},
-            trainer_defaults={"callbacks": [ResumeState()]},
-            args=args,
-            run=run,
-        )
+        # Parse errors are raised (not printed with the whole usage) and reported as one line.
+        parser_kwargs = {"exit_on_error": False, **{sub: {"exit_on_error": False} for sub in SUBCOMMANDS}}
+        try:
+            super().__init__(
+                model_class=LightningModule,
+                datamodule_class=LightningDataModule,
+                subclass_mode_model=True,
+                subclass_mode_data=True,
+                auto_configure_optimizers=False,
+                save_config_kwargs={"overwrite": True},
+                trainer_defaults={"callbacks": [ResumeState()]},
+                parser_kwargs=parser_kwargs,
+                args=args,
+                run=run,
+            )
+        except argparse.ArgumentError as err:
+            given = args if isinstance(args, (list, tuple)) else sys.argv[1:]
+            sub = next((str(a) for a in given if str(a) in SUBCOMMANDS), "fit")
+            raise ConfigError(f"{parse_error_line(str(err))} (options: `articulate {sub} --help`)") from None
 
     # -- parser ---------------------------------------------------------------------------
     def add_arguments_to_parser(self, parser) -> None:
@@ -136,6 +203,8 @@ class ArticulateCLI(LightningCLI):
                 node[parts[-1]] = value.as_dict() if hasattr(value, "as_dict") else value
 
     def parse_arguments(self, parser, args) -> None:
+        if args is None or isinstance(args, (list, tuple)):
+            check_config_files([str(a) for a in (sys.argv[1:] if args is None else args)])
         super().parse_arguments(parser, args)
         self._check_ckpt_path()
 
@@ -159,7 +228,15 @@ class ArticulateCLI(LightningCLI):
         want = direction_of_module(model_class)
         if want is None and model_class:
             want = getattr(import_class(model_class, None, prefixes=("",)), "direction", None) or None
-        ck = Checkpoint.read(path, direction=want)
+        ck = Checkpoint.read(path, check_weights=False)
+        if want is not None and ck.direction != want:
+            from articulate.checkpoints import registered_direction
+
+            record = registered_direction(ck.direction)
+            hint = f"; give the config it was trained with (e.g. {record.config})" if record is not None else ""
+            raise InputError(path, f"{ck.describe_direction()}, but the config builds a {want} model "
+                                   f"({model_class.rsplit('.', 1)[-1]}){hint}")
+        ck.check_finite()
         theirs = ck.module_class
         if theirs and model_class and theirs != model_class:
             raise InputError(path, f"a {theirs.rsplit('.', 1)[-1]} checkpoint, but the config builds "

@@ -100,6 +100,9 @@ def pair_files(ref: Path, pred: Path) -> list[tuple[Path, Path]]:
 
 
 def _load_array(path: Path) -> np.ndarray:
+    with open(path, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":  # else numpy reads the bytes as a pickle and suggests loading it unsafely
+            raise InputError(path, "not a readable .npy array (no NumPy header)")
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:

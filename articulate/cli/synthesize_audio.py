@@ -225,6 +225,10 @@ def main(argv: list[str]) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     pairs = find_inputs(Path(args.mri), Path(args.out))
+    from articulate.utils.atomic import check_output
+
+    for _, dst in pairs:  # refused before the model is loaded, not after the synthesis
+        check_output(dst)
     model = load_mri2audio(args.ckpt, device)
     # Read and check every input before writing anything.
     seqs = [read_sequence(src, model) for src, _ in pairs]

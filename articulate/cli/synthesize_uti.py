@@ -12,7 +12,8 @@ when everything succeeded (temporary files + rename).
 * Audio shorter than one clip (``clip_frames / fps``, 0.27 s by default) is padded with silence to
   one clip and the video is cut back to ``round(duration * fps)`` frames; audio shorter than one
   video frame is refused. Empty, all-zero (digitally silent), non-finite or undecodable audio is
-  refused with a one-line error naming the file.
+  refused with a one-line error naming the file. Near-silent (peak below -40 dBFS or no voiced frame)
+  or clipped audio is used, with one warning line per problem on stderr (:mod:`articulate.signal.level`).
 * Transcript: ``--text``; else ``--whisper MODEL`` transcribes the audio with Whisper; else none
   (audio-only models ignore text; an audio-text model then gets the empty transcript, which is the
   classifier-free-guidance "no text" condition it was trained with).
@@ -71,6 +72,11 @@ def load_speech(path: str | Path, sr: int) -> tuple[np.ndarray, np.ndarray, int]
         raise InputError(path, "audio file holds no samples")
     if not np.any(wav != 0):
         raise InputError(path, "audio is silent (every sample is zero): nothing to articulate")
+    from articulate.signal.level import audio_level, level_problems
+
+    # Near-silent or clipped speech still gets a video, but the user should know why it may look wrong.
+    for problem in level_problems(audio_level(wav, file_sr)):
+        print(f"articulate synthesize-uti: warning: {path}: {problem}", file=sys.stderr)
     return resample_audio(wav, file_sr, sr), wav, file_sr
 
 
@@ -104,6 +110,10 @@ def main(argv: list[str]) -> int:
         raise InputError(out, f"output must be a video file ({', '.join(_VIDEO_SUFFIXES)})")
     if args.steps is not None and args.steps < 1:
         raise InputError(None, f"--steps must be >= 1, got {args.steps}")
+    from articulate.utils.atomic import check_output
+
+    for target in (out, out.with_suffix(".npy")):  # refused now, not after minutes of sampling
+        check_output(target)
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")

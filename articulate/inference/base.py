@@ -71,12 +71,15 @@ class Predictor(nn.Module):
 
 def inference_class(ck: Checkpoint) -> type[Predictor]:
     """The checkpoint's inference class, checked against what its direction registers."""
-    from articulate.directions import get_direction
+    from articulate.checkpoints import registered_direction
 
     direction = ck.direction
     if direction is None:
         raise InputError(ck.path, "not a checkpoint of a known direction (no `articulate` metadata, unknown model class)")
-    allowed = get_direction(direction).inference
+    record = registered_direction(direction)
+    if record is None:
+        raise InputError(ck.path, ck.describe_direction())
+    allowed = record.inference
     name = ck.meta.get("inference") or allowed.get(ck.module_class or "")
     if name not in allowed.values():
         raise InputError(ck.path, f"its inference class {name!r} is not one {direction} registers")

@@ -50,6 +50,20 @@ def _options(kind: str, subjects: int | None, options: dict[str, Any]) -> dict[s
         opts["subjects"] = int(subjects)
     if opts["subjects"] < 1:
         raise InputError(None, "a phantom cohort needs at least one subject")
+    # Sizes and rates: refused here rather than as a numpy error halfway through writing the cohort.
+    least = {"repetitions": 1, "sr": 1, "n_frames": 2, "size": 2, "min_samples": 1, "num_vectors": 2,
+             "pix_per_vector": 2, "vowels": 0, "words": 0, "sentences": 0}
+    for name, low in least.items():
+        value = opts.get(name)
+        if name in options and isinstance(value, (int, float)) and not isinstance(value, bool) and value < low:
+            raise InputError(None, f"phantom option {name} must be at least {low}, got {value}")
+    if kind == "mri2audio" and opts["max_samples"] < opts["min_samples"]:
+        raise InputError(None, f"phantom option max_samples ({opts['max_samples']}) is below min_samples ({opts['min_samples']})")
+    if kind == "wav2uti":
+        if not float(opts["fps"]) > 0:
+            raise InputError(None, f"phantom option fps must be positive, got {opts['fps']}")
+        if opts["vowels"] + opts["words"] + opts["sentences"] < 1:
+            raise InputError(None, "phantom options vowels, words and sentences are all 0: no prompt to record")
     for w in list(opts.get("extra_words", [])) + (list(opts["words"]) if kind == "mri2audio" else []):
         if any(part not in LEXICON for part in str(w).split()):
             raise InputError(None, f"word {w!r} is not in the phantom lexicon ({', '.join(sorted(LEXICON))})")
@@ -201,8 +215,9 @@ def generate(kind: str, out_dir: str | Path, subjects: int | None = None, seed: 
     from articulate.readers.dataset_index import Recording, write_manifest
 
     opts = _options(kind, subjects, options)
-    root = Path(out_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    from articulate.utils.atomic import ensure_dir
+
+    root = ensure_dir(out_dir)  # a file in the way or an unwritable place: one line, before any work
     workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     if kind == "mri2audio":
         jobs = [(str(root), seed, si, w, opts) for si, w in enumerate(_mri_subject_words(opts))]

@@ -104,6 +104,9 @@ def read_manifest(csv_path: str | Path) -> list[Recording]:
         if rid in seen:
             raise InputError(csv_path, f"{where}: duplicate id")
         seen.add(rid)
+        if not row["subject"]:
+            # Splits are by subject: a recording without one would silently form a subject of its own.
+            raise InputError(csv_path, f"{where}: empty subject (every recording needs its subject/speaker)")
         kind = row["kind"].lower()
         if kind not in KINDS:
             raise InputError(csv_path, f"{where}: kind {row['kind']!r} is not one of {', '.join(KINDS)}")

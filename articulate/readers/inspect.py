@@ -242,6 +242,11 @@ def _recording_checks(rec) -> dict:
 
     out: dict = {}
     is_video = rec.image is not None and rec.image.suffix.lower() in VIDEO_SUFFIXES
+    if rec.image is not None and rec.image.suffix.lower() == ".ult":
+        # Training reads the scan lines with their parameters: a dataset that inspects cleanly must too.
+        if rec.param is None:
+            raise InputError(rec.image, f"no scan parameter file beside it ({rec.image.stem}.param or {rec.image.stem}US.txt)")
+        out["frames"] = int(read_ult(rec.image, read_param(rec.param)).shape[0])
     source = rec.audio if rec.audio is not None else (rec.image if is_video else None)
     if source is not None:
         wav, sr = read_audio(source, mono=False)

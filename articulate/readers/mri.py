@@ -119,6 +119,13 @@ def _read_nifti(path: Path) -> MRISequence:
 
 def _read_numpy(path: Path, suffix: str) -> MRISequence:
     pixel_mm = frame_s = None
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    # Without this, numpy reads any other bytes as a pickle and suggests loading it unsafely.
+    if suffix == ".npy" and magic != b"\x93NUMPY":
+        raise InputError(path, "not a NumPy .npy file (no NumPy header)")
+    if suffix == ".npz" and magic[:2] != b"PK":
+        raise InputError(path, "not a NumPy .npz file (not a zip archive)")
     try:
         if suffix == ".npy":
             arr = np.load(path, allow_pickle=False)

@@ -16,7 +16,7 @@ overlap) peaks at 0.5 or more for a pitch between 60 and 500 Hz, searched after 
 crossing so that a low-frequency rumble does not count as periodic. White noise stays near 0.15,
 voiced speech is typically 0.7-0.95.
 
-Callers: ``articulate inspect`` reports both; ``synthesize-uti`` can warn on near-silent input with
+Callers: ``articulate inspect`` reports both; ``synthesize-uti`` warns on near-silent or clipped input with
 ``problems = level_problems(audio_level(wav, sr))``.
 """
 

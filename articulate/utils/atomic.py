@@ -28,6 +28,23 @@ def ensure_dir(folder: str | Path) -> Path:
     return folder
 
 
+def check_output(path: str | Path) -> Path:
+    """Refuse, before any work is done, an output file that :func:`atomic_path` would refuse at the end:
+    a folder in its place, a file in the way of its folder, a folder that is not writable. Creates nothing."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(path, "is a folder; give a file name to write")
+    folder = path.parent
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(folder, f"cannot create this folder: {parent} is a file")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise InputError(folder, "folder is not writable" if parent == folder else f"cannot create this folder: {parent} is not writable")
+            break
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
