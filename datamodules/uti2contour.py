@@ -7,7 +7,7 @@ Data:
   recording. Folders with images but no labels are skipped (and logged).
 - ``data_dir: null``: the wav2uti phantom (generated once, cached): fan images rendered with
   :class:`~articulate.readers.ultrasound.FanConverter` at ``phantom_size`` and the true tongue surface as
-  the 11 tongue keypoints (:func:`articulate.contour.phantom_keypoints.phantom_tongue_keypoints`); the
+  the 11 tongue keypoints (:func:`articulate.phantom.tongue_keypoints`); the
   other DLC points (hyoid, mandible, short tendon) are missing (masked), so the same network and
   config serve both. Every ``phantom_frame_step``-th frame is used.
 
@@ -224,8 +224,7 @@ class ContourDataModule(LightningDataModule):
         return out
 
     def _load_phantom(self) -> list[ContourRecording]:
-        from articulate.contour.phantom_keypoints import phantom_tongue_keypoints
-        from articulate.phantom import ensure_phantom
+        from articulate.phantom import ensure_phantom, tongue_keypoints
         from articulate.readers.dataset_index import index_dataset
         from articulate.readers.ultrasound import FanConverter, read_param, read_ult
 
@@ -237,7 +236,7 @@ class ContourDataModule(LightningDataModule):
             conv = FanConverter(params, size=self.phantom_size)
             sel = slice(0, None, self.phantom_frame_step)
             frames = np.clip(np.rint(conv(read_ult(rec.image, params)[sel])), 0, 255).astype(np.uint8)
-            kp11 = phantom_tongue_keypoints(rec.image, size=self.phantom_size)[sel]
+            kp11 = tongue_keypoints(rec.image, size=self.phantom_size)[sel]  # NaN outside the fan: masked
             kp = np.full((len(frames), k, 2), np.nan)
             kp[:, : kp11.shape[1]] = kp11
             fan = fan_from_converter(conv, "top")

@@ -124,24 +124,3 @@ def test_edge_tracer_finds_a_bright_arc_and_mean_shape_is_the_mean():
     mean_kp, mean_conf = MeanShapeBaseline.fit(train)(np.zeros((3, 8, 8)))
     np.testing.assert_allclose(mean_kp[1], np.nanmean(train, axis=0))
     assert mean_kp.shape == (3, 14, 2) and (mean_conf == 1).all()
-
-
-def test_phantom_keypoints_sit_on_the_rendered_surface_echo(tmp_path):
-    from articulate.contour.phantom_keypoints import tongue_keypoints
-    from articulate.phantom import generate
-    from articulate.readers.ultrasound import read_param, read_ult
-
-    root = generate("wav2uti", tmp_path / "ph", subjects=1, quiet=True, vowels=1, words=0, sentences=0)
-    stem = next(root.glob("*/*.ult")).with_suffix("")
-    params = read_param(stem.with_suffix(".param"))
-    frames = FanConverter(params, size=(120, 160))(read_ult(stem.with_suffix(".ult"), params))
-    kp = tongue_keypoints(stem, size=(120, 160))
-    assert kp.shape == (len(frames), 11, 2) and np.isfinite(kp).all()
-    # the echo is bright at the true surface: the best pixel within 1 px of each keypoint vs the fan's median
-    vals = []
-    for f, pts in zip(frames[::5], kp[::5]):
-        for x, y in pts[1:-1]:
-            xi, yi = int(round(x)), int(round(y))
-            vals.append(f[yi - 1:yi + 2, xi - 1:xi + 2].max())
-    fan_median = np.median(frames[0][frames[0] > 0])
-    assert np.median(vals) > 2.5 * fan_median

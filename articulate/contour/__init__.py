@@ -6,7 +6,6 @@
 - :mod:`~articulate.contour.augment`: ultrasound augmentation;
 - :mod:`~articulate.contour.baselines`: mean-shape baseline and classical edge tracer;
 - :mod:`~articulate.contour.tracker`: ``ContourTracker`` inference object for checkpoints;
-- :mod:`~articulate.contour.phantom_keypoints`: the phantom's true surface as keypoints.
 
 The network is :class:`articulate.networks.uti2contour.HeatmapUNet`; the metric
 :class:`articulate.metrics.contour.ContourMSD`; DLC files :mod:`articulate.readers.dlc`.

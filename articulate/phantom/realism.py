@@ -27,22 +27,10 @@ LAGS = (1, 6)
 
 
 def resample_frames(frames: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
-    """Linear interpolation in time of ``[F, H, W]`` frames (float32) from ``fps_in`` to ``fps_out``.
+    """The wav2uti DataModule's resampling in time (``articulate.transforms.video``), as float32."""
+    from articulate.transforms.video import resample_frames as resample
 
-    Output frame i is interpolated at the centre of ``[i, i + 1) / fps_out`` from the input frames'
-    centres, as the wav2uti DataModule resamples (rounded to uint8 there too when ``frames`` is uint8).
-    """
-    frames = np.asarray(frames)
-    if abs(fps_in - fps_out) < 1e-9:
-        return frames.astype(np.float32)
-    n_in = frames.shape[0]
-    n_out = math.floor(n_in * fps_out / fps_in + 1e-9)
-    pos = np.clip((np.arange(n_out) + 0.5) * fps_in / fps_out - 0.5, 0, n_in - 1)
-    i0 = np.minimum(np.floor(pos).astype(int), max(n_in - 2, 0))
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    w = (pos - i0)[:, None, None]
-    out = frames[i0].astype(np.float32) * (1 - w) + frames[i1].astype(np.float32) * w
-    return np.clip(np.rint(out), 0, 255) if frames.dtype == np.uint8 else out
+    return resample(np.asarray(frames), fps_in, fps_out).astype(np.float32)
 
 
 def frame_change(frames: np.ndarray, mask: np.ndarray, fps: float, lags: tuple[int, ...] = LAGS,
