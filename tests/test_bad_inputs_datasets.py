@@ -93,8 +93,8 @@ def test_one_subject_mri_folder_names_the_split_options(tmp_path, capfd, monkeyp
     res = run(capfd, "fit", "--config", CONFIGS / "mri2audio.yaml", "--trainer.logger", "false",
               "--trainer.default_root_dir", tmp_path / "run", "--data.init_args.data_dir", root,
               "--data.init_args.num_workers", "0", "--trainer.accelerator", "cpu")
-    assert_refused(res, "fit", root, "leave-one-subject-out needs at least 2 subjects, the data has 1 (subjects: s1)",
-                   "--data.init_args.split")
+    assert_refused(res, "fit", root, "leave-one-subject-out needs at least 2 subjects, the data has 1",
+                   "split: speaker_dependent", "(subjects: s1)", "--data.init_args.split")
     assert not list((tmp_path / "run").rglob("*.ckpt"))
 
 
@@ -119,16 +119,16 @@ def test_one_speaker_under_a_speaker_disjoint_split_names_the_options(one_speake
     monkeypatch.chdir(tmp_path)
     res = run(capfd, *_dnn_fit(tmp_path, one_speaker))
     assert_refused(res, "fit", one_speaker, "speakers: spk0", "--data.init_args.test_subjects",
-                   "--data.init_args.val_subjects")
+                   "--data.init_args.val_subjects", "--data.init_args.split speaker_dependent")
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
 @pytest.mark.slow
 def test_one_speaker_trains_without_held_out_speakers(one_speaker, tmp_path, capfd, monkeypatch):
-    """The options the message names make the same folder train (one step)."""
+    """The option the message names makes the same folder train (one step) and hold out its own speech."""
     monkeypatch.chdir(tmp_path)
-    res = run(capfd, *_dnn_fit(tmp_path, one_speaker, "--data.init_args.test_subjects", "0",
-                               "--data.init_args.val_subjects", "0", "--trainer.fast_dev_run", "1"))
+    res = run(capfd, *_dnn_fit(tmp_path, one_speaker, "--data.init_args.split", "speaker_dependent",
+                               "--trainer.fast_dev_run", "1"))
     assert_ok(res)
     assert "optimizer steps" in res.err
 
