@@ -85,7 +85,7 @@ class Checkpoint:
     raw: dict[str, Any] = field(repr=False)
 
     @classmethod
-    def read(cls, path: str | Path, direction: str | None = None, check_weights: bool = True) -> "Checkpoint":
+    def read(cls, path: str | Path, direction: str | None = None, check_weights: bool = True) -> Checkpoint:
         """Read and check; ``direction`` refuses a checkpoint of another direction with one line."""
         ck = cls(Path(path), read_checkpoint(path))
         if direction is not None:

@@ -13,7 +13,7 @@ instead of re-training the epoch's first ones.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch

@@ -13,8 +13,9 @@ every machine and do not depend on the recording order; random choices draw from
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 

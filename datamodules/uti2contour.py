@@ -38,22 +38,22 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.sampling import EpochSampler, ResumableLoader, item_rng, trainer_position
-
 from articulate.contour.augment import FanInImage, UltrasoundAugment
 from articulate.contour.fan import Fan, estimate_fan, fan_from_converter
 from articulate.contour.geometry import apply_affine, warp_images
 from articulate.contour.tracker import input_matrix, prepare_frames
 from articulate.errors import InputError
+from datamodules.sampling import EpochSampler, ResumableLoader, item_rng, trainer_position
 
 log = logging.getLogger(__name__)
 

@@ -33,9 +33,12 @@ from articulate.contour.geometry import apply_affine
 from articulate.contour.tracker import ContourTracker
 from articulate.metrics.contour import ContourMSD
 from articulate.networks.uti2contour.heatmaps import (
-    decode_heatmaps, gaussian_targets, masked_heatmap_loss, soft_argmax, to_heatmap_coords,
+    decode_heatmaps,
+    gaussian_targets,
+    masked_heatmap_loss,
+    soft_argmax,
+    to_heatmap_coords,
 )
-
 from lightning_modules.base import ArticulateModule
 
 __all__ = ["ContourHeatmapModule", "KeypointSource"]

@@ -38,7 +38,7 @@ class FanInImage:
         self.r_min, self.r_max, self.theta_min, self.theta_max = r_min, r_max, theta_min, theta_max
 
     @classmethod
-    def from_fan(cls, fan, matrix: np.ndarray) -> "FanInImage":
+    def from_fan(cls, fan, matrix: np.ndarray) -> FanInImage:
         a = matrix[:2, :2]
         apex = a @ np.asarray(fan.apex) + matrix[:2, 2]
         s = math.sqrt(abs(np.linalg.det(a)))

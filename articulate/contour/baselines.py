@@ -44,7 +44,7 @@ class MeanShapeBaseline:
         self.mean = np.asarray(mean_keypoints, dtype=np.float64)
 
     @classmethod
-    def fit(cls, keypoints: np.ndarray) -> "MeanShapeBaseline":
+    def fit(cls, keypoints: np.ndarray) -> MeanShapeBaseline:
         kp = np.asarray(keypoints, dtype=np.float64)
         with np.errstate(all="ignore"):
             return cls(np.nanmean(kp, axis=0))

@@ -17,7 +17,7 @@ frames given, in their orientation.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

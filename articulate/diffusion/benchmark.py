@@ -9,7 +9,7 @@ analytically (FlopCounterMode only sees matmuls/convolutions): per element a Heu
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode

@@ -9,7 +9,7 @@ condition is zero), which is what condition dropout must feed during training.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

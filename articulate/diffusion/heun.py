@@ -21,7 +21,7 @@ Use ``"float32"`` on devices without float64 support.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 

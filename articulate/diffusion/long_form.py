@@ -33,7 +33,8 @@ divided by the mean change elsewhere (1 = invisible borders).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -243,7 +244,7 @@ def sample_independent_windows(sampler: HeunSampler, denoise_fn: Callable[..., t
         wshape = list(shape)
         wshape[td] = min(window, T)
         kw = cond_fn(st, st + wshape[td]) if cond_fn else {}
-        v = sampler(lambda xx, sig: denoise_fn(xx, sig, **kw), wshape, generator=generator, device=device)
+        v = sampler(lambda xx, sig, kw=kw: denoise_fn(xx, sig, **kw), wshape, generator=generator, device=device)
         end = starts[k + 1] if k + 1 < len(starts) else T
         out.narrow(td, st, end - st).copy_(v.narrow(td, 0, end - st))
     return out

@@ -14,9 +14,9 @@ torch nor the framework layers (the core must not import them).
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 __all__ = ["Direction", "Link", "register", "unregister", "get_direction", "directions", "direction_of_module",
            "tools", "PROJECT_ROOT"]

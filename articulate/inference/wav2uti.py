@@ -9,7 +9,8 @@ long-form sampler); :class:`FrameRegressor` is the DNN baseline's one forward pa
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch

@@ -22,7 +22,7 @@ tissue's own coordinates (SPAMM tags, speckle, texture) travel with it.
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

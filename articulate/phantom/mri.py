@@ -69,7 +69,7 @@ def render_mri(traj: Trajectory, subject: Subject, rng: np.random.Generator, n_f
         state = {a: float(v[k]) for a, v in states.items()}
         contrast = tag_depth * np.exp(-times[k] / tag_t1_s)
 
-        def shade(layer: str, ref: np.ndarray, rho: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        def shade(layer: str, ref: np.ndarray, rho: np.ndarray, alpha: np.ndarray, contrast: float = contrast) -> np.ndarray:
             if layer in ("static", "hard"):
                 p0 = head.reference_to_image(ref, subject)
             else:

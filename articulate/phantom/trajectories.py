@@ -200,7 +200,7 @@ def _intonation(segs: list[tuple[str, float, float, bool]], t: np.ndarray, subje
     # the first and the last (nuclear) stressed syllables carry an accent, the others only sometimes
     accented = {k for k in stressed if k in (stressed[0], stressed[-1]) or rng.random() < 0.5} if stressed else set()
     k_acc = 0
-    for k, (ph, s, e, stress) in enumerate(segs):
+    for k, (ph, s, e, _stress) in enumerate(segs):
         p = PHONEMES[ph]
         if k in accented:
             amp = span * float(rng.uniform(4.0, 7.0)) * 0.85**k_acc
@@ -262,7 +262,7 @@ def make_trajectory(words: str, subject: Subject, rng: np.random.Generator, dura
 
     speech_start, speech_end = segs[1][1], segs[-1][1]
     bursts = []
-    for k, (ph, s, e, _) in enumerate(segs):
+    for k, (ph, _s, e, _) in enumerate(segs):
         p = PHONEMES[ph]
         if p.kind == "stop" and PHONEMES[segs[k + 1][0]].kind != "stop":
             hz = p.burst_hz

@@ -5,7 +5,9 @@ the file; every writer is atomic."""
 
 from articulate.readers.audio import audio_info, read_audio, resample_audio, write_audio
 from articulate.readers.dataset_index import Recording, index_dataset, read_manifest, write_manifest
+from articulate.readers.fan import FanRegion, detect_fan, fit_frames
 from articulate.readers.mri import MRISequence, read_mri, write_mri
+from articulate.readers.textgrid import TextGrid, read_textgrid, textgrid_words
 from articulate.readers.ultrasound import (
     FanConverter,
     UltrasoundParams,
@@ -17,8 +19,6 @@ from articulate.readers.ultrasound import (
     write_ult,
     write_utterance,
 )
-from articulate.readers.fan import FanRegion, detect_fan, fit_frames
-from articulate.readers.textgrid import TextGrid, read_textgrid, textgrid_words
 from articulate.readers.video import read_video, write_video
 from articulate.readers.video_utterance import VideoUtterance, read_video_utterance
 

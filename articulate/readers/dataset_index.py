@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from articulate.errors import InputError
-from articulate.readers.mri import mri_suffix
 from articulate.readers.container import VIDEO_SUFFIXES, has_audio
+from articulate.readers.mri import mri_suffix
 from articulate.readers.ultrasound import read_prompt, read_transcript, utterance_files
 from articulate.utils.atomic import atomic_path
 

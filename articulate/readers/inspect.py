@@ -19,7 +19,14 @@ from articulate.readers.audio import audio_info, read_audio
 from articulate.readers.container import VIDEO_SUFFIXES, probe
 from articulate.readers.dataset_index import index_dataset
 from articulate.readers.mri import mri_suffix, read_mri
-from articulate.readers.ultrasound import common_span, read_param, read_prompt, read_transcript, read_ult, utterance_files
+from articulate.readers.ultrasound import (
+    common_span,
+    read_param,
+    read_prompt,
+    read_transcript,
+    read_ult,
+    utterance_files,
+)
 from articulate.readers.video import read_video, video_info
 from articulate.signal.level import audio_level, level_problems
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from articulate.signal.mel import MelConfig, _TORCH_PAD, as_mel_config, mel_basis, stft_window
+from articulate.signal.mel import _TORCH_PAD, MelConfig, as_mel_config, mel_basis, stft_window
 
 
 def mel_to_audio_librosa(

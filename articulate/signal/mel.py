@@ -165,7 +165,6 @@ class MelSpectrogram(nn.Module):
         cfg = self.cfg
         if not torch.is_floating_point(wav):
             raise TypeError(f"MelSpectrogram expects float audio, got {wav.dtype}")
-        out_dtype = wav.dtype
         if wav.dtype not in (torch.float32, torch.float64):
             wav = wav.float()  # torch.stft has no half-precision CPU kernel; precision matters here anyway
         squeeze = wav.dim() == 1
