@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from articulate.networks.layout import channels_last
+
 FirstFrame = Literal["repeat", "ones"]
 
 
@@ -63,7 +65,7 @@ class ResidualAttention(nn.Module):
 
     def masks_of(self, residual: torch.Tensor) -> torch.Tensor:
         """Masks of residual frames ``[N, C, H, W]`` -> ``[N, C, H, W]`` in (0, 1)."""
-        h = residual
+        h = channels_last(residual)  # on CPU: oneDNN's own layout, same values in less time
         for conv in self.encoder:
             h = F.relu(conv(h))
         for deconv in self.decoder:
