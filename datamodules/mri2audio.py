@@ -49,7 +49,7 @@ from torch.utils.data import DataLoader, Dataset
 from articulate.errors import InputError
 from articulate.signal.mel import MelConfig, MelSpectrogram, as_mel_config, power_to_unit
 from articulate.transforms.mri import prepare_mri
-from datamodules.sampling import EpochSampler, ResumableLoader, trainer_position
+from datamodules.sampling import EpochSampler, ResumableLoader, pin_memory, trainer_position
 from datamodules.splits import Split, make_split, n_folds
 
 log = logging.getLogger(__name__)
@@ -348,7 +348,7 @@ class MRI2AudioDataModule(LightningDataModule):
 
     def _loader_kwargs(self) -> dict[str, Any]:
         return {"batch_size": self.batch_size, "num_workers": self.num_workers,
-                "persistent_workers": self.num_workers > 0, "pin_memory": torch.cuda.is_available()}
+                "persistent_workers": self.num_workers > 0, "pin_memory": pin_memory(self)}
 
     def _loader(self, dataset: Dataset) -> DataLoader:
         return DataLoader(dataset, shuffle=False, **self._loader_kwargs())

@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from articulate.errors import InputError
 from articulate.transforms.video import resample_frames
-from datamodules.sampling import EpochSampler, ResumableLoader, item_rng, trainer_position
+from datamodules.sampling import EpochSampler, ResumableLoader, item_rng, pin_memory, trainer_position
 
 log = logging.getLogger(__name__)
 
@@ -424,7 +424,7 @@ class Wav2UTIDataModule(LightningDataModule):
 
     def _loader_kwargs(self) -> dict[str, Any]:
         return {"batch_size": self.batch_size, "num_workers": self.num_workers, "collate_fn": collate_clips,
-                "drop_last": False, "persistent_workers": self.num_workers > 0}
+                "drop_last": False, "persistent_workers": self.num_workers > 0, "pin_memory": pin_memory(self)}
 
     def train_dataloader(self) -> DataLoader:
         ds = self.dataset("train")
