@@ -7,9 +7,10 @@ the audio span lasts ``T / fps`` s to within one sample.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -74,7 +75,7 @@ class ClipDataset(Dataset):
     jitter of window i in an epoch comes from ``item_rng(seed, epoch, i)``, never from a global RNG.
     """
 
-    def __init__(self, dm: "Wav2UTIDataModule", utt_indices: Sequence[int], hop: int, jitter: bool,
+    def __init__(self, dm: Wav2UTIDataModule, utt_indices: Sequence[int], hop: int, jitter: bool,
                  max_clips: int | None = None, seed: int = 0):
         self.dm, self.jitter, self.hop, self.seed = dm, jitter, hop, int(seed)
         T = dm.clip_frames

@@ -36,20 +36,20 @@ split), ``crop_start [B]`` (sample offset of the crop in the recording); with pa
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
 from articulate.errors import InputError
 from articulate.signal.mel import MelConfig, MelSpectrogram, as_mel_config, power_to_unit
 from articulate.transforms.mri import prepare_mri
-from datamodules.sampling import EpochSampler, ResumableLoader, trainer_position
+from datamodules.sampling import EpochSampler, ResumableLoader, pin_memory, trainer_position
 from datamodules.splits import Split, describe_split, make_split, n_folds, speaker_dependent_split
 
 log = logging.getLogger(__name__)
@@ -367,7 +367,7 @@ class MRI2AudioDataModule(LightningDataModule):
 
     def _loader_kwargs(self) -> dict[str, Any]:
         return {"batch_size": self.batch_size, "num_workers": self.num_workers,
-                "persistent_workers": self.num_workers > 0, "pin_memory": torch.cuda.is_available()}
+                "persistent_workers": self.num_workers > 0, "pin_memory": pin_memory(self)}
 
     def _loader(self, dataset: Dataset) -> DataLoader:
         return DataLoader(dataset, shuffle=False, **self._loader_kwargs())

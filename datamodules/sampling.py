@@ -94,3 +94,17 @@ def trainer_position(datamodule) -> Callable[[], tuple[int, int]]:
         return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     return position
+
+
+def pin_memory(datamodule) -> bool:
+    """Pin the loaders' batches only when they go to a CUDA device: the DataModule's trainer's device, or
+    CUDA being present outside a fit (pinning for a CPU run only adds a copy and a pinning thread)."""
+    trainer = getattr(datamodule, "trainer", None)
+    if trainer is not None:
+        try:
+            return trainer.strategy.root_device.type == "cuda"
+        except (AttributeError, RuntimeError):
+            pass
+    import torch
+
+    return torch.cuda.is_available()

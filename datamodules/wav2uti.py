@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,7 +44,7 @@ from torch.utils.data import DataLoader
 from articulate.errors import InputError
 from articulate.transforms.video import resample_frames
 from datamodules.clips import ClipDataset, Utterance, collate_clips, slice_utterance
-from datamodules.sampling import EpochSampler, ResumableLoader, trainer_position
+from datamodules.sampling import EpochSampler, ResumableLoader, pin_memory, trainer_position
 
 log = logging.getLogger(__name__)
 
@@ -399,7 +400,7 @@ class Wav2UTIDataModule(LightningDataModule):
 
     def _loader_kwargs(self) -> dict[str, Any]:
         return {"batch_size": self.batch_size, "num_workers": self.num_workers, "collate_fn": collate_clips,
-                "drop_last": False, "persistent_workers": self.num_workers > 0}
+                "drop_last": False, "persistent_workers": self.num_workers > 0, "pin_memory": pin_memory(self)}
 
     def train_dataloader(self) -> DataLoader:
         ds = self.dataset("train")

@@ -1,4 +1,4 @@
-"""`articulate bench [--quick] [--out results/bench.json] [--device cpu|cuda]`."""
+"""`articulate bench [--quick] [--out results/bench.json] [--device cpu|cuda] [--direction D ...] [--only SECTION ...]`."""
 
 from __future__ import annotations
 
@@ -8,25 +8,32 @@ from pathlib import Path
 
 from articulate.utils.atomic import atomic_path
 
+SECTIONS = ("train", "train_quick", "inference", "flops", "sampling", "memory")
+
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="articulate bench", description=__doc__)
     parser.add_argument("--out", default="results/bench.json", help="JSON file to write")
-    parser.add_argument("--quick", action="store_true", help="few steps and short videos (a smoke run of every figure)")
+    parser.add_argument("--quick", action="store_true", help="few steps and short videos; memory estimated from "
+                        "batch-1/2 probes (a smoke run of every figure)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when available")
+    parser.add_argument("--direction", action="append", default=[], help="only this registered direction (repeatable)")
+    parser.add_argument("--only", action="append", default=[], choices=SECTIONS,
+                        help="only this section (repeatable; train includes data loading)")
     args = parser.parse_args(argv)
 
     from articulate.experiments.bench import run_benchmarks, summary_rows
 
-    result = run_benchmarks(quick=args.quick, device=args.device)
+    result = run_benchmarks(quick=args.quick, device=args.device, directions=tuple(args.direction), only=tuple(args.only))
     out = Path(args.out)
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(result, indent=2))
-    width = max(len(k) for k, _ in summary_rows(result))
+    rows = summary_rows(result)
+    width = max((len(k) for k, _ in rows), default=0)
     env = result["environment"]
-    print(f"\nArticulate benchmarks on {env.get('gpu', 'CPU')} ({env['cpu_threads']} threads), torch {env['torch']}"
-          + (" [QUICK]" if args.quick else ""))
-    for key, value in summary_rows(result):
+    print(f"\nArticulate benchmarks on {env.get('gpu', 'CPU')} ({env['cpu_threads']} threads, load average "
+          f"{env.get('load_average')} -> {env.get('load_average_end')}), torch {env['torch']}" + (" [QUICK]" if args.quick else ""))
+    for key, value in rows:
         print(f"  {key:<{width}}  {value}")
     print(f"\nwritten: {out}")
     return 0

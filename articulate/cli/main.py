@@ -46,6 +46,10 @@ def _usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before torch is imported: allocator and OpenMP defaults (articulate/cli/runtime.py says why).
+    from articulate.cli.runtime import configure
+
+    configure()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())

@@ -27,7 +27,9 @@ DIRECTION = Direction(
         # The DataModule owns the data geometry; the model stores it for synthesis.
         Link("data.init_args.mel", "model.init_args.mel"),
         Link(("data.init_args.frames", "data.init_args.size"), "model.init_args.input_shape", grid),
-        Link("data.init_args.intensity_percentiles", "model.init_args.intensity_percentiles"),
+        # As a list, the type the DataModule's hyperparameters hold: a logger merges both sets and Lightning
+        # refuses a shared key whose values differ ((0.5, 99.5) != [0.5, 99.5]).
+        Link("data.init_args.intensity_percentiles", "model.init_args.intensity_percentiles", list),
         Link("data.init_args.size", "model.init_args.network.init_args.image_size", square),
     ),
     presets={"quick": ("quick",), "reproduce_quick": ("quick", "reproduce_quick")},

@@ -8,7 +8,7 @@ sigmoid(l) rounds to 0 in float32 (l < about -88). ``probability()`` gives the s
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -17,15 +17,22 @@ of 5 ... relies on RNN for long-term temporal modelling"):
    (batch norm, ELU, dropout 0.4) -> dense 64 * 64 with a sigmoid.
 
 About 28 M parameters at 128 x 128 (the LSTM's 8192-wide input is 18 M of them).
+
+Memory: in training the CNN sees batch x slices samples at full resolution (704 at the paper's size with
+pairs): the standard modules keep ~37 GB of activations for the backward pass. ``memory_chunk`` runs each
+conv block memory-lean (:mod:`articulate.networks.mri2audio.lean_cnn`: chunks of that many samples, the
+block's input kept, the rest recomputed, batch-norm statistics still over the whole batch), the same
+values for ~1.7x the CNN's compute.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+
+from articulate.networks.mri2audio.lean_cnn import lean_sequential
 
 
 def temporal_features(x: torch.Tensor) -> torch.Tensor:
@@ -46,6 +53,8 @@ class Lip2AudSpecNet(nn.Module):
         conv_channels: widths of the Conv3D layers.
         pool_after / dropout_after / temporal_valid: 0-based indices of the conv layers followed
             by a (1, 2, 2) max-pool / by dropout, and of those without temporal padding.
+        memory_chunk: in training, run the CNN memory-lean in chunks of this many slices (None: the
+            standard modules, all slices at once); the same values (see the module docstring).
     """
 
     def __init__(
@@ -63,8 +72,12 @@ class Lip2AudSpecNet(nn.Module):
         dense: int = 2048,
         dense_dropout: float = 0.4,
         out_shape: Sequence[int] = (64, 64),
+        memory_chunk: int | None = None,
     ):
         super().__init__()
+        if memory_chunk is not None and int(memory_chunk) < 1:
+            raise ValueError(f"memory_chunk must be a positive number of slices or None, got {memory_chunk}")
+        self.memory_chunk = None if memory_chunk is None else int(memory_chunk)
         conv_channels = list(conv_channels)
         h, w = (int(s) for s in image_size)
         self.window, self.window_stride = int(window), int(window_stride)
@@ -118,7 +131,12 @@ class Lip2AudSpecNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         win = self.slices(x)
         b, s = win.shape[:2]
-        f = self.cnn(win.reshape(b * s, *win.shape[2:])).reshape(b, s, -1)
+        slices = win.reshape(b * s, *win.shape[2:])
+        if self.memory_chunk is not None and self.training and torch.is_grad_enabled():
+            f = lean_sequential(self.cnn, slices, self.memory_chunk)
+        else:
+            f = self.cnn(slices)
+        f = f.reshape(b, s, -1)
         out, _ = self.lstm(f)
         y = self.head(out[:, -1])
         return torch.sigmoid(y).reshape(b, 1, *self.out_shape)

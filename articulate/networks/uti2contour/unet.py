@@ -19,8 +19,8 @@ peak per keypoint, decoded by :func:`articulate.networks.uti2contour.heatmaps.de
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 __all__ = ["HeatmapUNet"]
 

@@ -1,0 +1,111 @@
+"""Each direction's bench sections: the functions the direction records name (``Direction.bench``).
+
+A section function takes a :class:`~articulate.experiments.bench.core.BenchContext` and returns a dict of
+sections (lists of rows or one row each); ``summary_rows`` formats the keys it knows and lists the others
+by name. Sections shared by every direction: ``train`` (paper config, every variant of the device),
+``train_quick`` (the QUICK preset as ``articulate train --quick`` runs it, its own data and workers),
+``data_loading`` and ``memory`` (every training config of the direction, see :mod:`.memory`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from articulate.directions import PROJECT_ROOT, Direction, get_direction
+
+
+def training_configs(d: Direction, root=PROJECT_ROOT) -> list[tuple[str, list[str]]]:
+    """Every config of ``d`` that trains: the paper config, each variant overlay in ``configs/<name>/``
+    on top of it (not the presets' overlays nor their ``<variant>_<preset>`` companions), and each preset."""
+    preset_files = {name for chain in d.presets.values() for name in chain}
+    heads = {chain[0] for chain in d.presets.values() if chain}
+    folder = root / "configs" / d.name
+    names = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    variants = [n for n in names if n not in preset_files and not any(n.endswith(f"_{h}") for h in heads)]
+    rows = [("paper", d.config_stack(root=root))]
+    rows += [(v, d.config_stack([v], root=root)) for v in variants]
+    rows += [(f"preset {p}", d.config_stack(preset=p, root=root)) for p in d.presets]
+    return rows
+
+
+def memory_rows(d: Direction, data_overrides: list[str], ctx) -> list[dict[str, Any]]:
+    """Peak memory of one training step for every training config (paper configs read the bench's small
+    phantom; presets their own data)."""
+    from articulate.experiments import bench as B
+    from articulate.experiments.bench.memory import peak_memory
+
+    rows: list[dict[str, Any]] = []
+    for label, stack in training_configs(d):
+        over = [] if label.startswith("preset ") else data_overrides
+        B._guard(rows, lambda s=stack, o=over: peak_memory(s, o, ctx.device, ctx.quick))
+        rows[-1]["config"] = label
+    return rows
+
+
+def _train_quick(d: Direction, ctx) -> list[dict[str, Any]]:
+    from articulate.experiments import bench as B
+
+    rows: list[dict[str, Any]] = []
+    stack = d.config_stack(preset="quick")
+    B._guard(rows, lambda: B.training_throughput(stack, [], ctx.train_steps, ctx.warmup, ctx.device, B.variants(ctx.device)[0]))
+    return rows
+
+
+def mri2audio_sections(ctx) -> dict[str, Any]:
+    """Training (paper config and QUICK preset), data loading, inference latency (translator and
+    Lip2AudSpec), peak memory per config."""
+    from articulate.experiments import bench as B
+    from articulate.experiments.bench.inference import mri2audio_inference
+
+    d = get_direction("mri2audio")
+    paper, data = B.MRI_BENCH
+    out: dict[str, Any] = {}
+    if ctx.wants("train"):
+        out.update(B._train_and_load(paper, data, ctx.train_steps, ctx.warmup, ctx.device, ctx.loader_batches))
+    if ctx.wants("train_quick"):
+        out["train_quick"] = _train_quick(d, ctx)
+    if ctx.wants("inference"):
+        out["inference"], out["lip2audspec_inference"] = [], []
+        lip = d.config_stack(["lip2audspec"])
+        for v in B.variants(ctx.device):
+            B._guard(out["inference"], lambda v=v: mri2audio_inference(paper, ctx.device, v, ctx.repeats))
+            B._guard(out["lip2audspec_inference"], lambda v=v: mri2audio_inference(lip, ctx.device, v, ctx.repeats))
+    if ctx.wants("memory"):
+        out["memory"] = memory_rows(d, data, ctx)
+    return out
+
+
+def wav2uti_sections(ctx) -> dict[str, Any]:
+    """Training (paper config and QUICK preset), data loading, the denoiser's FLOPs, sampling time per
+    second of video per stage, peak memory per config."""
+    from articulate.experiments import bench as B
+    from articulate.experiments.bench.inference import wav2uti_flops, wav2uti_sampling
+
+    d = get_direction("wav2uti")
+    paper, data = B.WAV2UTI_BENCH
+    stages = {64: paper, 96: d.config_stack(["res96"]), 112: d.config_stack(["res112"])}
+    out: dict[str, Any] = {}
+    if ctx.wants("train"):
+        out.update(B._train_and_load(paper, data, ctx.train_steps, ctx.warmup, ctx.device, ctx.loader_batches))
+    if ctx.wants("train_quick"):
+        out["train_quick"] = _train_quick(d, ctx)
+    if ctx.wants("flops"):
+        out["flops"] = []
+        for cfgs in stages.values():
+            B._guard(out["flops"], lambda c=cfgs: wav2uti_flops(c))
+    if ctx.wants("sampling"):
+        # On a GPU a whole second of video is sampled at 8 and 32 steps. On a CPU the paper-size network
+        # needs hours per second of video, so one window with 2 (QUICK) or 4 steps is measured and the
+        # default step count is estimated from it (the JSON names which figure is which).
+        if ctx.device == "cuda":
+            step_counts, frames = ([8] if ctx.quick else [8, 32]), (16 if ctx.quick else 60)
+        else:
+            step_counts, frames = ([2] if ctx.quick else [4]), 16
+        out["sampling"] = []
+        for v in B.variants(ctx.device)[:2]:
+            for cfgs in stages.values():
+                for steps in step_counts:
+                    B._guard(out["sampling"], lambda c=cfgs, s=steps, v=v: wav2uti_sampling(c, ctx.device, v, s, frames))
+    if ctx.wants("memory"):
+        out["memory"] = memory_rows(d, data, ctx)
+    return out
