@@ -33,7 +33,7 @@ from articulate.errors import InputError
 from articulate.inference.wav2uti import pretrained_frozen
 from articulate.utils.images import comparison_sheet, write_png
 from lightning_modules.base import ArticulateModule
-from lightning_modules.wav2uti_eval import FrameRows, TestScorer, per_recording, summarise
+from lightning_modules.wav2uti_eval import FrameRows, TestScorer, load_tracker, per_recording, summarise
 
 log = logging.getLogger(__name__)
 
@@ -189,11 +189,9 @@ class Wav2UTIModule(ArticulateModule):
             return None
         tracker = self.off_tree.modules.get("contour_tracker")
         if tracker is None:
-            from articulate.contour.tracker import ContourTracker
-
             if not Path(self.contour_ckpt).is_file():
                 raise InputError(self.contour_ckpt, "contour_ckpt: file not found (a uti2contour checkpoint)")
-            tracker = ContourTracker.from_checkpoint(self.contour_ckpt)
+            tracker = load_tracker(self.contour_ckpt)
             self.off_tree.modules["contour_tracker"] = tracker
         return tracker.to(self.device)
 

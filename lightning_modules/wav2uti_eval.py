@@ -43,9 +43,34 @@ from articulate.metrics.functional import psnr, rmse
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FrameRows", "TestScorer", "contour_rows", "columns", "summarise", "per_recording", "SOURCES"]
+__all__ = ["FrameRows", "TestScorer", "load_tracker", "contour_rows", "columns", "summarise", "per_recording", "SOURCES"]
 
 SOURCES = ("model", "mean_baseline", "ridge")
+
+
+def load_tracker(path: str):
+    """The :class:`~articulate.contour.tracker.ContourTracker` of a uti2contour checkpoint.
+
+    As ``ContourTracker.from_checkpoint``, except that only the tracker's own weights must be finite: a
+    checkpoint of ``articulate train uti2contour`` on the phantom also holds the module's ``mean_shape``
+    buffer, NaN for the points the phantom has no ground truth for (hyoid, mandible, short tendon), which
+    the generic check refuses as a diverged training although the network is sound.
+    """
+    from articulate.checkpoints import Checkpoint, non_finite
+    from articulate.contour.tracker import ContourTracker
+    from articulate.errors import InputError
+    from articulate.inference.base import inference_class
+
+    ck = Checkpoint.read(path, direction="uti2contour", check_weights=False)
+    cls = inference_class(ck)
+    if not issubclass(cls, ContourTracker):
+        raise InputError(ck.path, f"a {cls.__name__} checkpoint, not a ContourTracker one")
+    tracker = cls.from_loaded(ck)
+    bad = non_finite(tracker.state_dict())
+    if bad:
+        raise InputError(ck.path, f"tracker weights hold NaN or infinite values ({', '.join(bad[:3])}): the training "
+                                  "that wrote it diverged")
+    return tracker.eval()
 
 
 def columns() -> list[str]:
