@@ -20,7 +20,8 @@ computes it (same spline, 100 points, the same "found" rule and threshold):
 * ``contour_msd``: mode (a), the generated frame and the real frame, both tracked (a frame counts
   when the real one's tongue is found);
 * ``contour_msd_truth``: mode (b), the generated frame tracked against the true surface (phantom
-  only: the batch's ``true_keypoints``);
+  only: the batch's ``true_keypoints``), on the part of the surface inside the fan: tracked points whose
+  true position is outside it (NaN) are dropped (:func:`inside`);
 * ``contour_found_fraction``: frames whose tongue the tracker finds (mean confidence >= threshold).
 
 ``_mm`` variants multiply by the frames' pixel size when the data knows it. Every value comes from
@@ -43,7 +44,7 @@ from articulate.metrics.functional import psnr, rmse
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FrameRows", "TestScorer", "load_tracker", "contour_rows", "columns", "summarise", "per_recording", "SOURCES"]
+__all__ = ["FrameRows", "TestScorer", "inside", "load_tracker", "contour_rows", "columns", "summarise", "per_recording", "SOURCES"]
 
 SOURCES = ("model", "mean_baseline", "ridge")
 
@@ -173,11 +174,24 @@ class TestScorer:
             d, found = contour_rows(kp, conf, real_kp, real_conf, tongue, self.threshold)
             out[:, at[f"contour_msd/{s}"]], out[:, at[f"found/{s}"]] = d, found
             if truth is not None:
-                out[:, at[f"contour_msd_truth/{s}"]] = contour_rows(kp, conf, truth, None, tongue, self.threshold)[0]
+                out[:, at[f"contour_msd_truth/{s}"]] = contour_rows(inside(kp, truth), conf, truth, None, tongue,
+                                                                    self.threshold)[0]
         if truth is not None:
-            out[:, at["contour_msd_truth/oracle"]] = contour_rows(real_kp, real_conf, truth, None, tongue, self.threshold)[0]
+            out[:, at["contour_msd_truth/oracle"]] = contour_rows(inside(real_kp, truth), real_conf, truth, None, tongue,
+                                                                  self.threshold)[0]
         out[:, at["found/oracle"]] = np.nanmean(real_conf[:, :tongue], axis=1) >= self.threshold
         return torch.from_numpy(out)
+
+
+def inside(kp: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Tracked keypoints ``[N, K, 2]`` without the points whose true position is unknown (NaN: outside the
+    fan). The tracker always places every point, extrapolating those it cannot see; compared with a
+    truncated true surface they would add their distance to its end (measured: 1.17 px for the phantom
+    tracker on 64-px test frames, 0.24 px without them)."""
+    out = np.array(kp, dtype=np.float64, copy=True)
+    k = min(out.shape[1], truth.shape[1])
+    out[:, :k][~np.isfinite(truth[:, :k]).all(-1)] = np.nan
+    return out
 
 
 def _key(stage: str, measure: str, source: str) -> str:

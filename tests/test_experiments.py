@@ -223,7 +223,8 @@ def test_wav2uti_plan_has_floors_ceiling_contour_and_paired_tests(tmp_path):
     spec = rp.contour_spec(True)
     assert spec.configs == ["configs/uti2contour.yaml", "configs/uti2contour/quick.yaml", "configs/uti2contour/phantom64.yaml"]
     assert spec.fold is None and spec.run_id == "contour-tracker-phantom-64-px_seed0"
-    assert spec.overrides == [f"--trainer.max_steps={rp.W_QUICK_CONTOUR_STEPS}"]
+    steps = rp.W_QUICK_CONTOUR_STEPS  # validated once, at the end: the tracker used is the last
+    assert spec.overrides == [f"--trainer.max_steps={steps}", f"--trainer.val_check_interval={steps}"]
     # a given checkpoint goes to every row, without training a tracker
     given = rp.wav2uti_plan(True, 3, [64], contour_ckpt="t.ckpt")
     assert given.prepare(tmp_path, "csv") == ["--model.init_args.contour_ckpt=t.ckpt"]
@@ -248,7 +249,7 @@ def test_wav2uti_plan_has_floors_ceiling_contour_and_paired_tests(tmp_path):
     md = (tmp_path / "table.md").read_text()
     assert "| Ridge probe (floor) | 3.000 ± 0.000 |" in md
     assert "| True video (ceiling) | 0 (trivial) | ∞ (trivial) |" in md and "0.900 ± 0.000" in md
-    assert "## Paired tests per test recording" in md and "0.80 px (1.70 mm)" in md
+    assert "## Paired tests per test recording" in md and "'vs truth' (0.900 px)" in md
     assert "RMSE 2.700 vs 2.000 (DNN better" in md
     assert "test/contour_msd_mm_mean" in (tmp_path / "table.csv").read_text()
     assert (tmp_path / "paired_tests.csv").is_file()

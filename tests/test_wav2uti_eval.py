@@ -135,22 +135,32 @@ def test_test_stage_logs_floors_and_contours_that_match_independent_metrics(phan
         assert key in results and np.isfinite(results[key]), key
     assert results["test/contour_found_fraction"] == 1.0  # threshold 0: every tongue counts as found
 
-    # independent: the same clips through ContourMSD on images and RMSE on the probe's predictions
+    # independent: the same clips through ContourMSD (on images for mode (a); mode (b) on the tracker's
+    # keypoints without the points the truth lacks, outside the fan) and RMSE on the probe's predictions
+    from articulate.contour.tracker import ContourTracker
+
+    tracker = ContourTracker.from_checkpoint(tiny_tracker)
     a = ContourMSD(pred_kind="images", target_kind="images", contour_ckpt=str(tiny_tracker), threshold=0.0)
-    b = ContourMSD(pred_kind="images", target_kind="keypoints", contour_ckpt=str(tiny_tracker), threshold=0.0)
-    oracle = ContourMSD(pred_kind="images", target_kind="keypoints", contour_ckpt=str(tiny_tracker), threshold=0.0)
+    b = ContourMSD(threshold=0.0)
+    oracle = ContourMSD(threshold=0.0)
     ridge = RMSE(pixel_range="signed")
     model.eval()
     probe = model.baselines
+    outside = 0
     with torch.no_grad():
         for batch in dm.test_dataloader():
             pred = model.predict_clips(batch, batch["video"].shape[0], cascade=True).clamp(-1, 1)
-            real, idx = batch["video"], batch["sample_index"]
+            real, idx, truth = batch["video"], batch["sample_index"], batch["true_keypoints"]
             unit = lambda v: (v + 1) / 2  # noqa: E731
             a.update(unit(pred), unit(real), sample_index=idx)
-            b.update(unit(pred), batch["true_keypoints"], sample_index=idx)
-            oracle.update(unit(real), batch["true_keypoints"], sample_index=idx)
+            for video, metric in ((pred, b), (real, oracle)):
+                kp, _ = tracker(unit(video)[:, 0].reshape(-1, 32, 32), probe="top")
+                kp = kp.double().reshape(*truth.shape[:2], 14, 2)
+                kp[:, :, :11][~torch.isfinite(truth).all(-1)] = float("nan")
+                metric.update(kp, truth, sample_index=idx)
+            outside += int((~torch.isfinite(truth).all(-1)).sum())
             ridge.update(probe.predict(batch["audio"], real.shape[2]), real, sample_index=idx)
+    assert outside > 0  # the masking is exercised: some true points are outside the fan
     assert results["test/contour_msd"] == pytest.approx(float(a.compute()), rel=1e-5)
     assert results["test/contour_msd_truth"] == pytest.approx(float(b.compute()), rel=1e-5)
     assert results["test/contour_msd_truth_oracle"] == pytest.approx(float(oracle.compute()), rel=1e-5)
