@@ -2,7 +2,8 @@
 
 Clips: ``clip_frames`` consecutive video frames ``[s, s + T)`` and the audio samples
 ``[round(s sr / fps), +round(T sr / fps))`` they cover (frame i spans ``[i/fps, (i+1)/fps)``), so
-the audio span lasts ``T / fps`` s to within one sample.
+the audio span lasts ``T / fps`` s to within one sample. With the phantom, a clip also carries its
+frames' true tongue keypoints (``true_keypoints [T, 11, 2]``, pixels of its frames).
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ class Utterance:
     source: Path | None = None
     features: dict[str, np.ndarray] = field(default_factory=dict)  # "audio" [F, D], "text" [L, D]
     part: str | None = None  # the split part of a block of a recording (speaker-dependent time split)
+    # The phantom's true tongue surface per frame (11 DLC tongue points, (x, y) px of ``frames``, NaN
+    # outside the fan), when the recording has one; and the frames' pixel size (NaN when unknown).
+    keypoints: np.ndarray | None = None  # float32 [F, 11, 2]
+    mm_per_pixel: float = float("nan")
 
     @property
     def num_frames(self) -> int:
@@ -119,6 +124,9 @@ class ClipDataset(Dataset):
             "start": s,
             "sample_index": i,  # dataset index: metrics drop the clips DistributedSampler repeats
         }
+        if utt.keypoints is not None and dm.has_keypoints:
+            item["true_keypoints"] = torch.from_numpy(np.asarray(utt.keypoints[s : s + T], dtype=np.float32))
+        item["mm_per_pixel"] = torch.tensor(float(utt.mm_per_pixel), dtype=torch.float64)
         if "audio" in utt.features:
             item["audio_feats"] = torch.from_numpy(np.asarray(utt.features["audio"][s : s + T], dtype=np.float32))
         if "text" in utt.features:
@@ -129,5 +137,6 @@ class ClipDataset(Dataset):
 def slice_utterance(utt: Utterance, start: int, stop: int, sr: int, fps: float, part: str) -> Utterance:
     """Frames ``[start, stop)`` of an utterance with the audio they cover (a speaker-dependent split's block)."""
     a, b = int(round(start * sr / fps)), int(round(stop * sr / fps))
+    kp = None if utt.keypoints is None else utt.keypoints[start:stop]
     return replace(utt, id=f"{utt.id}[{start}:{stop}]", frames=utt.frames[start:stop], audio=utt.audio[a:b],
-                   features={}, part=part)
+                   features={}, part=part, keypoints=kp)

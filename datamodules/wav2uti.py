@@ -24,7 +24,11 @@ carries frame-aligned ``audio_feats [B, T, D]`` and padded ``text_feats [B, L, D
 
 Batch keys: ``video [B,1,T,H,W]`` float in [-1,1], ``audio [B, L]``, ``text`` (list of str),
 ``speaker`` (list of str), ``utterance [B]`` (index into ``utterances``), ``start [B]`` (first frame),
-``sample_index [B]`` (dataset index, for DDP-exact metrics) and the attached features when present.
+``sample_index [B]`` (dataset index, for DDP-exact metrics), ``mm_per_pixel [B]`` (float64, NaN when
+unknown), the attached features when present and, on the phantom (every recording with its
+``.traj.npz``, fan view), ``true_keypoints [B, T, 11, 2]``: the true tongue surface
+(:func:`articulate.phantom.tongue_keypoints`, DLC order, (x, y) pixels of the ``resolution`` fan
+images drawn here, probe at the top, NaN outside the fan), resampled in time like the frames.
 """
 
 from __future__ import annotations
@@ -159,6 +163,7 @@ class Wav2UTIDataModule(LightningDataModule):
         self.splits: dict[str, list[int]] = {}
         self.speakers: dict[str, list[str]] = {}
         self.data_std: float | None = None
+        self.has_keypoints = False
         self._attached: tuple = ()
 
     # ------------------------------------------------------------------------------------------
@@ -202,13 +207,34 @@ class Wav2UTIDataModule(LightningDataModule):
             # scan lines [F, V, P] shown with depth downwards: rows = samples along a line.
             frames = F.interpolate(x.transpose(2, 3), size=(res, res), mode="bilinear", align_corners=False)[:, 0].numpy()
         frames = np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+        keypoints = self._true_keypoints(rec, utt) if self.view == "fan" else None
         if abs(utt.params.fps - self.fps) > 1e-6:
             frames = resample_frames(frames, utt.params.fps, self.fps)
+            if keypoints is not None:  # the same interpolation in time as the frames (NaN stays NaN)
+                keypoints = resample_frames(keypoints, utt.params.fps, self.fps)
         n_samples = int(round(frames.shape[0] * self.sample_rate / self.fps))
         audio = utt.audio[:n_samples]
         text = self._transcript(Path(utt.stem), utt.text)
+        mm = fan.mm_per_pixel if self.view == "fan" else None
         return Utterance(id=str(rec.id), speaker=str(rec.subject or utt.speaker), frames=frames, audio=audio,
-                         text=text, source=Path(utt.stem))
+                         text=text, source=Path(utt.stem), keypoints=keypoints,
+                         mm_per_pixel=float(mm) if mm else math.nan)
+
+    def _true_keypoints(self, rec, utt) -> np.ndarray | None:
+        """The phantom's true tongue keypoints of the frames kept (``.traj.npz`` beside the recording), in
+        the pixels of the fan images drawn here; None for recordings without that ground truth."""
+        from articulate.phantom import tongue_keypoints
+
+        stem = Path(utt.stem)
+        if rec.image is None or not stem.with_name(stem.name + ".traj.npz").is_file():
+            return None
+        kp = tongue_keypoints(rec.image, size=(self.resolution, self.resolution))
+        start = int(utt.trim.get("frames_dropped_start", 0))  # frames before the audio began were cut
+        kp = kp[start:start + utt.scanlines.shape[0]]
+        if kp.shape[0] != utt.scanlines.shape[0]:
+            log.warning("%s: ground truth for %d of %d frames: not attached", stem, kp.shape[0], utt.scanlines.shape[0])
+            return None
+        return kp.astype(np.float32)
 
     def _transcript(self, stem: Path, prompt: str | None) -> str:
         """The prompt, Whisper's transcript (``<stem>.whisper.txt``, else the prompt) or nothing."""
@@ -313,6 +339,8 @@ class Wav2UTIDataModule(LightningDataModule):
         self._finish_setup(root)
 
     def _finish_setup(self, root: Path) -> None:
+        # True keypoints go into batches only when every clip can carry them (a batch stacks them).
+        self.has_keypoints = bool(self.utterances) and all(u.keypoints is not None for u in self.utterances)
         if not self.splits.get("train"):
             raise InputError(root, f"no training utterance of at least {self.clip_frames} frames")
         train_pix = np.concatenate([self.utterances[i].frames.reshape(-1)[::97] for i in self.splits["train"]])
@@ -397,6 +425,19 @@ class Wav2UTIDataModule(LightningDataModule):
         if split == "train":
             return ClipDataset(self, self.splits["train"], self.train_hop, jitter=True, seed=self.split_seed)
         return ClipDataset(self, self.splits[split], self.eval_hop, jitter=False, max_clips=self.max_eval_clips)
+
+    def baseline_clips(self, split: str) -> ClipDataset:
+        """Deterministic clips for fitting the table's floors (``articulate.baselines.wav2uti``): every
+        training clip, tiled with hop ``clip_frames`` (``"train"``), or the evaluation clips of a split."""
+        if split == "train":
+            return ClipDataset(self, self.splits["train"], self.clip_frames, jitter=False)
+        return ClipDataset(self, self.splits.get(split, []), self.eval_hop, jitter=False, max_clips=self.max_eval_clips)
+
+    @property
+    def probe(self) -> str | None:
+        """Where the probe is in the frames: "top" for fan images (and fan-cropped videos); None for the
+        scan-line view, which is no image of the anatomy (contour tracking does not apply)."""
+        return "top" if self.view == "fan" else None
 
     def _loader_kwargs(self) -> dict[str, Any]:
         return {"batch_size": self.batch_size, "num_workers": self.num_workers, "collate_fn": collate_clips,

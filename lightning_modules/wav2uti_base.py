@@ -10,10 +10,18 @@
 * Evaluation: RMSE and PSNR on 0-255 pixels (``<stage>/rmse``, ``<stage>/psnr``), the callbacks' video
   outputs, and a PNG of real vs generated frames per validation
   (``<log_dir>/wav2uti_samples/<run>/step<N>.png``).
+* Floors and ceiling (``baselines``: a :class:`articulate.baselines.wav2uti.RidgeProbe`, fitted at fit
+  start on the training clips): ``<stage>/rmse_mean_baseline``, ``_ridge`` and the PSNRs on the model's
+  clips; with ``contour_ckpt`` (a uti2contour checkpoint) the test also tracks the tongue in
+  generated and real frames: ``test/contour_msd`` (generated vs real, both tracked),
+  ``test/contour_found_fraction``, on the phantom ``test/contour_msd_truth`` (vs the true surface) and
+  its ceiling ``test/contour_msd_truth_oracle`` (real frames tracked: the tracker's own error); see
+  :mod:`lightning_modules.wav2uti_eval`. ``test_per_recording`` keeps per-recording means for paired tests.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Callable, Protocol, runtime_checkable
 
@@ -21,9 +29,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from articulate.errors import InputError
 from articulate.inference.wav2uti import pretrained_frozen
 from articulate.utils.images import comparison_sheet, write_png
 from lightning_modules.base import ArticulateModule
+from lightning_modules.wav2uti_eval import FrameRows, TestScorer, load_tracker, per_recording, summarise
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -63,7 +75,7 @@ class Wav2UTIModule(ArticulateModule):
     direction = "wav2uti"
 
     def __init__(self, audio_encoder: nn.Module, text_encoder: nn.Module | None, resolution: int, clip_frames: int,
-                 fps: float):
+                 fps: float, baselines: Any = None, contour_ckpt: str | None = None, contour_threshold: float = 0.3):
         super().__init__()
         self.__dict__["off_tree"] = OffTree()
         self.set_encoder("audio_encoder", audio_encoder)
@@ -74,6 +86,12 @@ class Wav2UTIModule(ArticulateModule):
         self.val_rmse, self.val_psnr = RMSE(pixel_range="signed"), PSNR(pixel_range="signed")
         self.test_rmse, self.test_psnr = RMSE(pixel_range="signed"), PSNR(pixel_range="signed")
         self._val_sheet: tuple[torch.Tensor, torch.Tensor] | None = None
+        # the floors are refitted from the data, never saved (D x P weights), and shared by EMA copies
+        self.off_tree.modules["baselines"] = baselines
+        self.contour_ckpt, self.contour_threshold = (str(contour_ckpt) if contour_ckpt else None), float(contour_threshold)
+        self._frame_rows: dict[str, FrameRows] = {}
+        self._scorer = TestScorer()
+        self.test_per_recording: dict[str, list] = {}
 
     def set_encoder(self, name: str, encoder: nn.Module | None) -> None:
         if pretrained_frozen(encoder):
@@ -121,6 +139,8 @@ class Wav2UTIModule(ArticulateModule):
             raise ValueError(f"model (resolution, clip_frames, fps, audio rate) {ours} differ from the data's {theirs}; "
                              "set them once, in the data section (the config links them to the model)")
         self.attach_frozen_features(dm)
+        if self.contour_ckpt:
+            self.contour_tracker()  # a bad checkpoint fails now, not after the fit
 
     def attach_frozen_features(self, dm: ClipSource) -> None:
         """Fill the feature cache with the frozen encoders' outputs (rank 0 first) and attach it."""
@@ -158,6 +178,88 @@ class Wav2UTIModule(ArticulateModule):
         else:
             dm.attach_features(audio_fn, audio_key, text_fn, text_key, compute=True)
 
+    # -- floors, ceiling and contours (lightning_modules.wav2uti_eval) --------------------------
+    @property
+    def baselines(self):
+        return self.off_tree.modules.get("baselines")
+
+    def contour_tracker(self):
+        """The uti2contour tracker of ``contour_ckpt`` (loaded once, off the module tree), or None."""
+        if not self.contour_ckpt:
+            return None
+        tracker = self.off_tree.modules.get("contour_tracker")
+        if tracker is None:
+            if not Path(self.contour_ckpt).is_file():
+                raise InputError(self.contour_ckpt, "contour_ckpt: file not found (a uti2contour checkpoint)")
+            tracker = load_tracker(self.contour_ckpt)
+            self.off_tree.modules["contour_tracker"] = tracker
+        return tracker.to(self.device)
+
+    def fit_baselines(self) -> None:
+        """Fit the floors on the DataModule's training clips (penalty chosen on its validation clips)."""
+        from torch.utils.data import DataLoader
+
+        from datamodules.clips import collate_clips
+
+        probe = self.baselines
+        dm = self.trainer.datamodule if self._trainer is not None else None
+        if probe is None or not hasattr(dm, "baseline_clips"):
+            return
+        probe.reset()
+        probe.bind(int(dm.sample_rate), float(dm.fps), device=self.device)
+        for split, add in (("train", probe.add), ("val", probe.add_heldout)):
+            clips = dm.baseline_clips(split)
+            for batch in DataLoader(clips, batch_size=64, shuffle=False, collate_fn=collate_clips):
+                add(batch["audio"], batch["video"])
+        probe.fit()
+        log.info("wav2uti floors fitted: %s", probe.describe())
+
+    def on_fit_start(self) -> None:
+        self.fit_baselines()
+
+    def on_test_start(self) -> None:
+        if self.baselines is not None and not self.baselines.fitted:
+            self.fit_baselines()  # a test from a checkpoint: the floors are refitted (deterministic)
+        dm = self.trainer.datamodule
+        probe = getattr(dm, "probe", "top")
+        tracker = self.contour_tracker()
+        if tracker is not None and probe is None:
+            log.warning("contour_ckpt: the data's frames are not fan images (view=scanlines): no contour measure")
+            tracker = None
+        self._scorer = TestScorer(tracker, self.contour_threshold, probe=probe or "top")
+
+    def _score_floors(self, batch: dict[str, Any], pred: torch.Tensor, real: torch.Tensor, idx, prefix: str) -> None:
+        """Per-frame rows of the model, the floors and (test) the contours, for the clips the model was scored on."""
+        if self._trainer is not None and self.trainer.sanity_checking:
+            return
+        probe, n = self.baselines, real.shape[0]
+        floors = {}
+        if probe is not None and probe.fitted:
+            floors = {"mean_baseline": probe.mean_video(real),
+                      "ridge": probe.predict(batch["audio"][:n], real.shape[2]).to(real)}
+        contour = prefix == "test" and self._scorer.tracker is not None
+        if not floors and not contour:
+            return
+        if prefix not in self._frame_rows:
+            self._frame_rows[prefix] = FrameRows().to(self.device)
+        rows = self._scorer.rows(batch, pred, real, floors, contour)
+        self._frame_rows[prefix].update(rows, idx, real.shape[2])
+
+    def _log_rows(self, prefix: str) -> dict[str, float]:
+        metric = self._frame_rows.get(prefix)
+        if metric is None:
+            return {}
+        rows = metric.table()  # collective under DDP: every rank calls it
+        metric.reset()
+        values = summarise(rows, prefix)
+        for key, value in values.items():
+            self.log(key, value, sync_dist=True)
+        if prefix == "test":
+            dm = self.trainer.datamodule
+            names = [u.id for u in getattr(dm, "utterances", [])]
+            self.test_per_recording = per_recording(rows, names)
+        return values
+
     # -- evaluation ------------------------------------------------------------------------
     def log_eval_loss(self, batch: dict[str, Any], batch_idx: int, prefix: str, pred: torch.Tensor | None) -> None:
         """Log ``<prefix>/loss`` (the training objective on evaluation data); ``pred``: the generated clips, if any."""
@@ -185,6 +287,7 @@ class Wav2UTIModule(ArticulateModule):
         psnr.update(pred, real, sample_index=idx)
         self.log(f"{prefix}/rmse", rmse, batch_size=n)
         self.log(f"{prefix}/psnr", psnr, batch_size=n)
+        self._score_floors(batch, pred, real, idx, prefix)
         if prefix == "val" and batch_idx == 0:
             self._val_sheet = (real[:2].detach().cpu(), pred[:2].detach().cpu())
         return video_outputs(pred, real, self.fps, idx)
@@ -205,6 +308,10 @@ class Wav2UTIModule(ArticulateModule):
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             return
+        self._log_rows("val")
         out = self.sample_dir()  # collective under DDP: every rank asks
         if self._val_sheet is not None and self.trainer.is_global_zero:
             write_png(out / f"step{self.global_step:07d}.png", comparison_sheet(*(t.numpy() for t in self._val_sheet)))
+
+    def on_test_epoch_end(self) -> None:
+        self._log_rows("test")

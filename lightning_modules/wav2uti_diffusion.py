@@ -20,6 +20,8 @@ test, ``synthesize-uti`` and the tests share.
   averaged weights in for validation and writes them as the checkpoint's ``state_dict``.
 * Validation: EDM loss with a fixed noise draw (comparable across epochs) on every batch, and
   ``val_num_clips`` clips sampled with the Heun sampler, scored with RMSE and PSNR.
+* ``baselines``, ``contour_ckpt``, ``contour_threshold``: the floors and the contour measure scored
+  beside the model (:class:`lightning_modules.wav2uti_base.Wav2UTIModule`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from articulate.baselines.wav2uti import RidgeProbe
 from articulate.diffusion import EDMLoss, HeunSampler
 from articulate.errors import InputError
 from articulate.inference.wav2uti import DiffusionGenerator, timing_mismatch
@@ -70,8 +73,12 @@ class Wav2UTIDiffusion(Wav2UTIModule):
         warmup_steps: int = 0,
         val_num_clips: int = 4,
         val_seed: int = 0,
+        baselines: RidgeProbe | None = None,
+        contour_ckpt: str | None = None,
+        contour_threshold: float = 0.3,
     ):
-        super().__init__(audio_encoder, text_encoder, resolution, clip_frames, fps)
+        super().__init__(audio_encoder, text_encoder, resolution, clip_frames, fps, baselines, contour_ckpt,
+                         contour_threshold)
         if stage not in ("base", "super_resolution"):
             raise ValueError(f"stage must be 'base' or 'super_resolution', got {stage!r}")
         self.save_config()

@@ -3,8 +3,9 @@
 Frame-wise acoustic features from ``audio_encoder`` (log-mel by default; the original used MFCC /
 mel with a context window) -> ``network`` (:class:`~articulate.networks.wav2uti.dnn.FrameDNN`) ->
 one ultrasound frame per video frame, trained with MSE on the [-1, 1] pixel scale. It uses the same
-DataModule, feature cache and RMSE/PSNR evaluation as the diffusion model (``Wav2UTIModule``), so the
-two compare on the same clips; inference: :class:`articulate.inference.wav2uti.FrameRegressor`.
+DataModule, feature cache and RMSE/PSNR evaluation (with the same floors and contour measure) as the
+diffusion model (``Wav2UTIModule``), so the two compare on the same clips; inference:
+:class:`articulate.inference.wav2uti.FrameRegressor`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from articulate.baselines.wav2uti import RidgeProbe
 from articulate.inference.wav2uti import FrameRegressor
 from lightning_modules.wav2uti_base import Wav2UTIModule
 
@@ -26,8 +28,9 @@ class Wav2UTIDNN(Wav2UTIModule):
     stage = "base"
 
     def __init__(self, network: nn.Module, audio_encoder: nn.Module, resolution: int = 64, clip_frames: int = 16,
-                 fps: float = 60.0, lr: float = 1e-3, weight_decay: float = 0.0):
-        super().__init__(audio_encoder, None, resolution, clip_frames, fps)
+                 fps: float = 60.0, lr: float = 1e-3, weight_decay: float = 0.0, baselines: RidgeProbe | None = None,
+                 contour_ckpt: str | None = None, contour_threshold: float = 0.3):
+        super().__init__(audio_encoder, None, resolution, clip_frames, fps, baselines, contour_ckpt, contour_threshold)
         self.save_config()
         self.network = network
 

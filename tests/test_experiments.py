@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import statistics
 
+import numpy as np
 import pytest
 
 from articulate.experiments.runner import RunSpec
@@ -170,3 +171,103 @@ def test_bench_times_the_requested_batches_under_manual_optimisation():
     over = ["--data.init_args.phantom={subjects: 12}", "--data.init_args.n_crops=4", "--data.init_args.batch_size=2"]
     res, _ = bench.training_throughput(configs, over, steps=2, warmup=1, device="cpu", variant=bench.variants("cpu")[0])
     assert res["steps_timed"] == 2 and res["batch_size"] == 2 and res["items_per_second"] > 0
+
+
+def _w_record(model, seed, per, **metrics):
+    return {"spec": {"model": model, "fold": 0, "seed": seed}, "metrics": metrics, "per_recording": per}
+
+
+def test_paired_tests_pair_recordings_averaged_over_seeds_as_scipy():
+    from scipy import stats
+
+    from articulate.experiments.tables import paired_tests
+
+    rng = np.random.default_rng(0)
+    recs = [f"spk{i}/u{j}" for i in range(2) for j in range(4)]
+    records, want = [], {"A": {}, "B": {}}
+    for label, shift in (("A", 0.0), ("B", 0.5)):
+        for seed in range(3):
+            vals = list(rng.normal(10 + shift, 1.0, size=len(recs)))
+            order = rng.permutation(len(recs))  # recordings in another order in each run
+            per = {"recording": [recs[i] for i in order], "rmse": [vals[i] for i in order],
+                   "rmse_ridge": [vals[i] + 3 + 0.1 * i for i in order]}
+            if label == "B" and seed == 2:  # a recording one run did not score: averaged over the others
+                per["rmse"][0] = None
+            records.append(_w_record(label, seed, per))
+            for i in range(len(recs)):
+                v = per["rmse"][list(order).index(i)]
+                if v is not None:
+                    want[label].setdefault(recs[i], []).append(v)
+    x = np.array([np.mean(want["A"][r]) for r in sorted(recs)])
+    y = np.array([np.mean(want["B"][r]) for r in sorted(recs)])
+    (row, ridge) = paired_tests(records, [("A", "B"), ("A", "R")], [("rmse", "RMSE")], aliases={"R": ("A", "_ridge")})
+    assert row["n"] == 8 and row["mean_diff"] == pytest.approx(float((x - y).mean()))
+    t = stats.ttest_rel(x, y)
+    assert row["t"] == pytest.approx(t.statistic) and row["p_t"] == pytest.approx(t.pvalue)
+    assert row["p_wilcoxon"] == pytest.approx(stats.wilcoxon(x, y).pvalue)
+    assert ridge["mean_diff"] == pytest.approx(-3.35)  # the alias reads rmse_ridge of row A
+
+
+def test_wav2uti_plan_has_floors_ceiling_contour_and_paired_tests(tmp_path):
+    import json
+
+    from articulate.experiments import reproduce as rp
+
+    plan = rp.wav2uti_plan(True, 3, [64])
+    assert plan.seeds == [0, 1, 2]
+    keys = [k for k, _ in plan.metrics]
+    assert {"test/contour_msd", "test/contour_msd_truth", "test/contour_found_fraction"} <= set(keys)
+    assert [e[0] for e in plan.extra_rows] == ["Training-mean frame (floor)", "Ridge probe (floor)", "True video (ceiling)"]
+    assert ("Audio+Text (64 px)", "DNN baseline (64 px)") in plan.pairs
+    assert ("Audio+Text (64 px)", "Audio-only (64 px)") in plan.pairs
+    spec = rp.contour_spec(True)
+    assert spec.configs == ["configs/uti2contour.yaml", "configs/uti2contour/quick.yaml", "configs/uti2contour/phantom64.yaml"]
+    assert spec.fold is None and spec.run_id == "contour-tracker-phantom-64-px_seed0"
+    steps = rp.W_QUICK_CONTOUR_STEPS  # validated once, at the end: the tracker used is the last
+    assert spec.overrides == [f"--trainer.max_steps={steps}", f"--trainer.val_check_interval={steps}"]
+    # a given checkpoint goes to every row, without training a tracker
+    given = rp.wav2uti_plan(True, 3, [64], contour_ckpt="t.ckpt")
+    assert given.prepare(tmp_path, "csv") == ["--model.init_args.contour_ckpt=t.ckpt"]
+    assert rp.wav2uti_plan(True, 3, [64], contour=False).prepare is None
+
+    # the table from records: floors and the ceiling read from the DNN row, trivial cells stated, paired tests
+    per = {"recording": ["s/a", "s/b", "s/c"], "rmse": [1.0, 2.0, 3.5], "contour_msd": [1.0, 1.5, 1.2]}
+    tracker = {"spec": {"model": spec.model, "fold": None, "seed": 0}, "metrics": {"test/msd_px": 0.8, "test/msd_mm": 1.7,
+                                                                                 "test/msd_px_mean_shape": 1.9}}
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / f"{spec.run_id}.json").write_text(json.dumps(tracker))
+    for seed in range(3):
+        for label, off in (("DNN baseline (64 px)", 0.0), ("Audio-only (64 px)", 0.5), ("Audio+Text (64 px)", 0.7)):
+            m = {"test/rmse": 2.0 + off, "test/psnr": 30.0 - off, "test/contour_msd": 1.2 + off,
+                 "test/contour_msd_mm": 2.6, "test/rmse_ridge": 3.0, "test/contour_msd_truth_oracle": 0.9,
+                 "test/contour_found_fraction_oracle": 1.0}
+            p = {**per, "rmse": [v + off * (1 + 0.1 * i) + 0.01 * seed for i, v in enumerate(per["rmse"])],
+                 "rmse_ridge": [3.0, 3.1, 3.2]}
+            (tmp_path / "runs" / f"{label}_{seed}.json").write_text(json.dumps(_w_record(label, seed, p, **m)))
+    plan.examples = None
+    rp.finish(plan, tmp_path)
+    md = (tmp_path / "table.md").read_text()
+    assert "| Ridge probe (floor) | 3.000 ± 0.000 |" in md
+    assert "| True video (ceiling) | 0 (trivial) | ∞ (trivial) |" in md and "0.900 ± 0.000" in md
+    assert "## Paired tests per test recording" in md and "'vs truth' (0.900 px)" in md
+    assert "RMSE 2.700 vs 2.000 (DNN better" in md
+    assert "test/contour_msd_mm_mean" in (tmp_path / "table.csv").read_text()
+    assert (tmp_path / "paired_tests.csv").is_file()
+
+
+def test_a_spec_without_folds_passes_no_fold_argument(tmp_path, monkeypatch):
+    from articulate.experiments import runner
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_cli(args, run):
+        seen["args"] = args
+        raise Stop
+
+    monkeypatch.setattr("articulate.cli.lightning_cli.ArticulateCLI", fake_cli)
+    with pytest.raises(Stop):
+        runner.run_one(RunSpec("uti2contour", "Tracker", ["c.yaml"], fold=None, seed=2), tmp_path)
+    assert not any(a.startswith("--data.init_args.fold") for a in seen["args"]) and "--seed_everything=2" in seen["args"]

@@ -28,13 +28,19 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true", help="the small CPU preset (~30 min on 2 cores)")
     parser.add_argument("--out", default=None, help="results folder (default results/<direction>[_quick])")
     parser.add_argument("--seeds", type=int, default=None,
-                        help="random trials (default 3 as the papers; QUICK: 2, to fit in ~30 min on 2 cores)")
+                        help="random trials (default 3 as the papers; mri2audio QUICK: 2, to fit in ~30 min on 2 cores)")
     parser.add_argument("--split", choices=["loso", "kfold"], default=None,
                         help="mri2audio protocol (default: loso; QUICK: the quick config's k-fold)")
     parser.add_argument("--k", type=int, default=None, help="folds for --split kfold")
     parser.add_argument("--folds", type=str, default=None, help="only these folds, e.g. 0,1,2 (default: all; QUICK: 0)")
     parser.add_argument("--resolutions", type=str, default=None,
                         help="wav2uti resolutions (default 64,96,112; QUICK: the 64-px base stage only)")
+    parser.add_argument("--contour-ckpt", default=None,
+                        help="wav2uti: the uti2contour checkpoint that scores every row (default: train the phantom "
+                             "tracker first, configs/uti2contour/phantom64.yaml)")
+    parser.add_argument("--contour-steps", type=int, default=None,
+                        help="wav2uti: training steps of that tracker (default: QUICK 400, else the config's)")
+    parser.add_argument("--no-contour", action="store_true", help="wav2uti: no contour measure")
     parser.add_argument("--logger", choices=["csv", "wandb"], default="csv", help="per-run logger")
     parser.add_argument("overrides", nargs="*", help="extra LightningCLI overrides for every run, e.g. --data.init_args.data_dir=/data")
     args, unknown = parser.parse_known_args(argv)
@@ -45,14 +51,19 @@ def main(argv: list[str]) -> int:
     quick_tag = "_quick" if args.quick else ""
     out = Path(args.out or f"results/{args.direction}{quick_tag}")
     folds = [int(f) for f in args.folds.split(",")] if args.folds else None
-    seeds = args.seeds if args.seeds is not None else (2 if args.quick else 3)
+    seeds = args.seeds if args.seeds is not None else (2 if args.quick and args.direction == "mri2audio" else 3)
     if args.direction == "mri2audio":  # each direction's plan has its own options
         split = args.split or ("kfold" if args.quick else "loso")
         n = _n_subjects(extra, args.quick) if (split == "loso" and folds is None) else 0
         plan = rp.mri2audio_plan(args.quick, seeds, folds, split, args.k, n, explicit=args.split is not None)
     else:
         res = args.resolutions or ("64" if args.quick else "64,96,112")
-        plan = rp.wav2uti_plan(args.quick, seeds, [int(r) for r in res.split(",")])
+        if args.contour_ckpt and not Path(args.contour_ckpt).is_file():
+            from articulate.errors import InputError
+
+            raise InputError(args.contour_ckpt, "--contour-ckpt: file not found")
+        plan = rp.wav2uti_plan(args.quick, seeds, [int(r) for r in res.split(",")], contour_ckpt=args.contour_ckpt,
+                               contour_steps=args.contour_steps, contour=not args.no_contour)
     summary = rp.reproduce(plan, out, extra_args=extra, logger=args.logger)
     print((out / "table.md").read_text())
     print(f"written: {out / 'table.md'}, {out / 'table.csv'}, {out / 'metrics.png'} ({summary['seconds']} s)")

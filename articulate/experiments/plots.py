@@ -28,14 +28,17 @@ def _save(fig, path: Path) -> None:
 def bar_chart(table: Sequence[dict[str, Any]], metrics: Sequence[tuple[str, str]], path: Path, title: str = "") -> None:
     """One panel per metric: a bar per table row, error bar = the row's std."""
     plt = _plt()
-    metrics = [(k, t) for k, t in metrics if any(r.get(f"{k}_mean") is not None for r in table)]
+    def number(v: Any) -> float:  # a missing or stated cell ("0 (trivial)") draws no bar
+        return float(v) if isinstance(v, (int, float)) and np.isfinite(v) else float("nan")
+
+    metrics = [(k, t) for k, t in metrics if any(np.isfinite(number(r.get(f"{k}_mean"))) for r in table)]
     if not metrics:
         return
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
     labels = [r["model"] for r in table]
     for ax, (key, title_m) in zip(axes[0], metrics):
-        means = [r.get(f"{key}_mean") or 0.0 for r in table]
-        stds = [r.get(f"{key}_std") or 0.0 for r in table]
+        means = [number(r.get(f"{key}_mean")) for r in table]
+        stds = [number(r.get(f"{key}_std")) if np.isfinite(number(r.get(f"{key}_mean"))) else 0.0 for r in table]
         ax.bar(range(len(labels)), means, yerr=stds, capsize=4, color="#4c72b0")
         ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", fontsize=8)
         ax.set_title(title_m, fontsize=10)

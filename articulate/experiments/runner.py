@@ -26,7 +26,7 @@ class RunSpec:
     model: str  # row label, e.g. "Ours w/o GAN"
     configs: list[str]
     overrides: list[str] = field(default_factory=list)
-    fold: int = 0
+    fold: int | None = 0  # None: a DataModule without folds (no --data.init_args.fold)
     seed: int = 0
 
     @property
@@ -34,7 +34,7 @@ class RunSpec:
         slug = "".join(c if c.isalnum() else "-" for c in self.model.lower()).strip("-")
         while "--" in slug:
             slug = slug.replace("--", "-")
-        return f"{slug}_fold{self.fold}_seed{self.seed}"
+        return f"{slug}_seed{self.seed}" if self.fold is None else f"{slug}_fold{self.fold}_seed{self.seed}"
 
 
 def _plain(value: Any) -> Any:
@@ -51,7 +51,9 @@ def run_one(spec: RunSpec, out_dir: Path, logger: str = "csv", extra_args: list[
 
     The test uses the best checkpoint when a ModelCheckpoint monitored a metric, else the last weights.
     ``examples(cli)``, when given, returns arrays (predictions next to targets) kept beside the record
-    as ``<run_id>.examples.npz`` for the reproduction's figures.
+    as ``<run_id>.examples.npz`` for the reproduction's figures. A model that leaves per-recording test
+    means in ``test_per_recording`` (``{"recording": [ids], <measure>: [values]}``, the wav2uti modules)
+    has them kept as the record's ``per_recording``, for paired tests between rows.
     """
     from articulate.cli.lightning_cli import ArticulateCLI, test_best
 
@@ -63,7 +65,9 @@ def run_one(spec: RunSpec, out_dir: Path, logger: str = "csv", extra_args: list[
     args: list[str] = []
     for cfg in spec.configs:
         args += ["--config", cfg]
-    args += [f"--seed_everything={spec.seed}", f"--data.init_args.fold={spec.fold}", f"--trainer.default_root_dir={run_dir}"]
+    args += [f"--seed_everything={spec.seed}", f"--trainer.default_root_dir={run_dir}"]
+    if spec.fold is not None:
+        args.append(f"--data.init_args.fold={spec.fold}")
     if logger == "csv":
         args += ["--trainer.logger=lightning.pytorch.loggers.CSVLogger", f"--trainer.logger.init_args.save_dir={run_dir}"]
     else:
@@ -97,6 +101,9 @@ def run_one(spec: RunSpec, out_dir: Path, logger: str = "csv", extra_args: list[
         "args": args,
         "checkpoint": ckpt,
     }
+    per = getattr(cli.model, "test_per_recording", None)
+    if isinstance(per, dict) and per:
+        record["per_recording"] = {k: [_plain(v) for v in vals] for k, vals in per.items()}
     record_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(record_path) as tmp:
         tmp.write_text(json.dumps(record, indent=2))

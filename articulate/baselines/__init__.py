@@ -1,0 +1,1 @@
+"""Reference predictors with no learned network (floors for the tables), one module per direction."""
