@@ -46,12 +46,14 @@ def _plain(value: Any) -> Any:
 
 
 def run_one(spec: RunSpec, out_dir: Path, logger: str = "csv", extra_args: list[str] | None = None,
-            examples: Callable[[Any], dict[str, np.ndarray]] | None = None) -> dict[str, Any]:
+            examples: Callable[[Any], dict[str, np.ndarray]] | None = None,
+            details: Callable[[Any], dict[str, Any]] | None = None) -> dict[str, Any]:
     """Fit then test ``spec`` and write ``out_dir/runs/<run_id>.json``; return the record.
 
     The test uses the best checkpoint when a ModelCheckpoint monitored a metric, else the last weights.
     ``examples(cli)``, when given, returns arrays (predictions next to targets) kept beside the record
-    as ``<run_id>.examples.npz`` for the reproduction's figures.
+    as ``<run_id>.examples.npz`` for the reproduction's figures. ``details(cli)`` returns plain values kept
+    in the record as ``details`` (e.g. per-recording metrics for paired tests between rows).
     """
     from articulate.cli.lightning_cli import ArticulateCLI, test_best
 
@@ -92,6 +94,7 @@ def run_one(spec: RunSpec, out_dir: Path, logger: str = "csv", extra_args: list[
         "spec": asdict(spec),
         "run_id": spec.run_id,
         "metrics": metrics,
+        "details": details(cli) if details is not None else None,
         "fit_seconds": round(fit_s, 2),
         "total_seconds": round(time.perf_counter() - start, 2),
         "args": args,

@@ -1,0 +1,1 @@
+"""Baselines every direction's tables report beside the models (floors and probes)."""
