@@ -25,10 +25,25 @@ back to the same utterance when no other utterance exists).
 Validation/test: ``eval_crops`` deterministic crops per recording (1 = the centred crop; more =
 evenly spaced from start to end).
 
+Which MRI frames go with a crop (``mri_window``): ``"recording"`` (the paper's setting, the default)
+gives the whole sequence, which spans the whole recording, with every crop of it: the model is not
+told where in the recording the window lies (up to ``(L - crop_samples) / sr`` s, ~0.14 s = ~9 mel
+frames for the paper's lengths), so a crop's target is ambiguous by that much. ``"crop"`` resamples
+the sequence in time to the crop's window (``frames`` frames spanning exactly the crop, linear
+interpolation between frame centres; frame k of a recording of L samples is centred on sample
+``(k + 0.5) L / T``): the input then determines the target's timing. ``mri_span [B, 2]`` says which
+samples of the recording the given frames cover, so probes can read the MRI at each mel frame's time.
+
+Ground truth: when every validation/test recording has phantom ground truth (``<id>.traj.npz`` with
+``motion_region``, :func:`articulate.phantom.motion_region`), evaluation batches carry
+``motion_region [B, frames, size, size]`` in [0, 1] on the model's grid (windowed like the MRI), for
+scoring attention maps.
+
 Batch (dict): ``mri [B,1,frames,size,size]`` float32 in [0,1], ``mel [B,1,n_mels,T]`` in [0,1],
 ``audio [B, crop_samples]`` float32, ``subject [B]`` / ``utterance [B]`` int64 (indices into
 ``subjects`` / ``utterances``, shared by all splits), ``sample_index [B]`` (item index in its
-split), ``crop_start [B]`` (sample offset of the crop in the recording); with pairs also
+split), ``crop_start [B]`` (sample offset of the crop in the recording), ``mri_span [B, 2]`` (the samples
+the MRI frames cover, see ``mri_window``); with pairs also
 ``mri_pair``, ``mel_pair``, ``same_utterance [B]`` bool and the partner's ``subject_pair`` /
 ``utterance_pair``.
 """
@@ -37,7 +52,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,124 +63,15 @@ from torch.utils.data import DataLoader, Dataset
 from articulate.errors import InputError
 from articulate.signal.mel import MelConfig, MelSpectrogram, as_mel_config, power_to_unit
 from articulate.transforms.mri import prepare_mri
+from datamodules.mri2audio_items import CropContext, EvalCrops, MRIRecording, TrainCrops, crop_starts
 from datamodules.sampling import EpochSampler, ResumableLoader, pin_memory, trainer_position
 from datamodules.splits import Split, describe_split, make_split, n_folds, speaker_dependent_split
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MRI2AudioDataModule", "MRIRecording", "CropContext", "EpochSampler", "crop_starts"]  # EpochSampler: re-exported
-
-
-@dataclass
-class MRIRecording:
-    """One recording held in memory, ready to crop."""
-
-    id: str
-    subject: str
-    utterance: str
-    mri: torch.Tensor  # float32 [frames, size, size] in [0, 1]
-    audio: np.ndarray  # float32 [L], L >= crop_samples (zero-padded when shorter)
-    n_samples: int  # length before padding
-    source: Path | None = None
-
-
-def crop_starts(n_samples: int, crop: int, count: int) -> list[int]:
-    """``count`` deterministic crop starts: the centred crop for 1, else evenly spaced over the signal."""
-    span = max(n_samples - crop, 0)
-    if count <= 1:
-        return [span // 2]
-    return [int(round(v)) for v in np.linspace(0, span, count)]
-
-
-@dataclass
-class CropContext:
-    """What the datasets need, without the DataModule (which holds the trainer and must not be
-    pickled into DataLoader workers)."""
-
-    recordings: list[MRIRecording]
-    subject_ids: dict[str, int]
-    utterance_ids: dict[str, int]
-    mel_config: MelConfig
-    crop_samples: int
-    n_crops: int
-    eval_crops: int
-    seed: int
-    pairs: bool
-    same_utterance_prob: float
-    partners: dict[int, tuple[list[int], list[int]]]
-
-    def draw_partner(self, rec_index: int, rng: np.random.Generator) -> tuple[int, bool]:
-        """A partner recording of another training subject and whether it says the same utterance."""
-        same, diff = self.partners[rec_index]
-        want_same = rng.random() < self.same_utterance_prob
-        pool, is_same = (same, True) if (want_same and same) or not diff else (diff, False)
-        return pool[int(rng.integers(len(pool)))], is_same
-
-    def random_start(self, rec_index: int, rng: np.random.Generator) -> int:
-        return int(rng.integers(0, len(self.recordings[rec_index].audio) - self.crop_samples + 1))
-
-
-class _Items(Dataset):
-    """Shared item builder: crop, mel on the unit scale, MRI, ids."""
-
-    def __init__(self, ctx: CropContext, recordings: list[int]):
-        self.ctx = ctx
-        self.recordings = list(recordings)
-        self.mel = MelSpectrogram(ctx.mel_config)
-
-    def crop(self, rec: MRIRecording, start: int) -> tuple[torch.Tensor, torch.Tensor]:
-        audio = torch.from_numpy(rec.audio[start:start + self.ctx.crop_samples])
-        with torch.no_grad():
-            mel = power_to_unit(self.mel(audio[None])[0], self.ctx.mel_config)
-        return audio, mel[None].float()
-
-    def item(self, rec_index: int, start: int, sample_index: int) -> dict[str, Any]:
-        rec = self.ctx.recordings[rec_index]
-        audio, mel = self.crop(rec, start)
-        return {
-            "mri": rec.mri[None], "mel": mel, "audio": audio,
-            "subject": self.ctx.subject_ids[rec.subject], "utterance": self.ctx.utterance_ids[rec.utterance],
-            "sample_index": sample_index, "crop_start": start,
-        }
-
-
-class TrainCrops(_Items):
-    """``n_crops`` random crops per recording per epoch; indexed by ``(epoch, i)`` (see the sampler)."""
-
-    def __len__(self) -> int:
-        return len(self.recordings) * self.ctx.n_crops
-
-    def __getitem__(self, key: tuple[int, int] | int) -> dict[str, Any]:
-        epoch, i = key if isinstance(key, tuple) else (0, int(key))
-        if not 0 <= i < len(self):
-            raise IndexError(i)
-        ctx = self.ctx
-        rng = np.random.default_rng([ctx.seed, int(epoch), int(i)])
-        r = self.recordings[i // ctx.n_crops]
-        out = self.item(r, ctx.random_start(r, rng), i)
-        if ctx.pairs:
-            p, same = ctx.draw_partner(r, rng)
-            _, mel_p = self.crop(ctx.recordings[p], ctx.random_start(p, rng))
-            partner = ctx.recordings[p]
-            out.update(mri_pair=partner.mri[None], mel_pair=mel_p, same_utterance=bool(same),
-                       subject_pair=ctx.subject_ids[partner.subject], utterance_pair=ctx.utterance_ids[partner.utterance])
-        return out
-
-
-class EvalCrops(_Items):
-    """``eval_crops`` fixed crops per recording."""
-
-    def __init__(self, ctx: CropContext, recordings: list[int]):
-        super().__init__(ctx, recordings)
-        self.index = [(r, s) for r in self.recordings
-                      for s in crop_starts(len(ctx.recordings[r].audio), ctx.crop_samples, ctx.eval_crops)]
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        r, start = self.index[i]
-        return self.item(r, start, i)
+# re-exported: the items live in datamodules.mri2audio_items
+__all__ = ["MRI2AudioDataModule", "MRIRecording", "CropContext", "EpochSampler", "TrainCrops", "EvalCrops", "crop_starts",
+           "prepare_mri"]
 
 
 class MRI2AudioDataModule(LightningDataModule):
@@ -191,6 +96,13 @@ class MRI2AudioDataModule(LightningDataModule):
         pairs: add a partner crop from another subject to each training item (for the KL term).
         same_utterance_prob: probability that the partner says the same utterance.
         intensity_percentiles: MRI intensity percentiles mapped to 0 and 1.
+        mri_window: ``"recording"`` (the whole sequence with every crop, the paper's setting) or ``"crop"``
+            (the sequence resampled in time to the crop's window); see the module docstring.
+        augment_shift, augment_gain: training-time augmentation (not in the paper; 0 = off): each training
+            sequence moved by up to ``augment_shift`` pixels (whole pixels, every frame alike) and its intensity
+            scaled by a factor in ``1 +- augment_gain``.
+        motion_regions: load the phantom's moving-articulator regions of the validation/test recordings
+            when every one of them has its ground truth (``"auto"``), or never (``False``).
         batch_size, num_workers: DataLoader settings (workers run the on-the-fly crop + mel).
         seed: crops, pairs, kfold groups and validation subjects.
     """
@@ -217,8 +129,21 @@ class MRI2AudioDataModule(LightningDataModule):
         seed: int = 0,
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
+        mri_window: Literal["recording", "crop"] = "recording",
+        motion_regions: Literal["auto"] | bool = "auto",
+        augment_shift: int = 0,
+        augment_gain: float = 0.0,
     ):
         super().__init__()
+        if mri_window not in ("recording", "crop"):
+            raise InputError(None, f"mri_window must be 'recording' or 'crop', got {mri_window!r}")
+        if motion_regions not in ("auto", True, False):
+            raise InputError(None, f"motion_regions must be 'auto' or false, got {motion_regions!r}")
+        if int(augment_shift) < 0 or not 0.0 <= float(augment_gain) < 1.0:
+            raise InputError(None, f"augment_shift must be >= 0 and augment_gain in [0, 1), got {augment_shift}, {augment_gain}")
+        self.mri_window = mri_window
+        self.motion_regions = motion_regions
+        self.augment_shift, self.augment_gain = int(augment_shift), float(augment_gain)
         if split not in ("loso", "kfold", "speaker_dependent"):
             raise InputError(None, f"split must be 'loso', 'kfold' or 'speaker_dependent', got {split!r}")
         self.val_fraction, self.test_fraction = float(val_fraction), float(test_fraction)
@@ -294,6 +219,24 @@ class MRI2AudioDataModule(LightningDataModule):
         return MRIRecording(str(rec.id), str(rec.subject), str(rec.utterance), mri,
                             np.ascontiguousarray(wav, dtype=np.float32), n, Path(rec.image))
 
+    def _load_motion(self, indices: list[int]) -> None:
+        """The phantom's moving-articulator region of each recording, on the model's grid; all or none."""
+        if self.motion_regions is False or not indices:
+            return
+        from articulate.errors import InputError as _Missing
+        from articulate.phantom import motion_region
+
+        found = {}
+        for i in indices:
+            rec = self.recordings[i]
+            try:
+                region = motion_region(rec.source, size=(self.size, self.size), frames=self.frames)
+            except (_Missing, OSError, KeyError, ValueError):
+                return  # real data (or an older phantom) without the ground truth
+            found[i] = torch.from_numpy(np.ascontiguousarray(region, dtype=np.float32))
+        for i, region in found.items():
+            self.recordings[i].motion = region
+
     def setup(self, stage: str | None = None) -> None:
         """Read every recording (read-only: safe on every DDP rank) and build the split."""
         if self.recordings:
@@ -336,10 +279,12 @@ class MRI2AudioDataModule(LightningDataModule):
         self.splits = {"train": s.train, "val": s.val, "test": s.test}
         if not s.train:
             raise InputError(root, "the split leaves no training recording")
+        self._load_motion(sorted(s.val + s.test))
         self.context = CropContext(
             self.recordings, {n: i for i, n in enumerate(self.subjects)}, {n: i for i, n in enumerate(self.utterances)},
             self.mel_config, self.crop_samples, self.n_crops, self.eval_crops, self.seed, self.pairs,
-            self.same_utterance_prob, self._partners() if self.pairs else {},
+            self.same_utterance_prob, self._partners() if self.pairs else {}, self.mri_window,
+            self.augment_shift, self.augment_gain,
         )
 
     def _partners(self) -> dict[int, tuple[list[int], list[int]]]:
@@ -430,6 +375,23 @@ class MRI2AudioDataModule(LightningDataModule):
                 m = power_to_unit(mel(audio), self.mel_config)[:, None]
             utt = torch.tensor([self.context.utterance_ids[self.recordings[r].utterance] for r, _ in chunk])
             yield {"mel": m, "utterance": utt}
+
+    def probe_items(self, crops_per_recording: int = 16) -> Iterator[tuple[torch.Tensor, torch.Tensor, np.ndarray, str]]:
+        """Training crops for a probe (``articulate.baselines.ridge.RidgeProbe``): per training recording
+        ``crops_per_recording`` evenly spaced crops as ``(mri [T, H, W], mel [n_mels, F], positions [F], subject)``,
+        with the MRI windowed as the model sees it and ``positions`` each mel frame's place on its frames."""
+        from articulate.baselines.ridge import frame_positions
+
+        if not self.recordings:
+            self.setup()
+        items = EvalCrops(self.context, [])
+        for r in self.splits["train"]:
+            rec = self.recordings[r]
+            for start in crop_starts(len(rec.audio), self.crop_samples, crops_per_recording):
+                mri, _, span = self.context.window(rec, start)
+                _, mel = items.crop(rec, start)
+                pos = frame_positions(start, self.mel_frames, self.mel_config.hop_length, tuple(span), mri.shape[0])
+                yield mri, mel[0], pos, rec.subject
 
     # ------------------------------------------------------------------------------------------
     # description

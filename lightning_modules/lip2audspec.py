@@ -24,7 +24,7 @@ class Lip2AudSpec(MRI2AudioModule):
 
     Pair partners (when the DataModule gives them) are used as extra training samples, so the
     baseline sees the same data as the translator. ``mel``, ``input_shape``, ``intensity_percentiles``,
-    ``eval_audio``, ``griffin_lim_iters``, ``pesq_mode`` and ``griffin_lim`` as in
+    ``eval_audio``, ``griffin_lim_iters``, ``pesq_mode``, ``griffin_lim`` and ``ridge_probe`` as in
     :class:`~lightning_modules.mri2audio_base.MRI2AudioModule`.
     """
 
@@ -40,8 +40,10 @@ class Lip2AudSpec(MRI2AudioModule):
         griffin_lim_iters: int = 32,
         pesq_mode: Literal["wb", "nb"] = "wb",
         griffin_lim: Literal["auto", "torch", "librosa"] = "librosa",
+        ridge_probe: bool = True,
     ):
-        super().__init__(mel, input_shape, intensity_percentiles, eval_audio, griffin_lim_iters, pesq_mode, griffin_lim)
+        super().__init__(mel, input_shape, intensity_percentiles, eval_audio, griffin_lim_iters, pesq_mode, griffin_lim,
+                         ridge_probe)
         self.save_config()
         self.network = network
         self.loss = loss if loss is not None else Corr2DMSELoss()

@@ -1,4 +1,16 @@
-"""What both mri2audio LightningModules share: data geometry, checkpoint metadata, the mean-mel floor, evaluation.
+"""What both mri2audio LightningModules share: data geometry, checkpoint metadata, floors and ceilings, evaluation.
+
+Beside the model every evaluation scores (``<stage>`` = ``val`` or ``test``):
+
+- the per-utterance mean mel of the training crops (``<stage>/corr2d_mean_baseline``,
+  ``<stage>/pesq_mean_baseline``): the floor, what a model that ignores the MRI gets;
+- a ridge probe (:class:`articulate.baselines.ridge.RidgeProbe`), fitted in closed form on the
+  training crops at fit start (``<stage>/corr2d_ridge``, ``test/pesq_ridge``): what a second-order
+  linear map of the motion gets;
+- the oracle, the true mel through the same Griffin-Lim (``test/pesq_oracle``): the vocoder's
+  ceiling (its Corr2D is 1 by definition, not logged);
+- with A and ground truth (the phantom's ``motion_region`` in the batch),
+  ``<stage>/attention_motion_ratio``: mean mask inside the moving-articulator region over outside.
 
 ``mel``, ``input_shape`` and ``intensity_percentiles`` are the DataModule's (``link_arguments`` in the
 direction record sets them from the data section of the config). A module built in Python without
@@ -13,6 +25,7 @@ from typing import Any, Iterable, Literal, Protocol, Sequence, runtime_checkable
 
 import torch
 
+from articulate.baselines.ridge import RidgeProbe, frame_positions
 from articulate.inference.mri2audio import DEFAULT_INPUT_SHAPE, DEFAULT_PERCENTILES, Mri2AudioSynthesizer
 from articulate.signal.griffin_lim import resolve_griffin_lim, unit_mel_to_audio
 from articulate.signal.mel import MelConfig, as_mel_config
@@ -36,6 +49,14 @@ class TrainMels(Protocol):
     def train_mels(self) -> Iterable[dict[str, torch.Tensor]]: ...
 
 
+@runtime_checkable
+class ProbeCrops(Protocol):
+    """A DataModule that gives training crops for the ridge probe: ``(mri [T, H, W], mel [n_mels, F],
+    positions [F], subject)``, positions = each mel frame's place on the MRI frames."""
+
+    def probe_items(self) -> Iterable[tuple]: ...
+
+
 class MRI2AudioModule(ArticulateModule):
     """Shared by the translator and Lip2AudSpec.
 
@@ -46,7 +67,9 @@ class MRI2AudioModule(ArticulateModule):
         eval_audio: at validation/test also synthesise waveforms (Griffin-Lim) for PESQ and the panels.
         griffin_lim_iters, griffin_lim: the waveform inversion; "librosa" (the paper's ``mel_to_audio``,
             the default so that tables compare like with like), "torch" (batched, GPU) or "auto".
-        pesq_mode: "wb" or "nb" for the mean-mel baseline's PESQ (the callback's own is configured there).
+        pesq_mode: "wb" or "nb" for the floors' and ceilings' PESQ (the callback's own is configured there).
+        ridge_probe: fit the ridge probe at fit start (or at test, from the DataModule, when the checkpoint has
+            none) and score it beside the model.
     """
 
     direction = "mri2audio"
@@ -55,8 +78,10 @@ class MRI2AudioModule(ArticulateModule):
     def __init__(self, mel: MelConfig | None = None, input_shape: Sequence[int] | None = None,
                  intensity_percentiles: Sequence[float] | None = None, eval_audio: bool = True,
                  griffin_lim_iters: int = 32, pesq_mode: Literal["wb", "nb"] = "wb",
-                 griffin_lim: Literal["auto", "torch", "librosa"] = "librosa") -> None:
+                 griffin_lim: Literal["auto", "torch", "librosa"] = "librosa", ridge_probe: bool = True) -> None:
         super().__init__()
+        self.ridge_probe = bool(ridge_probe)
+        self.ridge: RidgeProbe | None = None
         resolve_griffin_lim(griffin_lim)
         self.griffin_lim = griffin_lim
         self._given = {"mel": mel is not None, "input_shape": input_shape is not None,
@@ -113,6 +138,7 @@ class MRI2AudioModule(ArticulateModule):
             "input_shape": list(self.input_shape), "intensity_percentiles": list(self.intensity_percentiles),
             "mean_mel": None if self.mean_mel is None else self.mean_mel.cpu(),
             "mean_mel_all": None if self.mean_mel_all is None else self.mean_mel_all.cpu(),
+            "ridge_probe": None if self.ridge is None else self.ridge.state_dict(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -123,6 +149,7 @@ class MRI2AudioModule(ArticulateModule):
         self.input_shape = tuple(meta.get("input_shape") or self.input_shape)
         self.intensity_percentiles = tuple(meta.get("intensity_percentiles") or self.intensity_percentiles)
         self.mean_mel, self.mean_mel_all = meta.get("mean_mel"), meta.get("mean_mel_all")
+        self.ridge = RidgeProbe().load_state_dict(meta["ridge_probe"]) if meta.get("ridge_probe") else None
         self._baseline_audio = {}
 
     # -- per-utterance mean-mel baseline (the floor) ---------------------------------------
@@ -171,6 +198,31 @@ class MRI2AudioModule(ArticulateModule):
         if dm is None:
             return
         self.compute_mean_mels(dm.train_mels() if isinstance(dm, TrainMels) else dm.train_dataloader())
+        self.fit_ridge(dm)
+
+    def on_test_start(self) -> None:
+        if self.ridge is None and self._trainer is not None:
+            self.fit_ridge(self.trainer.datamodule)
+
+    # -- ridge probe (a linear probe of what the MRI tells) ----------------------------------
+    def fit_ridge(self, dm: Any) -> None:
+        """Fit the ridge probe on the DataModule's training crops (closed form; the same on every rank)."""
+        if self.ridge_probe and isinstance(dm, ProbeCrops):
+            self.ridge = RidgeProbe().fit(dm.probe_items())
+
+    @torch.no_grad()
+    def ridge_prediction(self, batch: dict) -> torch.Tensor | None:
+        """The probe's mels ``[B, 1, n_mels, F]`` for an evaluation batch (None without a probe or crop times)."""
+        if self.ridge is None or "mri_span" not in batch or "crop_start" not in batch:
+            return None
+        mri, mel = batch["mri"].detach().float().cpu(), batch["mel"]
+        frames = mel.shape[-1]
+        rows = []
+        for i in range(mri.shape[0]):
+            pos = frame_positions(float(batch["crop_start"][i]), frames, self.mel_config.hop_length,
+                                  tuple(batch["mri_span"][i].tolist()), mri.shape[2])
+            rows.append(torch.from_numpy(self.ridge.predict(mri[i, 0], pos)))
+        return torch.stack(rows)[:, None].to(mel.device, mel.dtype)
 
     # -- evaluation ----------------------------------------------------------------------
     def _callback_metrics(self) -> set[str]:
@@ -186,12 +238,17 @@ class MRI2AudioModule(ArticulateModule):
         and the model's Corr2D unless a callback computes it."""
         from articulate.metrics import PESQ, Corr2D
 
+        from articulate.metrics.attention import AttentionMotionRatio
+
         if prefix not in self._metrics:
-            wanted = {"corr2d_mean_baseline": Corr2D()}
+            wanted = {"corr2d_mean_baseline": Corr2D(), "corr2d_ridge": Corr2D(),
+                      "attention_motion_ratio": AttentionMotionRatio()}
             if "corr2d" not in self._callback_metrics():
                 wanted["corr2d"] = Corr2D()
             if self.eval_audio:
                 wanted["pesq_mean_baseline"] = PESQ(mode=self.pesq_mode)
+                if prefix == "test":  # a Griffin-Lim per item and floor: test only
+                    wanted.update(pesq_ridge=PESQ(mode=self.pesq_mode), pesq_oracle=PESQ(mode=self.pesq_mode))
             self._metrics[prefix] = {k: m.to(self.device) for k, m in wanted.items()}
         return self._metrics[prefix]
 
@@ -230,6 +287,12 @@ class MRI2AudioModule(ArticulateModule):
         base = self.baseline_prediction(batch["utterance"]) if "utterance" in batch else None
         if base is not None:
             metrics["corr2d_mean_baseline"].update(base.to(mel.dtype), mel, sample_index=index)
+        ridge = self.ridge_prediction(batch)
+        if ridge is not None:
+            metrics["corr2d_ridge"].update(ridge, mel, sample_index=index)
+        if masks is not None and "motion_region" in batch:
+            metrics["attention_motion_ratio"].update(masks.detach()[:, 0], batch["motion_region"], sample_index=index)
+            out["motion_region"] = batch["motion_region"]
         if self.eval_audio and "audio" in batch and not self.trainer.sanity_checking:
             audio = batch["audio"]
             out["audio_pred"] = self.synthesize_audio(pred, length=audio.shape[-1])
@@ -239,10 +302,19 @@ class MRI2AudioModule(ArticulateModule):
             if base is not None:
                 base_audio = self.baseline_audio(batch["utterance"], audio.shape[-1])
                 metrics["pesq_mean_baseline"].update(base_audio, audio, int(self.sample_rate), sample_index=index)
+            if "pesq_oracle" in metrics:
+                oracle = self.synthesize_audio(mel, length=audio.shape[-1])
+                metrics["pesq_oracle"].update(oracle, audio, int(self.sample_rate), sample_index=index)
+            if ridge is not None and "pesq_ridge" in metrics:
+                ridge_audio = self.synthesize_audio(ridge, length=audio.shape[-1])
+                metrics["pesq_ridge"].update(ridge_audio, audio, int(self.sample_rate), sample_index=index)
         return out
 
     def _log_stage_metrics(self, prefix: str) -> None:
         for name, metric in self._metrics.get(prefix, {}).items():
+            if not metric.update_called:  # e.g. no probe, no attention or no region: nothing to log
+                metric.reset()
+                continue
             if not self.trainer.sanity_checking:
                 # compute() is collective under DDP: every rank calls it; the value is global.
                 with warnings.catch_warnings():

@@ -52,7 +52,7 @@ class MRI2AudioTranslator(MRI2AudioModule):
         adversarial_weight: lambda.
         optimizer_translator / optimizer_attention / optimizer_discriminator: ``OptimizerCallable``;
             None gives Adam(lr 1e-3 / 1e-3 / 1e-4, betas (0.5, 0.999)).
-        mel, input_shape, intensity_percentiles, eval_audio, griffin_lim_iters, pesq_mode, griffin_lim:
+        mel, input_shape, intensity_percentiles, eval_audio, griffin_lim_iters, pesq_mode, griffin_lim, ridge_probe:
             see :class:`~lightning_modules.mri2audio_base.MRI2AudioModule`.
         init_output_bias: when F has a per-pixel ``output_bias`` (not the paper's default), set it
             at the start of a fresh fit (not a resume) to the logit of the mean training mel.
@@ -79,8 +79,10 @@ class MRI2AudioTranslator(MRI2AudioModule):
         pesq_mode: Literal["wb", "nb"] = "wb",
         griffin_lim: Literal["auto", "torch", "librosa"] = "librosa",
         init_output_bias: bool = True,
+        ridge_probe: bool = True,
     ):
-        super().__init__(mel, input_shape, intensity_percentiles, eval_audio, griffin_lim_iters, pesq_mode, griffin_lim)
+        super().__init__(mel, input_shape, intensity_percentiles, eval_audio, griffin_lim_iters, pesq_mode, griffin_lim,
+                         ridge_probe)
         self.save_config()
         self.automatic_optimization = False
         self.init_output_bias = bool(init_output_bias)

@@ -259,6 +259,53 @@ def test_phantom_default(tmp_path):
     assert batch["mri"].shape == (2, 1, 26, 128, 128) and batch["mel"].shape == (2, 1, 64, 64)
 
 
+def test_crop_window_reads_the_mri_at_the_crops_time(cohort):
+    """``mri_window: crop``: frame j of an item is the recording's sequence read at the time of the j-th of
+    26 equal windows of the crop (np.interp per pixel as the reference); ``mri_span`` names the samples."""
+    whole, crop = make_dm(cohort, pairs=False), make_dm(cohort, pairs=False, mri_window="crop")
+    for split, key in (("train", (0, 5)), ("test", 0)):
+        item, plain = crop.dataset(split)[key], whole.dataset(split)[key]
+        index = item["sample_index"] // crop.n_crops if split == "train" else 0
+        rec = crop.recordings[crop.splits[split][index]]
+        s, n = int(item["crop_start"]), rec.n_samples
+        assert int(plain["crop_start"]) == s and torch.equal(plain["mri"][0], rec.mri)  # the paper's setting
+        assert plain["mri_span"].tolist() == [0.0, float(n)] and item["mri_span"].tolist() == [s, s + 21000.0]
+        pos = np.clip((s + (np.arange(26) + 0.5) * 21000 / 26) / n * 26 - 0.5, 0, 25)
+        ref = np.stack([np.interp(pos, np.arange(26), rec.mri[:, y, 7].numpy()) for y in range(0, 128, 9)], 1)
+        np.testing.assert_allclose(item["mri"][0, :, ::9, 7].numpy(), ref, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(item["mel"], plain["mel"])  # the audio side does not change
+    with pytest.raises(InputError, match="mri_window"):
+        make_dm(cohort, mri_window="middle")
+    assert "motion_region" not in whole.dataset("test")[0]  # no phantom ground truth beside these files
+
+
+def test_phantom_motion_regions_in_evaluation_batches_and_probe_items():
+    from articulate.phantom import motion_region
+
+    dm = MRI2AudioDataModule(phantom={"subjects": 4}, n_crops=2, batch_size=2, num_workers=0, val_subjects=1, size=32,
+                             eval_crops=2, mri_window="crop")
+    dm.setup("fit")
+    batch = next(iter(dm.test_dataloader()))
+    rec = dm.recordings[dm.splits["test"][0]]
+    region = torch.from_numpy(motion_region(rec.source, size=(32, 32), frames=26))
+    assert batch["motion_region"].shape == (2, 26, 32, 32)
+    for i in range(2):  # windowed in time like the MRI of the same crop
+        s = int(batch["crop_start"][i])
+        pos = np.clip((s + (np.arange(26) + 0.5) * 21000 / 26) / rec.n_samples * 26 - 0.5, 0, 25)
+        ref = np.stack([np.interp(pos, np.arange(26), region[:, 16, x].numpy()) for x in range(32)], 1)
+        np.testing.assert_allclose(batch["motion_region"][i, :, 16].numpy(), ref, rtol=1e-5, atol=1e-6)
+    assert 0 < float(batch["motion_region"].mean()) < 0.5
+    assert "motion_region" not in next(iter(dm.train_dataloader()))
+    # probe items: windowed MRI, the crop's mel, each mel frame's place on the given frames
+    mri, mel, pos, subject = next(iter(dm.probe_items(crops_per_recording=2)))
+    assert mri.shape == (26, 32, 32) and mel.shape == (64, 64) and subject in dm.subjects
+    np.testing.assert_allclose(pos, np.arange(64) * 330 / 21000 * 26 - 0.5)  # frame j at j * hop into the crop
+    off = MRI2AudioDataModule(phantom={"subjects": 4}, n_crops=2, batch_size=2, num_workers=0, val_subjects=1, size=32,
+                              motion_regions=False)
+    off.setup("fit")
+    assert "motion_region" not in off.dataset("test")[0]
+
+
 class _Recorder:
     """A tiny LightningModule factory: one linear layer on the mel, recording what it was fed."""
 

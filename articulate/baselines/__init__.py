@@ -1,1 +1,1 @@
-"""Reference predictors with no learned network (floors for the tables), one module per direction."""
+"""Reference predictors with no learned network (floors and probes for the tables), one module per direction."""

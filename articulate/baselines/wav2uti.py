@@ -17,7 +17,7 @@ Pixels are on the [-1, 1] scale of the clips; predictions are clamped to it.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -84,7 +84,7 @@ class RidgeProbe:
         self.reset()
 
     # ------------------------------------------------------------------ setup
-    def bind(self, sample_rate: int, fps: float, device: torch.device | str = "cpu") -> "RidgeProbe":
+    def bind(self, sample_rate: int, fps: float, device: torch.device | str = "cpu") -> RidgeProbe:
         from articulate.networks.wav2uti.encoders import LogMelEncoder
 
         self.device = torch.device(device)
@@ -144,7 +144,7 @@ class RidgeProbe:
         """Keep a batch of held-out clips for choosing ``alpha`` (their features and pixels are stored)."""
         self._held.append((self.features(audio, video.shape[2]), self._targets(video.to(self.device))))
 
-    def fit(self) -> "RidgeProbe":
+    def fit(self) -> RidgeProbe:
         if self._sums is None or float(self._sums["n"]) < 2:
             raise RuntimeError("RidgeProbe.fit: no training clips were added")
         s = self._sums

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -46,14 +47,16 @@ def _plain(value: Any) -> Any:
 
 
 def run_one(spec: RunSpec, out_dir: Path, logger: str = "csv", extra_args: list[str] | None = None,
-            examples: Callable[[Any], dict[str, np.ndarray]] | None = None) -> dict[str, Any]:
+            examples: Callable[[Any], dict[str, np.ndarray]] | None = None,
+            details: Callable[[Any], dict[str, Any]] | None = None) -> dict[str, Any]:
     """Fit then test ``spec`` and write ``out_dir/runs/<run_id>.json``; return the record.
 
     The test uses the best checkpoint when a ModelCheckpoint monitored a metric, else the last weights.
     ``examples(cli)``, when given, returns arrays (predictions next to targets) kept beside the record
-    as ``<run_id>.examples.npz`` for the reproduction's figures. A model that leaves per-recording test
-    means in ``test_per_recording`` (``{"recording": [ids], <measure>: [values]}``, the wav2uti modules)
-    has them kept as the record's ``per_recording``, for paired tests between rows.
+    as ``<run_id>.examples.npz`` for the reproduction's figures. Per-recording test values for paired tests
+    between rows (``{"recording": [ids], <measure>: [values]}``) are kept as the record's ``per_recording``:
+    from the model's ``test_per_recording`` (the wav2uti modules) or from ``details(cli)["per_recording"]``;
+    the rest of ``details(cli)`` is kept as ``details``.
     """
     from articulate.cli.lightning_cli import ArticulateCLI, test_best
 
@@ -92,16 +95,19 @@ def run_one(spec: RunSpec, out_dir: Path, logger: str = "csv", extra_args: list[
         with atomic_path(ex_path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez_compressed(f, **arrays)
+    extra = dict(details(cli)) if details is not None else None
+    extra_per = extra.pop("per_recording", None) if extra else None
     record = {
         "spec": asdict(spec),
         "run_id": spec.run_id,
         "metrics": metrics,
+        "details": extra,
         "fit_seconds": round(fit_s, 2),
         "total_seconds": round(time.perf_counter() - start, 2),
         "args": args,
         "checkpoint": ckpt,
     }
-    per = getattr(cli.model, "test_per_recording", None)
+    per = getattr(cli.model, "test_per_recording", None) or extra_per
     if isinstance(per, dict) and per:
         record["per_recording"] = {k: [_plain(v) for v in vals] for k, vals in per.items()}
     record_path.parent.mkdir(parents=True, exist_ok=True)

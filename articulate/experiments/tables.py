@@ -7,8 +7,9 @@ import csv
 import io
 import statistics
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from articulate.utils.atomic import atomic_path
 
@@ -63,9 +64,11 @@ def to_markdown(table: Sequence[dict[str, Any]], metrics: Sequence[tuple[str, st
 
 def write_table(table: Sequence[dict[str, Any]], metrics: Sequence[tuple[str, str]], md_path: Path, header: str = "",
                 footer: str = "") -> None:
+    """``table.md`` (header, table, then ``footer``: e.g. the paired tests) and ``table.csv`` beside it."""
     md_path = Path(md_path)
     with atomic_path(md_path) as tmp:
-        tmp.write_text(to_markdown(table, metrics, header) + (f"\n{footer.rstrip()}\n" if footer else ""))
+        text = to_markdown(table, metrics, header)
+        tmp.write_text(text + ("\n" + footer.rstrip() + "\n" if footer.strip() else ""))
     csv_path = md_path.with_suffix(".csv")
     with atomic_path(csv_path) as tmp:
         with open(tmp, "w", newline="") as f:

@@ -36,11 +36,21 @@ class ResidualAttention(nn.Module):
             convolutions mirror them (the last one keeps ``channels[0]``), then a 1 x 1 conv.
         first_frame: how frame 1 (no residual) gets its mask, see the module docstring.
 
+        kaiming_init: He-initialise the convolutions (normal, fan-in, ReLU gain; zero bias). PyTorch's
+            default initialisation has a third of that gain: through A's nine layers the residual's
+            signal shrinks ~1000x and every mask starts as one constant whatever the frame, so L_rec
+            has nothing spatial to refine (the paper does not state an init).
+        init_mask: the mask where nothing moves at the start (the head's bias is its logit). ``None`` keeps the
+            head's default (~0.5 everywhere). A low value starts with the static frame dimmed, and
+            L_rec opens the mask where the frames help; where the frame is black, ``x' = a x`` gives the
+            mask no gradient, so the starting value stays there.
+
     H and W must be divisible by ``2 ** len(channels)`` (128 / 16 = 8 for the paper's size).
     Frames are processed as one 2D batch of ``B * T`` images.
     """
 
-    def __init__(self, in_channels: int = 1, channels: Sequence[int] = (16, 32, 64, 128), first_frame: FirstFrame = "repeat"):
+    def __init__(self, in_channels: int = 1, channels: Sequence[int] = (16, 32, 64, 128), first_frame: FirstFrame = "repeat",
+                 kaiming_init: bool = False, init_mask: float | None = None):
         super().__init__()
         channels = list(channels)
         if not channels:
@@ -58,6 +68,18 @@ class ResidualAttention(nn.Module):
             nn.ConvTranspose2d(a, b, kernel_size=4, stride=2, padding=1) for a, b in zip(mirror[:-1], mirror[1:])
         )
         self.head = nn.Conv2d(channels[0], in_channels, kernel_size=1)
+        if init_mask is not None and not 0.0 < float(init_mask) < 1.0:
+            raise ValueError(f"init_mask must be in (0, 1), got {init_mask}")
+        if kaiming_init:
+            for conv in self.encoder:
+                nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+                nn.init.zeros_(conv.bias)
+            for deconv in self.decoder:  # stride 2, kernel 4: each output pixel sums in_channels x 2 x 2 weights
+                nn.init.normal_(deconv.weight, 0.0, (2.0 / (deconv.in_channels * 4)) ** 0.5)
+                nn.init.zeros_(deconv.bias)
+        if init_mask is not None:
+            with torch.no_grad():
+                self.head.bias.fill_(float(torch.logit(torch.tensor(float(init_mask)))))
 
     @staticmethod
     def residuals(x: torch.Tensor) -> torch.Tensor:

@@ -20,13 +20,26 @@ F has about 1.1 M parameters (the Lip2AudSpec baseline has ~28 M) and trains on 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from articulate.networks.layout import channels_last
+
+NORMS = ("none", "batch", "instance", "group")
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    """The encoder's normalisation layer (the paper names none)."""
+    if kind == "batch":
+        return nn.BatchNorm3d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm3d(channels, affine=True)
+    if kind == "group":
+        return nn.GroupNorm(max(1, channels // 8), channels)
+    return nn.Identity()
 
 
 class TranslatorOutput(NamedTuple):
@@ -49,8 +62,9 @@ class HeterogeneousTranslator(nn.Module):
             ``out_channels``); ``len(decoder_channels) + 1`` layers, each doubling the size.
         utterance_channels: M, the number of mean (and of log-variance) channels of u.
         subject_channels: channels of the subject factor s.
-        latent_size: side of the latent grid; the encoder output is average-pooled to it when the
-            input is not 128 x 128 (identity for the paper's size), so the decoder always gives
+        latent_size: side of the latent grid. The max-pools halve space only while it stays at least
+            this size (a 64-px input skips the last spatial pool); a larger encoder output is then
+            average-pooled to it (identity for the paper's 128 x 128), so the decoder always gives
             ``latent_size * 2 ** n_deconv`` pixels.
         logvar_limit: the log-variance channels are clamped to ``[-limit, limit]``; the pairwise KL
             divides by sigma_2^2, which the reconstruction loss alone would drive towards 0.
@@ -69,6 +83,10 @@ class HeterogeneousTranslator(nn.Module):
             default). It lets F hold the average spectrogram in one tensor, which the
             LightningModule can initialise from the training mels (``init_output_bias``), so a short
             training run spends its steps on what the MRI adds to that average.
+        norm: normalisation after each hidden encoder conv (before its ReLU): ``"none"`` (default),
+            ``"batch"``, ``"instance"`` or ``"group"`` (8 channels a group). Not in the paper.
+        input_norm: ``"sequence"`` standardises each input sequence (zero mean, unit std over
+            time and space) before the encoder; ``"none"`` (default) feeds it as it comes.
     """
 
     def __init__(
@@ -84,6 +102,8 @@ class HeterogeneousTranslator(nn.Module):
         output_bias: bool = False,
         subtract_mean_frame: bool = False,
         kaiming_init: bool = True,
+        norm: Literal["none", "batch", "instance", "group"] = "none",
+        input_norm: Literal["none", "sequence"] = "none",
     ):
         super().__init__()
         encoder_channels, decoder_channels = list(encoder_channels), list(decoder_channels)
@@ -102,9 +122,16 @@ class HeterogeneousTranslator(nn.Module):
         self.latent_size = latent_size
         self.logvar_limit = float(logvar_limit)
         self.subtract_mean_frame = bool(subtract_mean_frame)
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+        if input_norm not in ("none", "sequence"):
+            raise ValueError(f"input_norm must be 'none' or 'sequence', got {input_norm!r}")
+        self.norm_kind, self.input_norm = norm, input_norm
 
         widths = [in_channels, *encoder_channels]
         self.encoder = nn.ModuleList(nn.Conv3d(a, b, kernel_size=3, padding=1) for a, b in zip(widths[:-1], widths[1:]))
+        # normalisation after every hidden encoder conv (not the linear latent layer)
+        self.norms = nn.ModuleList(_norm(norm, c) for c in encoder_channels[:-1])
         if kaiming_init:
             for conv in self.encoder:
                 nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
@@ -126,18 +153,26 @@ class HeterogeneousTranslator(nn.Module):
         if x.dim() != 5:
             raise ValueError(f"expected [B, C, T, H, W], got shape {tuple(x.shape)}")
         h = x - x.mean(dim=2, keepdim=True) if self.subtract_mean_frame else x
+        if self.input_norm == "sequence":
+            dims = tuple(range(2, h.dim()))
+            h = (h - h.mean(dims, keepdim=True)) / (h.std(dims, keepdim=True) + 1e-5)
         h = channels_last(h)  # on CPU: oneDNN's own layout, same values in less time (articulate.networks.layout)
         for i, conv in enumerate(self.encoder):
             h = conv(h)
-            # Halve time only while there is something to halve (26 -> 13 -> 6 -> 3 -> 1 -> 1).
+            hidden = i < len(self.encoder) - 1  # the last layer is the latent, see below
+            # Halve time only while there is something to halve (26 -> 13 -> 6 -> 3 -> 1 -> 1), and space
+            # only while it stays at least the latent grid: a 64-px input (the CPU preset) ends on 4 x 4 after
+            # four pools instead of 2 x 2 copied onto 4 x 4, which gave the decoder four identical quarters.
             kt = 2 if h.shape[2] >= 2 else 1
-            # Conv -> ReLU -> max-pool, computed as conv -> max-pool -> ReLU: max and ReLU commute
-            # exactly (ReLU is monotonic), and the ReLU then runs on 4-8x fewer values (forward and
-            # backward; the first layer's full-size activation is the largest tensor of a step).
-            h = F.max_pool3d(h, kernel_size=(kt, 2, 2))
-            # The last layer is the latent: linear, so the mean and log-variance can be negative
+            ks = 2 if min(h.shape[-2:]) // 2 >= self.latent_size else 1
+            if hidden and self.norm_kind != "none":  # a normalisation does not commute with the max-pool
+                h = F.relu(self.norms[i](h))
+            # Without a normalisation conv -> ReLU -> max-pool is computed as conv -> max-pool -> ReLU: max
+            # and ReLU commute exactly (ReLU is monotonic), and the ReLU then runs on 4-8x fewer values.
+            h = F.max_pool3d(h, kernel_size=(kt, ks, ks))
+            # The latent is linear, so the mean and log-variance can be negative
             # (after a ReLU, log sigma^2 >= 0 would pin sigma >= 1 and drown mu in the noise).
-            if i < len(self.encoder) - 1:
+            if hidden and self.norm_kind == "none":
                 h = F.relu(h)
         # Any frames left (inputs longer than 26 frames) are averaged; for 26 frames T is already 1.
         h = h.mean(dim=2)

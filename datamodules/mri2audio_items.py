@@ -1,0 +1,185 @@
+"""The items of the mri2audio DataModule: recordings in memory, crops, MRI windows, pairs.
+
+See :mod:`datamodules.mri2audio` for the batch format and the sampling rules; this module holds the
+datasets it builds (``TrainCrops``, ``EvalCrops``) and what they share (``CropContext``), without the
+DataModule (which holds the trainer and must not be pickled into DataLoader workers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from articulate.signal.mel import MelConfig, MelSpectrogram, power_to_unit
+
+
+@dataclass
+class MRIRecording:
+    """One recording held in memory, ready to crop."""
+
+    id: str
+    subject: str
+    utterance: str
+    mri: torch.Tensor  # float32 [frames, size, size] in [0, 1]
+    audio: np.ndarray  # float32 [L], L >= crop_samples (zero-padded when shorter)
+    n_samples: int  # length before padding
+    source: Path | None = None
+    motion: torch.Tensor | None = None  # float32 [frames, size, size]: the phantom's moving-articulator region
+
+
+def window_positions(start: float, samples: float, n_samples: int, n_in: int, n_out: int) -> np.ndarray:
+    """Fractional input-frame positions of ``n_out`` frames spanning samples ``[start, start + samples)`` of a
+    recording of ``n_samples`` samples whose ``n_in`` frames span it in equal windows (frame centres)."""
+    centres = float(start) + (np.arange(n_out) + 0.5) * float(samples) / n_out
+    return centres / max(int(n_samples), 1) * n_in - 0.5
+
+
+def resample_frames(x: torch.Tensor, positions: np.ndarray) -> torch.Tensor:
+    """``x [T, ...]`` read at fractional frame ``positions`` (linear; clamped to the first and last frame)."""
+    t = x.shape[0]
+    pos = np.clip(np.asarray(positions, np.float64), 0.0, t - 1)
+    i0 = np.minimum(np.floor(pos).astype(np.int64), max(t - 2, 0))
+    w = torch.as_tensor(pos - i0, dtype=x.dtype).reshape(-1, *([1] * (x.dim() - 1)))
+    i1 = np.minimum(i0 + 1, t - 1)
+    return (x[i0] * (1 - w) + x[i1] * w).contiguous()
+
+
+def crop_starts(n_samples: int, crop: int, count: int) -> list[int]:
+    """``count`` deterministic crop starts: the centred crop for 1, else evenly spaced over the signal."""
+    span = max(n_samples - crop, 0)
+    if count <= 1:
+        return [span // 2]
+    return [int(round(v)) for v in np.linspace(0, span, count)]
+
+
+@dataclass
+class CropContext:
+    """What the datasets need, without the DataModule (which holds the trainer and must not be
+    pickled into DataLoader workers)."""
+
+    recordings: list[MRIRecording]
+    subject_ids: dict[str, int]
+    utterance_ids: dict[str, int]
+    mel_config: MelConfig
+    crop_samples: int
+    n_crops: int
+    eval_crops: int
+    seed: int
+    pairs: bool
+    same_utterance_prob: float
+    partners: dict[int, tuple[list[int], list[int]]]
+    mri_window: str = "recording"
+    augment_shift: int = 0
+    augment_gain: float = 0.0
+
+    def augment(self, mri: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """A training sequence ``[1, T, H, W]`` moved by a random whole-pixel shift (the same for every frame, zero
+        fill) and scaled by a random gain (clipped to [0, 1]); drawn from the item's generator."""
+        if self.augment_shift > 0:
+            dy, dx = (int(v) for v in rng.integers(-self.augment_shift, self.augment_shift + 1, size=2))
+            h, w = mri.shape[-2:]
+            out = torch.zeros_like(mri)
+            out[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+                mri[..., max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+            mri = out
+        if self.augment_gain > 0:
+            mri = (mri * float(rng.uniform(1 - self.augment_gain, 1 + self.augment_gain))).clamp_(0.0, 1.0)
+        return mri
+
+    def window(self, rec: MRIRecording, start: int) -> tuple[torch.Tensor, torch.Tensor | None, list[float]]:
+        """The MRI frames (and motion region) that go with the crop at ``start``, and the samples they cover."""
+        if self.mri_window != "crop":
+            return rec.mri, rec.motion, [0.0, float(rec.n_samples)]
+        t = rec.mri.shape[0]
+        pos = window_positions(start, self.crop_samples, rec.n_samples, t, t)
+        motion = None if rec.motion is None else resample_frames(rec.motion, pos)
+        return resample_frames(rec.mri, pos), motion, [float(start), float(start + self.crop_samples)]
+
+    def draw_partner(self, rec_index: int, rng: np.random.Generator) -> tuple[int, bool]:
+        """A partner recording of another training subject and whether it says the same utterance."""
+        same, diff = self.partners[rec_index]
+        want_same = rng.random() < self.same_utterance_prob
+        pool, is_same = (same, True) if (want_same and same) or not diff else (diff, False)
+        return pool[int(rng.integers(len(pool)))], is_same
+
+    def random_start(self, rec_index: int, rng: np.random.Generator) -> int:
+        return int(rng.integers(0, len(self.recordings[rec_index].audio) - self.crop_samples + 1))
+
+
+class _Items(Dataset):
+    """Shared item builder: crop, mel on the unit scale, MRI, ids."""
+
+    def __init__(self, ctx: CropContext, recordings: list[int]):
+        self.ctx = ctx
+        self.recordings = list(recordings)
+        self.mel = MelSpectrogram(ctx.mel_config)
+
+    def crop(self, rec: MRIRecording, start: int) -> tuple[torch.Tensor, torch.Tensor]:
+        audio = torch.from_numpy(rec.audio[start:start + self.ctx.crop_samples])
+        with torch.no_grad():
+            mel = power_to_unit(self.mel(audio[None])[0], self.ctx.mel_config)
+        return audio, mel[None].float()
+
+    def item(self, rec_index: int, start: int, sample_index: int, motion: bool = False) -> dict[str, Any]:
+        rec = self.ctx.recordings[rec_index]
+        audio, mel = self.crop(rec, start)
+        mri, region, span = self.ctx.window(rec, start)
+        out = {
+            "mri": mri[None], "mel": mel, "audio": audio,
+            "subject": self.ctx.subject_ids[rec.subject], "utterance": self.ctx.utterance_ids[rec.utterance],
+            "sample_index": sample_index, "crop_start": start, "mri_span": torch.tensor(span, dtype=torch.float64),
+        }
+        if motion and region is not None:
+            out["motion_region"] = region
+        return out
+
+
+class TrainCrops(_Items):
+    """``n_crops`` random crops per recording per epoch; indexed by ``(epoch, i)`` (see the sampler)."""
+
+    def __len__(self) -> int:
+        return len(self.recordings) * self.ctx.n_crops
+
+    def __getitem__(self, key: tuple[int, int] | int) -> dict[str, Any]:
+        epoch, i = key if isinstance(key, tuple) else (0, int(key))
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        ctx = self.ctx
+        rng = np.random.default_rng([ctx.seed, int(epoch), int(i)])
+        r = self.recordings[i // ctx.n_crops]
+        out = self.item(r, ctx.random_start(r, rng), i)
+        if ctx.pairs:
+            p, same = ctx.draw_partner(r, rng)
+            partner = ctx.recordings[p]
+            start_p = ctx.random_start(p, rng)
+            _, mel_p = self.crop(partner, start_p)
+            out.update(mri_pair=ctx.window(partner, start_p)[0][None], mel_pair=mel_p, same_utterance=bool(same),
+                       subject_pair=ctx.subject_ids[partner.subject], utterance_pair=ctx.utterance_ids[partner.utterance])
+        if ctx.augment_shift > 0 or ctx.augment_gain > 0:  # drawn after the crops and pairs, which stay as they were
+            out["mri"] = ctx.augment(out["mri"], rng)
+            if "mri_pair" in out:
+                out["mri_pair"] = ctx.augment(out["mri_pair"], rng)
+        return out
+
+
+class EvalCrops(_Items):
+    """``eval_crops`` fixed crops per recording."""
+
+    def __init__(self, ctx: CropContext, recordings: list[int]):
+        super().__init__(ctx, recordings)
+        self.index = [(r, s) for r in self.recordings
+                      for s in crop_starts(len(ctx.recordings[r].audio), ctx.crop_samples, ctx.eval_crops)]
+        # the region only when every recording has one (a batch must have the key in all items or none)
+        self.motion = bool(self.recordings) and all(ctx.recordings[r].motion is not None for r in self.recordings)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        r, start = self.index[i]
+        return self.item(r, start, i, motion=self.motion)
