@@ -8,7 +8,8 @@ the same 64 x 64 mel as its own model, so the baseline predicts that mel directl
 
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch.cli import OptimizerCallable

@@ -21,7 +21,8 @@ given values must agree with the DataModule's.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Iterable, Literal, Protocol, Sequence, runtime_checkable
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 
@@ -237,7 +238,6 @@ class MRI2AudioModule(ArticulateModule):
         """The module's own metrics for ``prefix`` (DDP-exact): the mean-mel baseline's Corr2D and PESQ,
         and the model's Corr2D unless a callback computes it."""
         from articulate.metrics import PESQ, Corr2D
-
         from articulate.metrics.attention import AttentionMotionRatio
 
         if prefix not in self._metrics:

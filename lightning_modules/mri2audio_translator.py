@@ -22,7 +22,8 @@ scores the per-utterance mean mel of the training set, the floor any useful mode
 
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch.cli import OptimizerCallable

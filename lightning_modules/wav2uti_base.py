@@ -22,8 +22,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -59,7 +60,7 @@ class OffTree:
     def __init__(self) -> None:
         self.modules: dict[str, nn.Module] = {}
 
-    def __deepcopy__(self, memo) -> "OffTree":
+    def __deepcopy__(self, memo) -> OffTree:
         return self
 
 

@@ -56,7 +56,7 @@ def violations(files: list[Path], forbidden: set[str]) -> list[str]:
 
 
 def core_files() -> list[Path]:
-    return [p for p in (ROOT / "articulate").rglob("*.py") if not p.relative_to(ROOT / "articulate").parts[0] in ("cli", "experiments")]
+    return [p for p in (ROOT / "articulate").rglob("*.py") if p.relative_to(ROOT / "articulate").parts[0] not in ("cli", "experiments")]
 
 
 def framework_files() -> list[Path]:

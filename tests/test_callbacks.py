@@ -346,7 +346,7 @@ def test_two_process_ddp_validation_equals_single_process(tmp_path):
     two = _run_script(tmp_path, 2, n, index=True)
     extended = bool(os.environ.get("ARTICULATE_DDP_EXTENDED"))
     naive = _run_script(tmp_path, 2, n, index=False) if extended else {}
-    print("\nDDP check (n=%d):" % n)
+    print(f"\nDDP check (n={n}):")
     for key in one:
         print(f"  {key:<28} 1 proc {one[key]!r:<24} 2 procs {two[key]!r:<24} 2 procs w/o sample_index {naive.get(key)!r}")
     assert set(one) == set(two)

@@ -9,10 +9,19 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from helpers import (
+    LIP2AUDSPEC_TINY,
+    MRI_TINY_DATA,
+    MRI_TINY_NETS,
+    fit_in_process,
+    make_cohort,
+    quiet_trainer,
+    stack,
+    wav2uti_tiny_override,
+    write_yaml,
+)
 
 from articulate.directions import directions
-from helpers import LIP2AUDSPEC_TINY, MRI_TINY_DATA, MRI_TINY_NETS, fit_in_process, make_cohort, quiet_trainer, stack
-from helpers import wav2uti_tiny_override, write_yaml
 
 # How each module trains in the tests: (variant overlay or None, tiny model init_args). A module added to
 # the registry without an entry here fails test_every_registered_module_has_a_contract_setup.

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import ROOT, stack
 
 from articulate.directions import Direction, Link, directions, get_direction, register, unregister
-from helpers import ROOT, stack
 
 
 @pytest.mark.parametrize("d", directions(), ids=lambda d: d.name)
@@ -158,10 +158,11 @@ def toy(tmp_path, monkeypatch):
 
 
 def test_a_toy_direction_is_a_plugin(toy, capsys):
+    from helpers import fit_in_process
+
     from articulate.checkpoints import Checkpoint
     from articulate.cli.main import main
     from articulate.inference import load_predictor
-    from helpers import fit_in_process
 
     before = {p: p.stat().st_mtime for p in ROOT.rglob("*.py") if ".venv" not in p.parts}
     assert main(["--help"]) == 0 and "toy-tool" in capsys.readouterr().out

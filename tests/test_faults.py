@@ -7,10 +7,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import (
+    MRI_TINY_DATA,
+    MRI_TINY_NETS,
+    config_args,
+    fit_in_process,
+    make_cohort,
+    quiet_trainer,
+    stack,
+    wav2uti_tiny_override,
+    write_yaml,
+)
 
 from articulate.cli.main import main as articulate
-from helpers import MRI_TINY_DATA, MRI_TINY_NETS, config_args, fit_in_process, make_cohort, quiet_trainer, stack
-from helpers import wav2uti_tiny_override, write_yaml
 
 
 @pytest.fixture(scope="module")

@@ -248,7 +248,9 @@ def test_fid_and_fvd_equal_scipy_frechet_on_the_same_features():
     assert float(fid.compute()) == pytest.approx(frechet_scipy(fr, ff), rel=1e-6)
     fvd = FVD(extractor=ext, clip_frames=2)  # 2 clips per video -> 12 clip features per set
     fvd.update(fake, real, sample_index=torch.arange(6))
-    clips = lambda v: v.reshape(6, 1, 2, 2, 12, 12).permute(0, 2, 1, 3, 4, 5).reshape(12, 1, 2, 12, 12)
+    def clips(v):
+        return v.reshape(6, 1, 2, 2, 12, 12).permute(0, 2, 1, 3, 4, 5).reshape(12, 1, 2, 12, 12)
+
     with torch.no_grad():
         vr, vf = ext(clips(real)).double().numpy(), ext(clips(fake)).double().numpy()
     assert float(fvd.compute()) == pytest.approx(frechet_scipy(vr, vf), rel=1e-6)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from articulate.cli.main import main as articulate
 from helpers import MRI_TINY_DATA, stack, write_yaml
 from helpers import config_args as hconfig_args
+
+from articulate.cli.main import main as articulate
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = [None, *sorted(p.name for p in (ROOT / "configs" / "mri2audio").glob("*.yaml"))]

@@ -56,12 +56,12 @@ def lip2audspec_params(image=128, ch=(32, 32, 32, 64, 64, 128, 128), hidden=512,
 
 
 def test_parameter_counts_match_closed_form_and_paper_ratio():
-    f, a, l = HeterogeneousTranslator(), ResidualAttention(), Lip2AudSpecNet()
+    f, a, lip = HeterogeneousTranslator(), ResidualAttention(), Lip2AudSpecNet()
     assert n_params(f) == translator_params() == 1_131_521
     assert n_params(a) == attention_params() == 348_801
-    assert n_params(l) == lip2audspec_params() == 28_167_104
+    assert n_params(lip) == lip2audspec_params() == 28_167_104
     # The paper: F has about 10x fewer parameters than Lip2AudSpec; ours has fewer still, with A too.
-    assert n_params(l) / (n_params(f) + n_params(a)) > 10
+    assert n_params(lip) / (n_params(f) + n_params(a)) > 10
 
 
 # -- translator F ----------------------------------------------------------------------------------
@@ -263,9 +263,9 @@ def test_adversarial_losses_stable_and_saturation():
     for loss in (adv_ns.generator_loss(extreme), adv_s.generator_loss(extreme), adv_ns.discriminator_loss(extreme, -extreme)):
         assert torch.isfinite(loss)
     # A confidently rejected fake (logit -20): the minimax gradient vanishes, the non-saturating does not.
-    l = torch.tensor([-20.0], requires_grad=True)
-    (g_s,) = torch.autograd.grad(adv_s.generator_loss(l), l)
-    (g_ns,) = torch.autograd.grad(adv_ns.generator_loss(l), l)
+    logit = torch.tensor([-20.0], requires_grad=True)
+    (g_s,) = torch.autograd.grad(adv_s.generator_loss(logit), logit)
+    (g_ns,) = torch.autograd.grad(adv_ns.generator_loss(logit), logit)
     assert abs(g_s.item()) < 1e-8 and g_ns.item() == pytest.approx(-1.0, abs=1e-6)
     with pytest.raises(ValueError):
         AdversarialLoss("wasserstein")

@@ -9,11 +9,11 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
+from helpers import MRI_TINY_NETS
 
 from articulate.cli.main import main as articulate
 from articulate.errors import InputError
 from articulate.readers.mri import write_mri
-from helpers import MRI_TINY_NETS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -116,8 +116,8 @@ def test_mri_cohort_reads_back_through_the_readers(mri_cohort):
 
 
 def test_mri_tags_fade_and_tongue_moves_while_anatomy_stays(mri_cohort):
-    from articulate.readers.mri import read_mri
     from articulate.phantom import head
+    from articulate.readers.mri import read_mri
 
     rec = sorted(Path(mri_cohort).glob("S001/*.nii.gz"))[0]
     frames = read_mri(rec).frames

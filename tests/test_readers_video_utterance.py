@@ -182,8 +182,8 @@ def test_real_ultrax_videos(samples_dir, name):
 
 
 def test_wav2uti_datamodule_loads_a_video_recording(tmp_path):
-    from datamodules.wav2uti import Wav2UTIDataModule
     from articulate.readers.dataset_index import index_dataset
+    from datamodules.wav2uti import Wav2UTIDataModule
 
     spk = tmp_path / "spk"
     spk.mkdir()

@@ -57,10 +57,10 @@ def test_score_npy_folders_json_matches_closed_forms(capsys, spectrogram_folders
 
 def test_score_wavs_at_any_rate_equal_direct_pesq_at_16k(capsys, tmp_path):
     import pesq as pesq_pkg
+    from test_callbacks import speech_like
 
     from articulate.readers.audio import read_audio
     from articulate.signal.resample import resample
-    from test_callbacks import speech_like
 
     ref, pred = tmp_path / "ref", tmp_path / "pred"
     ref.mkdir(), pred.mkdir()

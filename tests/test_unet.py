@@ -8,7 +8,13 @@ import torch
 
 from articulate.diffusion import EDMLoss, EDMPrecond
 from articulate.networks.wav2uti.unet import VideoUNet
-from articulate.networks.wav2uti.unet_blocks import Context, CrossAttention, SpatialAttention, TemporalAttention, TemporalConv
+from articulate.networks.wav2uti.unet_blocks import (
+    Context,
+    CrossAttention,
+    SpatialAttention,
+    TemporalAttention,
+    TemporalConv,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors (tests/conftest.py)
 
@@ -156,11 +162,11 @@ def test_checkpointing_gives_same_gradients():
     a = randomize_zero_init(tiny())
     b = randomize_zero_init(tiny(use_checkpointing=True))
     b.load_state_dict(a.state_dict())
-    x, c, cond = torch.randn(1, 1, 3, 16, 16), torch.randn(1), torch.randn(1, 4, 6)
+    x, cond = torch.randn(1, 1, 3, 16, 16), torch.randn(1, 4, 6)
     loss = EDMLoss()
     for net in (a, b):
-        l = loss(EDMPrecond(net), x, cond=cond, sigma=torch.tensor([0.7]), noise=torch.ones_like(x))
-        l.mean().backward()
+        value = loss(EDMPrecond(net), x, cond=cond, sigma=torch.tensor([0.7]), noise=torch.ones_like(x))
+        value.mean().backward()
     for (n, p), q in zip(a.named_parameters(), b.parameters()):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=n)
 

@@ -94,7 +94,7 @@ def test_fan_fit_recovers_the_converter_geometry(probe):
 
 def test_edge_tracer_finds_a_bright_arc_and_mean_shape_is_the_mean():
     from articulate.contour.baselines import EdgeTracer, MeanShapeBaseline
-    
+
     params = UltrasoundParams(num_vectors=64, pix_per_vector=256, zero_offset=30, bits_per_pixel=8, angle=0.025,
                               kind=0, pixels_per_mm=3.0, fps=60.0, time_first_frame=0.0)
     conv = FanConverter(params, size=(240, 320))

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-
 from helpers import fit_in_process, make_cohort
 from helpers import wav2uti_tiny_override as tiny_override
 from test_wav2uti_fit import _stack
@@ -109,8 +106,14 @@ def _tiny_whisper(path: Path) -> Path:
     import json
 
     import torch
-    from transformers import (GenerationConfig, WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration,
-                              WhisperProcessor, WhisperTokenizer)
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizer,
+    )
 
     # GPT-2 byte-level alphabet (no merges) + Whisper's special tokens: a valid, tiny tokenizer.
     bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))

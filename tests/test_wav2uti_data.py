@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import make_cohort
 
 from articulate.errors import InputError
-from helpers import make_cohort
 
 
 @pytest.fixture(scope="module")

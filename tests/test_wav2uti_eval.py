@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from helpers import fit_in_process, stack, wav2uti_tiny_override, write_yaml
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from helpers import fit_in_process, make_cohort, stack
 from helpers import wav2uti_tiny_override as tiny_override
 

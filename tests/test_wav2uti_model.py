@@ -3,7 +3,6 @@ frozen-encoder checkpoints, DNN context windows (the EMA callback: tests/test_ca
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
