@@ -57,6 +57,10 @@ class MRI2AudioTranslator(MRI2AudioModule):
             see :class:`~lightning_modules.mri2audio_base.MRI2AudioModule`.
         init_output_bias: when F has a per-pixel ``output_bias`` (not the paper's default), set it
             at the start of a fresh fit (not a resume) to the logit of the mean training mel.
+        mask_sparsity: weight of the mean of A's masks in A's loss (not in the paper; 0 = the paper's A,
+            trained on L_rec alone). L_rec alone gives A no reason to dim what F can learn to ignore (the
+            static tag grid, and the background, where ``x' = a x`` has no gradient at all), so its masks
+            stay near their start; a price per unit of mask makes A keep open only what lowers L_rec.
     """
 
     def __init__(
@@ -81,6 +85,7 @@ class MRI2AudioTranslator(MRI2AudioModule):
         griffin_lim: Literal["auto", "torch", "librosa"] = "librosa",
         init_output_bias: bool = True,
         ridge_probe: bool = True,
+        mask_sparsity: float = 0.0,
     ):
         super().__init__(mel, input_shape, intensity_percentiles, eval_audio, griffin_lim_iters, pesq_mode, griffin_lim,
                          ridge_probe)
@@ -95,6 +100,9 @@ class MRI2AudioTranslator(MRI2AudioModule):
         self.adversarial_loss = adversarial_loss if adversarial_loss is not None else AdversarialLoss()
         self.beta = float(beta)
         self.adversarial_weight = float(adversarial_weight)
+        if mask_sparsity < 0:
+            raise ValueError(f"mask_sparsity must be >= 0, got {mask_sparsity}")
+        self.mask_sparsity = float(mask_sparsity)
         self._optimizer_factories = {
             "translator": optimizer_translator or (lambda p: paper_adam(p, 1e-3)),
             "attention": optimizer_attention or (lambda p: paper_adam(p, 1e-3)),
@@ -164,7 +172,7 @@ class MRI2AudioTranslator(MRI2AudioModule):
             mel = torch.cat([mel, batch["mel_pair"]])
         b = batch["mri"].shape[0]
 
-        x, _ = self.attend(mri)
+        x, masks = self.attend(mri)
         out = self.translator(x)
         pred = out.mel
 
@@ -201,6 +209,11 @@ class MRI2AudioTranslator(MRI2AudioModule):
         if self.attention is not None and loss is not loss_rec:
             (grad_rec,) = torch.autograd.grad(loss_rec, x, retain_graph=True)
             x.register_hook(lambda _g: grad_rec)
+        if masks is not None and self.mask_sparsity > 0:
+            # reaches A only (F does not make the masks); per sample, like L_rec
+            loss_mask = self.mask_sparsity * masks.mean(dim=tuple(range(1, masks.dim()))).mean()
+            loss = loss + loss_mask
+            self.log("train/loss_mask", loss_mask.detach(), batch_size=b)
         for name in ("translator", "attention"):
             if name in opts:
                 opts[name].zero_grad(set_to_none=True)

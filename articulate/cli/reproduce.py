@@ -27,8 +27,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("direction", choices=[d.name for d in directions() if d.reproduce])
     parser.add_argument("--quick", action="store_true", help="the small CPU preset (~30 min on 2 cores)")
     parser.add_argument("--out", default=None, help="results folder (default results/<direction>[_quick])")
-    parser.add_argument("--seeds", type=int, default=None,
-                        help="random trials (default 3 as the papers; mri2audio QUICK: 2, to fit in ~30 min on 2 cores)")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="random trials (default 3 as the papers; the paired tests need them)")
     parser.add_argument("--split", choices=["loso", "kfold"], default=None,
                         help="mri2audio protocol (default: loso; QUICK: the quick config's k-fold)")
     parser.add_argument("--k", type=int, default=None, help="folds for --split kfold")
@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
     quick_tag = "_quick" if args.quick else ""
     out = Path(args.out or f"results/{args.direction}{quick_tag}")
     folds = [int(f) for f in args.folds.split(",")] if args.folds else None
-    seeds = args.seeds if args.seeds is not None else (2 if args.quick and args.direction == "mri2audio" else 3)
+    seeds = args.seeds
     if args.direction == "mri2audio":  # each direction's plan has its own options
         split = args.split or ("kfold" if args.quick else "loso")
         n = _n_subjects(extra, args.quick) if (split == "loso" and folds is None) else 0

@@ -63,6 +63,8 @@ class Plan:
     paired_metrics: list[tuple[str, str]] = field(default_factory=list)
     aliases: dict[str, tuple[str, str]] = field(default_factory=dict)
     notes: Callable[[list[dict[str, Any]], list[dict[str, Any]], Path], list[str]] | None = None
+    # per-run plain values kept in the record (its "per_recording" entry feeds the paired tests)
+    details: Callable[[Any], dict[str, Any]] | None = None
 
 
 # ---------------------------------------------------------------------------------------------
