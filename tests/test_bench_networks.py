@@ -12,6 +12,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from articulate.networks.layout import channels_last
 from articulate.networks.mri2audio.attention import ResidualAttention
@@ -32,7 +33,9 @@ def reference_encode(f: HeterogeneousTranslator, x: torch.Tensor):
         h = F.conv3d(h, conv.weight, conv.bias, padding=1)
         if i < len(f.encoder) - 1:
             h = F.relu(h)  # ReLU before the pool, as the paper draws it
-        h = F.max_pool3d(h, (2 if h.shape[2] >= 2 else 1, 2, 2))
+        # time halved while there is something to halve, space while it stays >= the latent grid
+        ks = 2 if min(h.shape[-2:]) // 2 >= f.latent_size else 1
+        h = F.max_pool3d(h, (2 if h.shape[2] >= 2 else 1, ks, ks))
     h = h.mean(dim=2)
     if h.shape[-2:] != (f.latent_size, f.latent_size):
         h = F.adaptive_avg_pool2d(h, f.latent_size)
@@ -182,3 +185,53 @@ def test_lean_block_with_and_without_pool_and_chunk_sizes():
             assert _rel(b.running_mean, ref_bn.running_mean) < 1e-12 and _rel(b.running_var, ref_bn.running_var) < 1e-12
             assert int(b.num_batches_tracked) == int(ref_bn.num_batches_tracked) == 1
             conv.weight.grad = conv.bias.grad = None
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance", "group"])
+def test_translator_norms_and_input_norm_match_a_plain_formulation(norm):
+    """conv -> norm -> ReLU -> pool per hidden layer, the input standardised per sequence when asked."""
+    torch.manual_seed(0)
+    f = HeterogeneousTranslator(encoder_channels=[8, 8, 12], decoder_channels=[8, 8], utterance_channels=2,
+                                subject_channels=8, latent_size=4, norm=norm, input_norm="sequence").double().train()
+    x = torch.rand(2, 1, 6, 16, 16, dtype=torch.float64) * 3 + 1
+    h = (x - x.mean((2, 3, 4), keepdim=True)) / (x.std((2, 3, 4), keepdim=True) + 1e-5)
+    for i, conv in enumerate(f.encoder):
+        h = F.conv3d(h, conv.weight, conv.bias, padding=1)
+        if i < len(f.encoder) - 1:
+            n = f.norms[i]
+            if norm == "batch":
+                h = F.batch_norm(h, None, None, n.weight, n.bias, training=True)
+            elif norm == "instance":
+                h = F.instance_norm(h, weight=n.weight, bias=n.bias)
+            else:
+                h = F.group_norm(h, n.num_groups, n.weight, n.bias)
+            h = F.relu(h)
+        ks = 2 if min(h.shape[-2:]) // 2 >= 4 else 1
+        h = F.max_pool3d(h, (2 if h.shape[2] >= 2 else 1, ks, ks))
+    h = h.mean(dim=2)
+    mu, _, s = f.encode(x)
+    torch.testing.assert_close(mu, h[:, :2])
+    torch.testing.assert_close(s, h[:, 4:])
+    with pytest.raises(ValueError, match="norm"):
+        HeterogeneousTranslator(norm="layer")
+
+
+def test_attention_init_options():
+    """He init keeps the residual's scale through A (the default shrinks it); init_mask sets the start mask."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 5, 32, 32)
+    spread = {}
+    for he in (False, True):
+        torch.manual_seed(1)
+        a = ResidualAttention(channels=(8, 16, 32), kaiming_init=he)
+        spread[he] = float(a(x)[1].std())
+    assert spread[True] > 10 * spread[False]
+    a = ResidualAttention(channels=(8, 16), init_mask=0.2)
+    with torch.no_grad():
+        for m in a.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and m is not a.head:
+                m.weight.zero_()
+                m.bias.zero_()
+    torch.testing.assert_close(a(x)[1], torch.full_like(x, 0.2))
+    with pytest.raises(ValueError, match="init_mask"):
+        ResidualAttention(init_mask=1.5)
