@@ -8,6 +8,7 @@ import torch
 
 from articulate.baselines.ridge import RidgeProbe, frame_positions
 from articulate.metrics.attention import AttentionMotionRatio
+from articulate.phantom.learnability import ridge_path
 from datamodules.mri2audio_items import resample_frames, window_positions
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -71,7 +72,7 @@ def test_ridge_probe_learns_a_motion_to_mel_map_and_round_trips():
 def test_ridge_solution_matches_the_normal_equations():
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(200, 5)), rng.normal(size=(200, 3))
-    mx, sx, my, w = RidgeProbe._solve(x, y, [0.1])[0]
+    mx, sx, my, w = ridge_path(x, y, [0.1])[0]
     xs = (x - mx) / sx
     ref = np.linalg.solve(xs.T @ xs + 0.1 * len(x) * np.eye(5), xs.T @ (y - my))
     np.testing.assert_allclose(w, ref, rtol=1e-8, atol=1e-10)

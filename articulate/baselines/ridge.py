@@ -24,6 +24,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
+from articulate.phantom.learnability import ridge_path, ridge_predict
+
 
 def frame_positions(crop_start: float, mel_frames: int, hop_length: int, span: tuple[float, float],
                     mri_frames: int) -> np.ndarray:
@@ -84,20 +86,6 @@ class RidgeProbe:
         return self._expand(self._codes(self.pooled_motion(mri)), np.asarray(positions, np.float64))
 
     # -- fitting --------------------------------------------------------------------------------
-    @staticmethod
-    def _solve(x: np.ndarray, y: np.ndarray, lams: Sequence[float]) -> list[tuple[np.ndarray, ...]]:
-        """Ridge solutions for several strengths from one eigendecomposition of the Gram matrix."""
-        mx, sx = x.mean(0), x.std(0) + 1e-6
-        my = y.mean(0)
-        xs = (x - mx) / sx
-        evals, evecs = np.linalg.eigh(xs.T @ xs)
-        proj = evecs.T @ (xs.T @ (y - my))
-        return [(mx, sx, my, evecs @ (proj / (evals + lam * len(xs))[:, None])) for lam in lams]
-
-    @staticmethod
-    def _apply(model: tuple[np.ndarray, ...], x: np.ndarray) -> np.ndarray:
-        mx, sx, my, w = model
-        return ((x - mx) / sx) @ w + my
 
     def fit(self, items: Iterable[tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray, np.ndarray, object]]) -> RidgeProbe:
         """``items``: ``(mri [T, H, W], mel [n_mels, F] unit scale, positions [F], group)``, where
@@ -119,7 +107,7 @@ class RidgeProbe:
         x, y = np.concatenate(xs), np.concatenate(mels)
         rows = np.repeat(np.arange(len(xs)), [len(v) for v in xs])
         lam = self._choose(x, y, np.array([str(g) for g in groups])[rows])
-        mx, sx, my, w = self._solve(x, y, [lam])[0]
+        mx, sx, my, w = ridge_path(x, y, [lam])[0]
         self.state.update(x_mean=mx, x_std=sx, y_mean=my, weights=w, strength=np.array(lam))
         return self
 
@@ -129,8 +117,8 @@ class RidgeProbe:
         val = np.isin(groups, uniq[:: max(len(uniq) // n_val, 1)][:n_val])
         if len(uniq) < 2 or val.all() or not val.any():
             return self.lambdas[len(self.lambdas) // 2]
-        models = self._solve(x[~val], y[~val], self.lambdas)
-        errors = [float(np.mean((self._apply(m, x[val]) - y[val]) ** 2)) for m in models]
+        models = ridge_path(x[~val], y[~val], self.lambdas)
+        errors = [float(np.mean((ridge_predict(m, x[val]) - y[val]) ** 2)) for m in models]
         return self.lambdas[int(np.argmin(errors))]
 
     # -- prediction -----------------------------------------------------------------------------
@@ -139,7 +127,7 @@ class RidgeProbe:
         s = self.state
         if s is None or "weights" not in s:
             raise RuntimeError("RidgeProbe is not fitted")
-        y = self._apply((s["x_mean"], s["x_std"], s["y_mean"], s["weights"]), self.features(mri, positions))
+        y = ridge_predict((s["x_mean"], s["x_std"], s["y_mean"], s["weights"]), self.features(mri, positions))
         return np.clip(y.T, 0.0, 1.0)
 
     # -- state (for checkpoints) ----------------------------------------------------------------

@@ -44,7 +44,7 @@ def mel_db(wav: np.ndarray, sr: int) -> tuple[np.ndarray, int]:
     return 10.0 * np.log10(np.maximum(mel, 1e-10)), start
 
 
-def _ridge_path(x: np.ndarray, y: np.ndarray, lams) -> list[tuple[np.ndarray, ...]]:
+def ridge_path(x: np.ndarray, y: np.ndarray, lams) -> list[tuple[np.ndarray, ...]]:
     """Ridge models for several strengths from one eigendecomposition of the Gram matrix."""
     mx, sx = x.mean(0), x.std(0) + 1e-6
     my = y.mean(0)
@@ -55,10 +55,10 @@ def _ridge_path(x: np.ndarray, y: np.ndarray, lams) -> list[tuple[np.ndarray, ..
 
 
 def _ridge_fit(x: np.ndarray, y: np.ndarray, lam: float) -> tuple[np.ndarray, ...]:
-    return _ridge_path(x, y, [lam])[0]
+    return ridge_path(x, y, [lam])[0]
 
 
-def _ridge_predict(model: tuple[np.ndarray, ...], x: np.ndarray) -> np.ndarray:
+def ridge_predict(model: tuple[np.ndarray, ...], x: np.ndarray) -> np.ndarray:
     mx, sx, my, w = model
     return ((x - mx) / sx) @ w + my
 
@@ -77,8 +77,8 @@ def _choose_lambda(x: np.ndarray, y: np.ndarray, groups: np.ndarray, score, lams
     val = np.isin(groups, uniq[:: max(len(uniq) // 4, 2)][: max(1, len(uniq) // 4)])
     if val.all() or not val.any():
         return lams[len(lams) // 2]
-    models = _ridge_path(x[~val], y[~val], lams)
-    scores = [score(_ridge_predict(m, x[val]), y[val]) for m in models]
+    models = ridge_path(x[~val], y[~val], lams)
+    scores = [score(ridge_predict(m, x[val]), y[val]) for m in models]
     return lams[int(np.argmin(scores))]
 
 
@@ -151,7 +151,7 @@ def mri_to_mel(root: str | Path, folds: int = 5, seed: int = 0, components: int 
         groups = np.repeat(subj_a[train], [len(xs[i]) for i in train])
         model = _ridge_fit(x, y, _choose_lambda(x, y, groups, score))
         for i in np.flatnonzero(test):
-            pred = _ridge_predict(model, xs[i]).T
+            pred = ridge_predict(model, xs[i]).T
             ridge_r[i] = corr2(pred, mels[i])
             same = [mels[j] for j in train if utt_a[j] == utt_a[i]] or [mels[j] for j in train]
             mean_r[i] = corr2(np.mean(same, 0), mels[i])
@@ -233,8 +233,8 @@ def audio_to_ultrasound(root: str | Path, folds: int = 11, seed: int = 0, compon
             idx = [i for i in np.flatnonzero(test) if subj_a[i] == s]
             yt = np.concatenate([ys[i] for i in idx])
             xt = np.concatenate([xs[i] for i in idx])
-            err["ridge"].append(np.sum((_ridge_predict(model, xt) - yt) ** 2))
-            err["adapted"].append(np.sum((yt.mean(0) + _ridge_predict(model_dev, xt) - yt) ** 2))
+            err["ridge"].append(np.sum((ridge_predict(model, xt) - yt) ** 2))
+            err["adapted"].append(np.sum((yt.mean(0) + ridge_predict(model_dev, xt) - yt) ** 2))
             err["speaker_mean"].append(np.sum((yt.mean(0) - yt) ** 2))
             err["global_mean"].append(np.sum((glob - yt) ** 2))
             counts.append(yt.size)
