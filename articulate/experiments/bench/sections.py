@@ -51,6 +51,19 @@ def _train_quick(d: Direction, ctx) -> list[dict[str, Any]]:
     return rows
 
 
+def _training(d: Direction, paper: list[str], data: list[str], ctx) -> dict[str, Any]:
+    """The sections every direction shares before its own: training (paper config, with data loading)
+    and the QUICK preset's training, each when asked for."""
+    from articulate.experiments import bench as B
+
+    out: dict[str, Any] = {}
+    if ctx.wants("train"):
+        out.update(B._train_and_load(paper, data, ctx.train_steps, ctx.warmup, ctx.device, ctx.loader_batches))
+    if ctx.wants("train_quick"):
+        out["train_quick"] = _train_quick(d, ctx)
+    return out
+
+
 def mri2audio_sections(ctx) -> dict[str, Any]:
     """Training (paper config and QUICK preset), data loading, inference latency (translator and
     Lip2AudSpec), peak memory per config."""
@@ -60,10 +73,7 @@ def mri2audio_sections(ctx) -> dict[str, Any]:
     d = get_direction("mri2audio")
     paper, data = B.MRI_BENCH
     out: dict[str, Any] = {}
-    if ctx.wants("train"):
-        out.update(B._train_and_load(paper, data, ctx.train_steps, ctx.warmup, ctx.device, ctx.loader_batches))
-    if ctx.wants("train_quick"):
-        out["train_quick"] = _train_quick(d, ctx)
+    out.update(_training(d, paper, data, ctx))
     if ctx.wants("inference"):
         out["inference"], out["lip2audspec_inference"] = [], []
         lip = d.config_stack(["lip2audspec"])
@@ -85,10 +95,7 @@ def wav2uti_sections(ctx) -> dict[str, Any]:
     paper, data = B.WAV2UTI_BENCH
     stages = {64: paper, 96: d.config_stack(["res96"]), 112: d.config_stack(["res112"])}
     out: dict[str, Any] = {}
-    if ctx.wants("train"):
-        out.update(B._train_and_load(paper, data, ctx.train_steps, ctx.warmup, ctx.device, ctx.loader_batches))
-    if ctx.wants("train_quick"):
-        out["train_quick"] = _train_quick(d, ctx)
+    out.update(_training(d, paper, data, ctx))
     if ctx.wants("flops"):
         out["flops"] = []
         for cfgs in stages.values():
