@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from articulate.signal.crops import crop_starts
 from articulate.signal.mel import MelConfig, MelSpectrogram, power_to_unit
 
 
@@ -47,14 +48,6 @@ def resample_frames(x: torch.Tensor, positions: np.ndarray) -> torch.Tensor:
     w = torch.as_tensor(pos - i0, dtype=x.dtype).reshape(-1, *([1] * (x.dim() - 1)))
     i1 = np.minimum(i0 + 1, t - 1)
     return (x[i0] * (1 - w) + x[i1] * w).contiguous()
-
-
-def crop_starts(n_samples: int, crop: int, count: int) -> list[int]:
-    """``count`` deterministic crop starts: the centred crop for 1, else evenly spaced over the signal."""
-    span = max(n_samples - crop, 0)
-    if count <= 1:
-        return [span // 2]
-    return [int(round(v)) for v in np.linspace(0, span, count)]
 
 
 @dataclass

@@ -28,6 +28,8 @@ from articulate.phantom.trajectories import make_trajectory
 
 VERSION = "4"  # bump when the phantom's output changes: cached cohorts are keyed by it
 KINDS = ("mri2audio", "wav2uti")
+# mri2audio timing: silence before the word (s) and the share of the recording the word fills (paced speech)
+MRI_LEAD_S, MRI_FILL = (0.03, 0.22), (0.5, 0.82)
 
 MRI2AUDIO_DEFAULTS: dict[str, Any] = {
     "subjects": 63, "words": ["asouk", "ageese"], "word_shares": [43, 20], "extra_words": [], "repetitions": 1,
@@ -106,7 +108,7 @@ def _mri_subject(args: tuple) -> list[dict]:
         for rep in range(opts["repetitions"]):
             rng = _subject_rng(seed, 1, si, wi, rep)
             n = int(rng.integers(opts["min_samples"], opts["max_samples"] + 1))
-            traj = make_trajectory(w, subject, rng, duration_s=n / opts["sr"], lead_s=(0.03, 0.22), fill=(0.5, 0.82))
+            traj = make_trajectory(w, subject, rng, duration_s=n / opts["sr"], lead_s=MRI_LEAD_S, fill=MRI_FILL)
             wav = synthesize(traj, subject, opts["sr"], n, rng)
             frames, region, speed = render_mri(traj, subject, rng, n_frames=opts["n_frames"], size=opts["size"],
                                                truth=True)

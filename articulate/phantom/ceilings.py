@@ -1,0 +1,237 @@
+"""What an mri2audio model can score at best on the phantom when it cannot know the intonation.
+
+The phantom's F0 contour is drawn at random per utterance (:func:`~articulate.phantom.trajectories._intonation`),
+and so is the voice source's noise (jitter, shimmer, breath, aspiration, frication, bursts, room noise). The MRI
+shows neither, so even a model that knows articulation, anatomy and timing perfectly can only predict them on
+average. :func:`intonation_blind_ceiling` measures the consequence: it rebuilds recordings of a phantom cohort
+exactly as :mod:`articulate.phantom.cohort` does (subject, trajectory, and the true audio, identical to the cohort's
+WAV as read back), re-renders the same trajectory with other intonation draws and fresh source noise, and scores
+the results as the mri2audio module scores a prediction. Versions (keys of ``result["versions"]``):
+
+- ``oracle``: Griffin-Lim of the true mel (``test/pesq_oracle``; Corr2D 1 by definition): the vocoder's ceiling.
+- ``noise``: the true F0, fresh source noise: what the noise alone costs.
+- ``redraw``: another intonation draw and fresh source noise, each of the K draws scored (n = crops x K).
+- ``mean``: the mean of those K unit-scale mels, the prediction minimising the expected L2 error of a model
+  blind to intonation and source noise (as K grows): the realistic ceiling.
+- ``flat``: F0 flat at the subject's mean ``f0_hz``, fresh source noise.
+
+Scores use the project's own functions, as the mri2audio module does: the mel of a crop is the DataModule's
+(``MelSpectrogram`` + ``power_to_unit``, :class:`~articulate.signal.mel.MelConfig` defaults), Corr2D is
+:func:`~articulate.metrics.functional.corr2d` (``undefined=0``, as the metric), waveforms come from
+:func:`~articulate.signal.griffin_lim.unit_mel_to_audio` (librosa, 32 iterations: ``configs/mri2audio.yaml``) and
+PESQ-wb is :func:`~articulate.metrics.pesq.pesq_batch` against the true audio crop (``batch["audio"]``, as for
+``pesq_oracle``), not against Griffin-Lim of the true mel. Crops are the evaluation crops (evenly spaced, as
+``EvalCrops``). Every rendering goes through the 16-bit WAV the cohort writes and is read back as the DataModule
+reads it. sd is over crops; the crops come from few recordings, so the between-recording spread is larger than
+sd / sqrt(n) suggests.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from articulate.errors import InputError
+from articulate.phantom.anatomy import Subject, sample_subject
+from articulate.phantom.cohort import MRI_FILL, MRI_LEAD_S, _mri_subject_words, _options, _subject_rng
+from articulate.phantom.trajectories import Trajectory, _intonation, make_trajectory, plan_segments
+from articulate.signal.crops import crop_starts
+
+VERSIONS = ("oracle", "noise", "redraw", "mean", "flat")
+LABELS = {
+    "oracle": "oracle: GL(true mel)",
+    "noise": "true F0, fresh source noise",
+    "redraw": "another intonation draw + fresh source noise (each of K)",
+    "mean": "mean of the K redraw mels (intonation- and noise-blind best)",
+    "flat": "flat F0 at the subject mean + fresh source noise",
+}
+CROP_SAMPLES = 21000  # configs/mri2audio.yaml data.crop_samples (the paper's)
+GRIFFIN_LIM, GRIFFIN_LIM_ITERS, PESQ_MODE = "librosa", 32, "wb"  # configs/mri2audio.yaml model settings
+_TAG = 7331  # keys the ceiling's own generators apart from the cohort's ([seed, 0..3, ...])
+_NOISE, _F0 = 1, 2  # what a generator draws: fresh synthesis noise, an intonation contour
+_VERSION_ID = {"noise": 0, "redraw": 1, "flat": 2}
+
+
+def recording_subjects(subjects: int, recordings: int) -> list[int]:
+    """Indices of ``recordings`` subjects spread evenly over a cohort of ``subjects`` (first and last included),
+    so that every main word is represented in its share."""
+    if recordings == 1:
+        return [0]
+    return [int(np.floor(v + 0.5)) for v in np.linspace(0, subjects - 1, recordings)]
+
+
+def check_ceiling_options(subjects: int, recordings: int, crops: int, draws: int) -> None:
+    for name, value in (("subjects", subjects), ("recordings", recordings), ("crops", crops), ("draws", draws)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise InputError(None, f"ceiling option {name} must be a whole number, got {value!r}")
+        if value < 1:
+            raise InputError(None, f"ceiling option {name} must be at least 1, got {value}")
+    if recordings > subjects:
+        raise InputError(None, f"ceiling option recordings ({recordings}) exceeds the cohort's {subjects} subjects "
+                               "(one recording each)")
+
+
+class PhantomRecording:
+    """One cohort recording rebuilt as ``cohort._mri_subject`` builds it (main word, first repetition)."""
+
+    def __init__(self, seed: int, si: int, word: str, opts: dict[str, Any]):
+        self.seed, self.si, self.word, self.sr = seed, si, word, int(opts["sr"])
+        self.subject: Subject = sample_subject(_subject_rng(seed, 0, si), f"S{si + 1:03d}")
+        rng = _subject_rng(seed, 1, si, 0, 0)
+        self.n = int(rng.integers(opts["min_samples"], opts["max_samples"] + 1))
+        duration = self.n / self.sr
+        # make_trajectory plans the segments first from the same generator: replayed on a copy, for the stress marks
+        self.segments = plan_segments(word, self.subject, copy.deepcopy(rng), duration, MRI_LEAD_S, MRI_FILL)
+        self.traj = make_trajectory(word, self.subject, rng, duration_s=duration, lead_s=MRI_LEAD_S, fill=MRI_FILL)
+        assert [s[:3] for s in self.segments] == self.traj.segments  # the replay is the plan make_trajectory used
+        self._state = copy.deepcopy(rng.bit_generator.state)  # where the cohort's synthesis starts
+
+    @property
+    def id(self) -> str:
+        return f"{self.subject.id}/{self.word.replace(' ', '_')}"
+
+    def generator(self, *keys: int) -> np.random.Generator:
+        return np.random.default_rng([int(self.seed), _TAG, self.si, *keys])
+
+    def intonation(self, k: int) -> np.ndarray:
+        """Intonation draw ``k``: another contour the same utterance could have had."""
+        return _intonation(self.segments, self.traj.t, self.subject, self.generator(_F0, k))
+
+    def render(self, f0: np.ndarray | None = None, noise: tuple[int, int] | None = None) -> np.ndarray:
+        """The waveform with F0 ``f0`` (None: the true one); ``noise`` None continues the cohort's generator
+        (with the true F0: the cohort's recording), else keys a fresh generator for all of the source noise."""
+        from articulate.phantom.speech import synthesize
+
+        traj = self.traj
+        if f0 is not None:
+            traj = Trajectory(t=traj.t, art=traj.art, src=traj.src, f0=f0, formants=traj.formants,
+                              fric_hz=traj.fric_hz, segments=traj.segments, bursts=traj.bursts,
+                              duration=traj.duration, extra={})
+        if noise is None:
+            rng = np.random.default_rng()
+            rng.bit_generator.state = copy.deepcopy(self._state)
+        else:
+            rng = self.generator(_NOISE, *noise)
+        return synthesize(traj, self.subject, self.sr, self.n, rng)
+
+
+def stored(wav: np.ndarray, sr: int) -> np.ndarray:
+    """``wav`` as the DataModule reads it from the cohort: written as 16-bit WAV, read back as float32."""
+    from articulate.readers.audio import read_audio, write_audio
+
+    with tempfile.TemporaryDirectory(prefix="articulate-ceiling-") as tmp:
+        path = write_audio(Path(tmp) / "x.wav", wav, sr)
+        return read_audio(path)[0]
+
+
+def _crops(wav: np.ndarray, starts: list[int], sr: int):
+    """The evaluation crops ``[C, CROP_SAMPLES]`` (torch) of ``wav`` as stored in the cohort."""
+    import torch
+
+    w = stored(wav, sr)
+    return torch.from_numpy(np.stack([w[s:s + CROP_SAMPLES] for s in starts]))
+
+
+def _summary(values: list[float]) -> dict[str, Any]:
+    v = np.asarray(values, dtype=np.float64)
+    ok = v[np.isfinite(v)]
+    return {"mean": float(ok.mean()) if len(ok) else None, "sd": float(ok.std(ddof=1)) if len(ok) > 1 else None,
+            "n": int(len(ok)), "failed": int(len(v) - len(ok))}
+
+
+def intonation_blind_ceiling(subjects: int = 40, recordings: int = 12, crops: int = 4, draws: int = 8, seed: int = 0,
+                             log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Corr2D and PESQ-wb of the versions in the module docstring on ``recordings`` recordings of the mri2audio
+    phantom cohort of ``subjects`` subjects and seed ``seed`` (default: the quick preset's 40), ``crops``
+    evaluation crops each, ``draws`` intonation draws (K) per recording; ``log`` gets one line per recording.
+
+    Returns ``{"versions": {name: {"label", "corr2d": {mean, sd, n, failed}, "pesq": {mean, sd, n, failed}}},
+    "scores": {name: {"corr2d": [...], "pesq": [...]}}`` (per crop, crop-major within a recording, draws
+    innermost for ``redraw``; a failed PESQ is None), ``"f0_rms_semitones": {"redraw", "flat"}`` (RMS distance
+    to the true contour over the whole recording, mean over recordings), ``"recordings"`` (ids),
+    ``"settings"`` and ``"seconds"``. Deterministic for given arguments.
+    """
+    import torch
+
+    from articulate.metrics.functional import corr2d
+    from articulate.metrics.pesq import pesq_batch
+    from articulate.signal.griffin_lim import unit_mel_to_audio
+    from articulate.signal.mel import MelConfig, MelSpectrogram, power_to_unit
+
+    check_ceiling_options(subjects, recordings, crops, draws)
+    started = time.perf_counter()
+    opts = _options("mri2audio", int(subjects), {})
+    words = _mri_subject_words(opts)
+    cfg = MelConfig()
+    mel_fn = MelSpectrogram(cfg)
+    sr = int(opts["sr"])
+
+    def mels(audio: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return power_to_unit(mel_fn(audio), cfg)[:, None].float()  # [C, 1, n_mels, frames]
+
+    scores: dict[str, dict[str, list[float]]] = {v: {"corr2d": [], "pesq": []} for v in VERSIONS}
+    rms: dict[str, list[float]] = {"redraw": [], "flat": []}
+    ids = []
+    for si in recording_subjects(int(subjects), int(recordings)):
+        rec = PhantomRecording(int(seed), si, words[si], opts)
+        ids.append(rec.id)
+        starts = crop_starts(rec.n, CROP_SAMPLES, int(crops))
+        audio = _crops(rec.render(), starts, sr)  # the cohort's recording
+        true_mel = mels(audio)
+        f0_draws = [rec.intonation(k) for k in range(int(draws))]
+        flat_f0 = np.full_like(rec.traj.f0, rec.subject.f0_hz)
+        redraw = [mels(_crops(rec.render(f, (_VERSION_ID["redraw"], k)), starts, sr)) for k, f in enumerate(f0_draws)]
+        pred = {"oracle": [true_mel],
+                "noise": [mels(_crops(rec.render(None, (_VERSION_ID["noise"], 0)), starts, sr))],
+                "redraw": redraw,
+                "mean": [torch.stack(redraw).mean(0)],
+                "flat": [mels(_crops(rec.render(flat_f0, (_VERSION_ID["flat"], 0)), starts, sr))]}
+        for name, ms in pred.items():
+            c = torch.stack([corr2d(m, true_mel, undefined=0.0) for m in ms], dim=1)  # [C, draws]
+            p = [pesq_batch(audio, unit_mel_to_audio(m, cfg, GRIFFIN_LIM, GRIFFIN_LIM_ITERS, length=CROP_SAMPLES),
+                            sr, PESQ_MODE, num_workers=1)[0] for m in ms]
+            scores[name]["corr2d"] += c.reshape(-1).tolist()
+            scores[name]["pesq"] += np.asarray(p, dtype=np.float64).T.reshape(-1).tolist()
+        true_st = 12.0 * np.log2(rec.traj.f0 / rec.subject.f0_hz)  # semitones from the subject's mean F0
+        rms["redraw"].append(float(np.mean([np.sqrt(np.mean((12.0 * np.log2(f / rec.subject.f0_hz) - true_st) ** 2))
+                                            for f in f0_draws])))
+        rms["flat"].append(float(np.sqrt(np.mean(true_st ** 2))))
+        if log is not None:
+            done = {v: (np.mean(s["corr2d"]), np.nanmean(s["pesq"])) for v, s in scores.items()}
+            log(f"{rec.id} ({len(ids)}/{recordings}, {time.perf_counter() - started:.0f} s), running Corr2D/PESQ: "
+                + " ".join(f"{v} {c:.3f}/{p:.2f}" for v, (c, p) in done.items()))
+    return {
+        "versions": {v: {"label": LABELS[v], "corr2d": _summary(scores[v]["corr2d"]), "pesq": _summary(scores[v]["pesq"])}
+                     for v in VERSIONS},
+        "scores": {v: {k: [x if np.isfinite(x) else None for x in vals] for k, vals in s.items()}
+                   for v, s in scores.items()},
+        "f0_rms_semitones": {k: float(np.mean(v)) for k, v in rms.items()},
+        "recordings": ids,
+        "settings": {"subjects": int(subjects), "recordings": int(recordings), "crops": int(crops),
+                     "draws": int(draws), "seed": int(seed), "crop_samples": CROP_SAMPLES, "sample_rate": sr,
+                     "griffin_lim": GRIFFIN_LIM, "griffin_lim_iters": GRIFFIN_LIM_ITERS, "pesq_mode": PESQ_MODE},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def ceiling_table(result: dict[str, Any]) -> str:
+    """The result of :func:`intonation_blind_ceiling` as a markdown table (one row per version)."""
+    def cell(s: dict[str, Any]) -> str:
+        if s["mean"] is None:
+            return "n/a"
+        return f"{s['mean']:.3f}" + (f" ± {s['sd']:.3f}" if s["sd"] is not None else "")
+
+    k = result["settings"]["draws"]
+    lines = ["| version | Corr2D mean ± sd | PESQ-wb mean ± sd | n crops |", "|---|---|---|---|"]
+    for row in result["versions"].values():
+        failed = f" ({row['pesq']['failed']} PESQ failed)" if row["pesq"]["failed"] else ""
+        lines.append(f"| {row['label'].replace('K', f'K={k}')} | {cell(row['corr2d'])} | {cell(row['pesq'])} | "
+                     f"{row['corr2d']['n']}{failed} |")
+    return "\n".join(lines)
