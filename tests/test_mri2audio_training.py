@@ -137,8 +137,10 @@ def test_each_optimizer_steps_only_its_network_and_gradients_are_routed():
     assert any(not torch.allclose(g1, g2) for g1, g2 in zip(g_a, g_a_total))
 
 
-def test_mask_sparsity_reaches_a_only_and_equals_its_closed_form():
-    """A's gradient is L_rec's plus w * d mean(mask) / d theta_A; F's gradient does not change."""
+@pytest.mark.parametrize("start", [0, 1])
+def test_mask_sparsity_reaches_a_only_and_equals_its_closed_form(start):
+    """A's gradient is L_rec's plus w * d mean(mask) / d theta_A from epoch ``mask_sparsity_start`` on (L_rec's alone
+    before it); F's gradient does not change."""
     w = 3.0
     f, a, d = tiny_networks()
     f.sample_noise = lambda like: torch.full_like(like, 0.3)
@@ -146,6 +148,7 @@ def test_mask_sparsity_reaches_a_only_and_equals_its_closed_form():
     RecordingSGD.log, RecordingSGD.nets = [], {"translator": f, "attention": a, "discriminator": d}
     model = MRI2AudioTranslator(
         f, a, d, pairwise_loss=PairwiseKL(), beta=0.5, adversarial_weight=0.5, mask_sparsity=w,
+        mask_sparsity_start=start,
         optimizer_translator=functools.partial(RecordingSGD, name="translator"),
         optimizer_attention=functools.partial(RecordingSGD, name="attention"),
         optimizer_discriminator=functools.partial(RecordingSGD, name="discriminator"),
@@ -156,11 +159,14 @@ def test_mask_sparsity_reaches_a_only_and_equals_its_closed_form():
     mel = torch.cat([batch["mel"], batch["mel_pair"]])
     x, masks = a0(mri)
     rec = ReconstructionLoss()(f0(x).mel, mel)
-    g_a = torch.autograd.grad(rec + w * masks.mean(), list(a0.parameters()))
+    price = w * masks.mean() if start == 0 else 0.0  # one epoch (epoch 0) is trained
+    g_a = torch.autograd.grad(rec + price, list(a0.parameters()))
     for g, got in zip(g_a, RecordingSGD.log[2][2]):
         torch.testing.assert_close(got, g)
     with pytest.raises(ValueError, match="mask_sparsity"):
         MRI2AudioTranslator(*tiny_networks(), mask_sparsity=-1.0)
+    with pytest.raises(ValueError, match="mask_sparsity_start"):
+        MRI2AudioTranslator(*tiny_networks(), mask_sparsity=1.0, mask_sparsity_start=-1)
 
 
 @pytest.mark.parametrize("use_attention,use_discriminator", [(True, True), (False, True), (True, False), (False, False)])

@@ -22,7 +22,7 @@ class Mri2AudioSynthesizer(Predictor):
     """MRI ``[B, 1, T, H, W]`` in [0, 1] -> mel ``[B, 1, n_mels, frames]`` (unit scale) -> waveform.
 
     Networks (named as in the LightningModules, so their checkpoints load as they are): either the
-    translator F with the optional attention network A (x' = A(x) * x feeds F), or one ``network``
+    translator F with the optional attention network A (A's attentive frames x' feed F), or one ``network``
     mapping MRI to mel (the Lip2AudSpec baseline).
 
     Args:
