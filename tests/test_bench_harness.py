@@ -67,7 +67,25 @@ def test_training_configs_are_the_paper_config_its_variants_and_presets():
 def test_configured_batch_size_follows_the_stack():
     assert memory.configured_batch_size(["configs/mri2audio.yaml"]) == 16
     assert memory.configured_batch_size(["configs/mri2audio.yaml", "configs/mri2audio/quick.yaml"]) == 8
-    assert memory.configured_batch_size(["configs/wav2uti.yaml", "configs/wav2uti/res112.yaml"]) == 4
+    assert memory.configured_batch_size(["configs/wav2uti.yaml"]) == 4
+    # paper-size stages that do not fit 8 GB at their batch step on micro-batches (gradient accumulation)
+    assert memory.configured_batch_size(["configs/wav2uti.yaml", "configs/wav2uti/res112.yaml"]) == 1
+    lip = ["configs/mri2audio.yaml", "configs/mri2audio/lip2audspec.yaml"]
+    assert memory.configured_batch_size(lip) == 2
+    assert memory.configured_batch_size(["configs/mri2audio.yaml", "configs/mri2audio/quick.yaml", *lip[1:],
+                                         "configs/mri2audio/lip2audspec_quick.yaml"]) == 8
+
+
+def test_paper_size_micro_batches_accumulate_to_the_paper_batch():
+    import yaml
+
+    for config, batch, steps in [("configs/wav2uti/res96.yaml", 1, 4), ("configs/wav2uti/res112.yaml", 1, 4),
+                                 ("configs/mri2audio/lip2audspec.yaml", 2, 8)]:
+        y = yaml.safe_load((PROJECT_ROOT / config).read_text())
+        base = yaml.safe_load((PROJECT_ROOT / "configs" / f"{config.split('/')[1]}.yaml").read_text())
+        assert y["data"]["init_args"]["batch_size"] == batch
+        assert batch * y["trainer"]["accumulate_grad_batches"] == base["data"]["init_args"]["batch_size"]
+        assert y["trainer"]["accumulate_grad_batches"] == steps
 
 
 def test_peak_memory_probes_then_extrapolates_then_measures_within_the_limit(monkeypatch):
@@ -91,6 +109,10 @@ def test_peak_memory_probes_then_extrapolates_then_measures_within_the_limit(mon
     calls.clear()
     small = memory.peak_memory(["configs/mri2audio.yaml", "configs/mri2audio/quick.yaml"], [], "cpu", quick=True, limit_mb=1e5)
     assert calls == [[1], [2]] and small["estimated_rss_peak_mb"] == pytest.approx(1000 + 7 * 500)
+    calls.clear()  # a batch as small as a probe (Lip2AudSpec's 2, accumulated) is measured directly, even in QUICK
+    lip = memory.peak_memory(["configs/mri2audio.yaml", "configs/mri2audio/lip2audspec.yaml"], [], "cpu", quick=True,
+                             limit_mb=1e5)
+    assert calls == [[2]] and lip["measured"] and lip["rss_peak_mb"] == pytest.approx(1500)
 
     monkeypatch.setattr(memory, "run_child", lambda *a, **k: [{"error": "killed (out of memory?)"}])
     assert memory.peak_memory(cfg, [], "cpu", quick=False, limit_mb=1e5)["error"] == "killed (out of memory?)"

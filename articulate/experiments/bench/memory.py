@@ -161,7 +161,7 @@ def peak_memory(configs: list[str], overrides: list[str], device: str, quick: bo
     want = configured_batch_size(configs)
     row: dict[str, Any] = {"configs": list(configs), "batch_size": want, "limit_mb": round(limit)}
     key = "gpu_peak_mb" if device == "cuda" else "rss_peak_mb"
-    if want is not None and want <= probes[0]:
+    if want is not None and want <= max(probes):  # as small as a probe: measure it directly
         probe_sizes = [want]
     else:
         probe_sizes = [b for b in probes if want is None or b < want]
