@@ -90,13 +90,13 @@ class HeterogeneousTranslator(nn.Module):
             channels): the max-pools halve time only while at least ``latent_size`` frames are left, the latent
             is average-pooled to ``latent_size`` frames and over the image's width, and its axes become (mel
             band <- image height, mel frame <- MRI time). The decoder is unchanged; mel frame j then comes from
-            the MRI frames around the same moment. QUICK phantom, one seed: held-out Corr2D 0.793 vs 0.799 for
-            the paper's latent, with a slower start (validation 0.50 vs 0.76 after 5 epochs).
+            the MRI frames around the same moment. QUICK phantom, one seed: held-out Corr2D 0.793, within the paper
+            latent's run-to-run spread (0.766-0.800 over 5 runs), with a slower start.
         init_logvar: start value of the utterance log-variance channels (their weights zeroed, their biases set
             to it). ``None`` keeps the init of the other channels (log sigma^2 ~ 0: sigma ~ 1). u = mu + sigma eps
-            is then drawn with unit noise over a mu that starts near 0, so the utterance code carries nothing
-            until L_rec has pushed the log-variance down, and F learns from the subject code alone meanwhile
-            (the paper, which has no prior on u, does not state an init).
+            is then drawn with unit noise, as large as mu at the start, so the utterance code carries little
+            until L_rec has pushed the log-variance down, and F leans on the subject code meanwhile (the paper,
+            which has no prior on u, does not state an init; configs/mri2audio.yaml starts at -6).
         input_norm: ``"sequence"`` standardises each input sequence (zero mean, unit std over
             time and space) before the encoder; ``"none"`` (default) feeds it as it comes.
     """
@@ -182,7 +182,8 @@ class HeterogeneousTranslator(nn.Module):
         for i, conv in enumerate(self.encoder):
             h = conv(h)
             hidden = i < len(self.encoder) - 1  # the last layer is the latent, see below
-            # Halve time only while there is something to halve (26 -> 13 -> 6 -> 3 -> 1 -> 1), and space
+            # Halve time only while there is something to halve (26 -> 13 -> 6 -> 3 -> 1 -> 1; with time_axis
+            # while latent_size frames are left: 26 -> 13 -> 6 -> 6 ...), and space
             # only while it stays at least the latent grid: a 64-px input (the CPU preset) ends on 4 x 4 after
             # four pools instead of 2 x 2 copied onto 4 x 4, which gave the decoder four identical quarters.
             kt = 2 if h.shape[2] // 2 >= (self.latent_size if self.time_axis else 1) else 1
