@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from articulate.baselines.linear import ridge_path
 from articulate.baselines.ridge import RidgeProbe, frame_positions
 from articulate.metrics.attention import AttentionMotionRatio
-from articulate.phantom.learnability import ridge_path
 from datamodules.mri2audio_items import resample_frames, window_positions
 
 pytestmark = pytest.mark.usefixtures("one_thread")

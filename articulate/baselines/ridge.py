@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
-from articulate.phantom.learnability import ridge_path, ridge_predict
+from articulate.baselines.linear import ridge_path, ridge_predict
 
 
 def frame_positions(crop_start: float, mel_frames: int, hop_length: int, span: tuple[float, float],

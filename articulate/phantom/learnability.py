@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from articulate.baselines.linear import ridge_path, ridge_predict
+
 MEL = {"sr": 22050, "n_fft": 1024, "hop_length": 330, "n_mels": 64, "crop": 21000}
 
 
@@ -44,23 +46,8 @@ def mel_db(wav: np.ndarray, sr: int) -> tuple[np.ndarray, int]:
     return 10.0 * np.log10(np.maximum(mel, 1e-10)), start
 
 
-def ridge_path(x: np.ndarray, y: np.ndarray, lams) -> list[tuple[np.ndarray, ...]]:
-    """Ridge models for several strengths from one eigendecomposition of the Gram matrix."""
-    mx, sx = x.mean(0), x.std(0) + 1e-6
-    my = y.mean(0)
-    xs = (x - mx) / sx
-    evals, evecs = np.linalg.eigh(xs.T @ xs)
-    proj = evecs.T @ (xs.T @ (y - my))
-    return [(mx, sx, my, evecs @ (proj / (evals + lam * len(xs))[:, None])) for lam in lams]
-
-
 def _ridge_fit(x: np.ndarray, y: np.ndarray, lam: float) -> tuple[np.ndarray, ...]:
     return ridge_path(x, y, [lam])[0]
-
-
-def ridge_predict(model: tuple[np.ndarray, ...], x: np.ndarray) -> np.ndarray:
-    mx, sx, my, w = model
-    return ((x - mx) / sx) @ w + my
 
 
 def _folds(groups: list[str], k: int, seed: int) -> list[np.ndarray]:
