@@ -107,3 +107,21 @@ def test_missing_empty_and_nan_audio(tmp_path):
     sf.write(str(nan), np.array([0.1, np.nan, 0.2], dtype=np.float32), 16000, subtype="FLOAT")
     with pytest.raises(InputError, match="nan.wav: audio contains NaN"):
         read_audio(nan)
+
+
+def test_every_reader_names_a_missing_folder_or_zero_byte_file(tmp_path):
+    """The shared file check (``require_file``): audio, the container probe and MRI say the same three things."""
+    from articulate.readers.container import probe
+    from articulate.readers.mri import read_mri
+
+    (tmp_path / "zero.wav").write_bytes(b"")
+    (tmp_path / "zero.mp4").write_bytes(b"")
+    (tmp_path / "dir.wav").mkdir()
+    for read, ext in ((read_audio, "wav"), (probe, "mp4"), (read_mri, "npy")):
+        with pytest.raises(InputError, match=rf"nope\.{ext}: file not found"):
+            read(tmp_path / f"nope.{ext}")
+    with pytest.raises(InputError, match=r"dir\.wav: not a file"):
+        read_audio(tmp_path / "dir.wav")
+    for read, name in ((read_audio, "zero.wav"), (probe, "zero.mp4")):
+        with pytest.raises(InputError, match=rf"{name}: empty file \(0 bytes\)"):
+            read(tmp_path / name)

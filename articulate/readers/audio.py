@@ -16,19 +16,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from articulate.errors import InputError
+from articulate.errors import InputError, require_file
 from articulate.utils.atomic import atomic_path
 
 __all__ = ["read_audio", "write_audio", "audio_info", "resample_audio"]
-
-
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise InputError(path, "file not found")
-    if not path.is_file():
-        raise InputError(path, "not a file")
-    if path.stat().st_size == 0:
-        raise InputError(path, "empty file (0 bytes)")
 
 
 def _check_wav_header(path: Path) -> None:
@@ -61,7 +52,7 @@ def _check_wav_header(path: Path) -> None:
 
 
 def _open_info(path: Path) -> sf._SoundFileInfo:
-    _check_file(path)
+    require_file(path)
     try:
         info = sf.info(str(path))
     except (sf.SoundFileError, RuntimeError) as err:
@@ -80,7 +71,7 @@ def _is_video(path: Path) -> bool:
 def _container_info(path: Path) -> dict:
     from articulate.readers.container import decode_audio, probe
 
-    _check_file(path)
+    require_file(path)
     info = probe(path)
     stream = next((s for s in info["streams"] if s["type"] == "audio"), None)
     wav, sr = decode_audio(path)  # exact sample count: the banner only gives the container's duration
@@ -144,7 +135,7 @@ def read_audio(path: str | Path, sr: int | None = None, mono: bool = True) -> tu
     if _is_video(path):
         from articulate.readers.container import decode_audio
 
-        _check_file(path)
+        require_file(path)
         wav, file_sr = decode_audio(path)  # [C, L]
     else:
         info = _open_info(path)

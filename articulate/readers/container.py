@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from articulate.errors import InputError
+from articulate.errors import InputError, require_file
 
 __all__ = [
     "VIDEO_SUFFIXES", "ffmpeg_exe", "probe", "has_audio", "stream_start_times", "decode_audio",
@@ -38,15 +38,6 @@ def ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def _check(path: Path) -> None:
-    if not path.exists():
-        raise InputError(path, "file not found")
-    if not path.is_file():
-        raise InputError(path, "not a file")
-    if path.stat().st_size == 0:
-        raise InputError(path, "empty file (0 bytes)")
 
 
 def _clean(line: str) -> str:
@@ -74,7 +65,7 @@ def probe(path: str | Path) -> dict:
     ``sr`` and ``layout``.
     """
     path = Path(path)
-    _check(path)
+    require_file(path)
     text = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True,
                           text=True, errors="replace").stderr
     fmt = re.search(r"Input #0, ([^,]+(?:,[^,\s]+)*), from", text)

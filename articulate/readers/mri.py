@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from articulate.errors import InputError
+from articulate.errors import InputError, require_file
 from articulate.utils.atomic import atomic_path
 
 __all__ = ["MRISequence", "read_mri", "write_mri", "MRI_SUFFIXES"]
@@ -155,11 +155,7 @@ def _read_numpy(path: Path, suffix: str) -> MRISequence:
 
 def read_mri(path: str | Path) -> MRISequence:
     """Read an MRI sequence from ``.nii``, ``.nii.gz``, ``.npy`` or ``.npz`` (key ``frames`` or the only array)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "file not found")
-    if not path.is_file():
-        raise InputError(path, "not a file")
+    path = require_file(path, nonempty=False)  # the file type is named before its size
     suffix = mri_suffix(path)
     if not suffix:
         raise InputError(path, f"unknown MRI file type (expected one of {', '.join(MRI_SUFFIXES)})")
