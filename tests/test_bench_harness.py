@@ -172,6 +172,16 @@ def test_gpu_variants_plumbing_on_cpu(monkeypatch):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
 
 
+def test_quick_presets_add_bf16_only_on_a_cpu_with_native_bf16(monkeypatch):
+    """train_quick measures fp32 everywhere, plus bf16 autocast where the CPU has native bf16."""
+    for supported, expected in ((True, ["fp32", "bf16"]), (False, ["fp32"])):
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda s=supported: s)
+        got = sections.quick_variants("cpu")
+        assert [v.name for v in got] == expected
+        assert [v.precision for v in got] == ["32-true", "bf16-mixed"][: len(expected)]
+    assert [v.name for v in sections.quick_variants("cuda")] == ["fp32"]  # the GPU's own variants live in "train"
+
+
 @pytest.mark.slow
 def test_a_gpu_variant_trains_and_infers_on_cpu():
     """training_throughput and the mri2audio inference with the bf16 + channels_last variant (CPU autocast)."""

@@ -3,7 +3,8 @@
 A section function takes a :class:`~articulate.experiments.bench.core.BenchContext` and returns a dict of
 sections (lists of rows or one row each); ``summary_rows`` formats the keys it knows and lists the others
 by name. Sections shared by every direction: ``train`` (paper config, every variant of the device),
-``train_quick`` (the QUICK preset as ``articulate train --quick`` runs it, its own data and workers),
+``train_quick`` (the QUICK preset as ``articulate train --quick`` runs it, its own data and workers; fp32, and
+bf16 on a CPU with native bf16),
 ``data_loading`` and ``memory`` (every training config of the direction, see :mod:`.memory`).
 """
 
@@ -47,8 +48,23 @@ def _train_quick(d: Direction, ctx) -> list[dict[str, Any]]:
 
     rows: list[dict[str, Any]] = []
     stack = d.config_stack(preset="quick")
-    B._guard(rows, lambda: B.training_throughput(stack, [], ctx.train_steps, ctx.warmup, ctx.device, B.variants(ctx.device)[0]))
+    for v in quick_variants(ctx.device):
+        B._guard(rows, lambda v=v: B.training_throughput(stack, [], ctx.train_steps, ctx.warmup, ctx.device, v))
     return rows
+
+
+def quick_variants(device: str) -> list:
+    """The QUICK presets' variants: the first of :func:`variants` (fp32), plus bf16 autocast on a CPU with
+    native bf16 (AVX512-BF16/AMX), where it is the one precision option a 2-core machine has; whether it is
+    exact enough to train with is a separate measurement (README, Speed and memory)."""
+    import torch
+
+    from articulate.experiments import bench as B
+
+    out = B.variants(device)[:1]
+    if device == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        out.append(B.Variant("bf16", precision="bf16-mixed"))
+    return out
 
 
 def _training(d: Direction, paper: list[str], data: list[str], ctx) -> dict[str, Any]:

@@ -91,7 +91,7 @@ class HeterogeneousTranslator(nn.Module):
             is average-pooled to ``latent_size`` frames and over the image's width, and its axes become (mel
             band <- image height, mel frame <- MRI time). The decoder is unchanged; mel frame j then comes from
             the MRI frames around the same moment. QUICK phantom, one seed: held-out Corr2D 0.793, within the paper
-            latent's run-to-run spread (0.766-0.800 over 5 runs), with a slower start.
+            latent's run-to-run spread (0.752-0.800 over 6 runs), with a slower start.
         init_logvar: start value of the utterance log-variance channels (their weights zeroed, their biases set
             to it). ``None`` keeps the init of the other channels (log sigma^2 ~ 0: sigma ~ 1). u = mu + sigma eps
             is then drawn with unit noise, as large as mu at the start, so the utterance code carries little
