@@ -55,8 +55,8 @@ def _train_quick(d: Direction, ctx) -> list[dict[str, Any]]:
 
 def quick_variants(device: str) -> list:
     """The QUICK presets' variants: the first of :func:`variants` (fp32), plus bf16 autocast on a CPU with
-    native bf16 (AVX512-BF16/AMX), where it is the one precision option a 2-core machine has; whether it is
-    exact enough to train with is a separate measurement (README, Speed and memory)."""
+    native bf16 (AVX512-BF16 or AMX; without it bf16 is emulated and slower). Whether a model trains as well
+    with it is a separate measurement (README, Speed and memory)."""
     import torch
 
     from articulate.experiments import bench as B
