@@ -29,6 +29,7 @@ sd / sqrt(n) suggests.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import tempfile
 import time
 from collections.abc import Callable
@@ -38,9 +39,9 @@ from typing import Any
 import numpy as np
 
 from articulate.errors import InputError
-from articulate.phantom.anatomy import Subject, sample_subject
-from articulate.phantom.cohort import MRI_FILL, MRI_LEAD_S, _mri_subject_words, _options, _subject_rng
-from articulate.phantom.trajectories import Trajectory, _intonation, make_trajectory, plan_segments
+from articulate.phantom.anatomy import Subject
+from articulate.phantom.cohort import MRI_FILL, MRI_LEAD_S, _mri_subject_words, _options, mri_subject, mri_take
+from articulate.phantom.trajectories import _intonation, make_trajectory, plan_segments
 from articulate.signal.crops import crop_starts
 
 VERSIONS = ("oracle", "noise", "redraw", "mean", "flat")
@@ -82,9 +83,8 @@ class PhantomRecording:
 
     def __init__(self, seed: int, si: int, word: str, opts: dict[str, Any]):
         self.seed, self.si, self.word, self.sr = seed, si, word, int(opts["sr"])
-        self.subject: Subject = sample_subject(_subject_rng(seed, 0, si), f"S{si + 1:03d}")
-        rng = _subject_rng(seed, 1, si, 0, 0)
-        self.n = int(rng.integers(opts["min_samples"], opts["max_samples"] + 1))
+        self.subject: Subject = mri_subject(seed, si)
+        rng, self.n = mri_take(seed, si, 0, 0, opts)
         duration = self.n / self.sr
         # make_trajectory plans the segments first from the same generator: replayed on a copy, for the stress marks
         self.segments = plan_segments(word, self.subject, copy.deepcopy(rng), duration, MRI_LEAD_S, MRI_FILL)
@@ -108,11 +108,7 @@ class PhantomRecording:
         (with the true F0: the cohort's recording), else keys a fresh generator for all of the source noise."""
         from articulate.phantom.speech import synthesize
 
-        traj = self.traj
-        if f0 is not None:
-            traj = Trajectory(t=traj.t, art=traj.art, src=traj.src, f0=f0, formants=traj.formants,
-                              fric_hz=traj.fric_hz, segments=traj.segments, bursts=traj.bursts,
-                              duration=traj.duration, extra={})
+        traj = self.traj if f0 is None else dataclasses.replace(self.traj, f0=f0, extra={})
         if noise is None:
             rng = np.random.default_rng()
             rng.bit_generator.state = copy.deepcopy(self._state)

@@ -95,6 +95,18 @@ def _mri_subject_words(opts: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------------------------- workers
 
 
+def mri_subject(seed: int, si: int) -> Subject:
+    """Subject ``si`` of the mri2audio cohort of seed ``seed``."""
+    return sample_subject(_subject_rng(seed, 0, si), f"S{si + 1:03d}")
+
+
+def mri_take(seed: int, si: int, wi: int, rep: int, opts: dict[str, Any]) -> tuple[np.random.Generator, int]:
+    """The generator of subject ``si``'s repetition ``rep`` of word ``wi`` and its length in samples, drawn first;
+    the trajectory, the audio and the MRI then continue that generator in this order."""
+    rng = _subject_rng(seed, 1, si, wi, rep)
+    return rng, int(rng.integers(opts["min_samples"], opts["max_samples"] + 1))
+
+
 def _mri_subject(args: tuple) -> list[dict]:
     from articulate.phantom.mri import render_mri
     from articulate.phantom.speech import synthesize
@@ -102,12 +114,11 @@ def _mri_subject(args: tuple) -> list[dict]:
     from articulate.readers.mri import write_mri
 
     root, seed, si, word, opts = args
-    subject = sample_subject(_subject_rng(seed, 0, si), f"S{si + 1:03d}")
+    subject = mri_subject(seed, si)
     out = []
     for wi, w in enumerate([word] + list(opts["extra_words"])):
         for rep in range(opts["repetitions"]):
-            rng = _subject_rng(seed, 1, si, wi, rep)
-            n = int(rng.integers(opts["min_samples"], opts["max_samples"] + 1))
+            rng, n = mri_take(seed, si, wi, rep, opts)
             traj = make_trajectory(w, subject, rng, duration_s=n / opts["sr"], lead_s=MRI_LEAD_S, fill=MRI_FILL)
             wav = synthesize(traj, subject, opts["sr"], n, rng)
             frames, region, speed = render_mri(traj, subject, rng, n_frames=opts["n_frames"], size=opts["size"],
