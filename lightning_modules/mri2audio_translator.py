@@ -66,6 +66,10 @@ class MRI2AudioTranslator(MRI2AudioModule):
             that is where a price on the mean mask moves the mask most): F has to read the motion before
             closing it costs L_rec anything. Measured (QUICK phantom, price 2 from epoch 4): the moving region
             still dims first (attention ratio 0.80, held-out Corr2D 0.777).
+        oracle_mask: a ceiling for A, not a model (phantom only): without A (``attention: null``), F reads
+            ``x' = m x`` with the mask ``m = oracle_mask`` outside the phantom's true moving-articulator region
+            and 1 inside it (needs ``--data.init_args.motion_regions all``). What a perfect motion mask is
+            worth to F, and the attention ratio such a mask scores.
     """
 
     def __init__(
@@ -92,6 +96,7 @@ class MRI2AudioTranslator(MRI2AudioModule):
         ridge_probe: bool = True,
         mask_sparsity: float = 0.0,
         mask_sparsity_start: int = 0,
+        oracle_mask: float | None = None,
     ):
         super().__init__(mel, input_shape, intensity_percentiles, eval_audio, griffin_lim_iters, pesq_mode, griffin_lim,
                          ridge_probe)
@@ -112,6 +117,9 @@ class MRI2AudioTranslator(MRI2AudioModule):
         if int(mask_sparsity_start) < 0:
             raise ValueError(f"mask_sparsity_start must be >= 0, got {mask_sparsity_start}")
         self.mask_sparsity_start = int(mask_sparsity_start)
+        if oracle_mask is not None and (attention is not None or not 0.0 <= float(oracle_mask) <= 1.0):
+            raise ValueError(f"oracle_mask needs attention: null and a value in [0, 1], got {oracle_mask}")
+        self.oracle_mask = None if oracle_mask is None else float(oracle_mask)
         self._optimizer_factories = {
             "translator": optimizer_translator or (lambda p: paper_adam(p, 1e-3)),
             "attention": optimizer_attention or (lambda p: paper_adam(p, 1e-3)),
@@ -129,8 +137,13 @@ class MRI2AudioTranslator(MRI2AudioModule):
     def networks(self) -> dict[str, Any]:
         return {"translator": self.translator, "attention": self.attention}
 
-    def attend(self, mri: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """A's masked frames and masks (the input itself and None without A)."""
+    def attend(self, mri: torch.Tensor, region: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A's masked frames and masks (the input itself and None without A; the oracle's with ``oracle_mask``)."""
+        if self.oracle_mask is not None:
+            if region is None:
+                raise ValueError("oracle_mask needs the batch's motion_region (--data.init_args.motion_regions all)")
+            mask = self.oracle_mask + (1.0 - self.oracle_mask) * region.to(mri.dtype).reshape(mri.shape)
+            return mask * mri, mask
         if self.attention is None:
             return mri, None
         return self.attention(mri)
@@ -140,8 +153,8 @@ class MRI2AudioTranslator(MRI2AudioModule):
         x, _ = self.attend(mri)
         return self.translator(x).mel
 
-    def predict_with_masks(self, mri: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x, masks = self.attend(mri)
+    def predict_with_masks(self, mri: torch.Tensor, region: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x, masks = self.attend(mri, region)
         return self.translator(x).mel, masks
 
     # -- optimisation --------------------------------------------------------------------
@@ -176,12 +189,15 @@ class MRI2AudioTranslator(MRI2AudioModule):
         mri, mel = batch["mri"], batch["mel"]
         self.note_input(mri)
         paired = self.use_pairs(batch)
+        region = batch.get("motion_region")
         if paired:
             mri = torch.cat([mri, batch["mri_pair"]])
             mel = torch.cat([mel, batch["mel_pair"]])
+            region = None if region is None or "motion_region_pair" not in batch else \
+                torch.cat([region, batch["motion_region_pair"]])
         b = batch["mri"].shape[0]
 
-        x, masks = self.attend(mri)
+        x, masks = self.attend(mri, region)
         out = self.translator(x)
         pred = out.mel
 
@@ -237,7 +253,7 @@ class MRI2AudioTranslator(MRI2AudioModule):
 
     # -- evaluation ----------------------------------------------------------------------
     def _eval_step(self, batch: dict, prefix: str) -> dict:
-        pred, masks = self.predict_with_masks(batch["mri"])
+        pred, masks = self.predict_with_masks(batch["mri"], batch.get("motion_region"))
         self.log(f"{prefix}/loss_rec", self.reconstruction_loss(pred, batch["mel"]), batch_size=pred.shape[0], sync_dist=True)
         return self.evaluation_outputs(pred, masks, batch, prefix)
 
@@ -248,5 +264,5 @@ class MRI2AudioTranslator(MRI2AudioModule):
         return self._eval_step(batch, "test")
 
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> dict:
-        pred, masks = self.predict_with_masks(batch["mri"])
+        pred, masks = self.predict_with_masks(batch["mri"], batch.get("motion_region"))
         return {"mel": pred, "masks": masks}

@@ -169,6 +169,42 @@ def test_mask_sparsity_reaches_a_only_and_equals_its_closed_form(start):
         MRI2AudioTranslator(*tiny_networks(), mask_sparsity=1.0, mask_sparsity_start=-1)
 
 
+def test_oracle_mask_feeds_f_the_region_masked_frames():
+    """With ``oracle_mask`` F reads m * x, m = o outside the batch's motion region and 1 inside, in training (the
+    pair partners with their own regions) and evaluation; without the region it says what is missing."""
+    o = 0.25
+    f, _, _ = tiny_networks()
+    f.sample_noise = lambda like: torch.full_like(like, 0.3)
+    f0 = copy.deepcopy(f)
+    RecordingSGD.log, RecordingSGD.nets = [], {"translator": f}
+
+    class WithRegions(FakePairs):
+        def __getitem__(self, i):
+            item = super().__getitem__(i)
+            g = torch.Generator().manual_seed(100 + i)
+            item["motion_region"] = (torch.rand(T, S, S, generator=g) > 0.7).float()
+            item["motion_region_pair"] = (torch.rand(T, S, S, generator=g) > 0.7).float()
+            return item
+
+    model = MRI2AudioTranslator(f, None, None, pairwise_loss=None, oracle_mask=o,
+                                optimizer_translator=functools.partial(RecordingSGD, name="translator"))
+    batch = next(iter(DataLoader(WithRegions(4), batch_size=4)))
+    trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0).fit(model, DataLoader(WithRegions(4), batch_size=4))
+    mri = torch.cat([batch["mri"], batch["mri_pair"]])
+    region = torch.cat([batch["motion_region"], batch["motion_region_pair"]])[:, None]
+    x = torch.where(region > 0, mri, o * mri)
+    rec = ReconstructionLoss()(f0(x).mel, torch.cat([batch["mel"], batch["mel_pair"]]))
+    for g, got in zip(torch.autograd.grad(rec, list(f0.parameters())), RecordingSGD.log[0][2]):
+        torch.testing.assert_close(got, g)
+    model.eval()
+    pred, masks = model.predict_with_masks(batch["mri"], batch["motion_region"])
+    torch.testing.assert_close(masks, torch.where(batch["motion_region"][:, None] > 0, 1.0, o))
+    with pytest.raises(ValueError, match="motion_region"):
+        model(batch["mri"])
+    with pytest.raises(ValueError, match="oracle_mask"):
+        MRI2AudioTranslator(*tiny_networks(), oracle_mask=0.2)  # with an A
+
+
 @pytest.mark.parametrize("use_attention,use_discriminator", [(True, True), (False, True), (True, False), (False, False)])
 def test_optimizers_cover_their_networks_with_paper_defaults(use_attention, use_discriminator):
     f, a, d = tiny_networks()
