@@ -306,6 +306,20 @@ def test_translator_mean_frame_subtraction_ignores_static_content():
     assert not torch.allclose(g(x + static).mel, g(x).mel)
 
 
+def test_translator_input_scale_is_a_constant_mask():
+    """input_scale s gives what the same weights give on s * x (a constant mask of A), and rejects s <= 0."""
+    torch.manual_seed(0)
+    kw = dict(encoder_channels=(4, 8), decoder_channels=(4,), utterance_channels=2, subject_channels=4, latent_size=2)
+    x = torch.rand(2, 1, 4, 8, 8)
+    f = HeterogeneousTranslator(input_scale=0.2, **kw).eval()
+    g = HeterogeneousTranslator(**kw).eval()
+    g.load_state_dict(f.state_dict())
+    torch.testing.assert_close(f(x).mel, g(0.2 * x).mel)
+    assert not torch.allclose(f(x).mel, g(x).mel)
+    with pytest.raises(ValueError, match="input_scale"):
+        HeterogeneousTranslator(input_scale=0.0, **kw)
+
+
 def test_translator_kaiming_init_keeps_the_encoder_signal():
     """He init: each conv's weight std is sqrt(2 / fan_in) and biases are 0, so a unit-variance
     input reaches the latent at about its own scale (PyTorch's default loses ~2x per layer)."""
