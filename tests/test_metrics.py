@@ -363,3 +363,32 @@ def test_i3d_state_dict_names_and_torchscript_detector(tmp_path):
     det = I3DFeatures(weights_path=str(tmp_path / "i3d_torchscript.pt"))
     out = det(torch.full((1, 1, 4, 8, 8), 0.5))
     assert out.shape == (1, 400) and torch.allclose(out, torch.zeros(1, 400), atol=1e-6)  # 0.5 -> 127.5 -> 0
+
+
+def test_warped_corr2d_forgives_timing_only():
+    """A spectrogram played a few frames late loses Corr2D but keeps corr2d_warped ~1; a wrong spectrum loses both;
+    the warp is librosa's DTW path with the matched frames averaged."""
+    import librosa
+
+    from articulate.metrics.registry import metric_class
+    from articulate.metrics.timing import WarpedCorr2D, warp_onto
+
+    rng = np.random.default_rng(0)
+    t = np.arange(64)
+    target = np.stack([np.exp(-0.5 * ((t - 20 - 0.3 * f) / 3) ** 2) + np.exp(-0.5 * ((t - 44) / 4) ** 2) * (f % 7 == 0)
+                       for f in range(32)])  # [F, T]: two events
+    late = np.concatenate([target[:, :1].repeat(4, 1), target[:, :-4]], axis=1)
+    other = rng.random((32, 64))
+    np.testing.assert_allclose(warp_onto(target, target), target)
+    _, path = librosa.sequence.dtw(X=target, Y=late, metric="euclidean")
+    ref = np.stack([late[:, [j for i, j in path if i == k]].mean(1) for k in range(64)], 1)
+    np.testing.assert_allclose(warp_onto(late, target), ref)
+    m = metric_class("corr2d_warped")()
+    assert isinstance(m, WarpedCorr2D)
+    as_t = lambda a: torch.from_numpy(a)[None, None]  # noqa: E731
+    m.update(as_t(late), as_t(target))
+    plain = float(Fm.corr2d(as_t(late), as_t(target)).reshape(()))
+    assert plain < 0.8 and float(m.compute()) > 0.99
+    m = WarpedCorr2D()
+    m.update(as_t(other), as_t(target))
+    assert float(m.compute()) < 0.6
