@@ -11,6 +11,7 @@ from torch.nn import functional as F
 
 from articulate.networks.mri2audio.attention import ResidualAttention
 from articulate.networks.mri2audio.discriminator import MelDiscriminator
+from articulate.networks.mri2audio.frame_translator import FrameTranslator
 from articulate.networks.mri2audio.lip2audspec import Lip2AudSpecNet, temporal_features
 from articulate.networks.mri2audio.losses import (
     AdversarialLoss,
@@ -318,6 +319,63 @@ def test_translator_input_scale_is_a_constant_mask():
     assert not torch.allclose(f(x).mel, g(x).mel)
     with pytest.raises(ValueError, match="input_scale"):
         HeterogeneousTranslator(input_scale=0.0, **kw)
+
+
+def test_frame_translator_shapes_codes_and_start():
+    torch.manual_seed(0)
+    f = FrameTranslator(frame_channels=(4, 8, 8, 8), temporal_channels=16, utterance_channels=3, subject_channels=5)
+    for size in (64, 128):
+        out = f.eval()(torch.rand(2, 1, 26, size, size))
+        assert out.mel.shape == (2, 1, 64, 64) and out.mu.shape == out.logvar.shape == (2, 3, 1, 1)
+        assert out.subject.shape == (2, 5, 1, 1) and 0 <= float(out.mel.detach().min()) and float(out.mel.detach().max()) <= 1
+    torch.testing.assert_close(out.logvar, torch.full_like(out.logvar, -6.0))  # init_logvar
+    mean = torch.rand(1, 64, 64) * 0.8 + 0.1
+    f.init_output_bias(mean)
+    start = f(torch.rand(2, 1, 26, 64, 64)).mel
+    torch.testing.assert_close(start, mean.mean(dim=2, keepdim=True).expand(1, 64, 64).expand_as(start))
+    with pytest.raises(ValueError, match="temporal_kernel"):
+        FrameTranslator(temporal_kernel=4)
+
+
+def test_frame_translator_reads_each_mel_frame_from_the_mri_frames_around_its_moment():
+    """With the time-pooled codes held constant, changing the second half of the sequence leaves the first mel
+    frames as they were (two 3-tap layers over MRI frames, linear reading, two over mel frames) and moves the last."""
+    torch.manual_seed(0)
+    f = FrameTranslator(frame_channels=(4, 8), frame_grid=2, temporal_channels=16, utterance_channels=2,
+                        subject_channels=3).eval()
+    with torch.no_grad():
+        f.codes.weight.zero_()
+    x = torch.rand(1, 1, 26, 16, 16)
+    y = x.clone()
+    y[:, :, 13:] = torch.rand(1, 1, 13, 16, 16)
+    a, b = f(x).mel[0, 0], f(y).mel[0, 0]
+    # MRI frames <= 10 keep their features; mel frame j reads position (j + 0.5) * 26 / 64 - 0.5 (<= 10 for j <= 25),
+    # then two more 3-tap layers: mel frames 0..23 cannot change
+    torch.testing.assert_close(a[:, :24], b[:, :24])
+    assert (a[:, 40:] - b[:, 40:]).abs().max() > 1e-4
+
+
+def test_frame_translator_trains_with_the_paper_losses():
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from lightning_modules.mri2audio_translator import MRI2AudioTranslator
+
+    torch.manual_seed(0)
+    f = FrameTranslator(frame_channels=(4, 8), frame_grid=2, temporal_channels=8, utterance_channels=2,
+                        subject_channels=3, n_mels=16, n_frames=16)
+    a = ResidualAttention(channels=(4, 8))
+    d = MelDiscriminator(channels=(4, 8), hidden=8, pool_size=4)
+    before = [p.detach().clone() for p in f.parameters()]
+    model = MRI2AudioTranslator(f, a, d, pairwise_loss=PairwiseKL())
+    n = 4
+    data = TensorDataset(torch.rand(n, 1, 4, 16, 16), torch.rand(n, 1, 16, 16), torch.rand(n, 1, 4, 16, 16),
+                         torch.rand(n, 1, 16, 16), torch.tensor([True, False] * 2), torch.arange(n) % 2)
+    keys = ("mri", "mel", "mri_pair", "mel_pair", "same_utterance", "utterance")
+    loader = DataLoader(data, batch_size=2, collate_fn=lambda items: dict(zip(keys, map(torch.stack, zip(*items)))))
+    L.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False, limit_val_batches=0).fit(model, loader)
+    assert all(not torch.equal(b, p) for b, p in zip(before, f.parameters()) if p.requires_grad and b.abs().sum() > 0)
 
 
 def test_translator_kaiming_init_keeps_the_encoder_signal():
