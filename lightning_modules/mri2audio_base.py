@@ -235,10 +235,12 @@ class MRI2AudioModule(ArticulateModule):
         return {m for cb in self.trainer.callbacks if isinstance(cb, MetricsCallback) for m in cb.val_metrics}
 
     def _stage_metrics(self, prefix: str) -> dict[str, Any]:
-        """The module's own metrics for ``prefix`` (DDP-exact): the mean-mel baseline's Corr2D and PESQ,
-        and the model's Corr2D unless a callback computes it."""
+        """The module's own metrics for ``prefix`` (DDP-exact): the mean-mel baseline's Corr2D and PESQ (and in the
+        test pass its Corr2D after DTW onto each target's timing), and the model's Corr2D unless a callback
+        computes it."""
         from articulate.metrics import PESQ, Corr2D
         from articulate.metrics.attention import AttentionMotionRatio
+        from articulate.metrics.timing import WarpedCorr2D
 
         if prefix not in self._metrics:
             wanted = {"corr2d_mean_baseline": Corr2D(), "corr2d_ridge": Corr2D(),
@@ -249,6 +251,8 @@ class MRI2AudioModule(ArticulateModule):
                 wanted["pesq_mean_baseline"] = PESQ(mode=self.pesq_mode)
                 if prefix == "test":  # a Griffin-Lim per item and floor: test only
                     wanted.update(pesq_ridge=PESQ(mode=self.pesq_mode), pesq_oracle=PESQ(mode=self.pesq_mode))
+            if prefix == "test":  # the floor with the target's own timing (one DTW per item): test only
+                wanted["corr2d_warped_mean_baseline"] = WarpedCorr2D()
             self._metrics[prefix] = {k: m.to(self.device) for k, m in wanted.items()}
         return self._metrics[prefix]
 
@@ -287,6 +291,8 @@ class MRI2AudioModule(ArticulateModule):
         base = self.baseline_prediction(batch["utterance"]) if "utterance" in batch else None
         if base is not None:
             metrics["corr2d_mean_baseline"].update(base.to(mel.dtype), mel, sample_index=index)
+            if "corr2d_warped_mean_baseline" in metrics:
+                metrics["corr2d_warped_mean_baseline"].update(base.to(mel.dtype), mel, sample_index=index)
         ridge = self.ridge_prediction(batch)
         if ridge is not None:
             metrics["corr2d_ridge"].update(ridge, mel, sample_index=index)

@@ -75,6 +75,7 @@ def test_fit_then_test_on_held_out_split(tmp_path, monkeypatch, capsys, caplog):
         assert articulate(args) == 0
     out = capsys.readouterr().out
     assert "test/corr2d" in out and "test/corr2d_mean_baseline" in out
+    assert "test/corr2d_warped " in out and "test/corr2d_warped_mean_baseline" in out  # the config's test metric, the floor's
     restored = [r.getMessage() for r in caplog.records if "Restoring states from the checkpoint path" in r.getMessage()]
     assert restored and restored[-1].endswith("mri2audio-epoch=000.ckpt")  # the monitored best, not last.ckpt
 
