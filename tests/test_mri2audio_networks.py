@@ -333,6 +333,9 @@ def test_frame_translator_shapes_codes_and_start():
     f.init_output_bias(mean)
     start = f(torch.rand(2, 1, 26, 64, 64)).mel
     torch.testing.assert_close(start, mean.mean(dim=2, keepdim=True).expand(1, 64, 64).expand_as(start))
+    g = FrameTranslator(frame_channels=(4, 8, 8, 8), temporal_channels=16, output_bias=True)
+    g.init_output_bias(mean)  # the per-pixel bias: the whole mean spectrogram
+    torch.testing.assert_close(g(torch.rand(2, 1, 26, 64, 64)).mel, mean.expand(2, 1, 64, 64), atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="temporal_kernel"):
         FrameTranslator(temporal_kernel=4)
 
