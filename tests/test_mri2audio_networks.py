@@ -338,6 +338,11 @@ def test_frame_translator_shapes_codes_and_start():
     torch.testing.assert_close(g(torch.rand(2, 1, 26, 64, 64)).mel, mean.expand(2, 1, 64, 64), atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="temporal_kernel"):
         FrameTranslator(temporal_kernel=4)
+    h = FrameTranslator(frame_channels=(8, 8, 8, 8), temporal_channels=16, norm="group")
+    assert h(torch.rand(1, 1, 26, 64, 64)).mel.shape == (1, 1, 64, 64)
+    assert sum(isinstance(m, torch.nn.GroupNorm) for m in h.modules()) == 4 + 2 + 2  # frame convs, time, mel layers
+    with pytest.raises(ValueError, match="norm"):
+        FrameTranslator(norm="batch")
 
 
 def test_frame_translator_reads_each_mel_frame_from_the_mri_frames_around_its_moment():

@@ -21,6 +21,7 @@ for most of the run (seed 2), so it is a variant, not the default.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import nn
@@ -44,6 +45,9 @@ class FrameTranslator(nn.Module):
         init_logvar: start value of u's log-variance (its weights zeroed; see HeterogeneousTranslator).
         logvar_limit: the log-variance is clamped to ``[-limit, limit]``.
         input_scale: multiply the input by this first (a constant mask).
+        norm: ``"group"`` puts a GroupNorm (8 channels a group) after every hidden convolution of the frame
+            encoder and of the temporal layers (its statistics span the sequence, so a mel frame then also
+            depends on them); ``"none"`` (default) has none.
         output_bias: a learned per-pixel bias before the sigmoid, which ``init_output_bias`` starts at the mean
             training mel (the time-varying average spectrogram); without it the start is each band's mean over time.
     """
@@ -52,7 +56,7 @@ class FrameTranslator(nn.Module):
                  temporal_channels: int = 128, temporal_layers: int = 2, temporal_kernel: int = 3,
                  utterance_channels: int = 14, subject_channels: int = 100, n_mels: int = 64, n_frames: int = 64,
                  init_logvar: float | None = -6.0, logvar_limit: float = 10.0, input_scale: float = 1.0,
-                 output_bias: bool = False):
+                 output_bias: bool = False, norm: Literal["none", "group"] = "none"):
         super().__init__()
         frame_channels = list(frame_channels)
         if not frame_channels or temporal_layers < 0 or temporal_kernel % 2 == 0:
@@ -60,17 +64,25 @@ class FrameTranslator(nn.Module):
         if not float(input_scale) > 0 or logvar_limit <= 0:
             raise ValueError(f"input_scale and logvar_limit must be positive, got {input_scale}, {logvar_limit}")
         self.input_scale, self.logvar_limit = float(input_scale), float(logvar_limit)
+        if norm not in ("none", "group"):
+            raise ValueError(f"norm must be 'none' or 'group', got {norm!r}")
+
+        def gn(ch: int) -> nn.Module:
+            return nn.GroupNorm(max(1, ch // 8), ch) if norm == "group" else nn.Identity()
         self.frame_grid, self.n_mels, self.n_frames = int(frame_grid), int(n_mels), int(n_frames)
         self.utterance_channels = int(utterance_channels)
         widths = [in_channels, *frame_channels]
         self.frame_encoder = nn.ModuleList(nn.Conv2d(a, b, 4, stride=2, padding=1) for a, b in zip(widths[:-1], widths[1:]))
+        self.frame_norms = nn.ModuleList(gn(b) for b in widths[1:])
         c = temporal_channels
         self.frame_proj = nn.Linear(frame_channels[-1] * self.frame_grid ** 2, c)
         pad = temporal_kernel // 2
         self.temporal = nn.ModuleList(nn.Conv1d(c, c, temporal_kernel, padding=pad) for _ in range(temporal_layers))
+        self.temporal_norms = nn.ModuleList(gn(c) for _ in range(temporal_layers))
         self.codes = nn.Linear(c, 2 * utterance_channels + subject_channels)
         self.mel_in = nn.Conv1d(c + utterance_channels + subject_channels, c, 1)
         self.mel_layers = nn.ModuleList(nn.Conv1d(c, c, temporal_kernel, padding=pad) for _ in range(temporal_layers))
+        self.mel_norms = nn.ModuleList(gn(c) for _ in range(temporal_layers))
         self.mel_out = nn.Conv1d(c, n_mels, 1)
         self.output_bias = nn.Parameter(torch.zeros(1, n_mels, n_frames)) if output_bias else None
         for m in self.modules():
@@ -95,12 +107,12 @@ class FrameTranslator(nn.Module):
             raise ValueError(f"expected [B, C, T, H, W], got shape {tuple(x.shape)}")
         b, c, t, h, w = x.shape
         f = channels_last((x * self.input_scale).transpose(1, 2).reshape(b * t, c, h, w))
-        for conv in self.frame_encoder:
-            f = F.relu(conv(f))
+        for conv, norm in zip(self.frame_encoder, self.frame_norms):
+            f = F.relu(norm(conv(f)))
         f = F.adaptive_avg_pool2d(f, self.frame_grid).flatten(1)
         f = F.relu(self.frame_proj(f)).reshape(b, t, -1).transpose(1, 2)
-        for conv in self.temporal:
-            f = F.relu(conv(f)) + f  # residual: each layer widens the time context by kernel - 1 frames
+        for conv, norm in zip(self.temporal, self.temporal_norms):
+            f = F.relu(norm(conv(f))) + f  # residual: each layer widens the time context by kernel - 1 frames
         return f
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -135,8 +147,8 @@ class FrameTranslator(nn.Module):
         h = F.interpolate(f, size=self.n_frames, mode="linear", align_corners=False)
         g = torch.cat([u, subject], dim=1).flatten(2).expand(-1, -1, self.n_frames)
         h = F.relu(self.mel_in(torch.cat([h, g], dim=1)))
-        for conv in self.mel_layers:
-            h = F.relu(conv(h)) + h
+        for conv, norm in zip(self.mel_layers, self.mel_norms):
+            h = F.relu(norm(conv(h))) + h
         h = self.mel_out(h)
         if self.output_bias is not None:
             h = h + self.output_bias
