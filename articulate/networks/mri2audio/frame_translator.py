@@ -14,8 +14,9 @@ paper's training) and the subject code s are pooled over time and broadcast back
 paper's losses and the LightningModule's routing apply unchanged.
 
 Measured (QUICK phantom, with the paper's A, D and losses): held-out Corr2D 0.828 / 0.773 / 0.503 at seeds
-0 / 1 / 2 (the paper's F: 0.752-0.800 over six runs); like the paper's F it can sit at the all-utterance mean
-for most of the run (seed 2), so it is a variant, not the default.
+0 / 1 / 2 without a normalisation (like the paper's F it can sit at the all-utterance mean for most of the run),
+0.825 / 0.840 / 0.831 / 0.800 at seeds 0-3 with ``norm="group"`` (configs/mri2audio/frame_translator.yaml),
+where the paper's F has 0.799 / 0.800 / 0.799 / 0.752.
 """
 
 from __future__ import annotations
