@@ -9,14 +9,11 @@ change a frame's spectrum, so a warped score near 1 means the prediction's sound
 
 from __future__ import annotations
 
-from typing import Any
-
 import librosa
 import numpy as np
 import torch
 
-from articulate.metrics.dedup import SampleMetric, per_image_layout
-from articulate.metrics.functional import corr2d
+from articulate.metrics.corr2d import Corr2D
 
 
 def warp_onto(source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -33,33 +30,19 @@ def warp_onto(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return out / count
 
 
-class WarpedCorr2D(SampleMetric):
+class WarpedCorr2D(Corr2D):
     """Mean Corr2D of each prediction warped onto its target's timeline (:func:`warp_onto`).
 
     ``update(pred, target, sample_index=None, valid=None)`` with ``[B, ..., F, T]`` tensors (frequency, then
-    time); every trailing image is one coefficient, as :class:`~articulate.metrics.corr2d.Corr2D`.
+    time); every trailing image is one coefficient, scored and averaged by :class:`~articulate.metrics.corr2d.Corr2D`.
     """
 
     registered_name = "corr2d_warped"
     default_inputs = ("mel_pred", "mel_target")
-    higher_is_better = True
-
-    def __init__(self, undefined: float = 0.0, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.undefined = float(undefined)
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, sample_index: torch.Tensor | None = None,
                valid: torch.Tensor | None = None) -> None:
-        _, per = per_image_layout(pred)
         p = pred.detach().double().cpu().reshape(-1, *pred.shape[-2:]).numpy()
         t = target.detach().double().cpu().reshape(-1, *target.shape[-2:]).numpy()
-        warped = torch.from_numpy(np.stack([warp_onto(a, b) for a, b in zip(p, t)]))
-        r = corr2d(warped.to(self.device), target.detach().double().reshape(warped.shape).to(self.device),
-                   undefined=self.undefined)
-        self._add(r[:, None], sample_index, valid, parts_per_sample=per)
-
-    def compute(self) -> torch.Tensor:
-        rows = self._rows()
-        if rows.shape[0] == 0:
-            return torch.tensor(float("nan"), dtype=torch.float64, device=self.device)
-        return rows[:, 0].mean()
+        warped = torch.from_numpy(np.stack([warp_onto(a, b) for a, b in zip(p, t)])).reshape(pred.shape)
+        super().update(warped.to(target.device), target, sample_index, valid)
