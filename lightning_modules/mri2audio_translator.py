@@ -22,6 +22,7 @@ scores the per-utterance mean mel of the training set, the floor any useful mode
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -70,6 +71,9 @@ class MRI2AudioTranslator(MRI2AudioModule):
             ``x' = m x`` with the mask ``m = oracle_mask`` outside the phantom's true moving-articulator region
             and 1 inside it (needs ``--data.init_args.motion_regions all``). What a perfect motion mask is
             worth to F, and the attention ratio such a mask scores.
+        lr_schedule: ``"constant"`` (the paper: Adam at a fixed rate) or ``"cosine"`` (ours): every optimizer's rate
+            follows half a cosine from its configured value to 0 over the fit's batches
+            (``trainer.estimated_stepping_batches``, so it follows ``max_epochs`` with no second setting).
     """
 
     def __init__(
@@ -97,6 +101,7 @@ class MRI2AudioTranslator(MRI2AudioModule):
         mask_sparsity: float = 0.0,
         mask_sparsity_start: int = 0,
         oracle_mask: float | None = None,
+        lr_schedule: Literal["constant", "cosine"] = "constant",
     ):
         super().__init__(mel, input_shape, intensity_percentiles, eval_audio, griffin_lim_iters, pesq_mode, griffin_lim,
                          ridge_probe)
@@ -120,6 +125,9 @@ class MRI2AudioTranslator(MRI2AudioModule):
         if oracle_mask is not None and (attention is not None or not 0.0 <= float(oracle_mask) <= 1.0):
             raise ValueError(f"oracle_mask needs attention: null and a value in [0, 1], got {oracle_mask}")
         self.oracle_mask = None if oracle_mask is None else float(oracle_mask)
+        if lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+        self.lr_schedule = lr_schedule
         self._optimizer_factories = {
             "translator": optimizer_translator or (lambda p: paper_adam(p, 1e-3)),
             "attention": optimizer_attention or (lambda p: paper_adam(p, 1e-3)),
@@ -168,7 +176,23 @@ class MRI2AudioTranslator(MRI2AudioModule):
         return names
 
     def configure_optimizers(self):
-        return [self._optimizer_factories[name](getattr(self, name).parameters()) for name in self.optimizer_names]
+        opts = [self._optimizer_factories[name](getattr(self, name).parameters()) for name in self.optimizer_names]
+        if self.lr_schedule == "constant":
+            return opts
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+
+        def cosine(step: int) -> float:
+            return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+        return opts, [torch.optim.lr_scheduler.LambdaLR(opt, cosine) for opt in opts]
+
+    def _step_schedulers(self) -> None:
+        """Manual optimisation: Lightning steps no scheduler, so each batch does (one step per batch)."""
+        if self.lr_schedule == "constant":
+            return
+        scheds = self.lr_schedulers()
+        for sched in scheds if isinstance(scheds, (list, tuple)) else [scheds]:
+            sched.step()
 
     def _named_optimizers(self) -> dict[str, Any]:
         opts = self.optimizers()
@@ -246,6 +270,8 @@ class MRI2AudioTranslator(MRI2AudioModule):
         for name in ("translator", "attention"):
             if name in opts:
                 opts[name].step()
+
+        self._step_schedulers()
 
         self.log("train/loss_rec", loss_rec.detach(), prog_bar=True, batch_size=b)
         self.log("train/loss", loss.detach(), batch_size=b)

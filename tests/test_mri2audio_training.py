@@ -224,6 +224,41 @@ def test_optimizers_cover_their_networks_with_paper_defaults(use_attention, use_
         assert {id(p) for p in group["params"]} == {id(p) for p in net.parameters()}
 
 
+class RateLog(torch.optim.SGD):
+    """SGD that records the learning rate of each of its steps."""
+
+    rates: dict = {}
+
+    def __init__(self, params, name: str, lr: float):
+        super().__init__(params, lr=lr)
+        self.name = name
+
+    def step(self, closure=None):
+        self.rates.setdefault(self.name, []).append(self.param_groups[0]["lr"])
+        return super().step(closure)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_lr_schedule_follows_half_a_cosine_over_the_fits_batches(schedule):
+    """Batch k of n steps every optimizer at lr0 * (1 + cos(pi k / n)) / 2 ("cosine"), at lr0 ("constant");
+    n = epochs x batches, from the trainer."""
+    f, a, d = tiny_networks()
+    RateLog.rates = {}
+    lr0 = {"translator": 0.01, "attention": 0.02, "discriminator": 0.005}
+    model = MRI2AudioTranslator(
+        f, a, d, lr_schedule=schedule,
+        **{f"optimizer_{k}": functools.partial(RateLog, name=k, lr=v) for k, v in lr0.items()},
+    )
+    epochs, batches = 2, 3
+    trainer(max_epochs=epochs, limit_val_batches=0).fit(model, DataLoader(FakePairs(6), batch_size=2))
+    n = epochs * batches
+    for name, base in lr0.items():
+        want = [base * (0.5 * (1 + np.cos(np.pi * k / n)) if schedule == "cosine" else 1.0) for k in range(n)]
+        np.testing.assert_allclose(RateLog.rates[name], want, rtol=1e-12)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        MRI2AudioTranslator(f, a, d, lr_schedule="linear")
+
+
 @pytest.mark.parametrize("use_attention,use_discriminator,pairs", [(False, False, True), (True, False, False), (False, True, False)])
 def test_ablations_train(use_attention, use_discriminator, pairs):
     f, a, d = tiny_networks()
