@@ -308,3 +308,24 @@ def test_mri2audio_reproduction_end_to_end_has_floors_ceiling_and_paired_tests(t
         assert label in table
     paired = (tmp_path / "out" / "paired_tests.csv").read_text()
     assert "Ours w/o Pair-wise Disentangle" in paired and "Ridge probe (linear, time-aligned)" in paired
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_mri2audio_plan_rows_the_other_f_and_as_ceiling_on_the_phantom_only(quick):
+    """Table 1's five rows first; then the other F (QUICK: the paper's own F, since its translator rows use the
+    frame translator) and, on the phantom only, A's ceiling (the oracle mask, no A); each paired with Ours."""
+    from articulate.experiments import reproduce as rp
+
+    on, off = (rp.mri2audio_plan(quick, 3, [0], "kfold", None, 0, explicit=False, phantom=p) for p in (True, False))
+    labels = [r.label for r in on.rows]
+    assert labels[:5] == ["Lip2AudSpec", "Ours", "Ours w/o Attention", "Ours w/o Pair-wise Disentangle", "Ours w/o GAN"]
+    oracle = next(r for r in on.rows if "A's ceiling" in r.label)
+    assert "oracle_mask" in oracle.variants and (oracle.label, "Ours") in on.pairs
+    assert all("A's ceiling" not in r.label for r in off.rows) and len(off.rows) == len(on.rows) - 1
+    translator_rows = [r for r in on.rows if r.label.startswith("Ours")]
+    with_ft = {r.label for r in translator_rows if "frame_translator" in r.variants}
+    if quick:
+        assert with_ft == set(labels[1:5]) | {oracle.label}  # all but the paper's-F row
+    else:
+        assert with_ft == {"Ours, F with a time axis (frame translator)"}
+    assert ("test/corr2d_warped", "Corr2D on the target's timing (DTW) ↑") in on.metrics

@@ -6,15 +6,19 @@ import argparse
 from pathlib import Path
 
 
-def _n_subjects(extra: list[str], quick: bool) -> int:
-    """Subjects in the configured mri2audio data (the phantom's cohort when no data is given)."""
+def _datamodule(extra: list[str], quick: bool):
+    """The configured mri2audio DataModule (not set up)."""
     from articulate.cli.lightning_cli import ArticulateCLI
     from articulate.cli.train import fit_args
     from articulate.experiments.reproduce import MRI_QUICK_PRESET
 
     args = fit_args("mri2audio", MRI_QUICK_PRESET if quick else None)
     cli = ArticulateCLI(args=args + ["--trainer.logger=false", "--trainer.callbacks=[]", "--trainer.enable_checkpointing=false"] + extra, run=False)
-    dm = cli.datamodule
+    return cli.datamodule
+
+
+def _n_subjects(dm) -> int:
+    """Subjects in the configured mri2audio data (the phantom's cohort when no data is given)."""
     dm.prepare_data()
     dm.setup("fit")
     return len(dm.subjects)
@@ -54,8 +58,10 @@ def main(argv: list[str]) -> int:
     seeds = args.seeds
     if args.direction == "mri2audio":  # each direction's plan has its own options
         split = args.split or ("kfold" if args.quick else "loso")
-        n = _n_subjects(extra, args.quick) if (split == "loso" and folds is None) else 0
-        plan = rp.mri2audio_plan(args.quick, seeds, folds, split, args.k, n, explicit=args.split is not None)
+        dm = _datamodule(extra, args.quick)
+        n = _n_subjects(dm) if (split == "loso" and folds is None) else 0
+        plan = rp.mri2audio_plan(args.quick, seeds, folds, split, args.k, n, explicit=args.split is not None,
+                                 phantom=dm.data_dir is None)  # A's ceiling row needs the phantom's motion regions
     else:
         res = args.resolutions or ("64" if args.quick else "64,96,112")
         if args.contour_ckpt and not Path(args.contour_ckpt).is_file():

@@ -82,25 +82,34 @@ MRI_ABLATIONS = [
 LIP2AUDSPEC_QUICK_EPOCHS = 1
 
 
-# QUICK: the translator rows encode their input minus its mean frame (configs/mri2audio/mean_frame.yaml). In 4
-# epochs the paper's F, which reads A's frames as they are, has not yet left its mean-output start on most
-# seeds (held-out Corr2D 0.538 on 4 of 6 runs, below the mean-mel floor); with 10 epochs both reach 0.796.
-MRI_QUICK_VARIANTS = ["mean_frame"]
+# Beyond the paper's table, both presets: A's ceiling (no A; F reads the phantom's true moving-articulator region
+# as its mask, phantom data only) and the other F (the paper's F in QUICK, the frame translator otherwise).
+MRI_ORACLE = Row("Ours, true motion mask instead of A (A's ceiling)", ["oracle_mask"])
+MRI_FRAME_TRANSLATOR = "frame_translator"
+# QUICK: the translator rows use F with a time axis (configs/mri2audio/frame_translator.yaml), which reads A's
+# frames as the paper's F does and leaves its mean-output start in epoch 2; in the 4 epochs of the preset the
+# paper's F has not left it on most seeds (its own row says so).
+MRI_QUICK_VARIANTS = [MRI_FRAME_TRANSLATOR]
 
 
-def mri_rows(quick: bool) -> list[Row]:
+def mri_rows(quick: bool, phantom: bool = True) -> list[Row]:
+    """Table 1's rows (Lip2AudSpec, Ours, its three ablations), then the other F and, on the phantom, A's ceiling."""
     lip = Row("Lip2AudSpec", ["lip2audspec"], [f"--trainer.max_epochs={LIP2AUDSPEC_QUICK_EPOCHS}"] if quick else [])
+    oracle = [MRI_ORACLE] if phantom else []
     if not quick:
-        return [lip, *MRI_ABLATIONS]
-    return [lip, *(Row(r.label, MRI_QUICK_VARIANTS + r.variants, r.overrides) for r in MRI_ABLATIONS)]
+        return [lip, *MRI_ABLATIONS, Row("Ours, F with a time axis (frame translator)", [MRI_FRAME_TRANSLATOR]), *oracle]
+    return [lip, *(Row(r.label, MRI_QUICK_VARIANTS + r.variants, r.overrides) for r in MRI_ABLATIONS + oracle),
+            Row("Ours, the paper's F (3D convolutions)")]
 
 
-MRI_METRICS = [("test/corr2d", "Corr2D for spectrogram ↑"), ("test/pesq", "PESQ for waveform ↑"),
+MRI_METRICS = [("test/corr2d", "Corr2D for spectrogram ↑"), ("test/corr2d_warped", "Corr2D on the target's timing (DTW) ↑"),
+               ("test/pesq", "PESQ for waveform ↑"),
                ("test/attention_motion_ratio", "Attention in/out of motion ↑")]
 # Floors and ceilings, from the full model's runs (same data, split and crops for every row).
 MRI_FLOORS = [
-    ("Per-utterance mean mel (floor)", {"test/corr2d": "test/corr2d_mean_baseline", "test/pesq": "test/pesq_mean_baseline"},
-     "Ours"),
+    ("Per-utterance mean mel (floor)", {"test/corr2d": "test/corr2d_mean_baseline",
+                                        "test/corr2d_warped": "test/corr2d_warped_mean_baseline",
+                                        "test/pesq": "test/pesq_mean_baseline"}, "Ours"),
     ("Ridge probe (linear, time-aligned)", {"test/corr2d": "test/corr2d_ridge", "test/pesq": "test/pesq_ridge"}, "Ours"),
     # the true mel: Corr2D 1 by definition; PESQ is the Griffin-Lim ceiling
     ("Oracle: true mel + Griffin-Lim (ceiling)", {"test/corr2d": "=1 (by definition)", "test/pesq": "test/pesq_oracle"},
@@ -164,9 +173,10 @@ def mri2audio_details(cli) -> dict[str, Any]:
 
 
 def mri2audio_plan(quick: bool, seeds: int, folds: list[int] | None, split: str, k: int | None, n_subjects: int,
-                   explicit: bool = True) -> Plan:
+                   explicit: bool = True, phantom: bool = True) -> Plan:
     """``split``/``k`` override the configs only when ``explicit`` (else the configs' own split is used,
-    e.g. the QUICK preset's k-fold); ``k`` None means the config's value (5 in the header)."""
+    e.g. the QUICK preset's k-fold); ``k`` None means the config's value (5 in the header). ``phantom``: the data
+    is the phantom cohort, whose true motion regions A's ceiling row needs."""
     k_label = k or 5
     if folds is None:
         folds = [0] if quick else list(range(n_subjects if split == "loso" else k_label))
@@ -190,21 +200,24 @@ def mri2audio_plan(quick: bool, seeds: int, folds: list[int] | None, split: str,
         "Floors and ceilings (from the full model's runs, same crops): the per-utterance mean mel of the training "
         "crops (no model); a ridge probe fitted in closed form on the training crops (pooled motion PCA codes at "
         "each mel frame's time, +- one frame, and their squares); the oracle, the true mel through the same "
-        "Griffin-Lim (Corr2D 1 by definition). Attention in/out of motion: the mean mask of A inside the "
-        "phantom's moving-articulator region over outside (rows with A, phantom data)."
+        "Griffin-Lim (Corr2D 1 by definition). Corr2D on the target's timing: after warping the prediction onto "
+        "the target's timeline along their DTW path (what timing costs). Attention in/out of motion: the mean mask "
+        "of A inside the phantom's moving-articulator region over outside (rows with A, phantom data); A's ceiling "
+        "row replaces A by that region itself (1 inside, A's start mask 0.2 outside)."
     )
     if quick:
         header += ("\n\n**QUICK preset**: a reduced phantom cohort and a few minutes of CPU training per run "
                    f"(every row 4 epochs, but Lip2AudSpec, 19x larger, {LIP2AUDSPEC_QUICK_EPOCHS} epoch(s)); "
-                   "figures show the ordering at small scale, not converged models. The translator rows use the "
-                   "mean_frame variant (F encodes its input minus the mean frame): in 4 epochs the paper's F has "
-                   "not yet left its mean-output start on most seeds.")
+                   "figures show the ordering at small scale, not converged models. The translator rows use F "
+                   "with a time axis (the frame_translator variant: a 2D encoder per frame, 1D convolutions over "
+                   "time; it reads A's frames as the paper's F does): in 4 epochs the paper's F (its own row) has "
+                   "not left its mean-output start on most seeds.")
     return Plan(
-        experiment="mri2audio", preset=MRI_QUICK_PRESET if quick else None, rows=mri_rows(quick), metrics=MRI_METRICS,
+        experiment="mri2audio", preset=MRI_QUICK_PRESET if quick else None, rows=mri_rows(quick, phantom), metrics=MRI_METRICS,
         folds=folds, seeds=list(range(seeds)),
         common=common, header=header, examples=mri2audio_examples,
         extra_rows=MRI_FLOORS, details=mri2audio_details,
-        pairs=[(row.label, "Ours") for row in mri_rows(quick) if row.label != "Ours"]
+        pairs=[(row.label, "Ours") for row in mri_rows(quick, phantom) if row.label != "Ours"]
         + [("Ours", floor) for floor in MRI_ALIASES],
         paired_metrics=[("corr2d", "Corr2D (per recording)")], aliases=MRI_ALIASES,
     )
