@@ -10,7 +10,8 @@ Beside the model every evaluation scores (``<stage>`` = ``val`` or ``test``):
 - the oracle, the true mel through the same Griffin-Lim (``test/pesq_oracle``): the vocoder's
   ceiling (its Corr2D is 1 by definition, not logged);
 - with A and ground truth (the phantom's ``motion_region`` in the batch),
-  ``<stage>/attention_motion_ratio``: mean mask inside the moving-articulator region over outside.
+  ``<stage>/attention_motion_ratio``: mean mask inside the moving-articulator region over outside;
+  ``<stage>/attention_motion_modulation``: the same for the masks' temporal standard deviation.
 
 ``mel``, ``input_shape`` and ``intensity_percentiles`` are the DataModule's (``link_arguments`` in the
 direction record sets them from the data section of the config). A module built in Python without
@@ -239,12 +240,13 @@ class MRI2AudioModule(ArticulateModule):
         test pass its Corr2D after DTW onto each target's timing), and the model's Corr2D unless a callback
         computes it."""
         from articulate.metrics import PESQ, Corr2D
-        from articulate.metrics.attention import AttentionMotionRatio
+        from articulate.metrics.attention import AttentionMotionModulation, AttentionMotionRatio
         from articulate.metrics.timing import WarpedCorr2D
 
         if prefix not in self._metrics:
             wanted = {"corr2d_mean_baseline": Corr2D(), "corr2d_ridge": Corr2D(),
-                      "attention_motion_ratio": AttentionMotionRatio()}
+                      "attention_motion_ratio": AttentionMotionRatio(),
+                      "attention_motion_modulation": AttentionMotionModulation()}
             if "corr2d" not in self._callback_metrics():
                 wanted["corr2d"] = Corr2D()
             if self.eval_audio:
@@ -297,7 +299,8 @@ class MRI2AudioModule(ArticulateModule):
         if ridge is not None:
             metrics["corr2d_ridge"].update(ridge, mel, sample_index=index)
         if masks is not None and "motion_region" in batch:
-            metrics["attention_motion_ratio"].update(masks.detach()[:, 0], batch["motion_region"], sample_index=index)
+            for name in ("attention_motion_ratio", "attention_motion_modulation"):
+                metrics[name].update(masks.detach()[:, 0], batch["motion_region"], sample_index=index)
             out["motion_region"] = batch["motion_region"]
         if self.eval_audio and "audio" in batch and not self.trainer.sanity_checking:
             audio = batch["audio"]

@@ -76,6 +76,7 @@ def test_fit_then_test_on_held_out_split(tmp_path, monkeypatch, capsys, caplog):
     out = capsys.readouterr().out
     assert "test/corr2d" in out and "test/corr2d_mean_baseline" in out
     assert "test/corr2d_warped " in out and "test/corr2d_warped_mean_baseline" in out  # the config's test metric, the floor's
+    assert "test/attention_motion_ratio" in out and "test/attention_motion_modulation" in out  # A on the phantom
     restored = [r.getMessage() for r in caplog.records if "Restoring states from the checkpoint path" in r.getMessage()]
     assert restored and restored[-1].endswith("mri2audio-epoch=000.ckpt")  # the monitored best, not last.ckpt
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from articulate.baselines.linear import ridge_path
 from articulate.baselines.ridge import RidgeProbe, frame_positions
-from articulate.metrics.attention import AttentionMotionRatio
+from articulate.metrics.attention import AttentionMotionModulation, AttentionMotionRatio
 from datamodules.mri2audio_items import resample_frames, window_positions
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -76,6 +78,34 @@ def test_ridge_solution_matches_the_normal_equations():
     xs = (x - mx) / sx
     ref = np.linalg.solve(xs.T @ xs + 0.1 * len(x) * np.eye(5), xs.T @ (y - my))
     np.testing.assert_allclose(w, ref, rtol=1e-8, atol=1e-10)
+
+
+def test_attention_motion_modulation_against_numpy_and_by_hand():
+    """Temporal s.d. of the mask per pixel, weighed by the region's share of the frames, inside over outside;
+    a mask constant in time is undefined; padding duplicates are ignored."""
+    g = torch.Generator().manual_seed(0)
+    mask = torch.rand(3, 5, 6, 6, generator=g)
+    region = (torch.rand(3, 5, 6, 6, generator=g) > 0.6).double()
+    a, r = mask.double().numpy(), region.numpy()
+    sd, w = a.std(axis=1), r.mean(axis=1)
+    want = ((sd * w).sum() / w.sum()) / ((sd * (1 - w)).sum() / (1 - w).sum())
+    metric = AttentionMotionModulation()
+    metric.update(mask[:2], region[:2], sample_index=torch.tensor([0, 1]))
+    metric.update(mask[1:], region[1:], sample_index=torch.tensor([1, 2]))  # sample 1 again: counted once
+    assert float(metric.compute()) == pytest.approx(want, rel=1e-12)
+    # by hand: a pixel flickering 0.2 <-> 0.6 inside (s.d. 0.2), 0.3 <-> 0.4 outside (s.d. 0.05): 4
+    m = torch.tensor([0.3, 0.4, 0.3, 0.4]).reshape(1, 4, 1, 1).repeat(1, 1, 1, 2)
+    m[0, :, 0, 0] = torch.tensor([0.2, 0.6, 0.2, 0.6])
+    reg = torch.zeros(1, 4, 1, 2)
+    reg[0, :, 0, 0] = 1.0
+    flick = AttentionMotionModulation()
+    flick.update(m, reg)
+    assert float(flick.compute()) == pytest.approx(4.0)
+    const = AttentionMotionModulation()
+    const.update(torch.full((1, 3, 4, 4), 0.37), (torch.rand(1, 3, 4, 4, generator=g) > 0.5).double())
+    assert math.isnan(float(const.compute()))
+    with pytest.raises(ValueError, match="region"):
+        AttentionMotionModulation().update(mask, region[:, :2])
 
 
 def test_attention_motion_ratio_by_hand_and_deduplicated():

@@ -104,7 +104,8 @@ def mri_rows(quick: bool, phantom: bool = True) -> list[Row]:
 
 MRI_METRICS = [("test/corr2d", "Corr2D for spectrogram ↑"), ("test/corr2d_warped", "Corr2D on the target's timing (DTW) ↑"),
                ("test/pesq", "PESQ for waveform ↑"),
-               ("test/attention_motion_ratio", "Attention in/out of motion ↑")]
+               ("test/attention_motion_ratio", "Attention in/out of motion ↑"),
+               ("test/attention_motion_modulation", "Attention change in/out of motion ↑")]
 # Floors and ceilings, from the full model's runs (same data, split and crops for every row).
 MRI_FLOORS = [
     ("Per-utterance mean mel (floor)", {"test/corr2d": "test/corr2d_mean_baseline",
@@ -202,7 +203,8 @@ def mri2audio_plan(quick: bool, seeds: int, folds: list[int] | None, split: str,
         "each mel frame's time, +- one frame, and their squares); the oracle, the true mel through the same "
         "Griffin-Lim (Corr2D 1 by definition). Corr2D on the target's timing: after warping the prediction onto "
         "the target's timeline along their DTW path (what timing costs). Attention in/out of motion: the mean mask "
-        "of A inside the phantom's moving-articulator region over outside (rows with A, phantom data); A's ceiling "
+        "of A inside the phantom's moving-articulator region over outside (rows with A, phantom data), and change: the "
+        "same for the mask's standard deviation over the frames (1.8 for an untrained A on the QUICK phantom); A's ceiling "
         "row replaces A by that region itself (1 inside, A's start mask 0.2 outside)."
     )
     if quick:
