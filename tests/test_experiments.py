@@ -102,8 +102,9 @@ def test_super_resolution_rows_test_the_cascade_of_their_base_row(tmp_path):
     import pytest
 
     from articulate.experiments import reproduce as rp
+    from articulate.experiments import wav2uti_plan as wp
 
-    plan = rp.wav2uti_plan(False, 2, [64, 96])
+    plan = wp.wav2uti_plan(False, 2, [64, 96])
     by_label = {r.label: r for r in plan.rows}
     assert by_label["Audio+Text (96 px)"].low_res_from == "Audio+Text (64 px)"
     assert by_label["Audio-only (96 px)"].low_res_from == "Audio-only (64 px)"
@@ -122,7 +123,7 @@ def test_super_resolution_rows_test_the_cascade_of_their_base_row(tmp_path):
     base_row = next(s for s in todo if s.model == "Audio+Text (64 px)")
     assert rp.with_base_stage(base_row, plan, tmp_path) is base_row
     # Without the 64-px rows there is no cascade to test: the SR rows use the oracle low-res input.
-    assert all(r.low_res_from is None for r in rp.wav2uti_plan(False, 1, [96]).rows)
+    assert all(r.low_res_from is None for r in wp.wav2uti_plan(False, 1, [96]).rows)
 
 
 def test_wav2uti_examples_from_the_dnn_baseline():
@@ -131,7 +132,7 @@ def test_wav2uti_examples_from_the_dnn_baseline():
 
     import torch
 
-    from articulate.experiments.reproduce import wav2uti_examples
+    from articulate.experiments.wav2uti_plan import wav2uti_examples
     from articulate.networks.wav2uti.dnn import FrameDNN
     from articulate.networks.wav2uti.encoders import LogMelEncoder
     from lightning_modules.wav2uti_dnn import Wav2UTIDNN
@@ -147,19 +148,20 @@ def test_wav2uti_examples_from_the_dnn_baseline():
 
 def test_wav2uti_quick_plan_is_the_64px_base_stage_with_step_bounded_rows():
     from articulate.experiments import reproduce as rp
+    from articulate.experiments import wav2uti_plan as wp
 
-    plan = rp.wav2uti_plan(True, 2, [64])
+    plan = wp.wav2uti_plan(True, 2, [64])
     assert [r.label for r in plan.rows] == ["DNN baseline (64 px)", "Audio-only (64 px)", "Audio+Text (64 px)"]
     # bounded by steps, never by wall-clock time: the same models on any machine
     assert not any("max_time" in o for r in plan.rows for o in r.overrides)
     caps = {r.label: [o for o in r.overrides if o.startswith("--trainer.max_steps=")] for r in plan.rows}
-    assert caps["DNN baseline (64 px)"] == [f"--trainer.max_steps={rp.W_QUICK_DNN_STEPS}"]
-    assert caps["Audio+Text (64 px)"] == [f"--trainer.max_steps={rp.W_QUICK_STEPS}"]
-    assert f"{rp.W_QUICK_STEPS} steps" in plan.header
+    assert caps["DNN baseline (64 px)"] == [f"--trainer.max_steps={wp.W_QUICK_DNN_STEPS}"]
+    assert caps["Audio+Text (64 px)"] == [f"--trainer.max_steps={wp.W_QUICK_STEPS}"]
+    assert f"{wp.W_QUICK_STEPS} steps" in plan.header
     # the registry's stack: preset overlays, then each variant with its preset companion
     dnn = rp.row_configs(plan, plan.rows[0])
     assert dnn == ["configs/wav2uti.yaml", "configs/wav2uti/quick.yaml", "configs/wav2uti/dnn.yaml", "configs/wav2uti/dnn_quick.yaml"]
-    assert all(not r.overrides for r in rp.wav2uti_plan(False, 3, [64, 96]).rows)  # the full plan is uncapped
+    assert all(not r.overrides for r in wp.wav2uti_plan(False, 3, [64, 96]).rows)  # the full plan is uncapped
 
 
 @pytest.mark.slow
@@ -213,23 +215,24 @@ def test_wav2uti_plan_has_floors_ceiling_contour_and_paired_tests(tmp_path):
     import json
 
     from articulate.experiments import reproduce as rp
+    from articulate.experiments import wav2uti_plan as wp
 
-    plan = rp.wav2uti_plan(True, 3, [64])
+    plan = wp.wav2uti_plan(True, 3, [64])
     assert plan.seeds == [0, 1, 2]
     keys = [k for k, _ in plan.metrics]
     assert {"test/contour_msd", "test/contour_msd_truth", "test/contour_found_fraction"} <= set(keys)
     assert [e[0] for e in plan.extra_rows] == ["Training-mean frame (floor)", "Ridge probe (floor)", "True video (ceiling)"]
     assert ("Audio+Text (64 px)", "DNN baseline (64 px)") in plan.pairs
     assert ("Audio+Text (64 px)", "Audio-only (64 px)") in plan.pairs
-    spec = rp.contour_spec(True)
+    spec = wp.contour_spec(True)
     assert spec.configs == ["configs/uti2contour.yaml", "configs/uti2contour/quick.yaml", "configs/uti2contour/phantom64.yaml"]
     assert spec.fold is None and spec.run_id == "contour-tracker-phantom-64-px_seed0"
-    steps = rp.W_QUICK_CONTOUR_STEPS  # validated once, at the end: the tracker used is the last
+    steps = wp.W_QUICK_CONTOUR_STEPS  # validated once, at the end: the tracker used is the last
     assert spec.overrides == [f"--trainer.max_steps={steps}", f"--trainer.val_check_interval={steps}"]
     # a given checkpoint goes to every row, without training a tracker
-    given = rp.wav2uti_plan(True, 3, [64], contour_ckpt="t.ckpt")
+    given = wp.wav2uti_plan(True, 3, [64], contour_ckpt="t.ckpt")
     assert given.prepare(tmp_path, "csv") == ["--model.init_args.contour_ckpt=t.ckpt"]
-    assert rp.wav2uti_plan(True, 3, [64], contour=False).prepare is None
+    assert wp.wav2uti_plan(True, 3, [64], contour=False).prepare is None
 
     # the table from records: floors and the ceiling read from the DNN row, trivial cells stated, paired tests
     per = {"recording": ["s/a", "s/b", "s/c"], "rmse": [1.0, 2.0, 3.5], "contour_msd": [1.0, 1.5, 1.2]}
@@ -279,6 +282,7 @@ def test_mri2audio_reproduction_end_to_end_has_floors_ceiling_and_paired_tests(t
     (model, mean mel, ridge probe), the table carries the floor/probe/oracle rows, the paired tests pair them."""
     from dataclasses import replace
 
+    from articulate.experiments import mri2audio_plan as mp
     from articulate.experiments import reproduce as rp
     from tests.helpers import MRI_TINY_DATA, MRI_TINY_NETS, write_yaml
 
@@ -288,7 +292,7 @@ def test_mri2audio_reproduction_end_to_end_has_floors_ceiling_and_paired_tests(t
         "data": {"init_args": MRI_TINY_DATA},
         "model": {"init_args": MRI_TINY_NETS},
     })
-    plan = rp.mri2audio_plan(False, 2, [0], "loso", None, 4)
+    plan = mp.mri2audio_plan(False, 2, [0], "loso", None, 4)
     # (the tiny overlay sizes A and D, so the rows that remove them are left out)
     keep = ("Ours", "Ours w/o Pair-wise Disentangle")
     plan = replace(plan, rows=[r for r in plan.rows if r.label in keep], examples=None)
@@ -314,9 +318,9 @@ def test_mri2audio_reproduction_end_to_end_has_floors_ceiling_and_paired_tests(t
 def test_mri2audio_plan_rows_the_other_f_and_as_ceiling_on_the_phantom_only(quick):
     """Table 1's five rows first; then the other F (QUICK: the paper's own F, since its translator rows use the
     frame translator) and, on the phantom only, A's ceiling (the oracle mask, no A); each paired with Ours."""
-    from articulate.experiments import reproduce as rp
+    from articulate.experiments import mri2audio_plan as mp
 
-    on, off = (rp.mri2audio_plan(quick, 3, [0], "kfold", None, 0, explicit=False, phantom=p) for p in (True, False))
+    on, off = (mp.mri2audio_plan(quick, 3, [0], "kfold", None, 0, explicit=False, phantom=p) for p in (True, False))
     labels = [r.label for r in on.rows]
     assert labels[:5] == ["Lip2AudSpec", "Ours", "Ours w/o Attention", "Ours w/o Pair-wise Disentangle", "Ours w/o GAN"]
     oracle = next(r for r in on.rows if "A's ceiling" in r.label)

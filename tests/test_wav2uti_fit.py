@@ -92,8 +92,9 @@ def test_reproduce_quick_rows_train_at_their_real_sizes(row, cohort, tmp_path):
     """Each row of `make reproduce-wav2uti QUICK=1`, with its real (QUICK) network sizes, takes a training
     step and a validation batch: layered configs must agree on widths (the audio-only row once did not)."""
     from articulate.experiments import reproduce as rp
+    from articulate.experiments import wav2uti_plan as wp
 
-    plan = rp.wav2uti_plan(True, 1, [64])
+    plan = wp.wav2uti_plan(True, 1, [64])
     spec = rp.specs(plan)[row]
     data = ["--data.init_args.data_dir", str(cohort), "--data.init_args.phantom", "null", "--data.init_args.num_workers", "0",
             "--data.init_args.test_subjects", "1", "--data.init_args.val_subjects", "1",

@@ -10,7 +10,7 @@ def _datamodule(extra: list[str], quick: bool):
     """The configured mri2audio DataModule (not set up)."""
     from articulate.cli.lightning_cli import ArticulateCLI
     from articulate.cli.train import fit_args
-    from articulate.experiments.reproduce import MRI_QUICK_PRESET
+    from articulate.experiments.mri2audio_plan import MRI_QUICK_PRESET
 
     args = fit_args("mri2audio", MRI_QUICK_PRESET if quick else None)
     cli = ArticulateCLI(args=args + ["--trainer.logger=false", "--trainer.callbacks=[]", "--trainer.enable_checkpointing=false"] + extra, run=False)
@@ -50,6 +50,7 @@ def main(argv: list[str]) -> int:
     args, unknown = parser.parse_known_args(argv)
     extra = list(args.overrides) + unknown
 
+    from articulate.experiments import mri2audio_plan, wav2uti_plan
     from articulate.experiments import reproduce as rp
 
     quick_tag = "_quick" if args.quick else ""
@@ -60,7 +61,7 @@ def main(argv: list[str]) -> int:
         split = args.split or ("kfold" if args.quick else "loso")
         dm = _datamodule(extra, args.quick)
         n = _n_subjects(dm) if (split == "loso" and folds is None) else 0
-        plan = rp.mri2audio_plan(args.quick, seeds, folds, split, args.k, n, explicit=args.split is not None,
+        plan = mri2audio_plan.mri2audio_plan(args.quick, seeds, folds, split, args.k, n, explicit=args.split is not None,
                                  phantom=dm.data_dir is None)  # A's ceiling row needs the phantom's motion regions
     else:
         res = args.resolutions or ("64" if args.quick else "64,96,112")
@@ -68,7 +69,7 @@ def main(argv: list[str]) -> int:
             from articulate.errors import InputError
 
             raise InputError(args.contour_ckpt, "--contour-ckpt: file not found")
-        plan = rp.wav2uti_plan(args.quick, seeds, [int(r) for r in res.split(",")], contour_ckpt=args.contour_ckpt,
+        plan = wav2uti_plan.wav2uti_plan(args.quick, seeds, [int(r) for r in res.split(",")], contour_ckpt=args.contour_ckpt,
                                contour_steps=args.contour_steps, contour=not args.no_contour)
     summary = rp.reproduce(plan, out, extra_args=extra, logger=args.logger)
     print((out / "table.md").read_text())

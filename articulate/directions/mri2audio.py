@@ -33,6 +33,6 @@ DIRECTION = Direction(
         Link("data.init_args.size", "model.init_args.network.init_args.image_size", square),
     ),
     presets={"quick": ("quick",), "reproduce_quick": ("quick", "reproduce_quick")},
-    reproduce="articulate.experiments.reproduce:mri2audio_plan",
+    reproduce="articulate.experiments.mri2audio_plan:mri2audio_plan",
     bench="articulate.experiments.bench:mri2audio_sections",
 )

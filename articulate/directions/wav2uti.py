@@ -38,6 +38,6 @@ DIRECTION = Direction(
         Link("model.init_args.text_encoder.init_args.dim", "model.init_args.fusion.init_args.text_dim"),
     ),
     presets={"quick": ("quick",), "realdata_quick": ("quick", "realdata_quick")},
-    reproduce="articulate.experiments.reproduce:wav2uti_plan",
+    reproduce="articulate.experiments.wav2uti_plan:wav2uti_plan",
     bench="articulate.experiments.bench:wav2uti_sections",
 )
