@@ -74,7 +74,8 @@ def mri2audio_examples(cli) -> dict[str, np.ndarray]:
     batch = next(iter(dm.test_dataloader()))
     with torch.no_grad():
         mri = batch["mri"][:1].to(model.device)
-        mel, masks = model.predict_with_masks(mri)
+        region = batch["motion_region"][:1].to(model.device) if "motion_region" in batch else None  # A's ceiling row
+        mel, masks = model.predict_with_masks(mri, region)
         audio = model.synthesize_audio(mel, length=batch["audio"].shape[-1])
     out = {
         "mel_pred": mel[0, 0].cpu().numpy(), "mel_target": batch["mel"][0, 0].numpy(),
@@ -99,7 +100,8 @@ def mri2audio_details(cli) -> dict[str, Any]:
     with torch.no_grad():
         for batch in dm.test_dataloader():
             mri, mel = batch["mri"].to(model.device), batch["mel"].to(model.device)
-            preds = {"corr2d": model.predict_with_masks(mri)[0], "corr2d_ridge": model.ridge_prediction(batch)}
+            region = batch["motion_region"].to(model.device) if "motion_region" in batch else None
+            preds = {"corr2d": model.predict_with_masks(mri, region)[0], "corr2d_ridge": model.ridge_prediction(batch)}
             preds["corr2d_mean_baseline"] = model.baseline_prediction(batch["utterance"].to(model.device))
             names = [dm.item_info("test", int(i))["id"] for i in batch["sample_index"]]
             for key, pred in preds.items():
