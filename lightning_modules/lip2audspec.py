@@ -84,5 +84,6 @@ class Lip2AudSpec(MRI2AudioModule):
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> dict:
         return {"mel": self.network(batch["mri"]), "masks": None}
 
-    def predict_with_masks(self, mri: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def predict_with_masks(self, mri: torch.Tensor, region: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
+        """No attention (``region``, the phantom's motion region, is for the translator's oracle mask)."""
         return self.network(mri), None

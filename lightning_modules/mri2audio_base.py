@@ -131,6 +131,12 @@ class MRI2AudioModule(ArticulateModule):
         """The inference object's networks (named as this module's children)."""
         raise NotImplementedError
 
+    def predict_with_masks(self, mri: torch.Tensor, region: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Unit-scale mels ``[B, 1, 64, 64]`` and the attention masks (None without A) of MRI ``[B, 1, T, H, W]``;
+        ``region``: the batch's ``motion_region`` (phantom), which an oracle mask reads. The test pass and the
+        reproduction's examples and paired-test details call it."""
+        raise NotImplementedError
+
     def to_inference(self) -> Mri2AudioSynthesizer:
         return Mri2AudioSynthesizer(**self.inference_init())
 

@@ -335,26 +335,33 @@ def test_mri2audio_plan_rows_the_other_f_and_as_ceiling_on_the_phantom_only(quic
     assert ("test/corr2d_warped", "Corr2D on the target's timing (DTW) ↑") in on.metrics
 
 
-def test_mri2audio_as_ceiling_row_fits_and_keeps_examples_and_per_recording_values(tmp_path):
-    """A's ceiling row (no A; F reads the phantom's true motion region as its mask) through the real runner with
-    the table's examples and details: both read the evaluation batches' motion regions, as the fit's test does."""
+@pytest.mark.parametrize("row", ["ceiling", "lip2audspec"])
+def test_mri2audio_rows_without_a_keep_examples_and_per_recording_values(row, tmp_path):
+    """A's ceiling row (no A; F reads the phantom's true motion region as its mask) and Lip2AudSpec through the
+    real runner with the table's examples and details, which read the evaluation batches' motion regions."""
     from articulate.experiments import mri2audio_plan as mp
     from articulate.experiments import reproduce as rp
     from articulate.experiments import runner
-    from tests.helpers import MRI_TINY_DATA, MRI_TINY_NETS, write_yaml
+    from tests.helpers import LIP2AUDSPEC_TINY, MRI_TINY_DATA, MRI_TINY_NETS, write_yaml
 
+    label, nets = {"ceiling": (mp.MRI_ORACLE.label, {k: v for k, v in MRI_TINY_NETS.items() if k != "attention"}),
+                   "lip2audspec": ("Lip2AudSpec", LIP2AUDSPEC_TINY)}[row]
     tiny = write_yaml(tmp_path / "tiny.yaml", {
         "trainer": {"max_epochs": 1, "limit_train_batches": 1, "accelerator": "cpu", "num_sanity_val_steps": 0,
                     "logger": False},
         "data": {"init_args": MRI_TINY_DATA},
-        "model": {"init_args": {k: v for k, v in MRI_TINY_NETS.items() if k != "attention"}},
+        "model": {"init_args": nets},
     })
     plan = mp.mri2audio_plan(False, 1, [0], "loso", None, 4)
-    (spec,) = [s for s in rp.specs(plan, ["--config", str(tiny)]) if s.model == mp.MRI_ORACLE.label]
+    (spec,) = [s for s in rp.specs(plan, ["--config", str(tiny)]) if s.model == label]
     record = runner.run_one(spec, tmp_path / "out", examples=mp.mri2audio_examples, details=mp.mri2audio_details)
     per = record["per_recording"]
     assert per["recording"] and all(-1 <= v <= 1 for v in per["corr2d"])
-    assert record["metrics"]["test/attention_motion_ratio"] > 1  # 1 inside the region, 0.2 outside
     examples = np.load(next((tmp_path / "out" / "runs").glob("*.examples.npz")))
-    mask = examples["attention"]  # 0.2 + 0.8 x the region's coverage of each pixel
-    assert mask.min() == pytest.approx(0.2) and mask.max() == pytest.approx(1.0)
+    assert examples["mel_pred"].shape == examples["mel_target"].shape
+    if row == "ceiling":
+        assert record["metrics"]["test/attention_motion_ratio"] > 1
+        mask = examples["attention"]  # 0.2 + 0.8 x the region's coverage of each pixel
+        assert mask.min() == pytest.approx(0.2) and mask.max() == pytest.approx(1.0)
+    else:
+        assert "attention" not in examples
