@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
     from articulate.directions import directions
 
     parser.add_argument("direction", choices=[d.name for d in directions() if d.reproduce])
-    parser.add_argument("--quick", action="store_true", help="the small CPU preset (~30 min on 2 cores)")
+    parser.add_argument("--quick", action="store_true", help="the small CPU preset (about an hour per direction on 2 cores)")
     parser.add_argument("--out", default=None, help="results folder (default results/<direction>[_quick])")
     parser.add_argument("--seeds", type=int, default=3,
                         help="random trials (default 3 as the papers; the paired tests need them)")

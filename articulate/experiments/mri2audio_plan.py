@@ -62,7 +62,7 @@ MRI_FLOORS = [
 MRI_ALIASES = {"Per-utterance mean mel (floor)": ("Ours", "_mean_baseline"),
                "Ridge probe (linear, time-aligned)": ("Ours", "_ridge")}
 # The QUICK preset: the CPU training preset of `make train-mri2audio QUICK=1` shortened further
-# (configs/mri2audio/reproduce_quick.yaml) so that 5 rows x 2 seeds fit in ~30 minutes on 2 cores.
+# (configs/mri2audio/reproduce_quick.yaml) so that 7 rows x 3 seeds fit in ~45 minutes on 2 cores.
 MRI_QUICK_PRESET = "reproduce_quick"
 
 
