@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch.callbacks import WeightAveraging
+from lightning.pytorch.trainer.states import TrainerFn
 
 
 def edm_decay(step: float, halflife_steps: float, rampup_ratio: float | None) -> float:
@@ -41,3 +42,12 @@ class EDMEMA(WeightAveraging):
             return averaged * beta + current * (1.0 - beta)
 
         super().__init__(device=device, use_buffers=use_buffers, avg_fn=avg_fn)
+
+    def on_load_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+        """Resuming a fit restores the raw weights (``current_model_state``) and the average, as Lightning does.
+        Any other load (``trainer.test/validate/predict(ckpt_path=...)``, e.g. the test after fit) keeps the
+        checkpoint's ``state_dict``, the average: Lightning's callback would reload the raw weights there too
+        whenever its average exists, i.e. in the same Trainer after a fit, and the test would score them."""
+        if trainer.state.fn != TrainerFn.FITTING:
+            return
+        super().on_load_checkpoint(trainer, pl_module, checkpoint)

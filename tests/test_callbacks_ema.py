@@ -6,6 +6,7 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks.ema import EDMEMA, edm_decay
@@ -60,3 +61,43 @@ def test_ema_matches_the_recursion_and_is_what_validation_and_checkpoints_see(tm
     trainer.save_checkpoint(path)
     ck = torch.load(path, weights_only=True)
     assert float(ck["state_dict"]["w.weight"]) == pytest.approx(avg, rel=1e-5)
+
+
+class LinearTest(Linear):
+    def test_step(self, batch, batch_idx):
+        self.seen.append(float(self.w.weight))
+
+
+def test_a_test_after_fit_from_a_checkpoint_scores_the_averaged_weights(tmp_path):
+    """`trainer.test(ckpt_path=...)` after fit (`--test_after_fit`) must score the checkpoint's average, not the raw
+    weights: Lightning's WeightAveraging reloads the raw ``current_model_state`` on every checkpoint load while its
+    average exists, which suits resuming a fit only."""
+    torch.manual_seed(0)
+    model = LinearTest()
+    raw: list[float] = []
+
+    class Record(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, *args):
+            raw.append(float(pl_module.w.weight))
+
+    ema_cb = EDMEMA(halflife_steps=2.0, rampup_ratio=0.5)
+    saver = ModelCheckpoint(dirpath=tmp_path / "ck", save_last=True)  # written during the fit, as the configs' are
+    data = DataLoader(TensorDataset(torch.linspace(0.5, 1.5, 4)[:, None]), batch_size=1)
+    trainer = L.Trainer(max_epochs=1, callbacks=[Record(), ema_cb, saver], logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path, num_sanity_val_steps=0,
+                        limit_val_batches=0)
+    trainer.fit(model, data)
+    path = saver.last_model_path
+    ck = torch.load(path, weights_only=True)
+    average, current = float(ck["state_dict"]["w.weight"]), float(ck["current_model_state"]["w.weight"])
+    assert average != pytest.approx(current, rel=1e-6) and current == pytest.approx(raw[-1], rel=1e-6)
+    model.w.weight.data.fill_(-7.0)  # whatever the module holds now, the test must load the checkpoint's average
+    trainer.test(model, DataLoader(TensorDataset(torch.ones(1, 1)), batch_size=1), ckpt_path=str(path))
+    assert model.seen[-1] == pytest.approx(average, rel=1e-6)
+    # resuming the fit still restores the raw weights (and the average into the callback)
+    model2, ema2 = LinearTest(), EDMEMA(halflife_steps=2.0, rampup_ratio=0.5)
+    resumed = L.Trainer(max_epochs=1, callbacks=[ema2], logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path, num_sanity_val_steps=0,
+                        limit_val_batches=0)
+    resumed.fit(model2, data, ckpt_path=str(path))  # nothing left to train: restore, then the end-of-fit copy
+    assert float(ema2._average_model.module.w.weight) == pytest.approx(average, rel=1e-6)
