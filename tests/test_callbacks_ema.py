@@ -36,9 +36,12 @@ class Linear(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def test_ema_matches_the_recursion_and_is_what_validation_and_checkpoints_see(tmp_path):
-    torch.manual_seed(0)
-    model = Linear()
+TRAIN = DataLoader(TensorDataset(torch.linspace(0.5, 1.5, 4)[:, None]), batch_size=1)
+ONE = DataLoader(TensorDataset(torch.ones(1, 1)), batch_size=1)
+
+
+def fit_with_ema(model, tmp_path, *callbacks, val=None, ckpt_path=None, **trainer_kw):
+    """One epoch over TRAIN with EDMEMA(half-life 2, ramp-up 0.5): (trainer, the callback, raw weight per batch)."""
     raw: list[float] = []
 
     class Record(L.Callback):
@@ -46,10 +49,16 @@ def test_ema_matches_the_recursion_and_is_what_validation_and_checkpoints_see(tm
             raw.append(float(pl_module.w.weight))
 
     ema_cb = EDMEMA(halflife_steps=2.0, rampup_ratio=0.5)
-    data = DataLoader(TensorDataset(torch.linspace(0.5, 1.5, 4)[:, None]), batch_size=1)
-    trainer = L.Trainer(max_epochs=1, callbacks=[Record(), ema_cb], logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, default_root_dir=tmp_path, num_sanity_val_steps=0)
-    trainer.fit(model, data, DataLoader(TensorDataset(torch.ones(1, 1)), batch_size=1))
+    trainer = L.Trainer(max_epochs=1, callbacks=[Record(), ema_cb, *callbacks], logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path, num_sanity_val_steps=0, **trainer_kw)
+    trainer.fit(model, TRAIN, val, ckpt_path=ckpt_path)
+    return trainer, ema_cb, raw
+
+
+def test_ema_matches_the_recursion_and_is_what_validation_and_checkpoints_see(tmp_path):
+    torch.manual_seed(0)
+    model = Linear()
+    trainer, _, raw = fit_with_ema(model, tmp_path, val=ONE)
     # the average: first update copies, then avg = beta_n avg + (1 - beta_n) w with n = updates so far
     avg = raw[0]
     for n, w in enumerate(raw[1:], start=1):
@@ -74,30 +83,16 @@ def test_a_test_after_fit_from_a_checkpoint_scores_the_averaged_weights(tmp_path
     average exists, which suits resuming a fit only."""
     torch.manual_seed(0)
     model = LinearTest()
-    raw: list[float] = []
-
-    class Record(L.Callback):
-        def on_train_batch_end(self, trainer, pl_module, *args):
-            raw.append(float(pl_module.w.weight))
-
-    ema_cb = EDMEMA(halflife_steps=2.0, rampup_ratio=0.5)
     saver = ModelCheckpoint(dirpath=tmp_path / "ck", save_last=True)  # written during the fit, as the configs' are
-    data = DataLoader(TensorDataset(torch.linspace(0.5, 1.5, 4)[:, None]), batch_size=1)
-    trainer = L.Trainer(max_epochs=1, callbacks=[Record(), ema_cb, saver], logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, default_root_dir=tmp_path, num_sanity_val_steps=0,
-                        limit_val_batches=0)
-    trainer.fit(model, data)
+    trainer, _, raw = fit_with_ema(model, tmp_path, saver, limit_val_batches=0)
     path = saver.last_model_path
     ck = torch.load(path, weights_only=True)
     average, current = float(ck["state_dict"]["w.weight"]), float(ck["current_model_state"]["w.weight"])
     assert average != pytest.approx(current, rel=1e-6) and current == pytest.approx(raw[-1], rel=1e-6)
     model.w.weight.data.fill_(-7.0)  # whatever the module holds now, the test must load the checkpoint's average
-    trainer.test(model, DataLoader(TensorDataset(torch.ones(1, 1)), batch_size=1), ckpt_path=str(path))
+    trainer.test(model, ONE, ckpt_path=str(path))
     assert model.seen[-1] == pytest.approx(average, rel=1e-6)
     # resuming the fit still restores the raw weights (and the average into the callback)
-    model2, ema2 = LinearTest(), EDMEMA(halflife_steps=2.0, rampup_ratio=0.5)
-    resumed = L.Trainer(max_epochs=1, callbacks=[ema2], logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, default_root_dir=tmp_path, num_sanity_val_steps=0,
-                        limit_val_batches=0)
-    resumed.fit(model2, data, ckpt_path=str(path))  # nothing left to train: restore, then the end-of-fit copy
+    # (nothing is left to train: restore, then the end-of-fit copy)
+    _, ema2, _ = fit_with_ema(LinearTest(), tmp_path, limit_val_batches=0, ckpt_path=str(path))
     assert float(ema2._average_model.module.w.weight) == pytest.approx(average, rel=1e-6)

@@ -277,6 +277,18 @@ def test_a_spec_without_folds_passes_no_fold_argument(tmp_path, monkeypatch):
     assert not any(a.startswith("--data.init_args.fold") for a in seen["args"]) and "--seed_everything=2" in seen["args"]
 
 
+def tiny_mri_overlay(tmp_path, nets: dict, train_batches: int):
+    """A CPU overlay with the tiny phantom cohort and networks ``nets`` (model init_args), one epoch."""
+    from tests.helpers import MRI_TINY_DATA, write_yaml
+
+    return write_yaml(tmp_path / "tiny.yaml", {
+        "trainer": {"max_epochs": 1, "limit_train_batches": train_batches, "accelerator": "cpu",
+                    "num_sanity_val_steps": 0, "logger": False},
+        "data": {"init_args": MRI_TINY_DATA},
+        "model": {"init_args": nets},
+    })
+
+
 def test_mri2audio_reproduction_end_to_end_has_floors_ceiling_and_paired_tests(tmp_path):
     """Two rows x 2 seeds of toy fits through the real runner: every record keeps its per-recording Corr2D
     (model, mean mel, ridge probe), the table carries the floor/probe/oracle rows, the paired tests pair them."""
@@ -284,14 +296,9 @@ def test_mri2audio_reproduction_end_to_end_has_floors_ceiling_and_paired_tests(t
 
     from articulate.experiments import mri2audio_plan as mp
     from articulate.experiments import reproduce as rp
-    from tests.helpers import MRI_TINY_DATA, MRI_TINY_NETS, write_yaml
+    from tests.helpers import MRI_TINY_NETS
 
-    tiny = write_yaml(tmp_path / "tiny.yaml", {
-        "trainer": {"max_epochs": 1, "limit_train_batches": 2, "accelerator": "cpu", "num_sanity_val_steps": 0,
-                    "logger": False},
-        "data": {"init_args": MRI_TINY_DATA},
-        "model": {"init_args": MRI_TINY_NETS},
-    })
+    tiny = tiny_mri_overlay(tmp_path, MRI_TINY_NETS, train_batches=2)
     plan = mp.mri2audio_plan(False, 2, [0], "loso", None, 4)
     # (the tiny overlay sizes A and D, so the rows that remove them are left out)
     keep = ("Ours", "Ours w/o Pair-wise Disentangle")
@@ -342,16 +349,11 @@ def test_mri2audio_rows_without_a_keep_examples_and_per_recording_values(row, tm
     from articulate.experiments import mri2audio_plan as mp
     from articulate.experiments import reproduce as rp
     from articulate.experiments import runner
-    from tests.helpers import LIP2AUDSPEC_TINY, MRI_TINY_DATA, MRI_TINY_NETS, write_yaml
+    from tests.helpers import LIP2AUDSPEC_TINY, MRI_TINY_NETS
 
     label, nets = {"ceiling": (mp.MRI_ORACLE.label, {k: v for k, v in MRI_TINY_NETS.items() if k != "attention"}),
                    "lip2audspec": ("Lip2AudSpec", LIP2AUDSPEC_TINY)}[row]
-    tiny = write_yaml(tmp_path / "tiny.yaml", {
-        "trainer": {"max_epochs": 1, "limit_train_batches": 1, "accelerator": "cpu", "num_sanity_val_steps": 0,
-                    "logger": False},
-        "data": {"init_args": MRI_TINY_DATA},
-        "model": {"init_args": nets},
-    })
+    tiny = tiny_mri_overlay(tmp_path, nets, train_batches=1)
     plan = mp.mri2audio_plan(False, 1, [0], "loso", None, 4)
     (spec,) = [s for s in rp.specs(plan, ["--config", str(tiny)]) if s.model == label]
     record = runner.run_one(spec, tmp_path / "out", examples=mp.mri2audio_examples, details=mp.mri2audio_details)
