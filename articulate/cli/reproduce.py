@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
         dm = _datamodule(extra, args.quick)
         n = _n_subjects(dm) if (split == "loso" and folds is None) else 0
         plan = mri2audio_plan.mri2audio_plan(args.quick, seeds, folds, split, args.k, n, explicit=args.split is not None,
-                                 phantom=dm.data_dir is None)  # A's ceiling row needs the phantom's motion regions
+                                             phantom=dm.data_dir is None)  # A's ceiling row needs the motion regions
     else:
         res = args.resolutions or ("64" if args.quick else "64,96,112")
         if args.contour_ckpt and not Path(args.contour_ckpt).is_file():
@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
 
             raise InputError(args.contour_ckpt, "--contour-ckpt: file not found")
         plan = wav2uti_plan.wav2uti_plan(args.quick, seeds, [int(r) for r in res.split(",")], contour_ckpt=args.contour_ckpt,
-                               contour_steps=args.contour_steps, contour=not args.no_contour)
+                                         contour_steps=args.contour_steps, contour=not args.no_contour)
     summary = rp.reproduce(plan, out, extra_args=extra, logger=args.logger)
     print((out / "table.md").read_text())
     print(f"written: {out / 'table.md'}, {out / 'table.csv'}, {out / 'metrics.png'} ({summary['seconds']} s)")

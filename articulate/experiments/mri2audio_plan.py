@@ -66,6 +66,14 @@ MRI_ALIASES = {"Per-utterance mean mel (floor)": ("Ours", "_mean_baseline"),
 MRI_QUICK_PRESET = "reproduce_quick"
 
 
+def _predict(model, batch: dict, n: int | None = None):
+    """The model's mels and masks for the batch's first ``n`` items (all for None), with the batch's motion region
+    (phantom) for A's ceiling row, as the module's own test step passes it."""
+    region = batch.get("motion_region")
+    mri = batch["mri"][:n].to(model.device)
+    return model.predict_with_masks(mri, None if region is None else region[:n].to(model.device))
+
+
 def mri2audio_examples(cli) -> dict[str, np.ndarray]:
     """First test recording: target vs predicted mel (and attention masks), both waveforms."""
     import torch
@@ -73,9 +81,7 @@ def mri2audio_examples(cli) -> dict[str, np.ndarray]:
     model, dm = cli.model.eval(), cli.datamodule
     batch = next(iter(dm.test_dataloader()))
     with torch.no_grad():
-        mri = batch["mri"][:1].to(model.device)
-        region = batch["motion_region"][:1].to(model.device) if "motion_region" in batch else None  # A's ceiling row
-        mel, masks = model.predict_with_masks(mri, region)
+        mel, masks = _predict(model, batch, 1)
         audio = model.synthesize_audio(mel, length=batch["audio"].shape[-1])
     out = {
         "mel_pred": mel[0, 0].cpu().numpy(), "mel_target": batch["mel"][0, 0].numpy(),
@@ -99,9 +105,8 @@ def mri2audio_details(cli) -> dict[str, Any]:
     sums: dict[str, dict[str, list[float]]] = {k: {} for k in keys}
     with torch.no_grad():
         for batch in dm.test_dataloader():
-            mri, mel = batch["mri"].to(model.device), batch["mel"].to(model.device)
-            region = batch["motion_region"].to(model.device) if "motion_region" in batch else None
-            preds = {"corr2d": model.predict_with_masks(mri, region)[0], "corr2d_ridge": model.ridge_prediction(batch)}
+            mel = batch["mel"].to(model.device)
+            preds = {"corr2d": _predict(model, batch)[0], "corr2d_ridge": model.ridge_prediction(batch)}
             preds["corr2d_mean_baseline"] = model.baseline_prediction(batch["utterance"].to(model.device))
             names = [dm.item_info("test", int(i))["id"] for i in batch["sample_index"]]
             for key, pred in preds.items():
