@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="real recordings (ultrasound video, .ult, .wav): write a phantom-vs-real sheet instead")
     ce = sub.add_parser("ceiling", help="mri2audio: the Corr2D / PESQ-wb a model blind to intonation and source "
                                         "noise can reach at best (markdown table; JSON with --out)")
-    ce.add_argument("--subjects", type=int, default=40, help="cohort size (default 40, the quick preset's)")
+    ce.add_argument("--subjects", type=int, default=40, help="cohort size (default 40, the QUICK reproduction's cohort)")
     ce.add_argument("--recordings", type=int, default=12, help="recordings scored, spread over the cohort (12)")
     ce.add_argument("--crops", type=int, default=4, help="evaluation crops per recording (4)")
     ce.add_argument("--draws", type=int, default=8, help="intonation draws K per recording (8)")

@@ -61,8 +61,8 @@ MRI_FLOORS = [
 # floors as paired-test rows: (source row, per-recording key suffix)
 MRI_ALIASES = {"Per-utterance mean mel (floor)": ("Ours", "_mean_baseline"),
                "Ridge probe (linear, time-aligned)": ("Ours", "_ridge")}
-# The QUICK preset: the CPU training preset of `make train-mri2audio QUICK=1` shortened further
-# (configs/mri2audio/reproduce_quick.yaml) so that 7 rows x 3 seeds fit in ~45 minutes on 2 cores.
+# The QUICK preset: the CPU training preset of `make train-mri2audio QUICK=1` shortened further, on its own
+# 40-subject cohort (configs/mri2audio/reproduce_quick.yaml) so that 7 rows x 3 seeds fit in ~45 minutes on 2 cores.
 MRI_QUICK_PRESET = "reproduce_quick"
 
 

@@ -144,7 +144,7 @@ def _summary(values: list[float]) -> dict[str, Any]:
 def intonation_blind_ceiling(subjects: int = 40, recordings: int = 12, crops: int = 4, draws: int = 8, seed: int = 0,
                              log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Corr2D and PESQ-wb of the versions in the module docstring on ``recordings`` recordings of the mri2audio
-    phantom cohort of ``subjects`` subjects and seed ``seed`` (default: the quick preset's 40), ``crops``
+    phantom cohort of ``subjects`` subjects and seed ``seed`` (default: the QUICK reproduction's 40), ``crops``
     evaluation crops each, ``draws`` intonation draws (K) per recording; ``log`` gets one line per recording.
 
     Returns ``{"versions": {name: {"label", "corr2d": {mean, sd, n, failed}, "pesq": {mean, sd, n, failed}}},
