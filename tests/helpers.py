@@ -79,6 +79,13 @@ MRI_TINY_NETS = {
     "attention": {"init_args": {"channels": [4, 4, 8, 8]}},
     "discriminator": {"init_args": {"channels": [4, 8, 8], "hidden": 8}},
 }
+
+
+def mri_tiny_overlay(path: Path, nets: dict[str, Any] = MRI_TINY_NETS, **trainer: Any) -> Path:
+    """A config overlay at ``path``: the tiny phantom cohort, the networks ``nets`` (model init_args), ``trainer``."""
+    return write_yaml(path, {"trainer": trainer, "model": {"init_args": nets}, "data": {"init_args": MRI_TINY_DATA}})
+
+
 LIP2AUDSPEC_TINY = {"network": {"init_args": {"window_stride": 7, "conv_channels": [2, 2, 2, 4, 4, 4, 4],
                                               "lstm_hidden": 8, "dense": 16}}}
 

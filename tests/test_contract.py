@@ -11,14 +11,13 @@ import pytest
 import torch
 from helpers import (
     LIP2AUDSPEC_TINY,
-    MRI_TINY_DATA,
     MRI_TINY_NETS,
     fit_in_process,
     make_cohort,
+    mri_tiny_overlay,
     quiet_trainer,
     stack,
     wav2uti_tiny_override,
-    write_yaml,
 )
 
 from articulate.directions import directions
@@ -66,8 +65,7 @@ def test_module_contract(direction, module, cohort, tmp_path):
 
     variant, nets = SETUPS[module]
     if direction == "mri2audio":
-        tiny = write_yaml(tmp_path / "tiny.yaml", {"trainer": quiet_trainer(tmp_path, max_steps=2),
-                                                   "model": {"init_args": nets}, "data": {"init_args": MRI_TINY_DATA}})
+        tiny = mri_tiny_overlay(tmp_path / "tiny.yaml", nets, **quiet_trainer(tmp_path, max_steps=2))
     elif direction == "uti2contour":
         from test_uti2contour_fit import make_dlc_set, tiny_config
 

@@ -279,14 +279,10 @@ def test_a_spec_without_folds_passes_no_fold_argument(tmp_path, monkeypatch):
 
 def tiny_mri_overlay(tmp_path, nets: dict, train_batches: int):
     """A CPU overlay with the tiny phantom cohort and networks ``nets`` (model init_args), one epoch."""
-    from tests.helpers import MRI_TINY_DATA, write_yaml
+    from tests.helpers import mri_tiny_overlay
 
-    return write_yaml(tmp_path / "tiny.yaml", {
-        "trainer": {"max_epochs": 1, "limit_train_batches": train_batches, "accelerator": "cpu",
-                    "num_sanity_val_steps": 0, "logger": False},
-        "data": {"init_args": MRI_TINY_DATA},
-        "model": {"init_args": nets},
-    })
+    return mri_tiny_overlay(tmp_path / "tiny.yaml", nets, max_epochs=1, limit_train_batches=train_batches,
+                            accelerator="cpu", num_sanity_val_steps=0, logger=False)
 
 
 def test_mri2audio_reproduction_end_to_end_has_floors_ceiling_and_paired_tests(tmp_path):

@@ -8,15 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import (
-    MRI_TINY_DATA,
-    MRI_TINY_NETS,
     config_args,
     fit_in_process,
     make_cohort,
+    mri_tiny_overlay,
     quiet_trainer,
     stack,
     wav2uti_tiny_override,
-    write_yaml,
 )
 
 from articulate.cli.main import main as articulate
@@ -28,9 +26,7 @@ def cohort(tmp_path_factory) -> Path:
 
 
 def mri_tiny(tmp: Path, **trainer) -> list[Path]:
-    tiny = write_yaml(tmp / "tiny.yaml", {"trainer": quiet_trainer(tmp, **trainer),
-                                          "model": {"init_args": MRI_TINY_NETS}, "data": {"init_args": MRI_TINY_DATA}})
-    return [*stack("mri2audio"), tiny]
+    return [*stack("mri2audio"), mri_tiny_overlay(tmp / "tiny.yaml", **quiet_trainer(tmp, **trainer))]
 
 
 def every_step_checkpoints(tmp: Path) -> list[str]:
