@@ -4,6 +4,12 @@ Clips: ``clip_frames`` consecutive video frames ``[s, s + T)`` and the audio sam
 ``[round(s sr / fps), +round(T sr / fps))`` they cover (frame i spans ``[i/fps, (i+1)/fps)``), so
 the audio span lasts ``T / fps`` s to within one sample. With the phantom, a clip also carries its
 frames' true tongue keypoints (``true_keypoints [T, 11, 2]``, pixels of its frames).
+
+Evaluation clips may carry a *partner*: a clip of the same length from another utterance (of another
+speaker when the split has one), drawn once per clip from a fixed seed, under ``partner_<key>`` for
+every key of its own item. It is what a model that ignores its condition would be worth (the partner's
+real video, scored as if it were a prediction) and the condition of the swap check (the same initial
+noise sampled with the partner's speech).
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in items[0]:
         vals = [it[key] for it in items]
-        if key == "text_feats":
+        if key.endswith("text_feats"):  # text_feats and partner_text_feats
             length = max(max(v.shape[0] for v in vals), 1)
             dim = vals[0].shape[1]
             feats = torch.zeros(len(vals), length, dim)
@@ -63,7 +69,7 @@ def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
             for i, v in enumerate(vals):
                 feats[i, : v.shape[0]] = v
                 mask[i, : v.shape[0]] = True
-            out["text_feats"], out["text_mask"] = feats, mask
+            out[key], out[key.replace("text_feats", "text_mask")] = feats, mask
         elif isinstance(vals[0], torch.Tensor):
             out[key] = torch.stack(vals)
         elif isinstance(vals[0], (int, np.integer)):
@@ -81,7 +87,7 @@ class ClipDataset(Dataset):
     """
 
     def __init__(self, dm: Wav2UTIDataModule, utt_indices: Sequence[int], hop: int, jitter: bool,
-                 max_clips: int | None = None, seed: int = 0):
+                 max_clips: int | None = None, seed: int = 0, partners: bool = False):
         self.dm, self.jitter, self.hop, self.seed = dm, jitter, hop, int(seed)
         T = dm.clip_frames
         windows = []
@@ -98,12 +104,20 @@ class ClipDataset(Dataset):
             idx = np.linspace(0, len(windows) - 1, max_clips).round().astype(int)
             windows = [windows[i] for i in idx]
         self.windows = windows
+        self.partners = partner_windows(windows, [dm.utterances[u].speaker for u, _ in windows], self.seed) if partners else None
 
     def __len__(self) -> int:
         return len(self.windows)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         epoch, i = key if isinstance(key, tuple) else (0, int(key))
+        item = self._item(epoch, i)
+        if self.partners is not None and self.partners[i] is not None:
+            partner = self._item(epoch, self.partners[i])
+            item.update({f"partner_{k}": v for k, v in partner.items() if k not in ("sample_index", "mm_per_pixel")})
+        return item
+
+    def _item(self, epoch: int, i: int) -> dict[str, Any]:
         dm = self.dm
         u, s = self.windows[i]
         utt = dm.utterances[u]
@@ -132,6 +146,20 @@ class ClipDataset(Dataset):
         if "text" in utt.features:
             item["text_feats"] = torch.from_numpy(np.asarray(utt.features["text"], dtype=np.float32))
         return item
+
+
+def partner_windows(windows: Sequence[tuple[int, int]], speakers: Sequence[str], seed: int) -> list[int | None]:
+    """For each window, one window of another utterance, of another speaker when there is one
+    (deterministic: drawn from ``(seed, i)``); None when every window comes from one utterance."""
+    utts = np.array([u for u, _ in windows])
+    spk = np.array(list(speakers))
+    out: list[int | None] = []
+    for i, (u, _) in enumerate(windows):
+        pool = np.flatnonzero(spk != spk[i])
+        if not len(pool):
+            pool = np.flatnonzero(utts != u)
+        out.append(int(pool[np.random.default_rng([int(seed), 7, i]).integers(len(pool))]) if len(pool) else None)
+    return out
 
 
 def slice_utterance(utt: Utterance, start: int, stop: int, sr: int, fps: float, part: str) -> Utterance:

@@ -424,7 +424,8 @@ class Wav2UTIDataModule(LightningDataModule):
     def dataset(self, split: str) -> ClipDataset:
         if split == "train":
             return ClipDataset(self, self.splits["train"], self.train_hop, jitter=True, seed=self.split_seed)
-        return ClipDataset(self, self.splits[split], self.eval_hop, jitter=False, max_clips=self.max_eval_clips)
+        return ClipDataset(self, self.splits[split], self.eval_hop, jitter=False, max_clips=self.max_eval_clips,
+                           seed=self.split_seed, partners=split == "test")
 
     def baseline_clips(self, split: str) -> ClipDataset:
         """Deterministic clips for fitting the table's floors (``articulate.baselines.wav2uti``): every

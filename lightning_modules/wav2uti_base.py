@@ -70,6 +70,20 @@ def video_outputs(pred: torch.Tensor, real: torch.Tensor, fps: float, index: tor
             "fps": float(fps), "sample_index": index}
 
 
+CONDITION_KEYS = ("audio", "audio_feats", "text", "text_feats", "text_mask")
+
+
+def partner_condition(batch: dict[str, Any]) -> dict[str, Any]:
+    """The batch with each clip's condition (speech, transcript, their features) replaced by its partner's."""
+    out = dict(batch)
+    for key in CONDITION_KEYS:
+        if f"partner_{key}" in batch:
+            out[key] = batch[f"partner_{key}"]
+        elif key in ("text_feats", "text_mask"):
+            out.pop(key, None)
+    return out
+
+
 class Wav2UTIModule(ArticulateModule):
     """Base of the wav2uti modules: encoders, clip geometry, feature cache, pixel metrics, sample sheets."""
 
@@ -229,8 +243,10 @@ class Wav2UTIModule(ArticulateModule):
             tracker = None
         self._scorer = TestScorer(tracker, self.contour_threshold, probe=probe or "top")
 
-    def _score_floors(self, batch: dict[str, Any], pred: torch.Tensor, real: torch.Tensor, idx, prefix: str) -> None:
-        """Per-frame rows of the model, the floors and (test) the contours, for the clips the model was scored on."""
+    def _score_floors(self, batch: dict[str, Any], pred: torch.Tensor, real: torch.Tensor, idx, prefix: str,
+                      swapped: torch.Tensor | None = None) -> None:
+        """Per-frame rows of the model, the floors, (test) the random-clip floor, the swap check and the
+        contours, for the clips the model was scored on."""
         if self._trainer is not None and self.trainer.sanity_checking:
             return
         probe, n = self.baselines, real.shape[0]
@@ -238,12 +254,14 @@ class Wav2UTIModule(ArticulateModule):
         if probe is not None and probe.fitted:
             floors = {"mean_baseline": probe.mean_video(real),
                       "ridge": probe.predict(batch["audio"][:n], real.shape[2]).to(real)}
+        if "partner_video" in batch:
+            floors["random_clip"] = batch["partner_video"][:n].to(real)
         contour = prefix == "test" and self._scorer.tracker is not None
-        if not floors and not contour:
+        if not floors and not contour and swapped is None:
             return
         if prefix not in self._frame_rows:
             self._frame_rows[prefix] = FrameRows().to(self.device)
-        rows = self._scorer.rows(batch, pred, real, floors, contour)
+        rows = self._scorer.rows(batch, pred, real, floors, contour, swapped)
         self._frame_rows[prefix].update(rows, idx, real.shape[2])
 
     def _log_rows(self, prefix: str) -> dict[str, float]:
@@ -281,6 +299,9 @@ class Wav2UTIModule(ArticulateModule):
         if pred is None:
             return {}  # nothing generated: the metrics callback skips an empty outputs dict
         pred = pred.clamp(-1, 1)
+        swapped = None
+        if "partner_video" in batch:  # the swap check: the same noise, the partner's speech and transcript
+            swapped = self.predict_clips(partner_condition(batch), n, cascade=prefix == "test").clamp(-1, 1)
         real = batch["video"][:n]
         idx = batch["sample_index"][:n] if "sample_index" in batch else None
         rmse, psnr = (self.val_rmse, self.val_psnr) if prefix == "val" else (self.test_rmse, self.test_psnr)
@@ -288,7 +309,7 @@ class Wav2UTIModule(ArticulateModule):
         psnr.update(pred, real, sample_index=idx)
         self.log(f"{prefix}/rmse", rmse, batch_size=n)
         self.log(f"{prefix}/psnr", psnr, batch_size=n)
-        self._score_floors(batch, pred, real, idx, prefix)
+        self._score_floors(batch, pred, real, idx, prefix, swapped)
         if prefix == "val" and batch_idx == 0:
             self._val_sheet = (real[:2].detach().cpu(), pred[:2].detach().cpu())
         return video_outputs(pred, real, self.fps, idx)

@@ -6,6 +6,9 @@ Sources scored on the same clips as the model (``<stage>/<measure>_<source>``; t
 * ``ridge``: the closed-form ridge probe from the DNN baseline's acoustic input to pixels
   (:class:`articulate.baselines.wav2uti.RidgeProbe`, fitted at fit start on the training clips, its
   penalty chosen on the validation clips);
+* ``random_clip``: for each test clip, the real clip of its *partner* (another test utterance, of another
+  speaker when there is one; ``datamodules.clips.partner_windows``): what a model that ignores the speech
+  scores, however realistic its samples (for RMSE about sqrt(2) x the mean frame's);
 * ``oracle``: the true video itself. Its RMSE (0), PSNR (inf) and contour distance to itself (0) are
   trivial and not logged; what is not trivial is the tracker's own error on real frames against the
   true surface (``contour_msd_truth_oracle``), the ceiling of ``contour_msd_truth``.
@@ -23,6 +26,12 @@ computes it (same spline, 100 points, the same "found" rule and threshold):
   only: the batch's ``true_keypoints``), on the part of the surface inside the fan: tracked points whose
   true position is outside it (NaN) are dropped (:func:`inside`);
 * ``contour_found_fraction``: frames whose tongue the tracker finds (mean confidence >= threshold).
+
+The condition-swap check (test): the model is run a second time on the same clip with the partner's
+speech (and transcript) and the same initial noise. ``swap_change`` is the RMSE (0-255) between the two
+outputs and ``swap_contour_change`` the MSD (px) between their tracked contours: 0 means the model ignores
+its condition. ``swap_change_real`` / ``swap_contour_change_real`` are the same between the two real
+clips: what the truth changes when the speech does.
 
 ``_mm`` variants multiply by the frames' pixel size when the data knows it. Every value comes from
 one table of per-frame rows (:class:`FrameRows`, DDP-exact like the other metrics), which also gives
@@ -46,7 +55,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["FrameRows", "TestScorer", "inside", "load_tracker", "contour_rows", "columns", "summarise", "per_recording", "SOURCES"]
 
-SOURCES = ("model", "mean_baseline", "ridge")
+SOURCES = ("model", "mean_baseline", "ridge", "random_clip")
+SWAP = ("swap_change", "swap_contour_change")
 
 
 def load_tracker(path: str):
@@ -79,7 +89,8 @@ def columns() -> list[str]:
     cols = ["utterance", "mm_per_pixel"]
     for s in SOURCES:
         cols += [f"rmse/{s}", f"psnr/{s}", f"contour_msd/{s}", f"found/{s}", f"contour_msd_truth/{s}"]
-    return cols + ["contour_msd_truth/oracle", "found/oracle"]
+    cols += ["contour_msd_truth/oracle", "found/oracle"]
+    return cols + [f"{m}/{s}" for m in SWAP for s in ("model", "real")]
 
 
 class FrameRows(SampleMetric):
@@ -142,8 +153,9 @@ class TestScorer:
         return kp.double().numpy(), conf.double().numpy()
 
     def rows(self, batch: dict[str, Any], pred: torch.Tensor, real: torch.Tensor,
-             floors: dict[str, torch.Tensor], contour: bool) -> torch.Tensor:
-        """Rows ``[n * T, width]`` for the first ``n`` clips of a batch (``pred``/``real`` ``[n, 1, T, H, W]``)."""
+             floors: dict[str, torch.Tensor], contour: bool, swapped: torch.Tensor | None = None) -> torch.Tensor:
+        """Rows ``[n * T, width]`` for the first ``n`` clips of a batch (``pred``/``real`` ``[n, 1, T, H, W]``);
+        ``swapped``: the model's output for the same clips with their partners' condition (the swap check)."""
         names = columns()
         at = {c: i for i, c in enumerate(names)}
         n, t = real.shape[0], real.shape[2]
@@ -156,12 +168,20 @@ class TestScorer:
         for s, v in videos.items():
             out[:, at[f"rmse/{s}"]] = rmse(v.double(), real.double(), pixel_range="signed").cpu().numpy()
             out[:, at[f"psnr/{s}"]] = psnr(v.double(), real.double(), pixel_range="signed").cpu().numpy()
+        pairs = {}  # swap check: (output with its own condition, output with the partner's)
+        if swapped is not None:
+            pairs["model"] = (pred, swapped)
+            if "random_clip" in floors:
+                pairs["real"] = (real, floors["random_clip"])
+        for s, (a, b) in pairs.items():
+            out[:, at[f"swap_change/{s}"]] = rmse(a.double(), b.double(), pixel_range="signed").cpu().numpy()
         if not contour or self.tracker is None:
             return torch.from_numpy(out)
         tongue = int(self.tracker.tongue_points)
         real_kp, real_conf = self.track(real)
         truth = batch.get("true_keypoints")
         truth = truth[:n].double().cpu().numpy().reshape(n * t, *truth.shape[-2:]) if truth is not None else None
+        tracks = {"real": (real_kp, real_conf)}
         for s, v in videos.items():
             if s == "mean_baseline":  # one frame repeated: tracked once
                 if self._mean_track is None:
@@ -171,6 +191,7 @@ class TestScorer:
                 conf = np.broadcast_to(self._mean_track[1], (n * t, *self._mean_track[1].shape))
             else:
                 kp, conf = self.track(v)
+            tracks[s] = (kp, conf)
             d, found = contour_rows(kp, conf, real_kp, real_conf, tongue, self.threshold)
             out[:, at[f"contour_msd/{s}"]], out[:, at[f"found/{s}"]] = d, found
             if truth is not None:
@@ -180,6 +201,12 @@ class TestScorer:
             out[:, at["contour_msd_truth/oracle"]] = contour_rows(inside(real_kp, truth), real_conf, truth, None, tongue,
                                                                   self.threshold)[0]
         out[:, at["found/oracle"]] = np.nanmean(real_conf[:, :tongue], axis=1) >= self.threshold
+        # the contour a swapped condition moves: (own output's track, the partner-conditioned output's track)
+        swap_tracks = {"model": lambda: (tracks["model"], self.track(swapped)),
+                       "real": lambda: (tracks["real"], tracks["random_clip"])}
+        for s in pairs:
+            (kp_a, conf_a), (kp_b, conf_b) = swap_tracks[s]()
+            out[:, at[f"swap_contour_change/{s}"]] = contour_rows(kp_b, conf_b, kp_a, conf_a, tongue, self.threshold)[0]
         return torch.from_numpy(out)
 
 

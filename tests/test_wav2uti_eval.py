@@ -130,8 +130,13 @@ def test_test_stage_logs_floors_and_contours_that_match_independent_metrics(phan
     for key in ("test/rmse_mean_baseline", "test/psnr_mean_baseline", "test/rmse_ridge", "test/psnr_ridge",
                 "test/contour_msd", "test/contour_found_fraction", "test/contour_msd_truth",
                 "test/contour_msd_truth_oracle", "test/contour_found_fraction_oracle", "test/contour_msd_ridge",
-                "test/contour_msd_mean_baseline", "test/contour_msd_mm", "test/contour_msd_truth_mm"):
+                "test/contour_msd_mean_baseline", "test/contour_msd_mm", "test/contour_msd_truth_mm",
+                "test/rmse_random_clip", "test/psnr_random_clip", "test/contour_msd_random_clip",
+                "test/contour_msd_truth_random_clip", "test/swap_change", "test/swap_change_real",
+                "test/swap_contour_change", "test/swap_contour_change_real"):
         assert key in results and np.isfinite(results[key]), key
+    # the swap check of the real clips is the random clip's own distance to the clip
+    assert results["test/swap_change_real"] == pytest.approx(results["test/rmse_random_clip"], rel=1e-9)
     assert results["test/contour_found_fraction"] == 1.0  # threshold 0: every tongue counts as found
 
     # independent: the same clips through ContourMSD (on images for mode (a); mode (b) on the tracker's
@@ -143,6 +148,7 @@ def test_test_stage_logs_floors_and_contours_that_match_independent_metrics(phan
     b = ContourMSD(threshold=0.0)
     oracle = ContourMSD(threshold=0.0)
     ridge = RMSE(pixel_range="signed")
+    random_clip, swap = RMSE(pixel_range="signed"), RMSE(pixel_range="signed")
     model.eval()
     probe = model.baselines
     outside = 0
@@ -159,11 +165,21 @@ def test_test_stage_logs_floors_and_contours_that_match_independent_metrics(phan
                 metric.update(kp, truth, sample_index=idx)
             outside += int((~torch.isfinite(truth).all(-1)).sum())
             ridge.update(probe.predict(batch["audio"], real.shape[2]), real, sample_index=idx)
+            # the random-clip floor: another utterance's real clip; the swap check: the partner's speech
+            assert (batch["partner_utterance"] != batch["utterance"]).all()
+            random_clip.update(batch["partner_video"], real, sample_index=idx)
+            other = {**batch, "audio": batch["partner_audio"]}
+            if "audio_feats" in batch:
+                other["audio_feats"] = batch["partner_audio_feats"]
+            swap.update(model.predict_clips(other, real.shape[0], cascade=True).clamp(-1, 1), pred, sample_index=idx)
     assert outside > 0  # the masking is exercised: some true points are outside the fan
     assert results["test/contour_msd"] == pytest.approx(float(a.compute()), rel=1e-5)
     assert results["test/contour_msd_truth"] == pytest.approx(float(b.compute()), rel=1e-5)
     assert results["test/contour_msd_truth_oracle"] == pytest.approx(float(oracle.compute()), rel=1e-5)
     assert results["test/rmse_ridge"] == pytest.approx(float(ridge.compute()), rel=1e-5)
+    assert results["test/rmse_random_clip"] == pytest.approx(float(random_clip.compute()), rel=1e-5)
+    assert results["test/swap_change"] == pytest.approx(float(swap.compute()), rel=1e-5)
+    assert results["test/swap_change"] > 0  # even an untrained DNN's output moves with its input
     # the mean frame is the training clips' mean
     train = dm.baseline_clips("train")
     mean = torch.stack([train[i]["video"] for i in range(len(train))]).mean(dim=(0, 1, 2))
@@ -206,3 +222,17 @@ def test_tracker_checkpoints_of_phantom_training_load_despite_the_nan_mean_shape
     torch.save(ck, tmp_path / "diverged.ckpt")
     with pytest.raises(InputError, match="tracker weights hold NaN"):
         load_tracker(str(tmp_path / "diverged.ckpt"))
+
+
+def test_partners_are_other_speakers_clips_drawn_deterministically():
+    from datamodules.clips import partner_windows
+
+    windows = [(u, s) for u in range(4) for s in (0, 8)]
+    speakers = ["a", "a", "a", "a", "b", "b", "c", "c"]
+    got = partner_windows(windows, speakers, seed=0)
+    assert got == partner_windows(windows, speakers, seed=0)
+    assert all(speakers[j] != speakers[i] for i, j in enumerate(got))
+    assert got != partner_windows(windows, speakers, seed=1)
+    # one speaker: another utterance; one utterance: no partner
+    assert all(windows[j][0] != windows[i][0] for i, j in enumerate(partner_windows(windows, ["a"] * 8, 0)))
+    assert partner_windows([(0, 0), (0, 8)], ["a", "a"], 0) == [None, None]
