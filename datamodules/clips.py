@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from articulate.networks.wav2uti.encoders import context_samples
 from datamodules.sampling import item_rng
 
 if TYPE_CHECKING:
@@ -125,10 +126,14 @@ class ClipDataset(Dataset):
         if self.jitter and self.hop > 1:
             s = min(s + int(item_rng(self.seed, epoch, i).integers(0, self.hop)), utt.num_frames - T)
         video = torch.from_numpy(utt.frames[s : s + T].astype(np.float32) / 127.5 - 1.0)[None]
-        a0, a1 = _span(s, T, dm.fps, dm.sample_rate)
-        audio = utt.audio[a0:a1]
-        if audio.shape[0] < a1 - a0:  # rounding at the utterance end: at most a sample or two
-            audio = np.pad(audio, (0, a1 - a0 - audio.shape[0]))
+        c = dm.condition_context
+        # frames [s - c, s + T + c) of the utterance padded with c frames of silence (pad_context)
+        a0, a1 = _span(s, T + 2 * c, dm.fps, dm.sample_rate)
+        pad = context_samples(c, dm.sample_rate, dm.fps)
+        a0, a1 = a0 - pad, a1 - pad
+        audio = utt.audio[max(a0, 0):max(a1, 0)]
+        # silence beyond the utterance (and rounding at its end: a sample or two)
+        audio = np.pad(audio, (max(0, -a0), a1 - a0 - audio.shape[0] - max(0, -a0)))
         item: dict[str, Any] = {
             "video": video,
             "audio": torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
@@ -142,7 +147,7 @@ class ClipDataset(Dataset):
             item["true_keypoints"] = torch.from_numpy(np.asarray(utt.keypoints[s : s + T], dtype=np.float32))
         item["mm_per_pixel"] = torch.tensor(float(utt.mm_per_pixel), dtype=torch.float64)
         if "audio" in utt.features:
-            item["audio_feats"] = torch.from_numpy(np.asarray(utt.features["audio"][s : s + T], dtype=np.float32))
+            item["audio_feats"] = torch.from_numpy(np.asarray(utt.features["audio"][s : s + T + 2 * c], dtype=np.float32))
         if "text" in utt.features:
             item["text_feats"] = torch.from_numpy(np.asarray(utt.features["text"], dtype=np.float32))
         return item

@@ -22,6 +22,10 @@ Conditions computed by frozen encoders are attached by the LightningModule
 (:meth:`Wav2UTIDataModule.attach_features`) and read from the on-disk feature cache; the batch then
 carries frame-aligned ``audio_feats [B, T, D]`` and padded ``text_feats [B, L, D]`` + ``text_mask``.
 
+Speech context (``condition_context`` c frames, linked to the model): a clip's ``audio`` covers frames
+``[s - c, s + T + c)`` (silence beyond the utterance) and its ``audio_feats`` are ``[T + 2c, D]``, computed
+on the utterance padded with c frames of silence (``articulate.networks.wav2uti.encoders.pad_context``).
+
 Batch keys: ``video [B,1,T,H,W]`` float in [-1,1], ``audio [B, L]``, ``text`` (list of str),
 ``speaker`` (list of str), ``utterance [B]`` (index into ``utterances``), ``start [B]`` (first frame),
 ``sample_index [B]`` (dataset index, for DDP-exact metrics), ``mm_per_pixel [B]`` (float64, NaN when
@@ -63,6 +67,8 @@ class Wav2UTIDataModule(LightningDataModule):
         phantom: options for ``articulate.phantom.ensure_phantom("wav2uti", **phantom)``.
         resolution: frame size (64 / 96 / 112 in the paper).
         clip_frames: frames per clip (the denoiser's window).
+        condition_context: frames of speech before and after each clip that the clip's audio and features
+            carry (the model's view of the speech around the clip; see the module docstring).
         fps: video frame rate of the model (recordings at another rate are resampled in time).
         sample_rate: audio rate delivered with the clips (16 kHz as the paper and wav2vec 2.0).
         view: "fan" (Cartesian fan images, the paper's view) or "scanlines" (the raw polar matrix).
@@ -93,6 +99,7 @@ class Wav2UTIDataModule(LightningDataModule):
         clip_frames: int = 16,
         fps: float = 60.0,
         sample_rate: int = 16000,
+        condition_context: int = 0,
         view: str = "fan",
         batch_size: int = 4,
         num_workers: int = 0,
@@ -128,7 +135,8 @@ class Wav2UTIDataModule(LightningDataModule):
             raise ValueError(f"transcript must be 'prompt', 'whisper' or 'none', got {transcript!r}")
         # Sizes fail here, when the config is read, not inside the fan conversion after the data was indexed.
         for name, value, least in (("resolution", resolution, 2), ("clip_frames", clip_frames, 1),
-                                   ("batch_size", batch_size, 1), ("num_workers", num_workers, 0)):
+                                   ("batch_size", batch_size, 1), ("num_workers", num_workers, 0),
+                                   ("condition_context", condition_context, 0)):
             if int(value) < least:
                 raise InputError(None, f"{name} must be at least {least}, got {value}")
         for name, value in (("fps", fps), ("sample_rate", sample_rate)):
@@ -142,6 +150,7 @@ class Wav2UTIDataModule(LightningDataModule):
 
             check_options("wav2uti", self.phantom)
         self.resolution, self.clip_frames = int(resolution), int(clip_frames)
+        self.condition_context = int(condition_context)
         self.fps, self.sample_rate, self.view = float(fps), int(sample_rate), view
         self.batch_size, self.num_workers = int(batch_size), int(num_workers)
         self.test_subjects, self.val_subjects, self.split_seed = test_subjects, val_subjects, int(split_seed)
@@ -399,14 +408,19 @@ class Wav2UTIDataModule(LightningDataModule):
         counts.
         """
         from articulate.features import FeatureCache, array_content_key, text_content_key
+        from articulate.networks.wav2uti.encoders import pad_context
 
         self._attached = (audio_fn, audio_key, text_fn, text_key, compute)
         cache = FeatureCache(self.feature_cache_dir)
+        c = self.condition_context
         for utt in self.utterances:
             if audio_fn is not None:
-                ck = array_content_key(utt.audio, self.sample_rate, utt.num_frames, self.fps)
+                # features of frames [-c, F + c): the utterance with c frames of silence on each side
+                audio = pad_context(utt.audio, c, self.sample_rate, self.fps)
+                ck = array_content_key(audio, self.sample_rate, utt.num_frames + 2 * c, self.fps)
                 if compute:
-                    utt.features["audio"] = cache.get_or_compute(audio_key, ck, lambda u=utt: audio_fn(u.audio, u.num_frames))
+                    utt.features["audio"] = cache.get_or_compute(
+                        audio_key, ck, lambda a=audio, u=utt: audio_fn(a, u.num_frames + 2 * c))
                 else:
                     got = cache.get(audio_key, ck)
                     if got is None:

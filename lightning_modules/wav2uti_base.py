@@ -47,6 +47,7 @@ class ClipSource(Protocol):
     clip_frames: int
     fps: float
     sample_rate: int
+    condition_context: int
 
     def attach_features(self, audio_fn: Callable | None = None, audio_key: str | None = None,
                         text_fn: Callable | None = None, text_key: str | None = None, compute: bool = True) -> dict: ...
@@ -90,12 +91,14 @@ class Wav2UTIModule(ArticulateModule):
     direction = "wav2uti"
 
     def __init__(self, audio_encoder: nn.Module, text_encoder: nn.Module | None, resolution: int, clip_frames: int,
-                 fps: float, baselines: Any = None, contour_ckpt: str | None = None, contour_threshold: float = 0.3):
+                 fps: float, baselines: Any = None, contour_ckpt: str | None = None, contour_threshold: float = 0.3,
+                 condition_context: int = 0):
         super().__init__()
         self.__dict__["off_tree"] = OffTree()
         self.set_encoder("audio_encoder", audio_encoder)
         self.set_encoder("text_encoder", text_encoder)
         self.resolution, self.clip_frames, self.fps = int(resolution), int(clip_frames), float(fps)
+        self.condition_context = int(condition_context)
         from articulate.metrics import PSNR, RMSE
 
         self.val_rmse, self.val_psnr = RMSE(pixel_range="signed"), PSNR(pixel_range="signed")
@@ -130,10 +133,12 @@ class Wav2UTIModule(ArticulateModule):
 
     # -- conditions ------------------------------------------------------------------------
     def audio_features(self, batch: dict[str, Any]) -> torch.Tensor:
+        """``[B, T + 2c, D]``: the clip's frames and ``condition_context`` frames of speech on each side."""
         if "audio_feats" in batch:
             return batch["audio_feats"].float()
         self._encoders_to_device()
-        return self.audio_encoder(batch["audio"].float(), fps=self.fps, n_frames=batch["video"].shape[2])
+        n = batch["video"].shape[2] + 2 * self.condition_context
+        return self.audio_encoder(batch["audio"].float(), fps=self.fps, n_frames=n)
 
     def text_features(self, batch: dict[str, Any]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         if self.text_encoder is None:
@@ -148,10 +153,13 @@ class Wav2UTIModule(ArticulateModule):
         dm = self.trainer.datamodule if self._trainer is not None else None
         if not isinstance(dm, ClipSource):
             return
-        ours = (self.resolution, self.clip_frames, round(self.fps, 6), int(self.audio_encoder.sample_rate))
-        theirs = (int(dm.resolution), int(dm.clip_frames), round(float(dm.fps), 6), int(dm.sample_rate))
+        ours = (self.resolution, self.clip_frames, round(self.fps, 6), int(self.audio_encoder.sample_rate),
+                self.condition_context)
+        theirs = (int(dm.resolution), int(dm.clip_frames), round(float(dm.fps), 6), int(dm.sample_rate),
+                  int(dm.condition_context))
         if ours != theirs:
-            raise ValueError(f"model (resolution, clip_frames, fps, audio rate) {ours} differ from the data's {theirs}; "
+            raise ValueError(f"model (resolution, clip_frames, fps, audio rate, condition_context) {ours} differ from "
+                             f"the data's {theirs}; "
                              "set them once, in the data section (the config links them to the model)")
         self.attach_frozen_features(dm)
         if self.contour_ckpt:
@@ -221,7 +229,7 @@ class Wav2UTIModule(ArticulateModule):
         if probe is None or not hasattr(dm, "baseline_clips"):
             return
         probe.reset()
-        probe.bind(int(dm.sample_rate), float(dm.fps), device=self.device)
+        probe.bind(int(dm.sample_rate), float(dm.fps), device=self.device, margin=self.condition_context)
         for split, add in (("train", probe.add), ("val", probe.add_heldout)):
             clips = dm.baseline_clips(split)
             for batch in DataLoader(clips, batch_size=64, shuffle=False, collate_fn=collate_clips):

@@ -34,7 +34,7 @@ from torch import nn
 from articulate.baselines.wav2uti import RidgeProbe
 from articulate.diffusion import EDMLoss, HeunSampler
 from articulate.errors import InputError
-from articulate.inference.wav2uti import DiffusionGenerator, timing_mismatch
+from articulate.inference.wav2uti import DiffusionGenerator, fuse_condition, timing_mismatch
 from articulate.transforms.video import resize_video
 from lightning_modules.wav2uti_base import Wav2UTIModule
 
@@ -76,9 +76,10 @@ class Wav2UTIDiffusion(Wav2UTIModule):
         baselines: RidgeProbe | None = None,
         contour_ckpt: str | None = None,
         contour_threshold: float = 0.3,
+        condition_context: int = 0,
     ):
         super().__init__(audio_encoder, text_encoder, resolution, clip_frames, fps, baselines, contour_ckpt,
-                         contour_threshold)
+                         contour_threshold, condition_context)
         if stage not in ("base", "super_resolution"):
             raise ValueError(f"stage must be 'base' or 'super_resolution', got {stage!r}")
         self.save_config()
@@ -94,7 +95,8 @@ class Wav2UTIDiffusion(Wav2UTIModule):
                 "text_encoder": self.text_encoder, "sampler": self.sampler, "stage": self.stage,
                 "resolution": self.resolution, "clip_frames": self.clip_frames, "fps": self.fps,
                 "low_res_size": self.low_res_size, "sample_aug_sigma": float(hp.sample_aug_sigma),
-                "guidance_scale": float(hp.guidance_scale), "long_form_hop": hp.long_form_hop}
+                "guidance_scale": float(hp.guidance_scale), "long_form_hop": hp.long_form_hop,
+                "condition_context": self.condition_context}
 
     def to_inference(self) -> DiffusionGenerator:
         self._encoders_to_device()
@@ -123,6 +125,9 @@ class Wav2UTIDiffusion(Wav2UTIModule):
             if not isinstance(base, DiffusionGenerator) or base.stage != "base":
                 raise InputError(path, "low_res_ckpt must be a base-stage diffusion checkpoint")
             problem = timing_mismatch(base, self.to_inference())
+            if not problem and base.condition_context != self.condition_context:
+                problem = (f"the base stage reads {base.condition_context} frames of speech context, this stage's data "
+                           f"{self.condition_context}: train both with the same condition_context")
             if problem:
                 raise InputError(path, problem)
             self.off_tree.modules["base_stage"] = base
@@ -134,7 +139,7 @@ class Wav2UTIDiffusion(Wav2UTIModule):
         base = self.base_stage()
         if "audio" not in batch:
             raise ValueError("cascaded evaluation needs the raw audio in the batch")
-        feats = base.audio_features(batch["audio"], n_frames=batch["video"].shape[2])
+        feats = base.audio_features(batch["audio"], n_frames=batch["video"].shape[2] + 2 * base.condition_context)
         text, tmask = base.text_features(list(batch["text"]))
         return self.to_low_res(base.generate(feats, text, tmask, generator=generator))
 
@@ -146,7 +151,7 @@ class Wav2UTIDiffusion(Wav2UTIModule):
         video = batch["video"]
         B = video.shape[0]
         text, tmask = self.text_features(batch)
-        cond, cmask = self.fusion(self.audio_features(batch), text, tmask)
+        cond, cmask = fuse_condition(self.fusion, self.audio_features(batch), text, tmask, self.condition_context)
         if drop and self.hparams.cond_drop_prob > 0:
             keep = torch.rand(B, device=video.device, generator=generator) >= self.hparams.cond_drop_prob
             cmask = cmask & keep[:, None]

@@ -29,14 +29,15 @@ class Wav2UTIDNN(Wav2UTIModule):
 
     def __init__(self, network: nn.Module, audio_encoder: nn.Module, resolution: int = 64, clip_frames: int = 16,
                  fps: float = 60.0, lr: float = 1e-3, weight_decay: float = 0.0, baselines: RidgeProbe | None = None,
-                 contour_ckpt: str | None = None, contour_threshold: float = 0.3):
-        super().__init__(audio_encoder, None, resolution, clip_frames, fps, baselines, contour_ckpt, contour_threshold)
+                 contour_ckpt: str | None = None, contour_threshold: float = 0.3, condition_context: int = 0):
+        super().__init__(audio_encoder, None, resolution, clip_frames, fps, baselines, contour_ckpt, contour_threshold,
+                         condition_context)
         self.save_config()
         self.network = network
 
     def inference_init(self) -> dict[str, Any]:
         return {"network": self.network, "audio_encoder": self.audio_encoder, "resolution": self.resolution,
-                "clip_frames": self.clip_frames, "fps": self.fps}
+                "clip_frames": self.clip_frames, "fps": self.fps, "condition_context": self.condition_context}
 
     def to_inference(self) -> FrameRegressor:
         self._encoders_to_device()
@@ -44,17 +45,17 @@ class Wav2UTIDNN(Wav2UTIModule):
 
     @torch.no_grad()
     def generate(self, audio_feats: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        """``[B, T, D]`` features -> ``[B, 1, T, R, R]`` video in [-1, 1] (any T, frame by frame)."""
+        """``[B, T + 2c, D]`` features -> ``[B, 1, T, R, R]`` video in [-1, 1] (any T, frame by frame)."""
         return self.to_inference().generate(audio_feats)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = F.mse_loss(self.network(self.audio_features(batch)), batch["video"])
+        loss = F.mse_loss(self.network(self.audio_features(batch), margin=self.condition_context), batch["video"])
         self.check_finite(loss=loss)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["video"].shape[0])
         return loss
 
     def predict_clips(self, batch: dict[str, Any], n: int, cascade: bool) -> torch.Tensor:
-        return self.network(self.audio_features(batch))[:n]
+        return self.network(self.audio_features(batch)[:n], margin=self.condition_context)
 
     def log_eval_loss(self, batch, batch_idx, prefix, pred) -> None:
         self.log(f"{prefix}/loss", F.mse_loss(pred, batch["video"][: pred.shape[0]]), batch_size=pred.shape[0],

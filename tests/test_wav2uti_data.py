@@ -149,3 +149,34 @@ def test_speaker_dependent_split_by_utterance(tmp_path):
     ids = {p: {dm.utterances[i].id for i in dm.splits[p]} for p in ("train", "val", "test")}
     assert not (ids["train"] & ids["test"]) and not (ids["train"] & ids["val"]) and not (ids["val"] & ids["test"])
     assert dm.speakers["test"] == dm.speakers["train"] == ["spk0", "spk1"]  # every speaker in every part
+
+
+def test_condition_context_carries_the_speech_around_each_clip(cohort, tmp_path):
+    """With c frames of context a clip's audio is frames [s - c, s + T + c) of the utterance (silence before its
+    start), and its cached features are the encoder's on that padded utterance, frame for frame."""
+    from articulate.networks.wav2uti.encoders import LogMelEncoder
+    from articulate.readers.audio import read_audio
+
+    c, r = 3, 16000 / 60
+    dm = _dm(cohort, condition_context=c, feature_cache_dir=str(tmp_path / "feat"))
+    enc = LogMelEncoder(n_mels=16)
+    dm.attach_features(lambda a, n: enc(torch.from_numpy(a)[None], fps=60.0, n_frames=n)[0].numpy(), enc.cache_key())
+    ds = dm.dataset("val")
+    first = next(i for i, (_, s) in enumerate(ds.windows) if s == 0)
+    later = next(i for i, (_, s) in enumerate(ds.windows) if s >= c)
+    for i in (first, later):
+        item = ds[i]
+        utt, s = dm.utterances[ds.windows[i][0]], ds.windows[i][1]
+        assert item["audio_feats"].shape == (16 + 2 * c, 16)
+        assert abs(item["audio"].shape[0] - (16 + 2 * c) * r) <= 1
+        wav, _ = read_audio(utt.source.with_suffix(".wav"), sr=16000)
+        wav = np.concatenate([np.zeros(int(round(c * r)) + 10**5, np.float32), wav[int(round(0.1 * 16000)):]])
+        a0 = 10**5 + int(round(s * r))  # the padded utterance, from frame s - c
+        np.testing.assert_allclose(item["audio"].numpy(), wav[a0:a0 + item["audio"].shape[0]], atol=1e-6)
+        # the cached features: the encoder on the utterance padded with c frames of silence, frames s .. s+T+2c
+        padded = np.concatenate([np.zeros(int(round(c * r)), np.float32), utt.audio, np.zeros(int(round(c * r)), np.float32)])
+        ref = enc(torch.from_numpy(padded)[None], fps=60.0, n_frames=utt.num_frames + 2 * c)[0].numpy()
+        np.testing.assert_allclose(np.asarray(item["audio_feats"], np.float32), ref[s:s + 16 + 2 * c], atol=2e-3)
+    assert float(ds[first]["audio"][: int(c * r) - 1].abs().max()) == 0.0  # before the utterance: silence
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["audio_feats"].shape == (3, 16 + 2 * c, 16) and batch["video"].shape[2] == 16

@@ -155,3 +155,45 @@ def test_dnn_context_windows_and_shapes():
     loss = m.training_step(_batch(), 0)
     assert torch.isfinite(loss)
     assert m.generate(torch.randn(1, 9, 8)).shape == (1, 1, 9, 16, 16)
+
+
+def test_condition_context_reaches_the_models_and_inference_alike():
+    """c frames of context: the features carry T + 2c frames, the video has T; the fused condition of a clip
+    reads the speech beyond it; the module, its inference object and from_audio agree."""
+    from articulate.networks.wav2uti.encoders import pad_context
+
+    c, T = 2, 4
+    m = _model(text=False, condition_context=c).eval()
+    with torch.no_grad():  # zero-initialised output layers would hide every condition from an untrained net
+        for p in m.parameters():
+            if p.ndim > 1 and not p.any():
+                p.normal_(0, 0.1)
+    feats = torch.randn(1, T + 2 * c, 8)
+    out = m.generate(feats, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (1, 1, T, 16, 16)
+    # the margin is read: changing the speech before the clip changes the clip
+    moved = feats.clone()
+    moved[:, 0] += 3.0
+    assert not torch.allclose(m.generate(moved, generator=torch.Generator().manual_seed(0)), out)
+    # from_audio pads the utterance with c frames of silence, then generates; the same as by hand
+    wav = torch.randn(int(round(T * 16000 / 60))) * 0.1
+    inf = m.to_inference()
+    ref = inf.generate(inf.audio_features(pad_context(wav[None], c, 16000, 60.0), T + 2 * c),
+                       generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(inf.from_audio(wav.numpy(), T, seed=5), ref)
+    # long-form windows slice the features with their margins: longer than a clip works and is deterministic
+    long = m.generate(torch.randn(1, 11 + 2 * c, 8), generator=torch.Generator().manual_seed(3))
+    assert long.shape == (1, 1, 11, 16, 16) and torch.isfinite(long).all()
+    # training reads T + 2c feature frames (the batch's audio covers them)
+    b = _batch(T=T + 2 * c)
+    b["video"] = b["video"][:, :, :T]
+    m.train()
+    assert torch.isfinite(m.training_step(b, 0))
+    # the DNN: the margin only feeds the context windows
+    dnn = Wav2UTIDNN(FrameDNN(in_dim=8, context=2, hidden=16, num_layers=2, out_size=16), LogMelEncoder(n_mels=8),
+                     resolution=16, clip_frames=T, condition_context=c)
+    f = torch.randn(1, T + 2 * c, 8)
+    y = dnn.generate(f)
+    assert y.shape == (1, 1, T, 16, 16)
+    torch.testing.assert_close(y[0, 0, 0], dnn.network(f[:, :5], margin=c)[0, 0, 0].clamp(-1, 1))
+    assert torch.isfinite(dnn.training_step(b, 0))

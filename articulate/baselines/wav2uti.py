@@ -80,14 +80,18 @@ class RidgeProbe:
         self.alphas, self.default_alpha = [float(a) for a in alphas], float(default_alpha)
         self.encoder = None
         self.fps = 60.0
+        self.margin = 0
         self.device = torch.device("cpu")
         self.reset()
 
     # ------------------------------------------------------------------ setup
-    def bind(self, sample_rate: int, fps: float, device: torch.device | str = "cpu") -> RidgeProbe:
+    def bind(self, sample_rate: int, fps: float, device: torch.device | str = "cpu", margin: int = 0) -> RidgeProbe:
+        """``margin``: frames of speech context the clips' audio carries on each side (the data's
+        ``condition_context``): the probe's windows then read real speech across the clip's edges."""
         from articulate.networks.wav2uti.encoders import LogMelEncoder
 
         self.device = torch.device(device)
+        self.margin = int(margin)
         self.encoder = LogMelEncoder(sample_rate=int(sample_rate), n_mels=self.n_mels, n_fft=self.n_fft,
                                      hop_length=self.hop_length).to(self.device)
         self.fps = float(fps)
@@ -107,14 +111,16 @@ class RidgeProbe:
 
     # ------------------------------------------------------------------ features
     def features(self, audio: torch.Tensor, n_frames: int) -> torch.Tensor:
-        """Clip audio ``[B, L]`` -> ``[B * T, D]`` float64 rows (log-mel with context, frame-major per clip)."""
+        """Clip audio ``[B, L]`` (with ``margin`` frames on each side) -> ``[B * T, D]`` float64 rows (log-mel
+        with context, frame-major per clip); ``n_frames``: the clip's T."""
         from articulate.networks.wav2uti.dnn import context_windows
 
         if self.encoder is None:
             raise RuntimeError("RidgeProbe.bind(sample_rate, fps) first")
+        m = self.margin
         with torch.no_grad():
-            f = self.encoder(audio.to(self.device).float(), fps=self.fps, n_frames=int(n_frames))
-            x = context_windows(f, self.context)
+            f = self.encoder(audio.to(self.device).float(), fps=self.fps, n_frames=int(n_frames) + 2 * m)
+            x = context_windows(f, self.context)[:, m:m + int(n_frames)]
         return x.reshape(-1, x.shape[-1]).double()
 
     @staticmethod

@@ -26,6 +26,7 @@ DIRECTION = Direction(
         Link("data.init_args.resolution", "model.init_args.network.init_args.out_size"),
         Link("data.init_args.clip_frames", "model.init_args.clip_frames"),
         Link("data.init_args.fps", "model.init_args.fps"),
+        Link("data.init_args.condition_context", "model.init_args.condition_context"),
         Link("data.init_args.sample_rate", "model.init_args.audio_encoder.init_args.sample_rate"),
         # One noise range and data scale for preconditioning, loss and sampler.
         Link(f"{_DENOISER}.sigma_min", "model.init_args.sampler.init_args.sigma_min"),

@@ -20,6 +20,7 @@ from articulate.checkpoints import Checkpoint
 from articulate.diffusion import CFGDenoiser, HeunSampler, LongFormSampler
 from articulate.errors import InputError
 from articulate.inference.base import Predictor
+from articulate.networks.wav2uti.encoders import pad_context
 from articulate.transforms.video import resize_video
 
 
@@ -28,17 +29,29 @@ def pretrained_frozen(module: nn.Module | None) -> bool:
     return module is not None and bool(getattr(module, "pretrained_frozen", False))
 
 
+def fuse_condition(fusion: nn.Module, audio_feats: torch.Tensor, text: torch.Tensor | None,
+                   text_mask: torch.Tensor | None, context: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fused condition of frames ``[c, N - c)`` from features of ``N`` frames (``context`` c frames of
+    speech on each side, which the fusion's temporal layers read and the output drops)."""
+    cond, mask = fusion(audio_feats, text, text_mask)
+    if context:
+        cond, mask = cond[:, context:cond.shape[1] - context], mask[:, context:mask.shape[1] - context]
+    return cond, mask
+
+
 class UltrasoundGenerator(Predictor):
-    """Base of the wav2uti inference objects: ``generate(audio_feats [B, T, D], ...) -> [B, 1, T, R, R]``."""
+    """Base of the wav2uti inference objects: ``generate(audio_feats [B, T + 2c, D], ...) -> [B, 1, T, R, R]``,
+    where c is ``condition_context``: frames of speech the features carry on each side of the video's."""
 
     direction = "wav2uti"
     stage = "base"
 
     def __init__(self, audio_encoder: nn.Module, resolution: int, clip_frames: int, fps: float,
-                 text_encoder: nn.Module | None = None):
+                 text_encoder: nn.Module | None = None, condition_context: int = 0):
         super().__init__()
         self.audio_encoder, self.text_encoder = audio_encoder, text_encoder
         self.resolution, self.clip_frames, self.fps = int(resolution), int(clip_frames), float(fps)
+        self.condition_context = int(condition_context)
 
     @property
     def sample_rate(self) -> int:
@@ -65,8 +78,9 @@ class UltrasoundGenerator(Predictor):
     def from_audio(self, wav: np.ndarray, n_frames: int, text: str = "", low_res: torch.Tensor | None = None,
                    seed: int = 0, **options: Any) -> torch.Tensor:
         """Mono audio at :attr:`sample_rate` covering ``n_frames`` frames -> video ``[1, 1, n_frames, R, R]``."""
+        c = self.condition_context
         x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))[None].to(self.device)
-        feats = self.audio_features(x, n_frames)
+        feats = self.audio_features(pad_context(x, c, self.sample_rate, self.fps), n_frames + 2 * c)
         text_feats, text_mask = self.text_features([text])
         g = torch.Generator(device=self.device).manual_seed(int(seed))
         return self.generate(feats, text_feats, text_mask, low_res=low_res, generator=g, **options)
@@ -76,12 +90,12 @@ class FrameRegressor(UltrasoundGenerator):
     """The DNN baseline: one ultrasound frame per audio feature frame (context window inside the network)."""
 
     def __init__(self, network: nn.Module, audio_encoder: nn.Module, resolution: int = 64, clip_frames: int = 16,
-                 fps: float = 60.0):
-        super().__init__(audio_encoder, resolution, clip_frames, fps)
+                 fps: float = 60.0, condition_context: int = 0):
+        super().__init__(audio_encoder, resolution, clip_frames, fps, condition_context=condition_context)
         self.network = network
 
     def generate(self, audio_feats, text=None, text_mask=None, low_res=None, generator=None, **options) -> torch.Tensor:
-        return self.network(audio_feats.float()).clamp(-1.0, 1.0)
+        return self.network(audio_feats.float(), margin=self.condition_context).clamp(-1.0, 1.0)
 
 
 class DiffusionGenerator(UltrasoundGenerator):
@@ -96,8 +110,9 @@ class DiffusionGenerator(UltrasoundGenerator):
     def __init__(self, denoiser: nn.Module, audio_encoder: nn.Module, fusion: nn.Module,
                  text_encoder: nn.Module | None = None, sampler: HeunSampler | None = None, stage: str = "base",
                  resolution: int = 64, clip_frames: int = 16, fps: float = 60.0, low_res_size: int = 64,
-                 sample_aug_sigma: float = 0.05, guidance_scale: float = 1.0, long_form_hop: int | None = None):
-        super().__init__(audio_encoder, resolution, clip_frames, fps, text_encoder)
+                 sample_aug_sigma: float = 0.05, guidance_scale: float = 1.0, long_form_hop: int | None = None,
+                 condition_context: int = 0):
+        super().__init__(audio_encoder, resolution, clip_frames, fps, text_encoder, condition_context)
         if stage not in ("base", "super_resolution"):
             raise ValueError(f"stage must be 'base' or 'super_resolution', got {stage!r}")
         self.denoiser, self.fusion = denoiser, fusion
@@ -114,7 +129,8 @@ class DiffusionGenerator(UltrasoundGenerator):
         super().load_weights(ck)
 
     def condition(self, audio_feats: torch.Tensor, text: torch.Tensor | None, text_mask: torch.Tensor | None):
-        return self.fusion(audio_feats, text, text_mask)
+        """Frame-aligned condition ``[B, T, C]`` of features ``[B, T + 2c, D]`` (see :func:`fuse_condition`)."""
+        return fuse_condition(self.fusion, audio_feats, text, text_mask, self.condition_context)
 
     def upsample_low_res(self, low: torch.Tensor, aug_sigma: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         up = resize_video(low, self.resolution, "bilinear")
@@ -135,10 +151,13 @@ class DiffusionGenerator(UltrasoundGenerator):
                  low_res: torch.Tensor | None = None, generator: torch.Generator | None = None,
                  guidance_scale: float | None = None, sampler: HeunSampler | None = None, steps: int | None = None,
                  long_form_hop: int | None = None) -> torch.Tensor:
-        """Video ``[B, 1, T, R, R]`` in [-1, 1] for frame-aligned ``audio_feats [B, T, D]`` (any T)."""
+        """Video ``[B, 1, T, R, R]`` in [-1, 1] for frame-aligned ``audio_feats [B, T + 2c, D]`` (any T)."""
         sampler = sampler or (self.with_steps(steps) if steps else self.sampler)
         scale = self.guidance_scale if guidance_scale is None else float(guidance_scale)
-        B, T = audio_feats.shape[:2]
+        c = self.condition_context
+        B, T = audio_feats.shape[0], audio_feats.shape[1] - 2 * c
+        if T < 1:
+            raise ValueError(f"audio_feats of {audio_feats.shape[1]} frames hold no frame beyond the {c}-frame context")
         device = audio_feats.device
         up = aug = None
         if self.stage == "super_resolution":
@@ -149,7 +168,7 @@ class DiffusionGenerator(UltrasoundGenerator):
         cfg = CFGDenoiser(self.denoiser, scale)
 
         def cond_fn(start: int, stop: int) -> dict[str, Any]:
-            cond, cmask = self.condition(audio_feats[:, start:stop], text, text_mask)
+            cond, cmask = self.condition(audio_feats[:, start:stop + 2 * c], text, text_mask)
             kw: dict[str, Any] = {"cond": cond, "cond_mask": cmask}
             if up is not None:
                 kw["low_res"], kw["aug_sigma"] = up[:, :, start:stop], aug

@@ -64,8 +64,11 @@ def wav2uti_sampling(configs: list[str], device: str, variant: Variant, steps: i
     module, _ = build(configs)
     model = module.to_inference().to(device).eval()  # what synthesize-uti runs
     apply_variant(model, variant)
+    from articulate.networks.wav2uti.encoders import pad_context
+
     audio = torch.randn(1, int(frames / model.fps * model.sample_rate), device=device) * 0.1
-    feats = model.audio_features(audio, n_frames=frames)
+    c = model.condition_context
+    feats = model.audio_features(pad_context(audio, c, model.sample_rate, model.fps), n_frames=frames + 2 * c)
     text, tmask = model.text_features(["a ba ka"])
     low = None
     if model.stage == "super_resolution":

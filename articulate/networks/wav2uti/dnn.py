@@ -27,8 +27,8 @@ def context_windows(feats: torch.Tensor, context: int) -> torch.Tensor:
 class FrameDNN(nn.Module):
     """Acoustic features with context -> fully connected -> one ``out_size`` frame per video frame.
 
-    ``forward(feats [B, T, in_dim]) -> [B, 1, T, H, W]`` in the data scale ([-1, 1]; linear output,
-    trained with MSE).
+    ``forward(feats [B, T + 2 margin, in_dim], margin=0) -> [B, 1, T, H, W]`` in the data scale ([-1, 1];
+    linear output, trained with MSE): the ``margin`` frames on each side only feed the context windows.
     """
 
     def __init__(self, in_dim: int = 80, context: int = 5, hidden: int = 1000, num_layers: int = 5,
@@ -45,7 +45,9 @@ class FrameDNN(nn.Module):
         layers.append(nn.Linear(width, self.out_size * self.out_size))
         self.mlp = nn.Sequential(*layers)
 
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        b, t, _ = feats.shape
-        y = self.mlp(context_windows(feats.float(), self.context))  # [B, T, H*W]
+    def forward(self, feats: torch.Tensor, margin: int = 0) -> torch.Tensor:
+        x = context_windows(feats.float(), self.context)
+        x = x[:, margin:x.shape[1] - margin]
+        b, t, _ = x.shape
+        y = self.mlp(x)  # [B, T, H*W]
         return y.view(b, t, 1, self.out_size, self.out_size).permute(0, 2, 1, 3, 4)

@@ -13,6 +13,13 @@ treat them alike:
   aligned with the video whatever the encoder's own frame rate.
 * ``cache_key() -> str``: everything that determines the output (class, configuration, weights).
 
+Speech context (``condition_context`` c, in video frames): the tongue at frame t depends on the speech
+around it (coarticulation, the acoustic-articulatory lag), also across a clip's edges. A model with
+c > 0 reads the features of frames ``[s - c, s + T + c)`` for the clip ``[s, s + T)``: they are computed
+on the utterance padded with c frames of silence on each side (:func:`pad_context`), so a clip at the
+start of an utterance sees silence before it, and the same utterance gives the same features in a clip
+and in a long-form window.
+
 Text encoders: ``forward(texts: list[str]) -> (feats [B, L, dim], mask [B, L] bool, True = token)``.
 An empty transcript gives an all-False mask row (the fusion then treats it as "no text").
 
@@ -41,6 +48,8 @@ __all__ = [
     "CharacterTextEncoder",
     "BertTextEncoder",
     "frames_for_duration",
+    "context_samples",
+    "pad_context",
     "interpolate_to_frames",
     "load_pretrained",
 ]
@@ -49,6 +58,23 @@ __all__ = [
 def frames_for_duration(n_samples: int, sample_rate: int, fps: float) -> int:
     """Number of video frames covering ``n_samples`` of audio: ``round(duration * fps)``."""
     return int(round(n_samples / sample_rate * fps))
+
+
+def context_samples(context: int, sample_rate: int, fps: float) -> int:
+    """Samples of ``context`` video frames of audio: the silence :func:`pad_context` adds on each side."""
+    return int(round(int(context) * sample_rate / fps))
+
+
+def pad_context(wav, context: int, sample_rate: int, fps: float):
+    """Audio ``[..., L]`` (numpy or torch) with ``context`` frames of silence before and after it."""
+    p = context_samples(context, sample_rate, fps)
+    if p == 0:
+        return wav
+    if isinstance(wav, torch.Tensor):
+        return F.pad(wav, (p, p))
+    import numpy as np
+
+    return np.pad(wav, [(0, 0)] * (wav.ndim - 1) + [(p, p)])
 
 
 def interpolate_to_frames(feats: torch.Tensor, first_center_s: float, step_s: float, n_frames: int, fps: float) -> torch.Tensor:

@@ -67,6 +67,9 @@ class VideoUNet(nn.Module):
         cond_dim: width of the condition sequence (0: unconditional network).
         cross_attn_window: frames a video frame may look away in the condition (None: all).
         pool_cond: add the masked mean of the condition to the noise embedding (global context).
+        frame_cond: add frame t's condition (projected) to frame t's embedding, so every ResBlock's
+            scale/shift reads the speech of its own frame (the condition is frame-aligned); a masked
+            (dropped) condition step adds 0, as CFG's unconditional branch needs.
         global_cond_dim: width of an optional per-clip vector added to the embedding (0: none).
         low_res_channels: channels of the low-res video concatenated for a super-resolution stage.
         noise_emb_dim: embedding width (default 4 x base_channels).
@@ -89,6 +92,7 @@ class VideoUNet(nn.Module):
         cond_dim: int = 256,
         cross_attn_window: float | None = None,
         pool_cond: bool = True,
+        frame_cond: bool = False,
         global_cond_dim: int = 0,
         low_res_channels: int = 0,
         noise_emb_dim: int | None = None,
@@ -118,6 +122,7 @@ class VideoUNet(nn.Module):
             self.aug_mlp = mlp(base_channels)
         # bias-free: an empty (fully masked) condition pools to 0 and must add exactly 0
         self.pool_proj = nn.Linear(cond_dim, E, bias=False) if (pool_cond and cond_dim > 0) else None
+        self.frame_proj = nn.Linear(cond_dim, E, bias=False) if (frame_cond and cond_dim > 0) else None
         self.global_proj = nn.Linear(global_cond_dim, E, bias=False) if global_cond_dim > 0 else None
         self.emb_act = nn.SiLU()
 
@@ -184,7 +189,20 @@ class VideoUNet(nn.Module):
             emb = emb + self.pool_proj(pooled)
         if self.global_proj is not None and global_cond is not None:
             emb = emb + self.global_proj(global_cond.to(dtype))
-        return self.emb_act(emb)
+        return emb
+
+    def _frame_embed(self, emb: torch.Tensor, T: int, cond: torch.Tensor | None, cond_mask: torch.Tensor | None) -> torch.Tensor:
+        """``[B, E]`` -> ``[B*T, E]``: the clip's embedding per frame, plus frame t's own condition."""
+        B = emb.shape[0]
+        out = emb.repeat_interleave(T, dim=0)
+        if self.frame_proj is None or cond is None:
+            return self.emb_act(out)
+        if cond.shape[1] != T:
+            raise ValueError(f"frame_cond needs one condition step per frame: got {cond.shape[1]} for {T} frames")
+        f = self.frame_proj(cond.to(emb.dtype))
+        if cond_mask is not None:
+            f = f * cond_mask.to(f.device)[..., None].to(f.dtype)
+        return self.emb_act(out + f.reshape(B * T, -1))
 
     def _run(self, stage: nn.Module, h: torch.Tensor, ctx: Context) -> torch.Tensor:
         if self.use_checkpointing and torch.is_grad_enabled() and h.requires_grad:
@@ -221,7 +239,7 @@ class VideoUNet(nn.Module):
                 raise ValueError(f"cond_mask must be {tuple(cond.shape[:2])}, got {tuple(cond_mask.shape)}")
         dtype = self.conv_in.weight.dtype
         emb = self._embed(c_noise, B, cond, cond_mask, aug_noise, global_cond, dtype, x.device)
-        ctx = Context(B=B, T=T, emb=emb.repeat_interleave(T, dim=0), cond=cond, cond_mask=cond_mask)
+        ctx = Context(B=B, T=T, emb=self._frame_embed(emb, T, cond, cond_mask), cond=cond, cond_mask=cond_mask)
         h = self.conv_in(x.to(dtype).transpose(1, 2).reshape(B * T, -1, H, W))
         skips = [h]
         for st in self.down:
