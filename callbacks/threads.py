@@ -2,9 +2,8 @@
 
 Why: on a 2-core machine shared with other jobs, two OpenMP threads per process spin-wait for each
 other whenever a core is taken, and small operations (data augmentation, small convolutions) become
-tens of times slower; measured here for the uti2contour U-Net under a load of 4: 8 images/s with 2
-threads, 36 with 1. One intra-op thread in the training process plus one DataLoader worker keeps
-both cores busy without that contention. Example (YAML)::
+tens of times slower (figures: docs/experiments/uti2contour.md). One intra-op thread in the training
+process plus one DataLoader worker keeps both cores busy without that contention. Example (YAML)::
 
     trainer:
       callbacks:

@@ -65,8 +65,8 @@ class MRI2AudioTranslator(MRI2AudioModule):
         mask_sparsity_start: the epoch from which the price applies. From the first step it closes the moving
             region first, before F has learnt to read it (A's weights act where the residual is non-zero, so
             that is where a price on the mean mask moves the mask most): F has to read the motion before
-            closing it costs L_rec anything. Measured (QUICK phantom, price 2 from epoch 4): the moving region
-            still dims first (attention ratio 0.80, held-out Corr2D 0.777).
+            closing it costs L_rec anything. On the QUICK phantom the moving region still dims first, warm-up or
+            not (docs/experiments/mri2audio.md).
         oracle_mask: a ceiling for A, not a model (phantom only): without A (``attention: null``), F reads
             ``x' = m x`` with the mask ``m = oracle_mask`` outside the phantom's true moving-articulator region
             and 1 inside it (needs ``--data.init_args.motion_regions all``). What a perfect motion mask is

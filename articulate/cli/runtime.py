@@ -1,6 +1,6 @@
 """Process settings every ``articulate`` command starts with (called first thing by :mod:`articulate.cli.main`).
 
-Measured on the QUICK mri2audio training (2 shared CPU cores, see README "Speed and memory"), two
+Measured on the QUICK mri2audio training (2 shared CPU cores; docs/results/speed-memory.md), two
 process-wide defaults cost more than half the CPU time:
 
 * **The allocator returned every large tensor to the kernel.** glibc serves large allocations with

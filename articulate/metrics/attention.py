@@ -56,8 +56,8 @@ class AttentionMotionModulation(AttentionMotionRatio):
     per pixel over each sample's frames (axis 1 of ``[B, T, H, W]``), each pixel weighed by the fraction of the
     frames the region covers it, pooled like :class:`AttentionMotionRatio`. The attention ratio asks whether the
     mask is *brighter* where things move; this one whether it *responds* there. A reads frame differences, so even
-    an untrained A varies a little more inside (the QUICK phantom at He initialisation: 1.8, with a temporal
-    s.d. of ~0.001); a mask constant in time is undefined (NaN).
+    an untrained A, whose masks hardly vary, scores above 1 (docs/experiments/mri2audio.md); a mask constant in
+    time is undefined (NaN).
     """
 
     registered_name = "attention_motion_modulation"

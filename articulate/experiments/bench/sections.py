@@ -56,7 +56,7 @@ def _train_quick(d: Direction, ctx) -> list[dict[str, Any]]:
 def quick_variants(device: str) -> list:
     """The QUICK presets' variants: the first of :func:`variants` (fp32), plus bf16 autocast on a CPU with
     native bf16 (AVX512-BF16 or AMX; without it bf16 is emulated and slower). Whether a model trains as well
-    with it is a separate measurement (README, Speed and memory)."""
+    with it is a separate measurement (docs/results/speed-memory.md)."""
     import torch
 
     from articulate.experiments import bench as B

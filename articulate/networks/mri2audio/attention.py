@@ -47,15 +47,14 @@ class ResidualAttention(nn.Module):
             mask no gradient, so the starting value stays there.
         closed: what F sees where the mask is closed. ``"dark"`` (the paper): ``x' = a x``, a closed pixel
             is dimmed towards black. F can undo a dimming with larger weights, so L_rec gives A no reason to
-            open the moving parts or close the rest (measured: masks as bright inside the true motion region
-            as outside). ``"noise"`` (ours): ``x' = a x + (1 - a) e``, with ``e`` drawn per frame from the
+            open the moving parts or close the rest (on the phantom its masks are as bright inside the true
+            motion region as outside). ``"noise"`` (ours): ``x' = a x + (1 - a) e``, with ``e`` drawn per frame from the
             pixel's own temporal mean and standard deviation over the sequence (the mean itself in eval
             mode): a closed pixel keeps its average look (the anatomy F needs for the subject code) but
             loses what it does over time, so hiding a pixel from F costs what its motion told F (the
             perturbation of information-bottleneck attribution, Schulz et al., ICLR 2020, applied to the
-            paper's mask). Measured on the QUICK phantom (10 epochs): F learns far more slowly through the
-            noise (held-out Corr2D 0.56 with init_mask 0.8 and a mask price from epoch 4, 0.80 for "dark"),
-            and A's masks reach 1.6x inside the motion region mid-run but 1.2x at the end; kept for studies.
+            paper's mask). On the QUICK phantom F learns far more slowly through the noise and A's masks end
+            hardly brighter inside the motion region (docs/experiments/mri2audio.md); kept for studies.
 
     H and W must be divisible by ``2 ** len(channels)`` (128 / 16 = 8 for the paper's size).
     Frames are processed as one 2D batch of ``B * T`` images.

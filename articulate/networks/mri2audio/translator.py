@@ -69,12 +69,11 @@ class HeterogeneousTranslator(nn.Module):
         logvar_limit: the log-variance channels are clamped to ``[-limit, limit]``; the pairwise KL
             divides by sigma_2^2, which the reconstruction loss alone would drive towards 0.
         subtract_mean_frame: subtract each pixel's mean over the sequence before the encoder (not in
-            the paper, which is silent on input normalisation; on in our configs). The tag grid and
-            the subject's static anatomy are the same in every frame and dominate the raw
+            the paper, which is silent on input normalisation; the ``mean_frame`` variant). The tag grid
+            and the subject's static anatomy are the same in every frame and dominate the raw
             intensities; what tells the sound is how they move. Without it F learns the average
-            spectrogram first and needs several times more steps before it reads the motion (the
-            QUICK phantom run: input-independent output after ~290 steps; with it, held-out Corr2D
-            passes the per-utterance mean within ~150).
+            spectrogram first and reads the motion only several times later (figures:
+            docs/experiments/mri2audio.md).
         kaiming_init: He-initialise the encoder convolutions (normal, fan-in, ReLU gain; zero bias).
             PyTorch's default conv initialisation has a third of that gain: the signal halves at
             every layer, so the five-layer latent starts ~15x weaker than the input and F spends its
@@ -90,8 +89,8 @@ class HeterogeneousTranslator(nn.Module):
             channels): the max-pools halve time only while at least ``latent_size`` frames are left, the latent
             is average-pooled to ``latent_size`` frames and over the image's width, and its axes become (mel
             band <- image height, mel frame <- MRI time). The decoder is unchanged; mel frame j then comes from
-            the MRI frames around the same moment. QUICK phantom, one seed: held-out Corr2D 0.793, within the paper
-            latent's run-to-run spread (0.752-0.800 over 6 runs), with a slower start.
+            the MRI frames around the same moment. Not better than the paper's latent on the QUICK phantom, and
+            slower to start (docs/experiments/mri2audio.md).
         init_logvar: start value of the utterance log-variance channels (their weights zeroed, their biases set
             to it). ``None`` keeps the init of the other channels (log sigma^2 ~ 0: sigma ~ 1). u = mu + sigma eps
             is then drawn with unit noise, as large as mu at the start, so the utterance code carries little
@@ -99,9 +98,9 @@ class HeterogeneousTranslator(nn.Module):
             which has no prior on u, does not state an init; configs/mri2audio.yaml starts at -6).
         input_scale: multiply the input by this before the encoder (not in the paper; 1 = off): a constant mask.
             A's start mask (``init_mask`` 0.2) dims F's input five-fold, and that dimming, not where A looks, is
-            most of what A adds on the QUICK phantom (held-out Corr2D without A 0.54 / 0.55 at seeds 0 / 1, 0.73
-            with ``input_scale`` 0.2, 0.80 with A): F's kaiming-initialised encoder passes the input's scale on to
-            its latent, and from a five times larger start F's output leaves the mean spectrogram later.
+            most of what A adds on the QUICK phantom (docs/experiments/mri2audio.md): F's kaiming-initialised
+            encoder passes the input's scale on to its latent, and from a five times larger start F's output
+            leaves the mean spectrogram later.
         input_norm: ``"sequence"`` standardises each input sequence (zero mean, unit std over
             time and space) before the encoder; ``"none"`` (default) feeds it as it comes.
     """
