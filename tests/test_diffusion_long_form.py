@@ -120,11 +120,23 @@ def test_long_video_with_network_batches_windows():
     lf = LongFormSampler(sampler, window=8, hop=4)
     out = lf(D, (1, 1, T, 8, 8), cond_fn=slice_frames({"cond": cond}), generator=torch.Generator().manual_seed(0))
     assert out.shape == (1, 1, T, 8, 8) and torch.isfinite(out).all()
-    assert lf.last_nfe == sampler.nfe  # all windows of a step go through the network in one call
+    # the first window's call measures its memory; with the default budget the other windows of every step
+    # then go through the network in one call
+    assert lf.window_mb is not None and lf.windows_per_call() >= 5
+    assert lf.last_nfe == sampler.nfe + 1
     lf2 = LongFormSampler(sampler, window=8, hop=4, max_windows_per_call=2)
     out2 = lf2(D, (1, 1, T, 8, 8), cond_fn=slice_frames({"cond": cond}), generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(out, out2, rtol=1e-4, atol=1e-4)
     assert lf2.last_nfe > lf.last_nfe
+    # a budget smaller than one window: one window per call, the same video
+    lf3 = LongFormSampler(sampler, window=8, hop=4, memory_budget_mb=1e-3)
+    out3 = lf3(D, (1, 1, T, 8, 8), cond_fn=slice_frames({"cond": cond}), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, out3, rtol=1e-4, atol=1e-4)
+    n = sampler.num_steps
+    assert lf3.windows_per_call() == 1
+    assert lf3.last_nfe == sum((2 if i < n - 1 else 1) * len(lf3.starts(T, i)) for i in range(n))
+    with pytest.raises(ValueError, match="memory_budget_mb"):
+        LongFormSampler(sampler, window=8, hop=4, memory_budget_mb=0)
 
 
 class GPDenoiser:

@@ -197,3 +197,17 @@ def test_condition_context_reaches_the_models_and_inference_alike():
     assert y.shape == (1, 1, T, 16, 16)
     torch.testing.assert_close(y[0, 0, 0], dnn.network(f[:, :5], margin=c)[0, 0, 0].clamp(-1, 1))
     assert torch.isfinite(dnn.training_step(b, 0))
+
+
+def test_dnn_inference_in_memory_chunks_equals_one_call():
+    from articulate.inference.wav2uti import FrameRegressor
+
+    torch.manual_seed(0)
+    net = FrameDNN(in_dim=8, context=3, hidden=16, num_layers=2, out_size=16)
+    for c in (0, 2, 5):
+        inf = FrameRegressor(net, LogMelEncoder(n_mels=8), resolution=16, clip_frames=4, condition_context=c)
+        feats = torch.randn(1, 37 + 2 * c, 8)
+        whole = net(feats, margin=c).clamp(-1, 1)
+        budget = 5 * net.bytes_per_frame() / 2**20  # five frames per call
+        torch.testing.assert_close(inf.generate(feats, memory_budget_mb=budget), whole)
+        torch.testing.assert_close(inf.generate(feats), whole)

@@ -41,6 +41,12 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
         raise ValueError(f"sampler dtype must be float32 or float64, got {dtype!r}") from None
 
 
+def _own(denoised: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The denoiser's output in x's dtype, as a tensor the step may overwrite (a copy if it is x's memory)."""
+    out = denoised.to(x.dtype)
+    return out.clone() if out.data_ptr() == x.data_ptr() else out
+
+
 class HeunSampler:
     """EDM Algorithm 2. ``sampler(denoise_fn, shape_or_latents, generator=None)`` -> samples.
 
@@ -128,15 +134,16 @@ class HeunSampler:
         else:
             x_hat = x_cur
         s_hat = torch.full((B,), t_hat, dtype=x_cur.dtype, device=x_cur.device)
-        denoised = denoise_fn(x_hat, s_hat).to(x_cur.dtype)
-        d_cur = (x_hat - denoised) / t_hat
-        x_next = x_hat + (t_next - t_hat) * d_cur
+        # In place where the values stay the same: a long video's latent is large, and each full-length
+        # temporary is memory that grows with the length of the speech.
+        d_cur = _own(denoise_fn(x_hat, s_hat), x_hat).sub_(x_hat).div_(-t_hat)  # (x_hat - D) / t_hat
+        x_next = torch.add(x_hat, d_cur, alpha=t_next - t_hat)
         if i == len(sigmas) - 2:  # last step lands on sigma = 0: plain Euler
             return x_next, 1
         s_next = torch.full((B,), t_next, dtype=x_cur.dtype, device=x_cur.device)
-        denoised = denoise_fn(x_next, s_next).to(x_cur.dtype)
-        d_prime = (x_next - denoised) / t_next
-        return x_hat + (t_next - t_hat) * (0.5 * d_cur + 0.5 * d_prime), 2
+        d_prime = _own(denoise_fn(x_next, s_next), x_next).sub_(x_next).div_(-t_next)
+        del x_next
+        return d_cur.add_(d_prime).mul_(0.5 * (t_next - t_hat)).add_(x_hat), 2
 
     @torch.no_grad()
     def __call__(

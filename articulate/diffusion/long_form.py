@@ -26,6 +26,12 @@ Let the full latent be ``x`` with T frames, the window length W and the hop H (`
 When ``T <= W`` the denoiser is called once on the whole latent (no slicing, no blending), so the
 result equals :class:`~articulate.diffusion.heun.HeunSampler` bit for bit for the same noise.
 
+**Bounded memory.** Windows go through the network in chunks (``max_windows_per_call``, or as many as fit
+``memory_budget_mb``, measured on the first window of a call: :func:`articulate.utils.memory.measure_peak_mb`),
+and each chunk's estimates are blended into the full-length sums at once, so what grows with the length of the
+speech is only the latent and the sampler's few full-length tensors (tens of MB per minute at 64 px), not the
+network's activations. Chunking changes the result only by the rounding of batched network calls.
+
 Seams are measured by :func:`seam_score`: the mean absolute frame-to-frame change at window borders
 divided by the mean change elsewhere (1 = invisible borders).
 """
@@ -39,7 +45,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from articulate.utils.memory import measure_peak_mb
+
 from .heun import HeunSampler
+
+# Network memory a long-form call may use for a chunk of windows (MB): fits a laptop beside the model.
+DEFAULT_MEMORY_BUDGET_MB = 2048.0
 
 CondFn = Callable[[int, int], dict[str, Any]]
 
@@ -131,11 +142,13 @@ class LongFormSampler:
     ``sampler``: the :class:`HeunSampler` whose schedule and churn are used. ``window``: frames per
     denoiser call (the training clip length). ``hop``: window stride (default ``window // 2``).
     ``shift``: grid-offset increment per step (default: see module docstring; 0 disables the rotation).
-    ``max_windows_per_call``: windows batched into one network call (None = all).
+    ``max_windows_per_call``: windows batched into one network call; None: as many as fit
+    ``memory_budget_mb`` (the network's extra memory per window is measured on the first call).
     """
 
     def __init__(self, sampler: HeunSampler, window: int = 15, hop: int | None = None, shift: int | None = None,
-                 taper: str = "hann", time_dim: int = 2, max_windows_per_call: int | None = None):
+                 taper: str = "hann", time_dim: int = 2, max_windows_per_call: int | None = None,
+                 memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB):
         self.sampler = sampler
         self.window = int(window)
         self.hop = int(hop) if hop is not None else max(1, self.window // 2)
@@ -144,7 +157,13 @@ class LongFormSampler:
         self.shift = _default_shift(self.hop) if shift is None else int(shift)
         self.taper_kind = taper
         self.time_dim = time_dim
+        if max_windows_per_call is not None and int(max_windows_per_call) < 1:
+            raise ValueError(f"max_windows_per_call must be >= 1, got {max_windows_per_call}")
+        if not float(memory_budget_mb) > 0:
+            raise ValueError(f"memory_budget_mb must be positive, got {memory_budget_mb}")
         self.max_windows_per_call = max_windows_per_call
+        self.memory_budget_mb = float(memory_budget_mb)
+        self.window_mb: float | None = None  # measured extra memory of one window's network call
         self.last_nfe = 0  # network calls made by the last __call__
 
     @property
@@ -168,18 +187,6 @@ class LongFormSampler:
         starts = self.starts(T, step)
         W = self.window
         kws = [cond_fn(s, s + W) if cond_fn else {} for s in starts]
-        chunk = self.max_windows_per_call or len(starts)
-        outs: list[torch.Tensor] = []
-        batch_ok = _batchable(kws, B)
-        for c0 in range(0, len(starts), chunk if batch_ok else 1):
-            idx = list(range(c0, min(c0 + (chunk if batch_ok else 1), len(starts))))
-            xs = torch.cat([x.narrow(td, starts[j], W) for j in idx], dim=0)
-            sig = sigma.reshape(-1).expand(B).repeat(len(idx))
-            kw = {k: (torch.cat([kws[j][k] for j in idx], dim=0) if isinstance(v, torch.Tensor) else v)
-                  for k, v in kws[idx[0]].items()}
-            d = denoise_fn(xs, sig, **kw).to(x.dtype)
-            self.last_nfe += 1
-            outs.extend(d.split(B, dim=0))
         w = taper(W, self.taper_kind, dtype=x.dtype, device=x.device)
         shape = [1] * x.ndim
         shape[td] = W
@@ -188,10 +195,33 @@ class LongFormSampler:
         den_shape = [1] * x.ndim
         den_shape[td] = T
         den = torch.zeros(den_shape, dtype=x.dtype, device=x.device)
-        for s, d in zip(starts, outs):
-            num.narrow(td, s, W).add_(w * d)
-            den.narrow(td, s, W).add_(w)
-        return num / den
+
+        def run(idx: list[int]) -> None:
+            xs = torch.cat([x.narrow(td, starts[j], W) for j in idx], dim=0)
+            sig = sigma.reshape(-1).expand(B).repeat(len(idx))
+            kw = {k: (torch.cat([kws[j][k] for j in idx], dim=0) if isinstance(v, torch.Tensor) else v)
+                  for k, v in kws[idx[0]].items()}
+            d = denoise_fn(xs, sig, **kw)
+            self.last_nfe += 1
+            for j, dj in zip(idx, d.split(B, dim=0)):  # blended at once: no window's estimate is kept
+                num.narrow(td, starts[j], W).add_(w * dj.to(x.dtype))
+                den.narrow(td, starts[j], W).add_(w)
+
+        first = 0
+        if self.max_windows_per_call is None and self.window_mb is None:
+            _, mb = measure_peak_mb(lambda: run([0]), x.device)
+            self.window_mb = max(float(mb or 0.0), 1.0)
+            first = 1
+        chunk = self.windows_per_call() if _batchable(kws, B) else 1
+        for c0 in range(first, len(starts), chunk):
+            run(list(range(c0, min(c0 + chunk, len(starts)))))
+        return num.div_(den)
+
+    def windows_per_call(self) -> int:
+        """Windows batched per network call: the given maximum, or as many as fit the memory budget."""
+        if self.max_windows_per_call is not None:
+            return int(self.max_windows_per_call)
+        return max(1, int(self.memory_budget_mb // (self.window_mb or self.memory_budget_mb)))
 
     @torch.no_grad()
     def __call__(self, denoise_fn: Callable[..., torch.Tensor], shape_or_latents: Sequence[int] | torch.Tensor,

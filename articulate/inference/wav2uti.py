@@ -18,6 +18,7 @@ from torch import nn
 
 from articulate.checkpoints import Checkpoint
 from articulate.diffusion import CFGDenoiser, HeunSampler, LongFormSampler
+from articulate.diffusion.long_form import DEFAULT_MEMORY_BUDGET_MB
 from articulate.errors import InputError
 from articulate.inference.base import Predictor
 from articulate.networks.wav2uti.encoders import pad_context
@@ -94,8 +95,22 @@ class FrameRegressor(UltrasoundGenerator):
         super().__init__(audio_encoder, resolution, clip_frames, fps, condition_context=condition_context)
         self.network = network
 
-    def generate(self, audio_feats, text=None, text_mask=None, low_res=None, generator=None, **options) -> torch.Tensor:
-        return self.network(audio_feats.float(), margin=self.condition_context).clamp(-1.0, 1.0)
+    def generate(self, audio_feats, text=None, text_mask=None, low_res=None, generator=None,
+                 memory_budget_mb: float | None = None, **options) -> torch.Tensor:
+        """Frames in chunks that fit ``memory_budget_mb``; each chunk reads the network's context beyond its
+        edges, so the video is the same as from one call."""
+        c, k = self.condition_context, int(self.network.context)
+        n = audio_feats.shape[1]
+        T = n - 2 * c
+        per_call = max(1, int((memory_budget_mb or DEFAULT_MEMORY_BUDGET_MB) * 2**20
+                              // self.network.bytes_per_frame()))
+        outs = []
+        for a in range(0, T, per_call):
+            b = min(T, a + per_call)  # output frames [a, b) = feature frames [a + c, b + c)
+            lo, hi = max(0, a + c - k), min(n, b + c + k)
+            y = self.network(audio_feats[:, lo:hi].float())
+            outs.append(y[:, :, a + c - lo:b + c - lo])
+        return torch.cat(outs, dim=2).clamp(-1.0, 1.0)
 
 
 class DiffusionGenerator(UltrasoundGenerator):
@@ -150,8 +165,10 @@ class DiffusionGenerator(UltrasoundGenerator):
     def generate(self, audio_feats: torch.Tensor, text: torch.Tensor | None = None, text_mask: torch.Tensor | None = None,
                  low_res: torch.Tensor | None = None, generator: torch.Generator | None = None,
                  guidance_scale: float | None = None, sampler: HeunSampler | None = None, steps: int | None = None,
-                 long_form_hop: int | None = None) -> torch.Tensor:
-        """Video ``[B, 1, T, R, R]`` in [-1, 1] for frame-aligned ``audio_feats [B, T + 2c, D]`` (any T)."""
+                 long_form_hop: int | None = None, memory_budget_mb: float | None = None) -> torch.Tensor:
+        """Video ``[B, 1, T, R, R]`` in [-1, 1] for frame-aligned ``audio_feats [B, T + 2c, D]`` (any T).
+        ``memory_budget_mb``: network memory for the windows of one call (long-form; default
+        :data:`~articulate.diffusion.long_form.DEFAULT_MEMORY_BUDGET_MB`)."""
         sampler = sampler or (self.with_steps(steps) if steps else self.sampler)
         scale = self.guidance_scale if guidance_scale is None else float(guidance_scale)
         c = self.condition_context
@@ -179,7 +196,8 @@ class DiffusionGenerator(UltrasoundGenerator):
             kw = cond_fn(0, T)
             return sampler(lambda x, s: cfg(x, s, **kw), shape, generator=generator, device=device).float()
         hop = long_form_hop or self.long_form_hop
-        lf = LongFormSampler(sampler, window=self.clip_frames, hop=hop)
+        lf = LongFormSampler(sampler, window=self.clip_frames, hop=hop,
+                             memory_budget_mb=memory_budget_mb or DEFAULT_MEMORY_BUDGET_MB)
         return lf(lambda x, s, **kw: cfg(x, s, **kw), shape, cond_fn=cond_fn, generator=generator, device=device).float()
 
 

@@ -45,6 +45,11 @@ class FrameDNN(nn.Module):
         layers.append(nn.Linear(width, self.out_size * self.out_size))
         self.mlp = nn.Sequential(*layers)
 
+    def bytes_per_frame(self) -> int:
+        """Activation memory of one frame in a forward pass (float32): what chunked inference budgets."""
+        widths = [m.out_features for m in self.mlp if isinstance(m, nn.Linear)]
+        return 4 * (2 * self.in_dim * (2 * self.context + 1) + 2 * sum(widths))
+
     def forward(self, feats: torch.Tensor, margin: int = 0) -> torch.Tensor:
         x = context_windows(feats.float(), self.context)
         x = x[:, margin:x.shape[1] - margin]
