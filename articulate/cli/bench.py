@@ -8,7 +8,7 @@ from pathlib import Path
 
 from articulate.utils.atomic import atomic_path
 
-SECTIONS = ("train", "train_quick", "inference", "flops", "sampling", "memory")
+SECTIONS = ("train", "train_quick", "inference", "flops", "sampling", "synthesis_memory", "memory")
 
 
 def main(argv: list[str]) -> int:

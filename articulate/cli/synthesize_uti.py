@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="Heun sampling steps (default: the checkpoint's)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the checkpoint's)")
     p.add_argument("--hop", type=int, default=None, help="long-form window hop in frames (default: half a clip)")
+    p.add_argument("--memory-budget-mb", type=float, default=None,
+                   help="network memory for one call over windows of the utterance (default 2048): long speech "
+                        "is processed in chunks that fit it, so memory does not grow with its length")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -88,14 +91,15 @@ def transcribe_with_whisper(model_id: str, wav16k: np.ndarray, device: str) -> s
 
 def synthesize(model, wav: np.ndarray, text: str, sr_model=None, steps: int | None = None,
                guidance: float | None = None, hop: int | None = None, seed: int = 0,
-               audio_path: Path | None = None, sr_ckpt: Path | None = None) -> np.ndarray:
+               audio_path: Path | None = None, sr_ckpt: Path | None = None,
+               memory_budget_mb: float | None = None) -> np.ndarray:
     """Frames ``[F, H, W]`` float32 in [0, 1] for mono audio ``wav`` at ``model.sample_rate`` (the cascade
     of ``model`` and the optional super-resolution ``sr_model``)."""
     from articulate.inference.wav2uti import UltrasoundCascade
     from articulate.readers.audio import resample_audio
 
     cascade = UltrasoundCascade(model, sr_model, source=sr_ckpt)
-    options = {"steps": steps, "guidance_scale": guidance, "long_form_hop": hop}
+    options = {"steps": steps, "guidance_scale": guidance, "long_form_hop": hop, "memory_budget_mb": memory_budget_mb}
     try:
         return cascade.synthesize(wav, text, seed=seed, resample=resample_audio,
                                   **{k: v for k, v in options.items() if v is not None})
@@ -110,6 +114,8 @@ def main(argv: list[str]) -> int:
         raise InputError(out, f"output must be a video file ({', '.join(_VIDEO_SUFFIXES)})")
     if args.steps is not None and args.steps < 1:
         raise InputError(None, f"--steps must be >= 1, got {args.steps}")
+    if args.memory_budget_mb is not None and not args.memory_budget_mb > 0:
+        raise InputError(None, f"--memory-budget-mb must be positive, got {args.memory_budget_mb}")
     from articulate.utils.atomic import check_output
 
     for target in (out, out.with_suffix(".npy")):  # refused now, not after minutes of sampling
@@ -132,11 +138,12 @@ def main(argv: list[str]) -> int:
     text = text or ""
     t_load = time.perf_counter()
     frames = synthesize(model, wav, text, sr_model, args.steps, args.guidance, args.hop, args.seed,
-                        audio_path=Path(args.audio), sr_ckpt=args.sr_ckpt)
+                        audio_path=Path(args.audio), sr_ckpt=args.sr_ckpt, memory_budget_mb=args.memory_budget_mb)
     t_gen = time.perf_counter()
 
     from articulate.readers.video import write_video
     from articulate.utils.atomic import atomic_path
+    from articulate.utils.memory import peak_rss_mb
 
     npy = out.with_suffix(".npy")
     fps = float(model.fps)
@@ -150,7 +157,8 @@ def main(argv: list[str]) -> int:
         "frames": int(frames.shape[0]), "fps": fps, "size": list(frames.shape[1:]), "text": text,
         "out": str(out), "npy": str(npy), "seconds_load": round(t_load - t0, 2),
         "seconds_generate": round(t_gen - t_load, 2), "seconds_total": round(time.perf_counter() - t0, 2),
-        "device": str(device),
+        "seconds_generate_per_video_second": round((t_gen - t_load) / max(frames.shape[0] / fps, 1e-9), 3),
+        "device": str(device), "peak_rss_mb": peak_rss_mb(),
     }
     if args.json:
         print(json.dumps(summary))

@@ -27,7 +27,7 @@ When ``T <= W`` the denoiser is called once on the whole latent (no slicing, no 
 result equals :class:`~articulate.diffusion.heun.HeunSampler` bit for bit for the same noise.
 
 **Bounded memory.** Windows go through the network in chunks (``max_windows_per_call``, or as many as fit
-``memory_budget_mb``, measured on the first window of a call: :func:`articulate.utils.memory.measure_peak_mb`),
+``memory_budget_mb``, measured on the first window of a call: :mod:`articulate.utils.memory`),
 and each chunk's estimates are blended into the full-length sums at once, so what grows with the length of the
 speech is only the latent and the sampler's few full-length tensors (tens of MB per minute at 64 px), not the
 network's activations. Chunking changes the result only by the rounding of batched network calls.
@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from articulate.utils.memory import measure_peak_mb
+from articulate.utils.memory import allocated_mb, measure_peak_mb
 
 from .heun import HeunSampler
 
@@ -209,7 +209,12 @@ class LongFormSampler:
 
         first = 0
         if self.max_windows_per_call is None and self.window_mb is None:
-            _, mb = measure_peak_mb(lambda: run([0]), x.device)
+            # CUDA: the measured peak; elsewhere what the pass allocates in all (an upper bound: a resident-set
+            # reading misses memory the allocator already held, which made the chunks far too large)
+            if x.device.type == "cuda":
+                mb = measure_peak_mb(lambda: run([0]), x.device)[1]
+            else:
+                mb = allocated_mb(lambda: run([0]))[1]
             self.window_mb = max(float(mb or 0.0), 1.0)
             first = 1
         chunk = self.windows_per_call() if _batchable(kws, B) else 1

@@ -248,7 +248,8 @@ class UltrasoundCascade(nn.Module):
         n_gen = max(n_frames, base.clip_frames)
         need = int(round(n_gen * sr / fps))
         wav_in = np.pad(wav, (0, max(0, need - wav.shape[0])))[: max(need, wav.shape[0])]
-        opts = options if isinstance(base, DiffusionGenerator) else {}
+        # a DNN base has no sampler: only the memory budget applies to it
+        opts = options if isinstance(base, DiffusionGenerator) else {k: v for k, v in options.items() if k == "memory_budget_mb"}
         video = base.from_audio(wav_in, n_gen, text, seed=seed, **opts)
         if self.sr is not None:
             sr_wav = wav_in

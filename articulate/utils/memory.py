@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["peak_rss_mb", "measure_peak_mb"]
+__all__ = ["allocated_mb", "peak_rss_mb", "measure_peak_mb"]
 
 
 def _status_kb(key: str) -> float | None:
@@ -38,6 +38,28 @@ def _reset_rss_peak() -> bool:
         return True
     except OSError:
         return False
+
+
+def allocated_mb(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """``(fn(), MB of all the new tensors its operations created)``: an upper bound of the extra memory at the
+    peak of the call (intermediates freed during the call count too). Unlike a resident-set reading it does
+    not depend on what the allocator happened to keep from earlier work."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    total = [0]
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in tree_leaves(out):
+                if isinstance(t, torch.Tensor) and not t._is_view():
+                    total[0] += t.untyped_storage().nbytes()
+            return out
+
+    with Count():
+        out = fn()
+    return out, total[0] / 2**20
 
 
 def measure_peak_mb(fn: Callable[[], Any], device: torch.device | str) -> tuple[Any, float | None]:

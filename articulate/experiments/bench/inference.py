@@ -99,3 +99,56 @@ def wav2uti_sampling(configs: list[str], device: str, variant: Variant, steps: i
             "estimated_seconds_per_video_second_at_default_steps":
                 per_window_eval * windows_per_second * (2 * default_steps - 1),
             "denoiser_parameters": sum(p.numel() for p in model.denoiser.parameters()), **mem}
+
+
+def save_untrained_checkpoint(configs: list[str], path, overrides: list[str] | None = None):
+    """A checkpoint of the configs' model with its initial weights, in the layout ``articulate fit`` writes
+    (what ``synthesize-uti`` loads): the bench measures the tools, which do not depend on trained weights."""
+    from pathlib import Path
+
+    module, _ = build(configs, overrides)
+    ckpt = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}
+    module.on_save_checkpoint(ckpt)
+    torch.save(ckpt, Path(path))
+    return Path(path)
+
+
+def synthesis_memory(configs: list[str], seconds: list[float], steps: int, device: str,
+                     overrides: list[str] | None = None) -> dict[str, Any]:
+    """Peak resident memory and time of ``articulate synthesize-uti`` (a fresh process each) for speech of each
+    length: memory must not grow with the length (windows go through the network in budgeted chunks). The
+    peak does not depend on the step count, so few steps are sampled; the time per second of video is
+    reported at those steps and scaled to the config's."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import soundfile as sf
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="articulate-bench-") as tmp:
+        ckpt = save_untrained_checkpoint(configs, Path(tmp) / "model.ckpt", overrides)
+        default_steps = int(torch.load(ckpt, weights_only=True)["hyper_parameters"]["sampler"]["init_args"]["num_steps"])
+        for s in seconds:
+            sr = 16000
+            t = np.arange(int(s * sr)) / sr
+            wav = Path(tmp) / f"speech_{s:g}s.wav"
+            sf.write(wav, (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 4 * t)) / 2).astype(np.float32), sr)
+            cmd = [sys.executable, "-m", "articulate.cli.main", "synthesize-uti", "--ckpt", str(ckpt), "--audio", str(wav),
+                   "--out", str(Path(tmp) / f"out_{s:g}s.mp4"), "--steps", str(steps), "--device", device, "--json"]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"synthesize-uti failed on {s:g} s: {proc.stderr.strip().splitlines()[-1:]}")
+            summary = json.loads(proc.stdout.strip().splitlines()[-1])
+            per_s = float(summary["seconds_generate_per_video_second"])
+            rows.append({"speech_seconds": s, "frames": summary["frames"], "steps": steps,
+                         "peak_rss_mb": summary["peak_rss_mb"], "seconds_generate": summary["seconds_generate"],
+                         "seconds_per_video_second": per_s,
+                         "estimated_seconds_per_video_second_at_default_steps":
+                             per_s * (2 * default_steps - 1) / (2 * steps - 1), "default_steps": default_steps})
+    peaks = [r["peak_rss_mb"] for r in rows if r["peak_rss_mb"]]
+    return {"configs": list(configs), "device": device, "rows": rows,
+            "peak_ratio_longest_to_shortest": (peaks[-1] / peaks[0]) if len(peaks) > 1 else None}

@@ -105,7 +105,7 @@ def wav2uti_sections(ctx) -> dict[str, Any]:
     """Training (paper config and QUICK preset), data loading, the denoiser's FLOPs, sampling time per
     second of video per stage, peak memory per config."""
     from articulate.experiments import bench as B
-    from articulate.experiments.bench.inference import wav2uti_flops, wav2uti_sampling
+    from articulate.experiments.bench.inference import synthesis_memory, wav2uti_flops, wav2uti_sampling
 
     d = get_direction("wav2uti")
     paper, data = B.WAV2UTI_BENCH
@@ -129,6 +129,14 @@ def wav2uti_sections(ctx) -> dict[str, Any]:
             for cfgs in stages.values():
                 for steps in step_counts:
                     B._guard(out["sampling"], lambda c=cfgs, s=steps, v=v: wav2uti_sampling(c, ctx.device, v, s, frames))
+    if ctx.wants("synthesis_memory"):
+        # synthesize-uti on 2 s and 30 s of speech (60 s in a full run): the peak memory must not grow with the
+        # length. Peak memory does not depend on the step count, so one step is sampled. QUICK: the QUICK
+        # preset's network (the paper's takes minutes per window on a CPU).
+        cfgs = d.config_stack([], "quick") if ctx.quick else paper
+        secs = [2.0, 10.0] if ctx.quick else [2.0, 30.0, 60.0]
+        out["synthesis_memory"] = []
+        B._guard(out["synthesis_memory"], lambda: synthesis_memory(cfgs, secs, 1, ctx.device))
     if ctx.wants("memory"):
         out["memory"] = memory_rows(d, data, ctx)
     return out
