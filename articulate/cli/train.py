@@ -47,4 +47,9 @@ def main(argv: list[str]) -> int:
     fit = ["fit", *fit_args(args.direction, preset, args.variant)]
     if not args.no_test:
         fit += ["--test_after_fit", "true"]
+        from articulate.directions import get_direction, resolve
+
+        hook = get_direction(args.direction).prepare
+        if hook:  # e.g. wav2uti on the phantom: the contour tracker its test pass needs
+            fit += resolve(hook)(preset, args.variant, rest)
     return run_lightning_cli(fit + rest)

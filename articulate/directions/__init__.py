@@ -60,6 +60,8 @@ class Direction:
         bench: ``module:function`` returning the bench sections.
         packages: module prefixes (``"my_plugin."``) outside ``articulate.`` whose classes this direction's
             checkpoints may name (a plugin's networks and inference class); nothing else is imported from a file.
+        prepare: ``module:function(preset, variants, args) -> list[str]``: fit arguments ``articulate train`` adds
+            (e.g. a measuring tool its test pass needs, made once and cached).
     """
 
     name: str
@@ -74,6 +76,7 @@ class Direction:
     reproduce: str | None = None
     bench: str | None = None
     packages: tuple[str, ...] = ()
+    prepare: str | None = None
 
     @property
     def modules(self) -> tuple[str, ...]:

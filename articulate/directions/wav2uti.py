@@ -40,5 +40,6 @@ DIRECTION = Direction(
     ),
     presets={"quick": ("quick",), "realdata_quick": ("quick", "realdata_quick")},
     reproduce="articulate.experiments.wav2uti_plan:wav2uti_plan",
+    prepare="articulate.experiments.wav2uti_plan:train_prepare",
     bench="articulate.experiments.bench:wav2uti_sections",
 )

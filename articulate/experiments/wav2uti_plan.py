@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from articulate.experiments.reproduce import Plan, Row
-from articulate.experiments.runner import RunSpec, run_one
+from articulate.experiments.runner import RunSpec
 
 W_METRICS = [("test/rmse", "RMSE ↓"), ("test/psnr", "PSNR ↑"), ("test/lpips", "LPIPS ↓"),
              ("test/fid", "FID ↓"), ("test/fvd", "FVD ↓"),
@@ -75,19 +75,34 @@ def contour_spec(quick: bool, steps: int | None = None) -> RunSpec:
 
 
 def contour_prepare(ckpt: str | None, spec: RunSpec) -> Callable[[Path, str], list[str]]:
-    """Every row's ``contour_ckpt``: the given checkpoint, or the tracker trained first (a resumable record)."""
+    """Every row's ``contour_ckpt``: the given checkpoint, or the phantom tracker (trained once, cached)."""
+    from articulate.directions import PROJECT_ROOT
+    from articulate.experiments.trackers import cached_tracker
 
     def prepare(out_dir: Path, logger: str) -> list[str]:
-        path = ckpt
-        if path is None:
-            done = (Path(out_dir) / "runs" / f"{spec.run_id}.json").exists()
-            print(f"[contour] {spec.model}" + (" (done, skipped)" if done else ""), flush=True)
-            path = run_one(spec, out_dir, logger=logger).get("checkpoint")
-            if not path:
-                raise RuntimeError(f"{spec.model}: the run kept no checkpoint (see {Path(out_dir) / 'logs' / spec.run_id})")
+        path = ckpt or cached_tracker(spec, PROJECT_ROOT)
+        print(f"[contour] {spec.model}: {path}", flush=True)
         return [f"--model.init_args.contour_ckpt={path}"]
 
     return prepare
+
+
+def train_prepare(preset: str | None, variants: list[str], args: list[str]) -> list[str]:
+    """What ``articulate train wav2uti`` adds on the phantom: the contour tracker its test pass scores tongue
+    surfaces with (``test/contour_msd_truth``), trained once and cached. Nothing when the user names a tracker
+    or the data are real recordings (they have no true surface; give ``--model.init_args.contour_ckpt``)."""
+    import yaml
+
+    from articulate.directions import PROJECT_ROOT, get_direction
+    from articulate.experiments.trackers import cached_tracker
+
+    if any(a.startswith(("--model.init_args.contour_ckpt", "--data.init_args.data_dir")) for a in args):
+        return []
+    for cfg in get_direction("wav2uti").config_stack(variants, preset):
+        data = (yaml.safe_load((PROJECT_ROOT / cfg).read_text()) or {}).get("data") or {}
+        if (data.get("init_args") or {}).get("data_dir"):
+            return []
+    return [f"--model.init_args.contour_ckpt={cached_tracker(contour_spec(preset == 'quick'), PROJECT_ROOT)}"]
 
 
 def _cell(table: list[dict[str, Any]], label: str, key: str) -> float | None:
