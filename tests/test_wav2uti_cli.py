@@ -196,3 +196,19 @@ def test_synthesize_cascade_base_then_super_resolution(trained, tmp_path, capsys
     # the stages swapped is refused with a clear message
     assert _run("--ckpt", str(sr), "--audio", str(wav), "--out", str(tmp_path / "bad.mp4")) == 1
     assert "super-resolution" in capsys.readouterr().err and not (tmp_path / "bad.mp4").exists()
+
+
+def test_command_line_model_options_win_over_the_checkpoints_hyperparameters(trained, tmp_path, monkeypatch):
+    """LightningCLI puts a checkpoint's hyperparameters over the config; an option the user types (a sampling
+    setting to try on a trained model) must still take effect, the rest coming from the checkpoint."""
+    from articulate.cli.lightning_cli import ArticulateCLI
+
+    monkeypatch.setattr(ArticulateCLI, "_run_subcommand", lambda self, sub: None)  # build, do not test
+    ckpt, cohort = trained
+    over = tiny_override(cohort, None, tmp_path)
+    base = ["test", *[a for c in _stack(None) + [over] for a in ("--config", str(c))], "--ckpt_path", str(ckpt)]
+    cli = ArticulateCLI(args=base + ["--model.init_args.guidance_scale=2.5",
+                                     "--model.init_args.sampler.init_args.num_steps=3"])
+    assert cli.model.hparams.guidance_scale == 2.5 and cli.model.sampler.num_steps == 3
+    plain = ArticulateCLI(args=base)
+    assert plain.model.hparams.guidance_scale == 1.0 and plain.model.sampler.num_steps == 2  # the checkpoint's

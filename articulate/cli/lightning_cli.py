@@ -127,6 +127,16 @@ def _get(ns: Any, key: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
+def _model_options(args: list[str]) -> list[str]:
+    """The model's init_args keys given on a command line (``--model.init_args.sampler.init_args.num_steps 8``
+    -> ``sampler.init_args.num_steps``)."""
+    out = []
+    for a in args:
+        if a.startswith("--model.init_args."):
+            out.append(a[len("--model.init_args."):].split("=", 1)[0])
+    return out
+
+
 class ArticulateCLI(LightningCLI):
     """Any LightningModule and DataModule chosen by ``class_path`` in the config (see the module docstring).
 
@@ -211,8 +221,33 @@ class ArticulateCLI(LightningCLI):
     def parse_arguments(self, parser, args) -> None:
         if args is None or isinstance(args, (list, tuple)):
             check_config_files([str(a) for a in (sys.argv[1:] if args is None else args)])
+        self._given = [str(a) for a in (sys.argv[1:] if args is None else args)] if not isinstance(args, dict) else []
         super().parse_arguments(parser, args)
         self._check_ckpt_path()
+
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI puts a checkpoint's hyperparameters over the parsed config, the command line included, so
+        ``articulate test --ckpt_path X --model.init_args.guidance_scale 3`` would silently sample at the trained
+        scale. The model options given on the command line win here; the rest comes from the checkpoint."""
+        sub = self.config.get("subcommand")
+        ckpt_path = self.config[sub].get("ckpt_path") if sub else None
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        import torch
+
+        hparams = torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters", {})
+        hparams.pop("_instantiator", None)
+        for key in _model_options(getattr(self, "_given", [])):
+            node, parts = hparams, key.split(".")
+            for part in parts[:-1]:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                node.pop(parts[-1], None)
+        if not hparams:
+            return
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        self.config = self.parser.parse_object({sub: {"model": hparams}}, self.config)
 
     def _section(self) -> Any:
         sub = self.config.get("subcommand")
