@@ -15,7 +15,11 @@ test, ``synthesize-uti`` and the tests share.
   stage refines the base stage's samples, as at inference); without it, or at validation, the
   SR stage refines the downsampled ground truth (an oracle low-res input, cheaper to watch).
 * Classifier-free guidance: the whole condition is dropped (all-False ``cond_mask``) with
-  probability ``cond_drop_prob`` in training; ``guidance_scale`` at sampling (1 = off).
+  probability ``cond_drop_prob`` in training; ``guidance_scale`` at sampling (1 = off). With
+  ``guidance_candidates`` the scale is chosen on the validation speakers when the test starts (never on the
+  test ones): each candidate samples the same validation clips from the same noise, and the one whose tongue
+  surfaces are closest (contour MSD vs the true surface on the phantom, else vs the tracked real frames, else
+  RMSE without a tracker) is kept and logged as ``test/guidance_scale``.
 * EMA of the weights: Lightning's ``EMAWeightAveraging`` callback (configs/wav2uti.yaml); it swaps the
   averaged weights in for validation and writes them as the checkpoint's ``state_dict``.
 * Validation: EDM loss with a fixed noise draw (comparable across epochs) on every batch, and
@@ -67,6 +71,7 @@ class Wav2UTIDiffusion(Wav2UTIModule):
         low_res_ckpt: str | None = None,
         cond_drop_prob: float = 0.1,
         guidance_scale: float = 1.0,
+        guidance_candidates: list[float] | None = None,
         long_form_hop: int | None = None,
         lr: float = 5e-4,
         weight_decay: float = 0.0,
@@ -87,6 +92,7 @@ class Wav2UTIDiffusion(Wav2UTIModule):
         self.loss_fn = loss if loss is not None else EDMLoss(sigma_data=float(getattr(denoiser, "sigma_data", 0.25)))
         self.sampler = sampler if sampler is not None else HeunSampler(num_steps=32)
         self.stage, self.low_res_size = stage, int(low_res_size)
+        self.guidance_scores: dict[str, Any] | None = None  # validation scores of the candidates (choose_guidance)
 
     # -- inference -------------------------------------------------------------------------
     def inference_init(self) -> dict[str, Any]:
@@ -176,6 +182,45 @@ class Wav2UTIDiffusion(Wav2UTIModule):
             sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / w))
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         return opt
+
+    # -- guidance chosen on validation ----------------------------------------------------------
+    def on_test_start(self) -> None:
+        super().on_test_start()
+        if self.hparams.guidance_candidates and self.stage == "base":
+            self.choose_guidance()
+
+    @torch.no_grad()
+    def choose_guidance(self, max_clips: int = 8) -> float:
+        """Set ``guidance_scale`` to the candidate whose samples of the first validation clips are closest to
+        them (see the module docstring); the validation speakers' clips only."""
+        from lightning_modules.wav2uti_eval import summarise
+
+        dm = self.trainer.datamodule
+        batches, n = [], 0
+        for batch in dm.val_dataloader() or []:
+            batches.append({k: (v.to(self.device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()})
+            n += batch["video"].shape[0]
+            if n >= max_clips:
+                break
+        if not batches:
+            return float(self.hparams.guidance_scale)
+        scores = {}
+        for g in [float(c) for c in self.hparams.guidance_candidates]:
+            self.hparams.guidance_scale = g
+            rows = [self._scorer.rows(b, self.predict_clips(b, b["video"].shape[0], cascade=False).clamp(-1, 1),
+                                      b["video"], {}, self._scorer.tracker is not None) for b in batches]
+            values = summarise(torch.cat(rows).numpy(), "val", with_model_pixels=True)
+            key = next(k for k in ("val/contour_msd_truth", "val/contour_msd", "val/rmse") if k in values)
+            scores[g] = values[key]
+        best = min(scores, key=scores.get)
+        self.hparams.guidance_scale = best
+        self.guidance_scores = {"measure": key, **{str(g): v for g, v in scores.items()}}
+        return best
+
+    def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
+        if self.guidance_scores is not None:
+            self.log("test/guidance_scale", float(self.hparams.guidance_scale))
 
     # -- evaluation ------------------------------------------------------------------------
     def log_eval_loss(self, batch, batch_idx, prefix, pred) -> None:

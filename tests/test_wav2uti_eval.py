@@ -236,3 +236,40 @@ def test_partners_are_other_speakers_clips_drawn_deterministically():
     # one speaker: another utterance; one utterance: no partner
     assert all(windows[j][0] != windows[i][0] for i, j in enumerate(partner_windows(windows, ["a"] * 8, 0)))
     assert partner_windows([(0, 0), (0, 8)], ["a", "a"], 0) == [None, None]
+
+
+def test_guidance_is_chosen_on_the_validation_speakers(phantom, tiny_tracker, tmp_path):
+    """guidance_candidates: each scale samples the first validation clips from the same noise; the one with the
+    smallest contour MSD against the true surface is kept for the test (logged), never picked on test clips."""
+    from articulate.contour.tracker import ContourTracker
+    from articulate.metrics.contour import ContourMSD
+
+    over = wav2uti_tiny_override(phantom, None, tmp_path)
+    over = write_yaml(tmp_path / "more.yaml", {
+        **__import__("yaml").safe_load(over.read_text()),
+        "model": {"init_args": {**__import__("yaml").safe_load(over.read_text())["model"]["init_args"],
+                                "contour_ckpt": str(tiny_tracker), "contour_threshold": 0.0,
+                                "guidance_candidates": [1.0, 4.0]}},
+    })
+    cli = fit_in_process(stack("wav2uti", None) + [over], ["--data.init_args.resolution", "32"])
+    model, dm = cli.model, cli.datamodule
+    results = cli.trainer.test(model, datamodule=dm, verbose=False)[0]
+    scores = model.guidance_scores
+    assert scores["measure"] == "val/contour_msd_truth" and set(scores) == {"measure", "1.0", "4.0"}
+    assert results["test/guidance_scale"] == float(min((1.0, 4.0), key=lambda g: scores[str(g)]))
+    # independently: the validation clips' contour MSD at each scale
+    tracker = ContourTracker.from_checkpoint(tiny_tracker)
+    val_speakers = set(dm.speakers["val"])
+    for g in (1.0, 4.0):
+        model.hparams.guidance_scale = g
+        metric = ContourMSD(threshold=0.0)
+        with torch.no_grad():
+            for batch in dm.val_dataloader():
+                assert {dm.utterances[int(u)].speaker for u in batch["utterance"]} <= val_speakers
+                pred = model.predict_clips(batch, batch["video"].shape[0], cascade=False).clamp(-1, 1)
+                truth = batch["true_keypoints"]
+                kp, _ = tracker(((pred + 1) / 2)[:, 0].reshape(-1, 32, 32), probe="top")
+                kp = kp.double().reshape(*truth.shape[:2], 14, 2)
+                kp[:, :, :11][~torch.isfinite(truth).all(-1)] = float("nan")
+                metric.update(kp, truth)
+        assert scores[str(g)] == pytest.approx(float(metric.compute()), rel=1e-5)
