@@ -48,6 +48,15 @@ class Wav2UTIDNN(Wav2UTIModule):
         """``[B, T + 2c, D]`` features -> ``[B, 1, T, R, R]`` video in [-1, 1] (any T, frame by frame)."""
         return self.to_inference().generate(audio_feats)
 
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        # EigenTongue output: the basis of the training frames, once (a resumed fit restored it already)
+        if self.network.basis_size is not None and not bool(self.network.basis_fitted):
+            clips = self.trainer.datamodule.baseline_clips("train")
+            keep = torch.linspace(0, len(clips) - 1, min(len(clips), 20000 // self.clip_frames + 1)).round().long()
+            frames = torch.cat([clips[int(i)]["video"][0] for i in keep.unique()])
+            self.network.fit_basis(frames)
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = F.mse_loss(self.network(self.audio_features(batch), margin=self.condition_context), batch["video"])
         self.check_finite(loss=loss)

@@ -211,3 +211,28 @@ def test_dnn_inference_in_memory_chunks_equals_one_call():
         budget = 5 * net.bytes_per_frame() / 2**20  # five frames per call
         torch.testing.assert_close(inf.generate(feats, memory_budget_mb=budget), whole)
         torch.testing.assert_close(inf.generate(feats), whole)
+
+
+def test_dnn_eigentongue_output_is_the_training_frames_principal_subspace():
+    torch.manual_seed(0)
+    net = FrameDNN(in_dim=8, context=1, hidden=16, num_layers=2, out_size=8, basis=3)
+    # frames = mean + three patterns with decreasing spread (+ a little noise): the basis is those patterns
+    g = torch.Generator().manual_seed(1)
+    patterns = torch.linalg.qr(torch.randn(64, 3, generator=g))[0].T  # orthonormal [3, 64]
+    coef = torch.randn(500, 3, generator=g) * torch.tensor([3.0, 2.0, 1.0])
+    frames = (0.2 + coef @ patterns + 0.01 * torch.randn(500, 64, generator=g)).reshape(500, 8, 8)
+    net.fit_basis(frames)
+    assert bool(net.basis_fitted)
+    torch.testing.assert_close(net.basis_mean, frames.reshape(500, 64).mean(0), atol=1e-5, rtol=0)
+    overlap = net.basis_components @ patterns.T  # the same subspace (up to sign and rotation)
+    torch.testing.assert_close((overlap**2).sum(1), torch.ones(3), atol=1e-3, rtol=0)
+    torch.testing.assert_close(net.basis_scale, torch.tensor([3.0, 2.0, 1.0]), atol=0.3, rtol=0)
+    out = net(torch.randn(2, 5, 8))
+    assert out.shape == (2, 1, 5, 8, 8)
+    # every output frame is the mean plus a combination of the basis
+    resid = out.reshape(-1, 64) - net.basis_mean
+    torch.testing.assert_close(resid @ net.basis_components.T @ net.basis_components, resid, atol=1e-5, rtol=0)
+    # saved and reloaded with the weights
+    other = FrameDNN(in_dim=8, context=1, hidden=16, num_layers=2, out_size=8, basis=3)
+    other.load_state_dict(net.state_dict())
+    torch.testing.assert_close(other(torch.ones(1, 2, 8)), net(torch.ones(1, 2, 8)))
