@@ -221,8 +221,11 @@ def test_wav2uti_plan_has_floors_ceiling_contour_and_paired_tests(tmp_path):
     assert plan.seeds == [0, 1, 2]
     keys = [k for k, _ in plan.metrics]
     assert {"test/contour_msd", "test/contour_msd_truth", "test/contour_found_fraction"} <= set(keys)
-    assert [e[0] for e in plan.extra_rows] == ["Training-mean frame (floor)", "Ridge probe (floor)", "True video (ceiling)"]
+    assert [e[0] for e in plan.extra_rows] == ["Training-mean frame (floor)", "Ridge probe (floor)",
+                                                "Random real clip (floor)", "True video (ceiling)"]
+    assert {"test/swap_change", "test/swap_contour_change"} <= set(keys)
     assert ("Audio+Text (64 px)", "DNN baseline (64 px)") in plan.pairs
+    assert ("Audio+Text (64 px)", "Random real clip (floor)") in plan.pairs
     assert ("Audio+Text (64 px)", "Audio-only (64 px)") in plan.pairs
     spec = wp.contour_spec(True)
     assert spec.configs == ["configs/uti2contour.yaml", "configs/uti2contour/quick.yaml", "configs/uti2contour/phantom64.yaml"]
@@ -244,14 +247,19 @@ def test_wav2uti_plan_has_floors_ceiling_contour_and_paired_tests(tmp_path):
         for label, off in (("DNN baseline (64 px)", 0.0), ("Audio-only (64 px)", 0.5), ("Audio+Text (64 px)", 0.7)):
             m = {"test/rmse": 2.0 + off, "test/psnr": 30.0 - off, "test/contour_msd": 1.2 + off,
                  "test/contour_msd_mm": 2.6, "test/rmse_ridge": 3.0, "test/contour_msd_truth_oracle": 0.9,
-                 "test/contour_found_fraction_oracle": 1.0}
+                 "test/contour_found_fraction_oracle": 1.0, "test/rmse_random_clip": 4.0,
+                 "test/swap_change": 0.5 + off, "test/swap_change_real": 4.0, "test/swap_contour_change_real": 1.6}
             p = {**per, "rmse": [v + off * (1 + 0.1 * i) + 0.01 * seed for i, v in enumerate(per["rmse"])],
-                 "rmse_ridge": [3.0, 3.1, 3.2]}
+                 "rmse_ridge": [3.0, 3.1, 3.2], "rmse_random_clip": [4.0, 4.1, 3.9]}
             (tmp_path / "runs" / f"{label}_{seed}.json").write_text(json.dumps(_w_record(label, seed, p, **m)))
     plan.examples = None
     rp.finish(plan, tmp_path)
     md = (tmp_path / "table.md").read_text()
     assert "| Ridge probe (floor) | 3.000 ± 0.000 |" in md
+    assert "| Random real clip (floor) | 4.000 ± 0.000 |" in md
+    assert "| Audio+Text (64 px) | Random real clip (floor) |" in md  # its paired test (per recording)
+    true_row = next(line for line in md.splitlines() if line.startswith("| True video (ceiling)"))
+    assert true_row.rstrip(" |").split(" | ")[-3:-1] == ["4.000 ± 0.000", "1.600 ± 0.000"]  # the truth's swap
     assert "| True video (ceiling) | 0 (trivial) | ∞ (trivial) |" in md and "0.900 ± 0.000" in md
     assert "## Paired tests per test recording" in md and "'vs truth' (0.900 px)" in md
     assert "RMSE 2.700 vs 2.000 (DNN better" in md

@@ -18,7 +18,8 @@ from articulate.experiments.runner import RunSpec
 W_METRICS = [("test/rmse", "RMSE ↓"), ("test/psnr", "PSNR ↑"), ("test/lpips", "LPIPS ↓"),
              ("test/fid", "FID ↓"), ("test/fvd", "FVD ↓"),
              ("test/contour_msd", "Contour MSD vs real, px ↓"), ("test/contour_msd_truth", "Contour MSD vs truth, px ↓"),
-             ("test/contour_found_fraction", "Tongue found ↑")]
+             ("test/contour_found_fraction", "Tongue found ↑"),
+             ("test/swap_change", "Swap: pixels move"), ("test/swap_contour_change", "Swap: contour moves, px")]
 # Beside the table's columns the CSV keeps the contour distances in mm (comparable across resolutions).
 W_CSV_METRICS = ["test/contour_msd_mm", "test/contour_msd_truth_mm"]
 
@@ -81,7 +82,7 @@ def contour_prepare(ckpt: str | None, spec: RunSpec) -> Callable[[Path, str], li
 
     def prepare(out_dir: Path, logger: str) -> list[str]:
         path = ckpt or cached_tracker(spec, PROJECT_ROOT)
-        print(f"[contour] {spec.model}: {path}", flush=True)
+        print(f"[contour] {spec.model if spec is not None and not ckpt else 'given tracker'}: {path}", flush=True)
         return [f"--model.init_args.contour_ckpt={path}"]
 
     return prepare
@@ -167,11 +168,16 @@ def wav2uti_plan(quick: bool, seeds: int, resolutions: list[int], contour_ckpt: 
         "same seed's 64-px row (with --resolutions lacking 64: the downsampled ground truth, an oracle).\n\n"
         "Floors and ceiling, scored on the same test clips: the training set's mean frame for every frame; a ridge "
         "probe (closed-form ridge from the DNN's input, log-mel with ±5 frames, to pixels, fitted on the training "
-        "clips, penalty chosen on the validation clips); the true video (its RMSE, PSNR, LPIPS, FID, FVD and its "
+        "clips, penalty chosen on the validation clips); a random real clip (for each test clip, a clip of another "
+        "test speaker's utterance: what a model that ignores the speech scores, however realistic its samples); "
+        "the true video (its RMSE, PSNR, LPIPS, FID, FVD and its "
         "contour distance to itself are 0 / ∞ by definition: trivial). LPIPS/FID/FVD are not computed for the "
         "floors. Contour MSD (px at the row's resolution; mm in table.csv): the tongue contour tracked in generated "
         "vs real frames (vs real), or generated frames vs the phantom's true surface (vs truth); frames whose "
-        "tongue the tracker finds (mean confidence ≥ 0.3): 'Tongue found'."
+        "tongue the tracker finds (mean confidence ≥ 0.3): 'Tongue found'. Swap check: each test clip generated "
+        "again from the same noise with its random clip's speech (and transcript): how far the pixels (RMSE) and "
+        "the tracked contour (px) move; 0 = the model ignores its condition; the true video's row gives what the "
+        "truth changes between the two clips."
     )
     if quick:
         header += ("\n\n**QUICK preset**: a reduced phantom cohort (10 speakers, 2 for test), 8-frame clips, tiny "
@@ -187,12 +193,19 @@ def wav2uti_plan(quick: bool, seeds: int, resolutions: list[int], contour_ckpt: 
     extra_rows = [
         ("Training-mean frame (floor)", {m: f"test/{k}_mean_baseline" for m, k in floors.items()}, dnn),
         ("Ridge probe (floor)", {m: f"test/{k}_ridge" for m, k in floors.items()}, dnn),
+        # what a model that ignores the speech scores, however realistic: another test speaker's real clip
+        ("Random real clip (floor)", {m: f"test/{k}_random_clip" for m, k in floors.items()}, dnn),
+        # the swap columns of the true video: what the truth changes when the speech does
         ("True video (ceiling)", {**trivial, "test/psnr": "=∞ (trivial)", "test/contour_msd_truth": "test/contour_msd_truth_oracle",
                                   "test/contour_found_fraction": "test/contour_found_fraction_oracle",
-                                  "test/contour_msd_truth_mm": "test/contour_msd_truth_oracle_mm"}, dnn),
+                                  "test/contour_msd_truth_mm": "test/contour_msd_truth_oracle_mm",
+                                  "test/swap_change": "test/swap_change_real",
+                                  "test/swap_contour_change": "test/swap_contour_change_real"}, dnn),
     ]
-    aliases = {"Ridge probe (floor)": (dnn, "_ridge"), "Training-mean frame (floor)": (dnn, "_mean_baseline")}
-    pairs = [(at, dnn), (ao, dnn), (at, ao), (dnn, "Ridge probe (floor)")]
+    aliases = {"Ridge probe (floor)": (dnn, "_ridge"), "Training-mean frame (floor)": (dnn, "_mean_baseline"),
+               "Random real clip (floor)": (dnn, "_random_clip")}
+    floor_rows = ("Training-mean frame (floor)", "Ridge probe (floor)", "Random real clip (floor)")
+    pairs = [(at, dnn), (ao, dnn), (at, ao)] + [(m, f) for m in (at, ao, dnn) for f in floor_rows]
     pairs += [(f"Audio+Text ({res} px)", f"Audio-only ({res} px)") for res in resolutions if res != base]
     known = {r.label for r in rows} | set(aliases)
     pairs = [(a, b) for a, b in pairs if a in known and b in known]
