@@ -43,6 +43,16 @@ class EDMEMA(WeightAveraging):
 
         super().__init__(device=device, use_buffers=use_buffers, avg_fn=avg_fn)
 
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        """A fresh fit's average starts as the model's values after the module's own setup (Lightning copies the
+        model earlier, before data-dependent initialisation such as a standardiser's mean frame): validation
+        before the first update (the sanity check) then sees the same model. A resumed fit keeps its average."""
+        avg = self._average_model
+        if avg is not None and int(avg.n_averaged) == 0:
+            for mine, theirs in zip(list(avg.module.parameters()) + list(avg.module.buffers()),
+                                    list(pl_module.parameters()) + list(pl_module.buffers())):
+                mine.data.copy_(theirs.data)
+
     def on_load_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
         """Resuming a fit restores the raw weights (``current_model_state``) and the average, as Lightning does.
         Any other load (``trainer.test/validate/predict(ckpt_path=...)``, e.g. the test after fit) keeps the

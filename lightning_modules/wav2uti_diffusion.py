@@ -82,13 +82,14 @@ class Wav2UTIDiffusion(Wav2UTIModule):
         contour_ckpt: str | None = None,
         contour_threshold: float = 0.3,
         condition_context: int = 0,
+        standardizer: nn.Module | None = None,
     ):
         super().__init__(audio_encoder, text_encoder, resolution, clip_frames, fps, baselines, contour_ckpt,
                          contour_threshold, condition_context)
         if stage not in ("base", "super_resolution"):
             raise ValueError(f"stage must be 'base' or 'super_resolution', got {stage!r}")
         self.save_config()
-        self.denoiser, self.fusion = denoiser, fusion
+        self.denoiser, self.fusion, self.standardizer = denoiser, fusion, standardizer
         self.loss_fn = loss if loss is not None else EDMLoss(sigma_data=float(getattr(denoiser, "sigma_data", 0.25)))
         self.sampler = sampler if sampler is not None else HeunSampler(num_steps=32)
         self.stage, self.low_res_size = stage, int(low_res_size)
@@ -102,7 +103,7 @@ class Wav2UTIDiffusion(Wav2UTIModule):
                 "resolution": self.resolution, "clip_frames": self.clip_frames, "fps": self.fps,
                 "low_res_size": self.low_res_size, "sample_aug_sigma": float(hp.sample_aug_sigma),
                 "guidance_scale": float(hp.guidance_scale), "long_form_hop": hp.long_form_hop,
-                "condition_context": self.condition_context}
+                "condition_context": self.condition_context, "standardizer": self.standardizer}
 
     def to_inference(self) -> DiffusionGenerator:
         self._encoders_to_device()
@@ -153,6 +154,15 @@ class Wav2UTIDiffusion(Wav2UTIModule):
         return video if video.shape[-1] == self.low_res_size else resize_video(video, self.low_res_size, "area")
 
     # -- training --------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        # the standardiser's mean frame and scale: from the training frames, once (a resumed fit restores them)
+        dm = self.trainer.datamodule if self._trainer is not None else None
+        if stage == "fit" and self.standardizer is not None and not bool(self.standardizer.fitted) and dm is not None:
+            clips = dm.baseline_clips("train")
+            keep = torch.linspace(0, len(clips) - 1, min(len(clips), 20000 // self.clip_frames + 1)).round().long()
+            self.standardizer.fit(torch.cat([clips[int(i)]["video"][0] for i in keep.unique()]))
+
     def _loss(self, batch: dict[str, Any], generator: torch.Generator | None = None, drop: bool = True) -> torch.Tensor:
         video = batch["video"]
         B = video.shape[0]
@@ -165,7 +175,8 @@ class Wav2UTIDiffusion(Wav2UTIModule):
         if self.stage == "super_resolution":
             aug = torch.rand(B, device=video.device, generator=generator) * self.hparams.aug_sigma_max
             kw = {"low_res": self.low_res_input(video, aug, generator), "aug_sigma": aug}
-        per_elem = self.loss_fn(self.denoiser, video, cond=cond, cond_mask=cmask, generator=generator, **kw)
+        x0 = self.standardizer(video) if self.standardizer is not None else video
+        per_elem = self.loss_fn(self.denoiser, x0, cond=cond, cond_mask=cmask, generator=generator, **kw)
         return per_elem.mean()
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:

@@ -354,3 +354,20 @@ def test_cfg_denoiser_batched_matches_separate_calls():
         assert net.batches == ([6] if scale not in (0.0, 1.0) else [3])  # one batched forward when guiding
     unb = CFGDenoiser(net, 2.5, batched=False)(x, sig, cond=cond, cond_mask=mask, low_res=lr)
     torch.testing.assert_close(unb, d_u + 2.5 * (d_c - d_u))
+
+
+def test_frame_standardizer_centres_each_pixel_and_scales_to_sigma_data():
+    from articulate.diffusion import FrameStandardizer
+
+    g = torch.Generator().manual_seed(0)
+    frames = torch.rand(200, 6, 6, generator=g) * torch.linspace(0.1, 1.0, 36).reshape(6, 6) - 0.7
+    st = FrameStandardizer(resolution=6, sigma_data=0.25)
+    assert not bool(st.fitted)
+    st.fit(frames)
+    z = st(frames[:, None, None])  # [N, 1, 1, H, W], any leading shape
+    torch.testing.assert_close(z.mean(0).squeeze(), torch.zeros(6, 6), atol=1e-6, rtol=0)
+    assert float(z.pow(2).mean().sqrt()) == pytest.approx(0.25, rel=1e-5)
+    torch.testing.assert_close(st.inverse(z), frames[:, None, None], atol=1e-6, rtol=0)
+    torch.testing.assert_close(st.mean_frame, frames.double().mean(0).float())
+    with pytest.raises(ValueError, match="6-px"):
+        st.fit(torch.zeros(3, 4, 4))

@@ -236,3 +236,31 @@ def test_dnn_eigentongue_output_is_the_training_frames_principal_subspace():
     other = FrameDNN(in_dim=8, context=1, hidden=16, num_layers=2, out_size=8, basis=3)
     other.load_state_dict(net.state_dict())
     torch.testing.assert_close(other(torch.ones(1, 2, 8)), net(torch.ones(1, 2, 8)))
+
+
+def test_standardised_diffusion_trains_on_deviations_and_generates_in_data_scale():
+    from articulate.diffusion import FrameStandardizer
+
+    m = _model(text=False, standardizer=FrameStandardizer(resolution=16, sigma_data=0.25))
+    b = _batch()
+    m.standardizer.fit(b["video"][:, 0].reshape(-1, 16, 16) * 0.1 - 0.6)  # a dark, low-contrast training set
+    seen = {}
+    loss_fn = m.loss_fn
+
+    def spy(denoiser, x0, **kw):
+        seen["x0"] = x0
+        return loss_fn(denoiser, x0, **kw)
+
+    m.loss_fn = spy
+    m.training_step(b, 0)
+    torch.testing.assert_close(seen["x0"], m.standardizer(b["video"]))  # the loss sees standardised video
+    m.eval()
+    feats = torch.randn(1, 4, 8)
+    out = m.generate(feats, generator=torch.Generator().manual_seed(0))
+    # the sampler runs in the standardised space; the video comes back in the data's
+    from articulate.inference.wav2uti import DiffusionGenerator
+
+    raw = DiffusionGenerator(**{**m.inference_init(), "standardizer": None}).generate(
+        feats, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, m.standardizer.inverse(raw))
+    assert m.to_inference().standardizer is m.standardizer

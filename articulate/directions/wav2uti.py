@@ -32,6 +32,8 @@ DIRECTION = Direction(
         Link(f"{_DENOISER}.sigma_min", "model.init_args.sampler.init_args.sigma_min"),
         Link(f"{_DENOISER}.sigma_max", "model.init_args.sampler.init_args.sigma_max"),
         Link(f"{_DENOISER}.sigma_data", "model.init_args.loss.init_args.sigma_data"),
+        Link(f"{_DENOISER}.sigma_data", "model.init_args.standardizer.init_args.sigma_data"),
+        Link("data.init_args.resolution", "model.init_args.standardizer.init_args.resolution"),
         # Feature widths flow from the encoders through the fusion into the U-Net.
         Link("model.init_args.fusion.init_args.cond_dim", f"{_NET}.cond_dim"),
         Link("model.init_args.audio_encoder.init_args.n_mels", "model.init_args.fusion.init_args.audio_dim"),

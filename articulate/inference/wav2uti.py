@@ -126,8 +126,9 @@ class DiffusionGenerator(UltrasoundGenerator):
                  text_encoder: nn.Module | None = None, sampler: HeunSampler | None = None, stage: str = "base",
                  resolution: int = 64, clip_frames: int = 16, fps: float = 60.0, low_res_size: int = 64,
                  sample_aug_sigma: float = 0.05, guidance_scale: float = 1.0, long_form_hop: int | None = None,
-                 condition_context: int = 0):
+                 condition_context: int = 0, standardizer: nn.Module | None = None):
         super().__init__(audio_encoder, resolution, clip_frames, fps, text_encoder, condition_context)
+        self.standardizer = standardizer  # the diffusion runs on standardised video (articulate.diffusion.standardize)
         if stage not in ("base", "super_resolution"):
             raise ValueError(f"stage must be 'base' or 'super_resolution', got {stage!r}")
         self.denoiser, self.fusion = denoiser, fusion
@@ -148,7 +149,11 @@ class DiffusionGenerator(UltrasoundGenerator):
         return fuse_condition(self.fusion, audio_feats, text, text_mask, self.condition_context)
 
     def upsample_low_res(self, low: torch.Tensor, aug_sigma: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The super-resolution stage's conditioning video: upsampled (bilinear), standardised like the video it
+        generates, then noise-augmented."""
         up = resize_video(low, self.resolution, "bilinear")
+        if self.standardizer is not None:
+            up = self.standardizer(up)
         noise = torch.randn(up.shape, generator=generator, device=up.device, dtype=up.dtype)
         return up + aug_sigma.reshape(-1, 1, 1, 1, 1).to(up) * noise
 
@@ -194,11 +199,13 @@ class DiffusionGenerator(UltrasoundGenerator):
         shape = (B, 1, T, self.resolution, self.resolution)
         if T <= self.clip_frames:
             kw = cond_fn(0, T)
-            return sampler(lambda x, s: cfg(x, s, **kw), shape, generator=generator, device=device).float()
-        hop = long_form_hop or self.long_form_hop
-        lf = LongFormSampler(sampler, window=self.clip_frames, hop=hop,
-                             memory_budget_mb=memory_budget_mb or DEFAULT_MEMORY_BUDGET_MB)
-        return lf(lambda x, s, **kw: cfg(x, s, **kw), shape, cond_fn=cond_fn, generator=generator, device=device).float()
+            x = sampler(lambda x, s: cfg(x, s, **kw), shape, generator=generator, device=device).float()
+        else:
+            hop = long_form_hop or self.long_form_hop
+            lf = LongFormSampler(sampler, window=self.clip_frames, hop=hop,
+                                 memory_budget_mb=memory_budget_mb or DEFAULT_MEMORY_BUDGET_MB)
+            x = lf(lambda x, s, **kw: cfg(x, s, **kw), shape, cond_fn=cond_fn, generator=generator, device=device).float()
+        return self.standardizer.inverse(x) if self.standardizer is not None else x
 
 
 def timing_mismatch(base: UltrasoundGenerator, sr: UltrasoundGenerator) -> str | None:
