@@ -273,3 +273,23 @@ def test_loaders_pin_memory_only_for_a_cuda_trainer():
 
     assert pin_memory(dm("cpu")) is False and pin_memory(dm("cuda")) is True
     assert pin_memory(types.SimpleNamespace(trainer=None)) is torch.cuda.is_available()
+
+
+@pytest.mark.slow
+def test_synthesis_memory_runs_the_tool_per_length_and_reports_its_peak(tmp_path):
+    """The bench's synthesize-uti rows: a checkpoint of the configs' initial weights, one fresh process per
+    speech length, each reporting its own peak RSS and time; the ratio of the longest to the shortest."""
+    from helpers import make_cohort, stack, wav2uti_tiny_override
+
+    from articulate.experiments.bench.inference import synthesis_memory
+
+    cohort = make_cohort(tmp_path / "c", speakers=3, utterances=1, seconds=0.3)
+    over = wav2uti_tiny_override(cohort, None, tmp_path)
+    out = synthesis_memory([str(p) for p in stack("wav2uti", None)] + [str(over)], [0.2, 1.0], 1, "cpu")
+    rows = out["rows"]
+    assert [r["speech_seconds"] for r in rows] == [0.2, 1.0] and [r["frames"] for r in rows] == [12, 60]
+    for r in rows:
+        assert r["peak_rss_mb"] > 50 and r["seconds_per_video_second"] > 0 and r["default_steps"] == 2
+        assert r["estimated_seconds_per_video_second_at_default_steps"] == pytest.approx(
+            r["seconds_per_video_second"] * 3, rel=1e-6)
+    assert out["peak_ratio_longest_to_shortest"] == pytest.approx(rows[1]["peak_rss_mb"] / rows[0]["peak_rss_mb"])
