@@ -2,10 +2,10 @@
 checkpoints a user resumes from: one written at the end of an epoch (``every_n_epochs``), ``last.ckpt`` of a
 fit stopped by ``max_epochs`` and continued with more, and one written mid-epoch.
 
-Each direction's tiny fit has 2 epochs of 3 batches with a validation at each epoch end. mri2audio stops by
-epochs as its configs do; wav2uti and uti2contour by steps as theirs do (Lightning restores an end-of-epoch
-checkpoint differently then). wav2uti keeps an EMA of the weights; uti2contour loads with a DataLoader
-worker (its presets do), which prefetches batches as soon as the loader's iterator exists.
+Each direction's tiny fit has 2 epochs of 3 batches with a validation at each epoch end and loads with one
+DataLoader worker, as the presets do (a worker prefetches batches as soon as the loader's iterator exists).
+mri2audio stops by epochs as its configs do; wav2uti and uti2contour by steps as theirs do (Lightning
+restores an end-of-epoch checkpoint differently then); wav2uti keeps an EMA of the weights.
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ def _direction(direction: str, tmp: Path) -> tuple[list[Path], list[str]]:
     """The configs and overrides of a tiny fit of ``direction``."""
     if direction == "mri2audio":
         configs = [*stack("mri2audio"), mri_tiny_overlay(tmp / "tiny.yaml", **quiet_trainer(tmp))]
-        extra = ["--data.init_args.n_crops=3"]  # 2 training subjects x 3 crops: 3 batches of 2
+        extra = ["--data.init_args.n_crops=3", "--data.init_args.num_workers=1"]  # 2 subjects x 3 crops: 3 batches
     elif direction == "wav2uti":
         cohort = make_cohort(tmp / "cohort", speakers=3, utterances=2, seconds=0.5)
         configs = [*stack("wav2uti"), wav2uti_tiny_override(cohort, None, tmp)]
         extra = [f"--trainer.max_steps={EPOCHS * BATCHES}", f"--trainer.limit_train_batches={BATCHES}",
+                 "--data.init_args.num_workers=1",
                  "--trainer.callbacks+=callbacks.ema.EDMEMA", "--trainer.callbacks.halflife_steps=2",
                  "--trainer.callbacks.rampup_ratio=0.5"]
     else:
@@ -106,3 +107,38 @@ def test_resume_from_a_mid_epoch_checkpoint(fits):
     assert torch.load(fits.mid, weights_only=True)["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [
         {"epoch": 1, "batches_done": MID - BATCHES}]
     fits.check_resumed(fits.mid, "from-mid-epoch")
+
+
+class _Keys(torch.utils.data.Dataset):
+    """Items that are their own sampler keys ``(epoch, index)``."""
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, key: tuple[int, int]) -> torch.Tensor:
+        return torch.tensor(key)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_the_train_loader_starts_where_the_trainer_is_at_its_first_batch(workers):
+    """Lightning may call ``iter()`` on the train loader before it restores the checkpoint (a module asking for
+    ``estimated_stepping_batches`` in ``configure_optimizers``) and, resuming, before ``set_epoch``: the batches
+    are still the uninterrupted epoch's after the ones already trained."""
+    from datamodules.sampling import EpochSampler, ResumableLoader
+
+    def loader(position: dict) -> tuple[ResumableLoader, EpochSampler]:
+        sampler = EpochSampler(_Keys(), seed=3, num_replicas=1, rank=0)
+        return ResumableLoader(_Keys(), sampler, lambda: (position["epoch"], position["done"]), batch_size=2,
+                               num_workers=workers), sampler
+
+    uninterrupted, sampler = loader({"epoch": 1, "done": 0})
+    sampler.set_epoch(1)
+    epoch = [b.tolist() for b in uninterrupted]
+    assert len(epoch) == 4 and all(e == 1 for b in epoch for e, _ in b)
+
+    position = {"epoch": 0, "done": 0}
+    resumed, sampler = loader(position)
+    it = iter(resumed)  # before the restore
+    position.update(epoch=1, done=1)  # the restored loop progress: epoch 1, one batch trained
+    sampler.set_epoch(1)
+    assert [b.tolist() for b in it] == epoch[1:]
