@@ -118,8 +118,8 @@ class _StartsAtFirstBatch:
 
 
 def trainer_position(datamodule) -> Callable[[], tuple[int, int]]:
-    """``(epoch, batches trained in it)`` of the DataModule's trainer (0, 0 outside a fit): at the first batch
-    of an epoch 0, after a mid-epoch restore the batches the checkpoint had trained."""
+    """``(epoch, batches trained in it)`` of the DataModule's trainer, ``(0, 0)`` outside a fit. At the first batch
+    of an epoch that is ``(epoch, 0)``, after a mid-epoch restore the batches the checkpoint had trained."""
 
     def position() -> tuple[int, int]:
         trainer = getattr(datamodule, "trainer", None)
