@@ -5,10 +5,11 @@ any randomness of an item (crop start, jitter, augmentation) from ``numpy.random
 epoch, index])``, so an epoch is reproducible, differs from the next, and does not depend on the
 number of DataLoader workers or on the global RNGs.
 
-:class:`ResumableLoader` makes the position part of the checkpoint: Lightning stores a stateful
-train loader's ``state_dict`` (epoch, batches done) and hands it back on resume, and the sampler
-then skips the batches already trained, so a mid-epoch resume continues with the next batch
-instead of re-training the epoch's first ones.
+:class:`ResumableLoader` starts each pass where the trainer is: its iterator is created at the first
+batch taken from it, after Lightning has restored the checkpoint and set the sampler's epoch, and
+skips the batches the trainer has already trained in that epoch, so a mid-epoch resume continues with
+the next batch instead of re-training the epoch's first ones, and an end-of-epoch resume starts the
+next epoch's permutation.
 """
 
 from __future__ import annotations
@@ -65,27 +66,60 @@ class EpochSampler(DistributedSampler):
 
 
 class ResumableLoader(DataLoader):
-    """A train DataLoader whose position (epoch, batches done) is saved in checkpoints and restored.
+    """A train DataLoader whose iterator starts where the trainer is: the epoch Lightning set on the sampler,
+    less the batches already trained in it (``position()``, see :func:`trainer_position`).
 
-    ``position()`` reports ``(epoch, batches trained in it)`` when Lightning saves a checkpoint (the
-    DataModule reads it from its trainer's loop progress, which counts batches trained, not the
-    batches prefetched).
+    The DataLoader's own iterator is created at the first batch taken, not at ``iter()``, because Lightning
+    calls ``iter()`` too early for a resume: before the checkpoint is restored when a module asks for
+    ``trainer.estimated_stepping_batches`` in ``configure_optimizers`` (it then never hands the loader its
+    saved state either), and before ``set_epoch`` in a resumed fit's first epoch, when DataLoader workers
+    would already have prefetched epoch 0's batches. By the first batch both the loop progress and the
+    epoch are restored. ``state_dict`` writes the position into checkpoints (and tells Lightning the loader
+    is resumable); nothing needs to be loaded back.
     """
 
     def __init__(self, dataset: Dataset, sampler: EpochSampler, position: Callable[[], tuple[int, int]], **kwargs):
         super().__init__(dataset, sampler=sampler, **kwargs)
         self._position = position
 
+    def __iter__(self) -> Iterator:
+        return _StartsAtFirstBatch(self)
+
+    def _start(self) -> Iterator:
+        epoch, batches = self._position()
+        if batches:
+            self.sampler.resume_at(epoch, batches * int(self.batch_size))
+        return super().__iter__()
+
     def state_dict(self) -> dict[str, int]:
         epoch, batches = self._position()
         return {"epoch": int(epoch), "batches_done": int(batches)}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self.sampler.resume_at(state["epoch"], state["batches_done"] * int(self.batch_size))
+        """The position is the restored loop progress, read when the iterator starts (see the class)."""
+
+
+class _StartsAtFirstBatch:
+    """An iterator over a :class:`ResumableLoader` that creates the DataLoader's own one at the first ``next``."""
+
+    def __init__(self, loader: ResumableLoader):
+        self._loader, self._it = loader, None
+
+    def __iter__(self) -> _StartsAtFirstBatch:
+        return self
+
+    def __next__(self):
+        if self._it is None:
+            self._it = self._loader._start()
+        return next(self._it)
+
+    def __len__(self) -> int:
+        return len(self._loader)
 
 
 def trainer_position(datamodule) -> Callable[[], tuple[int, int]]:
-    """``(epoch, batches trained in it)`` of the DataModule's trainer (0, 0 outside a fit)."""
+    """``(epoch, batches trained in it)`` of the DataModule's trainer, ``(0, 0)`` outside a fit. At the first batch
+    of an epoch that is ``(epoch, 0)``, after a mid-epoch restore the batches the checkpoint had trained."""
 
     def position() -> tuple[int, int]:
         trainer = getattr(datamodule, "trainer", None)

@@ -171,12 +171,14 @@ class PoisonAt(_L.Callback):
 
 
 class SaveAndStopAt(_L.Callback):
-    """Save a checkpoint after training batch ``batch`` (as ``every_n_train_steps`` would) and stop the fit."""
+    """Save a checkpoint after training batch ``batch`` (as ``every_n_train_steps`` would) and stop the fit
+    (or, with ``stop`` false, go on: a mid-epoch checkpoint of an uninterrupted fit)."""
 
-    def __init__(self, batch: int, path: str):
-        self.batch, self.path = int(batch), path
+    def __init__(self, batch: int, path: str, stop: bool = True):
+        self.batch, self.path, self.stop = int(batch), path, bool(stop)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.fit_loop.total_batch_idx + 1 == self.batch:
             trainer.save_checkpoint(self.path)
-            trainer.should_stop = True
+            if self.stop:
+                trainer.should_stop = True

@@ -7,8 +7,8 @@ On top of LightningCLI (any LightningModule/DataModule by ``class_path``):
 * **safe checkpoints**: ``--ckpt_path`` is read with ``weights_only=True`` and checked before anything
   is built (readable, Lightning, finite weights, the same direction and model class as the config);
   the trainer restores it with ``weights_only=True`` too;
-* **exact resume**: ``callbacks.resume.ResumeState`` (RNG states) joins every run; the train loaders
-  carry their position (``datamodules.sampling``);
+* **exact resume**: ``callbacks.resume.ResumeState`` (each batch's random numbers keyed to the seed, epoch
+  and batch) joins every run; the train loaders start at the trainer's position (``datamodules.sampling``);
 * **host memory**: a config's top-level ``cpu_allocator`` (``reuse`` | ``compact`` | ``default``) sets the
   CPU allocator mode before the model and the data are built (:mod:`articulate.cli.runtime`: ``reuse``
   is fast, ``compact`` keeps the RSS at the live tensors for the paper-size configs);
