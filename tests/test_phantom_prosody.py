@@ -76,8 +76,8 @@ def test_larynx_height_follows_the_phrase_at_the_speakers_gain_and_reads_back():
 
 
 def test_free_speech_keeps_its_intonation_and_a_resting_larynx():
-    """Without a word list's prosody (the wav2uti prompts) nothing moves the larynx: its images and sound are
-    those of phantom version 4."""
+    """Without a word list's prosody (the wav2uti prompts) nothing moves the larynx, and wav2uti keeps version 4's
+    cache key (its files came out byte for byte the same when mri2audio's version 5 was made)."""
     subject = sample_subject(np.random.default_rng([2, 1]), "s")
     traj = make_trajectory("we see two geese", subject, np.random.default_rng(4), lead_s=(0.4, 0.5))
     assert traj.larynx_mm is None and "larynx" not in traj.at(np.array([0.5]))
