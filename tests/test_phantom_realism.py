@@ -82,7 +82,9 @@ def test_ultrasound_frame_change_is_in_the_real_range(uti_cohort, samples_dir):
     assert area[1] <= max(c[1] for c in real.values()) and area[6] >= 1.7 * area[1], (area, real)
 
 
-def test_f0_spread_is_in_the_real_range(uti_cohort, samples_dir):
+def test_f0_spread_is_in_the_real_range(uti_cohort, mri_cohort, samples_dir):
+    """Both phantoms' intonation spreads as real speech does: the wav2uti prompts' free intonation, and the
+    mri2audio word list's stereotyped contours (a word said alone, with its accent and final fall)."""
     paths = [samples_dir / "tal1" / "088_aud.wav", samples_dir / "ultrasuite-upx" / "sample.wav"]
     paths += sorted(Path(p) for p in glob.glob(str(samples_dir / "ultrax-video" / "*.avi")))
     paths = [p for p in paths if p.is_file()]
@@ -90,12 +92,15 @@ def test_f0_spread_is_in_the_real_range(uti_cohort, samples_dir):
         pytest.skip("no real speech among the samples")
     real = {p.name: realism.f0_stats(realism.read_speech(p), 16000)["sd_semitones"] for p in paths}
     phantom = realism.cohort_f0(uti_cohort)
+    words = realism.cohort_f0(mri_cohort)
     print("\nF0 s.d. (semitones):", {k: round(v, 2) for k, v in real.items()},
           f"phantom per recording {phantom['recording_sd_semitones']:.2f}, "
-          f"per speaker {phantom['speaker_sd_semitones']:.2f}")
+          f"per speaker {phantom['speaker_sd_semitones']:.2f}; mri2audio per recording "
+          f"{words['recording_sd_semitones']:.2f}")
     assert min(real.values()) > 2.0  # real speech is not monotone: the measure sees that
     assert phantom["speaker_sd_semitones"] >= 2.0, phantom
     assert phantom["recording_sd_semitones"] >= 1.5, phantom
+    assert words["recordings"] == 2 and words["recording_sd_semitones"] >= 2.0, words
 
 
 # --------------------------------------------------------------------------------------------- speech and motion

@@ -41,8 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     pv.add_argument("--out", type=Path, default=Path("preview.png"))
     pv.add_argument("--real", nargs="+", type=Path, default=None, metavar="PATH",
                     help="real recordings (ultrasound video, .ult, .wav): write a phantom-vs-real sheet instead")
-    ce = sub.add_parser("ceiling", help="mri2audio: the Corr2D / PESQ-wb a model blind to intonation and source "
-                                        "noise can reach at best (markdown table; JSON with --out)")
+    ce = sub.add_parser("ceiling", help="mri2audio: the Corr2D / PESQ-wb a model can reach at best by what it knows "
+                                        "of the intonation: seeing the larynx, knowing the word's contour, blind "
+                                        "(markdown table; JSON with --out)")
     ce.add_argument("--subjects", type=int, default=40, help="cohort size (default 40, the QUICK reproduction's cohort)")
     ce.add_argument("--recordings", type=int, default=12, help="recordings scored, spread over the cohort (12)")
     ce.add_argument("--crops", type=int, default=4, help="evaluation crops per recording (4)")
@@ -54,21 +55,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _ceiling(args: argparse.Namespace) -> int:
-    from articulate.phantom.ceilings import ceiling_table, check_ceiling_options, intonation_blind_ceiling
+    from articulate.phantom.ceilings import ceiling_table, check_ceiling_options, intonation_ceilings
     from articulate.utils.atomic import atomic_path, check_output
 
     check_ceiling_options(args.subjects, args.recordings, args.crops, args.draws)  # bad values: one line before any work
     if args.out is not None:
         check_output(args.out)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-    result = intonation_blind_ceiling(subjects=args.subjects, recordings=args.recordings, crops=args.crops,
-                                      draws=args.draws, seed=args.seed, log=log)
+    result = intonation_ceilings(subjects=args.subjects, recordings=args.recordings, crops=args.crops,
+                                 draws=args.draws, seed=args.seed, log=log)
     s = result["settings"]
-    print(f"intonation-blind ceiling, mri2audio phantom ({s['subjects']} subjects, seed {s['seed']}): "
+    print(f"intonation ceilings, mri2audio phantom ({s['subjects']} subjects, seed {s['seed']}): "
           f"{s['recordings']} recordings x {s['crops']} crops, K={s['draws']} draws, {result['seconds']:.0f} s")
     print(ceiling_table(result))
     f0 = result["f0_rms_semitones"]
-    print(f"F0 RMS distance to the true contour: another draw {f0['redraw']:.2f} st, flat {f0['flat']:.2f} st")
+    print(f"F0 RMS distance to the true contour (voiced): from the larynx {f0['larynx']:.2f} st, the word's contour "
+          f"{f0['word']:.2f} st, another draw {f0['redraw']:.2f} st, flat {f0['flat']:.2f} st")
     if args.out is not None:
         with atomic_path(args.out) as tmp:
             tmp.write_text(json.dumps(result, indent=1, allow_nan=False) + "\n")

@@ -6,8 +6,16 @@ returns a cached one. See :mod:`articulate.phantom.cohort`. Ground truth for oth
 (mri2audio), see :mod:`articulate.phantom.groundtruth`; realism measures in :mod:`.realism`.
 """
 
-from articulate.phantom.cohort import KINDS, VERSION, check_options, ensure_phantom, generate, load_subject, phantom_key
+from articulate.phantom.cohort import (
+           KINDS,
+           VERSIONS,
+           check_options,
+           ensure_phantom,
+           generate,
+           load_subject,
+           phantom_key,
+)
 from articulate.phantom.groundtruth import KEYPOINTS, motion_region, tongue_keypoints
 
-__all__ = ["KEYPOINTS", "KINDS", "VERSION", "check_options", "ensure_phantom", "generate", "load_subject",
+__all__ = ["KEYPOINTS", "KINDS", "VERSIONS", "check_options", "ensure_phantom", "generate", "load_subject",
            "motion_region", "phantom_key", "tongue_keypoints"]

@@ -1,18 +1,27 @@
-"""What an mri2audio model can score at best on the phantom when it cannot know the intonation.
+"""What an mri2audio model can score at best on the phantom, by what it can know of the intonation.
 
-The phantom's F0 contour is drawn at random per utterance (:func:`~articulate.phantom.trajectories._intonation`),
-and so is the voice source's noise (jitter, shimmer, breath, aspiration, frication, bursts, room noise). The MRI
-shows neither, so even a model that knows articulation, anatomy and timing perfectly can only predict them on
-average. :func:`intonation_blind_ceiling` measures the consequence: it rebuilds recordings of a phantom cohort
-exactly as :mod:`articulate.phantom.cohort` does (subject, trajectory, and the true audio, identical to the cohort's
-WAV as read back), re-renders the same trajectory with other intonation draws and fresh source noise, and scores
-the results as the mri2audio module scores a prediction. Versions (keys of ``result["versions"]``):
+The phantom's F0 contour (:mod:`articulate.phantom.prosody`) is the word's stereotyped contour in the speaker's key
+and range, varied a little per repetition, plus microprosody and a fast wander; the larynx's height in the MRI shows
+the phrase contour. The voice source's noise (jitter, shimmer, breath, aspiration, frication, bursts, room noise)
+is shown by nothing. :func:`intonation_ceilings` rebuilds recordings of a phantom cohort exactly as
+:mod:`articulate.phantom.cohort` does (subject, trajectory, and the true audio, identical to the cohort's WAV as
+read back), re-renders the same trajectory with F0 contours that a model knowing more or less could predict, with
+fresh source noise, and scores the results as the mri2audio module scores a prediction. Versions (keys of
+``result["versions"]``):
 
 - ``oracle``: Griffin-Lim of the true mel (``test/pesq_oracle``; Corr2D 1 by definition): the vocoder's ceiling.
 - ``noise``: the true F0, fresh source noise: what the noise alone costs.
-- ``redraw``: another intonation draw and fresh source noise, each of the K draws scored (n = crops x K).
+- ``larynx``: F0 read back from the larynx height at the MRI frames with the phantom's own mapping
+  (:func:`~articulate.phantom.prosody.phrase_from_larynx`), the microprosody the segments imply, and the
+  unexplained wander redrawn, fresh source noise; each of the K draws scored (n = crops x K).
+- ``larynx_mean``: the mean of those K unit-scale mels: the best of a model that sees the larynx.
+- ``word``: the word's own contour in another speaker's key and range, another repetition's variation and
+  wander: what a model can know that has learnt the word's contour but does not see the larynx (each of K).
+- ``word_mean``: the mean of those K mels: that model's best.
+- ``redraw``: another intonation draw (another word contour, speaker and repetition) and fresh source noise,
+  each of the K draws scored.
 - ``mean``: the mean of those K unit-scale mels, the prediction minimising the expected L2 error of a model
-  blind to intonation and source noise (as K grows): the realistic ceiling.
+  blind to intonation and source noise (as K grows): the intonation-blind ceiling.
 - ``flat``: F0 flat at the subject's mean ``f0_hz``, fresh source noise.
 
 Scores use the project's own functions, as the mri2audio module does: the mel of a crop is the DataModule's
@@ -40,23 +49,46 @@ import numpy as np
 
 from articulate.errors import InputError
 from articulate.phantom.anatomy import Subject
-from articulate.phantom.cohort import MRI_FILL, MRI_LEAD_S, _mri_subject_words, _options, mri_subject, mri_take
-from articulate.phantom.trajectories import _intonation, make_trajectory, plan_segments
+from articulate.phantom.cohort import (
+    MRI_FILL,
+    MRI_LEAD_S,
+    _mri_subject_words,
+    _options,
+    mri_prosody,
+    mri_subject,
+    mri_take,
+)
+from articulate.phantom.mri import frame_times
+from articulate.phantom.prosody import (
+    draw_speaker_prosody,
+    draw_word_contour,
+    f0_from_phrase,
+    phrase_contour,
+    phrase_from_larynx,
+    stressed_count,
+    take_contour,
+)
+from articulate.phantom.trajectories import make_trajectory, plan_segments
 from articulate.signal.crops import crop_starts
 
-VERSIONS = ("oracle", "noise", "redraw", "mean", "flat")
+VERSIONS = ("oracle", "noise", "larynx", "larynx_mean", "word", "word_mean", "redraw", "mean", "flat")
 LABELS = {
     "oracle": "oracle: GL(true mel)",
     "noise": "true F0, fresh source noise",
+    "larynx": "F0 read from the larynx in the MRI, wander + source noise redrawn (each of K)",
+    "larynx_mean": "mean of the K larynx mels (larynx-seeing best)",
+    "word": "the word's contour, another speaker and repetition + fresh source noise (each of K)",
+    "word_mean": "mean of the K word mels (word-knowing, larynx-blind best)",
     "redraw": "another intonation draw + fresh source noise (each of K)",
     "mean": "mean of the K redraw mels (intonation- and noise-blind best)",
     "flat": "flat F0 at the subject mean + fresh source noise",
 }
+DRAWN = {"larynx": "larynx_mean", "word": "word_mean", "redraw": "mean"}  # K draws each, and their mean mel
 CROP_SAMPLES = 21000  # configs/mri2audio.yaml data.crop_samples (the paper's)
 GRIFFIN_LIM, GRIFFIN_LIM_ITERS, PESQ_MODE = "librosa", 32, "wb"  # configs/mri2audio.yaml model settings
-_TAG = 7331  # keys the ceiling's own generators apart from the cohort's ([seed, 0..3, ...])
-_NOISE, _F0 = 1, 2  # what a generator draws: fresh synthesis noise, an intonation contour
-_VERSION_ID = {"noise": 0, "redraw": 1, "flat": 2}
+_TAG = 7331  # keys the ceiling's own generators apart from the cohort's ([seed, 0..5, ...])
+_NOISE, _F0, _WORD, _LARYNX = 1, 2, 3, 4  # what a generator draws: synthesis noise, a contour of each kind
+_VERSION_ID = {"noise": 0, "redraw": 1, "flat": 2, "word": 3, "larynx": 4}
 
 
 def recording_subjects(subjects: int, recordings: int) -> list[int]:
@@ -84,13 +116,16 @@ class PhantomRecording:
     def __init__(self, seed: int, si: int, word: str, opts: dict[str, Any]):
         self.seed, self.si, self.word, self.sr = seed, si, word, int(opts["sr"])
         self.subject: Subject = mri_subject(seed, si)
+        self.prosody = mri_prosody(seed, si, word)
         rng, self.n = mri_take(seed, si, 0, 0, opts)
         duration = self.n / self.sr
         # make_trajectory plans the segments first from the same generator: replayed on a copy, for the stress marks
         self.segments = plan_segments(word, self.subject, copy.deepcopy(rng), duration, MRI_LEAD_S, MRI_FILL)
-        self.traj = make_trajectory(word, self.subject, rng, duration_s=duration, lead_s=MRI_LEAD_S, fill=MRI_FILL)
+        self.traj = make_trajectory(word, self.subject, rng, duration_s=duration, lead_s=MRI_LEAD_S, fill=MRI_FILL,
+                                    prosody=self.prosody)
         assert [s[:3] for s in self.segments] == self.traj.segments  # the replay is the plan make_trajectory used
         self._state = copy.deepcopy(rng.bit_generator.state)  # where the cohort's synthesis starts
+        self.frame_times = frame_times(duration, int(opts["n_frames"]))  # when the MRI shows the larynx
 
     @property
     def id(self) -> str:
@@ -99,9 +134,29 @@ class PhantomRecording:
     def generator(self, *keys: int) -> np.random.Generator:
         return np.random.default_rng([int(self.seed), _TAG, self.si, *keys])
 
+    def _f0(self, phrase: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return f0_from_phrase(phrase, self.segments, self.traj.t, self.subject.f0_hz, rng)
+
     def intonation(self, k: int) -> np.ndarray:
-        """Intonation draw ``k``: another contour the same utterance could have had."""
-        return _intonation(self.segments, self.traj.t, self.subject, self.generator(_F0, k))
+        """Intonation draw ``k``: another contour the same utterance could have had (another word's contour,
+        speaker and repetition)."""
+        rng = self.generator(_F0, k)
+        word = draw_word_contour(rng, stressed_count(self.word))
+        contour = take_contour(word, draw_speaker_prosody(rng), rng)
+        return self._f0(phrase_contour(self.segments, self.traj.t, contour), rng)
+
+    def word_intonation(self, k: int) -> np.ndarray:
+        """Draw ``k`` of the word's own contour as another speaker would say it in another repetition."""
+        rng = self.generator(_WORD, k)
+        contour = take_contour(self.prosody[0], draw_speaker_prosody(rng), rng)
+        return self._f0(phrase_contour(self.segments, self.traj.t, contour), rng)
+
+    def larynx_intonation(self, k: int) -> np.ndarray:
+        """Draw ``k`` of the F0 a model that sees the larynx can know: the phrase contour read back from the
+        larynx height at the MRI frames, the segments' microprosody, a fresh wander."""
+        height = np.interp(self.frame_times, self.traj.t, self.traj.larynx_mm)
+        phrase = phrase_from_larynx(self.frame_times, height, self.segments, self.traj.t, self.prosody[1])
+        return self._f0(phrase, self.generator(_LARYNX, k))
 
     def render(self, f0: np.ndarray | None = None, noise: tuple[int, int] | None = None) -> np.ndarray:
         """The waveform with F0 ``f0`` (None: the true one); ``noise`` None continues the cohort's generator
@@ -141,16 +196,17 @@ def _summary(values: list[float]) -> dict[str, Any]:
             "n": int(len(ok)), "failed": int(len(v) - len(ok))}
 
 
-def intonation_blind_ceiling(subjects: int = 40, recordings: int = 12, crops: int = 4, draws: int = 8, seed: int = 0,
-                             log: Callable[[str], None] | None = None) -> dict[str, Any]:
+def intonation_ceilings(subjects: int = 40, recordings: int = 12, crops: int = 4, draws: int = 8, seed: int = 0,
+                        log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Corr2D and PESQ-wb of the versions in the module docstring on ``recordings`` recordings of the mri2audio
     phantom cohort of ``subjects`` subjects and seed ``seed`` (default: the QUICK reproduction's 40), ``crops``
     evaluation crops each, ``draws`` intonation draws (K) per recording; ``log`` gets one line per recording.
 
     Returns ``{"versions": {name: {"label", "corr2d": {mean, sd, n, failed}, "pesq": {mean, sd, n, failed}}},
     "scores": {name: {"corr2d": [...], "pesq": [...]}}`` (per crop, crop-major within a recording, draws
-    innermost for ``redraw``; a failed PESQ is None), ``"f0_rms_semitones": {"redraw", "flat"}`` (RMS distance
-    to the true contour over the whole recording, mean over recordings), ``"recordings"`` (ids),
+    innermost for the drawn versions; a failed PESQ is None), ``"f0_rms_semitones": {"larynx", "word", "redraw",
+    "flat"}`` (RMS distance to the true contour over the recording's voiced part, mean over recordings),
+    ``"recordings"`` (ids),
     ``"settings"`` and ``"seconds"``. Deterministic for given arguments.
     """
     import torch
@@ -173,7 +229,7 @@ def intonation_blind_ceiling(subjects: int = 40, recordings: int = 12, crops: in
             return power_to_unit(mel_fn(audio), cfg)[:, None].float()  # [C, 1, n_mels, frames]
 
     scores: dict[str, dict[str, list[float]]] = {v: {"corr2d": [], "pesq": []} for v in VERSIONS}
-    rms: dict[str, list[float]] = {"redraw": [], "flat": []}
+    rms: dict[str, list[float]] = {"larynx": [], "word": [], "redraw": [], "flat": []}
     ids = []
     for si in recording_subjects(int(subjects), int(recordings)):
         rec = PhantomRecording(int(seed), si, words[si], opts)
@@ -181,23 +237,26 @@ def intonation_blind_ceiling(subjects: int = 40, recordings: int = 12, crops: in
         starts = crop_starts(rec.n, CROP_SAMPLES, int(crops))
         audio = _crops(rec.render(), starts, sr)  # the cohort's recording
         true_mel = mels(audio)
-        f0_draws = [rec.intonation(k) for k in range(int(draws))]
+        f0_draws = {"larynx": [rec.larynx_intonation(k) for k in range(int(draws))],
+                    "word": [rec.word_intonation(k) for k in range(int(draws))],
+                    "redraw": [rec.intonation(k) for k in range(int(draws))]}
         flat_f0 = np.full_like(rec.traj.f0, rec.subject.f0_hz)
-        redraw = [mels(_crops(rec.render(f, (_VERSION_ID["redraw"], k)), starts, sr)) for k, f in enumerate(f0_draws)]
-        pred = {"oracle": [true_mel],
-                "noise": [mels(_crops(rec.render(None, (_VERSION_ID["noise"], 0)), starts, sr))],
-                "redraw": redraw,
-                "mean": [torch.stack(redraw).mean(0)],
-                "flat": [mels(_crops(rec.render(flat_f0, (_VERSION_ID["flat"], 0)), starts, sr))]}
+        pred = {"oracle": [true_mel], "noise": [mels(_crops(rec.render(None, (_VERSION_ID["noise"], 0)), starts, sr))]}
+        for name, f0s in f0_draws.items():
+            pred[name] = [mels(_crops(rec.render(f, (_VERSION_ID[name], k)), starts, sr)) for k, f in enumerate(f0s)]
+            pred[DRAWN[name]] = [torch.stack(pred[name]).mean(0)]
+        pred["flat"] = [mels(_crops(rec.render(flat_f0, (_VERSION_ID["flat"], 0)), starts, sr))]
         for name, ms in pred.items():
             c = torch.stack([corr2d(m, true_mel, undefined=0.0) for m in ms], dim=1)  # [C, draws]
             p = [pesq_batch(audio, unit_mel_to_audio(m, cfg, GRIFFIN_LIM, GRIFFIN_LIM_ITERS, length=CROP_SAMPLES),
                             sr, PESQ_MODE, num_workers=1)[0] for m in ms]
             scores[name]["corr2d"] += c.reshape(-1).tolist()
             scores[name]["pesq"] += np.asarray(p, dtype=np.float64).T.reshape(-1).tolist()
-        true_st = 12.0 * np.log2(rec.traj.f0 / rec.subject.f0_hz)  # semitones from the subject's mean F0
-        rms["redraw"].append(float(np.mean([np.sqrt(np.mean((12.0 * np.log2(f / rec.subject.f0_hz) - true_st) ** 2))
-                                            for f in f0_draws])))
+        voiced = rec.traj.src["voicing"] > 0.5  # where F0 is heard
+        true_st = 12.0 * np.log2(rec.traj.f0[voiced] / rec.subject.f0_hz)  # semitones from the subject's mean F0
+        for name, f0s in f0_draws.items():
+            rms[name].append(float(np.mean([np.sqrt(np.mean((12.0 * np.log2(f[voiced] / rec.subject.f0_hz)
+                                                             - true_st) ** 2)) for f in f0s])))
         rms["flat"].append(float(np.sqrt(np.mean(true_st ** 2))))
         if log is not None:
             done = {v: (np.mean(s["corr2d"]), np.nanmean(s["pesq"])) for v, s in scores.items()}
@@ -218,7 +277,7 @@ def intonation_blind_ceiling(subjects: int = 40, recordings: int = 12, crops: in
 
 
 def ceiling_table(result: dict[str, Any]) -> str:
-    """The result of :func:`intonation_blind_ceiling` as a markdown table (one row per version)."""
+    """The result of :func:`intonation_ceilings` as a markdown table (one row per version)."""
     def cell(s: dict[str, Any]) -> str:
         if s["mean"] is None:
             return "n/a"

@@ -7,6 +7,7 @@ so a recording's bytes do not depend on the number of workers or on the other re
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -24,10 +25,20 @@ import numpy as np
 from articulate.errors import InputError
 from articulate.phantom.anatomy import Subject, sample_subject
 from articulate.phantom.phonetics import LEXICON, SENTENCE_PROMPTS, VOWEL_PROMPTS, WORD_PROMPTS, prompt_text
+from articulate.phantom.prosody import (
+    SpeakerProsody,
+    WordContour,
+    draw_speaker_prosody,
+    draw_word_contour,
+    stressed_count,
+    word_generator,
+)
 from articulate.phantom.trajectories import make_trajectory
 
-VERSION = "4"  # bump when the phantom's output changes: cached cohorts are keyed by it
 KINDS = ("mri2audio", "wav2uti")
+# bump a kind's version when its output changes: cached cohorts are keyed by it (mri2audio 5: stereotyped
+# intonation of the paced word list, shown by the larynx's height in the MRI; wav2uti's files did not change)
+VERSIONS = {"mri2audio": "5", "wav2uti": "4"}
 # mri2audio timing: silence before the word (s) and the share of the recording the word fills (paced speech)
 MRI_LEAD_S, MRI_FILL = (0.03, 0.22), (0.5, 0.82)
 
@@ -100,6 +111,13 @@ def mri_subject(seed: int, si: int) -> Subject:
     return sample_subject(_subject_rng(seed, 0, si), f"S{si + 1:03d}")
 
 
+def mri_prosody(seed: int, si: int, word: str) -> tuple[WordContour, SpeakerProsody]:
+    """How subject ``si`` says ``word`` in the paced word list of seed ``seed``: the word's contour (one per
+    word, shared by every speaker and repetition) and the speaker's key, range and larynx gain."""
+    return (draw_word_contour(word_generator(seed, word), stressed_count(word)),
+            draw_speaker_prosody(_subject_rng(seed, 4, si)))
+
+
 def mri_take(seed: int, si: int, wi: int, rep: int, opts: dict[str, Any]) -> tuple[np.random.Generator, int]:
     """The generator of subject ``si``'s repetition ``rep`` of word ``wi`` and its length in samples, drawn first;
     the trajectory, the audio and the MRI then continue that generator in this order."""
@@ -119,7 +137,9 @@ def _mri_subject(args: tuple) -> list[dict]:
     for wi, w in enumerate([word] + list(opts["extra_words"])):
         for rep in range(opts["repetitions"]):
             rng, n = mri_take(seed, si, wi, rep, opts)
-            traj = make_trajectory(w, subject, rng, duration_s=n / opts["sr"], lead_s=MRI_LEAD_S, fill=MRI_FILL)
+            prosody = mri_prosody(seed, si, w)
+            traj = make_trajectory(w, subject, rng, duration_s=n / opts["sr"], lead_s=MRI_LEAD_S, fill=MRI_FILL,
+                                   prosody=prosody)
             wav = synthesize(traj, subject, opts["sr"], n, rng)
             frames, region, speed = render_mri(traj, subject, rng, n_frames=opts["n_frames"], size=opts["size"],
                                                truth=True)
@@ -129,7 +149,8 @@ def _mri_subject(args: tuple) -> list[dict]:
             write_audio(base.with_name(utt + ".wav"), wav, opts["sr"])
             traj.extra.update(subject=np.array(json.dumps(subject.as_dict())), kind=np.array("mri2audio"),
                               frame_times=(np.arange(opts["n_frames"]) + 0.5) * traj.duration / opts["n_frames"],
-                              motion_region=region, motion_speed=speed.astype(np.float16))
+                              motion_region=region, motion_speed=speed.astype(np.float16),
+                              speaker_prosody=np.array(json.dumps(dataclasses.asdict(prosody[1]))))
             _save_traj(traj, base.with_name(utt + ".traj.npz"))
             out.append({"id": f"{subject.id}/{utt}", "subject": subject.id, "utterance": w, "utt": utt,
                         "rep": rep + 1, "sex": subject.sex})
@@ -254,7 +275,7 @@ def generate(kind: str, out_dir: str | Path, subjects: int | None = None, seed: 
                                 sdir / f"{r['utt']}.wav", sdir / f"{r['utt']}.param", sdir / f"{r['utt']}.txt",
                                 r["utterance"], extra=extra)
             records.append(rec)
-    info = {"kind": kind, "seed": seed, "version": VERSION, "options": opts,
+    info = {"kind": kind, "seed": seed, "version": VERSIONS[kind], "options": opts,
             "seconds": round(time.perf_counter() - started, 2), "recordings": len(records)}
     write_manifest(records, root / "manifest.csv")
     from articulate.utils.atomic import atomic_path
@@ -266,7 +287,7 @@ def generate(kind: str, out_dir: str | Path, subjects: int | None = None, seed: 
 
 def phantom_key(kind: str, subjects: int | None = None, seed: int = 0, **options: Any) -> str:
     opts = _options(kind, subjects, options)
-    blob = json.dumps({"kind": kind, "seed": seed, "version": VERSION, **opts}, sort_keys=True, default=str)
+    blob = json.dumps({"kind": kind, "seed": seed, "version": VERSIONS[kind], **opts}, sort_keys=True, default=str)
     return f"{kind}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
 
 

@@ -5,7 +5,7 @@
   :data:`DENSE_POINTS` points evenly spaced (arc length, per frame) from the vallecula to the tip,
   and the 11 DeepLabCut tongue points (:data:`KEYPOINTS`) every tenth of the way.
   :func:`tongue_keypoints` converts them to the pixels of ``FanConverter(params, size)``'s image.
-- mri2audio: where moving articulators (tongue, lips, velum, jaw group) are in every MRI frame,
+- mri2audio: where moving articulators (tongue, lips, velum, jaw group, larynx) are in every MRI frame,
   and how fast the tissue moves there (mm/s); :func:`motion_region` resamples them to any grid.
 """
 
@@ -123,8 +123,10 @@ def frame_motion(out: dict[str, np.ndarray], before: dict[str, float], after: di
     """Moving-articulator region (bool) and tissue speed (mm/s, float32) of one :func:`head.render` output.
 
     The region is where a moving layer (jaw group, tongue, lips, velum) is opaque and not under the
-    hard palate or teeth; the speed is that of the frontmost tissue at each point (0 for static
-    tissue), from the layer's own motion between the states ``SPEED_DT_S`` before and after.
+    hard palate or teeth, and, where the states carry a ``larynx`` height, the tissue of the
+    larynx-hyoid complex that follows it (from the front of the neck to the spine, below the tongue
+    root: :func:`head.larynx_weight` > 0.5); the speed is that of the frontmost tissue at each point
+    (0 for static tissue), from the layer's own motion between the states ``SPEED_DT_S`` before and after.
     """
     speed = np.zeros(out["layer"].shape, np.float32)
     for i, layer in enumerate(head.LAYERS):
@@ -133,7 +135,15 @@ def frame_motion(out: dict[str, np.ndarray], before: dict[str, float], after: di
             X = out["layer_ref"][m]
             step = head.layer_forward(X, layer, after, subject) - head.layer_forward(X, layer, before, subject)
             speed[m] = np.linalg.norm(step, axis=-1) * subject.scale / (2 * SPEED_DT_S)
-    return out["moving"] > 0.5, speed
+    region = out["moving"] > 0.5
+    if "larynx" in before and "larynx" in after:
+        static = out["layer"] == 0
+        X = out["layer_ref"]  # the static tissue's rest coordinates
+        w = head.larynx_weight(X)
+        step = abs(float(after["larynx"]) - float(before["larynx"]))  # mm of the subject's anatomy
+        speed[static] = (w[static] * step / (2 * SPEED_DT_S)).astype(np.float32)
+        region = region | (static & (out["tissue"] > 0.5) & (w > 0.5) & (X[..., 0] > head.LARYNX_ZONE_X))
+    return region, speed
 
 
 def _resample(maps: np.ndarray, size: tuple[int, int], frames: int) -> np.ndarray:
@@ -157,7 +167,8 @@ def motion_region(recording, size: tuple[int, int] | None = None, frames: int | 
                   min_speed_mm_s: float | None = None) -> np.ndarray:
     """Where articulators move in a mri2audio phantom recording, float32 [frames, H, W] in [0, 1].
 
-    Without ``min_speed_mm_s``: the moving-articulator region (tongue, lips, velum, jaw group);
+    Without ``min_speed_mm_s``: the moving-articulator region (tongue, lips, velum, jaw group, and
+    from version 5 the larynx-hyoid complex);
     with it: the part of the region whose tissue moves at least that fast. Resampled to ``size``
     (default: the MRI grid) and ``frames`` (default: the MRI frames): the fraction of each output
     pixel covered, so it can weigh an attention map of any shape.

@@ -16,7 +16,9 @@ The head is layered, back to front:
 
 Every moving layer is rendered by *backward* mapping: for a point x we find the reference point
 X with phi(X) = x (exactly for rigid layers, by fixed-point iteration for the tongue), so the
-tissue's own coordinates (SPAMM tags, speckle, texture) travel with it.
+tissue's own coordinates (SPAMM tags, speckle, texture) travel with it. The larynx, the hyoid and the
+soft tissue in front of the spine below the tongue root move up and down together (state ``larynx``, mm):
+the static tissue there is deformed the same way (:func:`neck_forward`, :func:`neck_inverse`).
 """
 
 from __future__ import annotations
@@ -167,6 +169,50 @@ def layer_forward(X: np.ndarray, layer: str, state: dict[str, float], subject: S
 
 
 # ---------------------------------------------------------------------------------------------
+# the larynx-hyoid complex: a smooth vertical deformation of the static tissue
+
+# The complex (hyoid, epiglottis, larynx, the tissue in front of them down to the trachea) follows the larynx
+# fully below NECK_Y[1] and not above NECK_Y[0] (tongue root and oral floor); the pre-vertebral tissue and the
+# spine (behind NECK_X) stay. Hyoid and larynx move as one: their linkage is tight (Honda et al., MRI of
+# sustained /a/ and /i/ at three F0s: the hyoid-larynx complex moves up and forward with F0).
+NECK_Y = (150.0, 172.0)
+NECK_X = (131.0, 139.0)
+LARYNX_ZONE_X = 92.0  # the region a moving larynx adds to the ground-truth motion region starts here (x)
+
+
+def _smoothstep(z: np.ndarray) -> np.ndarray:
+    z = np.clip(z, 0.0, 1.0)
+    return z * z * (3.0 - 2.0 * z)
+
+
+def larynx_weight(X: np.ndarray) -> np.ndarray:
+    """How much of the larynx's displacement the static tissue at reference point X takes (0-1)."""
+    wy = _smoothstep((X[..., 1] - NECK_Y[0]) / (NECK_Y[1] - NECK_Y[0]))
+    wx = 1.0 - _smoothstep((X[..., 0] - NECK_X[0]) / (NECK_X[1] - NECK_X[0]))
+    return wy * wx
+
+
+def neck_forward(X: np.ndarray, larynx_mm: float, subject: Subject) -> np.ndarray:
+    """Where static tissue at rest point X is when the larynx is ``larynx_mm`` (subject mm) above rest."""
+    if not larynx_mm:
+        return X
+    out = X.copy()
+    out[..., 1] = X[..., 1] - larynx_mm / subject.scale * larynx_weight(X)
+    return out
+
+
+def neck_inverse(x: np.ndarray, larynx_mm: float, subject: Subject, iters: int = 6) -> np.ndarray:
+    """The rest point X with neck_forward(X) = x, by fixed-point iteration (the field is smooth)."""
+    if not larynx_mm:
+        return x
+    lift = larynx_mm / subject.scale
+    X = x.copy()
+    for _ in range(iters):
+        X[..., 1] = x[..., 1] + lift * larynx_weight(X)
+    return X
+
+
+# ---------------------------------------------------------------------------------------------
 # tissue of each layer in its own reference coordinates: (alpha, proton density)
 
 
@@ -287,19 +333,35 @@ LAYERS = ("jaw", "tongue", "lower_lip", "upper_lip", "velum")
 MOVING_BOX = (10.0, 135.0, 92.0, 215.0)
 
 
-def static_maps(points_img: np.ndarray, subject: Subject) -> dict[str, np.ndarray]:
-    """The parts of :func:`render` that do not depend on the articulators (computed once per subject)."""
+def static_maps(points_img: np.ndarray, subject: Subject, larynx_mm: float = 0.0,
+                base: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """The parts of :func:`render` that do not depend on the tongue, lips, jaw and velum: computed once per
+    subject, and again per larynx height (``larynx_mm`` above rest; ``base``: the maps at rest, of which only
+    the part the larynx moves is recomputed). ``q`` holds the static tissue's own rest coordinates."""
+    if base is not None:
+        if not larynx_mm:
+            return base
+        out = dict(base)
+        p = base["p"]
+        near = (p[..., 1] > NECK_Y[0] - abs(larynx_mm) / subject.scale - 1.0) & (p[..., 0] < NECK_X[1])
+        q = p.copy()
+        q[near] = neck_inverse(p[near], larynx_mm, subject)
+        a_bg, rho_bg, bone = base["a_bg"].copy(), base["rho_bg"].copy(), base["bone"].copy()
+        a_bg[near], rho_bg[near], bone[near] = _static(q[near], subject)
+        out.update(q=q, a_bg=a_bg, rho_bg=rho_bg, bone=bone)
+        return out
     p = image_to_reference(points_img, subject)
-    a_bg, rho_bg, bone = _static(p, subject)
+    q = neck_inverse(p, larynx_mm, subject)
+    a_bg, rho_bg, bone = _static(q, subject)
     a_h, rho_h = _hard(p, subject)
     x0, x1, y0, y1 = MOVING_BOX
     roi = (p[..., 0] > x0) & (p[..., 0] < x1) & (p[..., 1] > y0) & (p[..., 1] < y1)
-    return {"p": p, "a_bg": a_bg, "rho_bg": rho_bg, "bone": bone, "a_h": a_h, "rho_h": rho_h, "roi": roi}
+    return {"p": p, "q": q, "a_bg": a_bg, "rho_bg": rho_bg, "bone": bone, "a_h": a_h, "rho_h": rho_h, "roi": roi}
 
 
 def render(points_img: np.ndarray, state: dict[str, float], subject: Subject, shade: Shade | None = None,
            static: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """Composite the head at image points (mm) for one articulator state.
+    """Composite the head at image points (mm) for one articulator state (``larynx``, mm above rest, optional).
 
     ``shade(layer, ref_xy, rho, alpha)`` may modulate each layer's intensity using the tissue's own
     reference coordinates (tags, speckle). Returns ``value`` (composited), ``tissue`` (alpha of any
@@ -307,19 +369,20 @@ def render(points_img: np.ndarray, state: dict[str, float], subject: Subject, sh
     outside the moving region), ``layer`` (the frontmost opaque layer: 0 static, else 1 + its index
     in :data:`LAYERS`), ``layer_ref`` (that layer's own reference coordinates, so speckle and tags
     can travel with any tissue) and ``moving`` (alpha of any moving layer not under the hard palate
-    or teeth). Pass ``static=static_maps(points_img, subject)`` to reuse the static part.
+    or teeth). Pass ``static=static_maps(points_img, subject, larynx_mm)`` (the state's larynx height) to
+    reuse the static part.
     """
-    st = static if static is not None else static_maps(points_img, subject)
+    st = static if static is not None else static_maps(points_img, subject, state.get("larynx", 0.0))
     shade = shade or (lambda layer, ref, rho, alpha: rho)
     roi = st["roi"]
     p = st["p"][roi]
-    value = shade("static", st["p"], st["rho_bg"], st["a_bg"]).copy()
+    value = shade("static", st["q"], st["rho_bg"], st["a_bg"]).copy()
     tissue = st["a_bg"].copy()
     bone = st["bone"].copy()
     tongue = np.zeros(roi.shape)
     tongue_ref = np.full(roi.shape + (2,), np.nan)
     layer_id = np.zeros(roi.shape, np.int8)
-    layer_ref = st["p"].copy()
+    layer_ref = st["q"].copy()
     moving = np.zeros(roi.shape)
     v, ti, bo = value[roi], tissue[roi], bone[roi]
     lid, lref, mv = layer_id[roi], layer_ref[roi], moving[roi]

@@ -63,15 +63,19 @@ def render_mri(traj: Trajectory, subject: Subject, rng: np.random.Generator, n_f
         idx = np.clip(ref / fov * (tex.shape[0] - 1), 0, tex.shape[0] - 1)
         return map_coordinates(tex, [idx[..., 1].ravel(), idx[..., 0].ravel()], order=1).reshape(ref.shape[:-1])
 
-    static = head.static_maps(pts, subject)
+    rest = head.static_maps(pts, subject)
     frames = np.empty((n_frames, size, size), np.float32)
     for k in range(n_frames):
         state = {a: float(v[k]) for a, v in states.items()}
+        static = head.static_maps(pts, subject, state.get("larynx", 0.0), base=rest)
         contrast = tag_depth * np.exp(-times[k] / tag_t1_s)
 
         def shade(layer: str, ref: np.ndarray, rho: np.ndarray, alpha: np.ndarray, contrast: float = contrast) -> np.ndarray:
-            if layer in ("static", "hard"):
+            # the grid was laid on the tissue where it was at the first frame
+            if layer == "hard":
                 p0 = head.reference_to_image(ref, subject)
+            elif layer == "static":
+                p0 = head.reference_to_image(head.neck_forward(ref, state0.get("larynx", 0.0), subject), subject)
             else:
                 p0 = head.reference_to_image(head.layer_forward(ref, layer, state0, subject), subject)
             m = tag_grid(p0, tag_spacing_mm, subject.tag_phase_mm)

@@ -240,3 +240,84 @@ def cohort_f0(root: str | Path, limit: int | None = None, **kwargs) -> dict[str,
     return {"recording_sd_semitones": float(np.mean(per_rec)) if per_rec else float("nan"),
             "speaker_sd_semitones": float(np.mean(spk_sd)) if spk_sd else float("nan"),
             "recordings": len(per_rec), "speakers": len(spk_sd), "f0_vtl_corr": corr}
+
+
+# --------------------------------------------------------------------------------------------- larynx in the MRI
+
+
+def vertical_shift(frames: np.ndarray, rows: slice, cols: slice, max_px: float = 6.0, step_px: float = 0.05,
+                   blur_px: float = 1.5) -> np.ndarray:
+    """How far (pixels, down positive) the content of the window ``[rows, cols]`` of each frame lies from its
+    place in frame 0, by the best normalised correlation over sub-pixel vertical shifts.
+
+    The frames are blurred first (``blur_px``) so that a tag grid (about 4.5 px apart) does not pull the match
+    one tag period off. The window must leave ``max_px`` of room above and below inside the image.
+    """
+    from scipy.ndimage import gaussian_filter, shift
+
+    x = np.stack([gaussian_filter(np.asarray(f, np.float64), blur_px) for f in frames])
+    if rows.start - max_px < 0 or rows.stop + max_px > x.shape[1]:
+        raise ValueError(f"window rows {rows.start}-{rows.stop} leave no room for +-{max_px} px in {x.shape[1]} rows")
+    pad = int(np.ceil(max_px)) + 3
+    lo, hi = max(rows.start - pad, 0), min(rows.stop + pad, x.shape[1])
+    inner = slice(rows.start - lo, rows.stop - lo)
+
+    def norm(a: np.ndarray) -> np.ndarray:
+        a = a - a.mean()
+        return a / max(float(np.linalg.norm(a)), 1e-12)
+
+    def score(strip: np.ndarray, d: float) -> float:
+        return float(np.sum(ref * norm(shift(strip, (-d, 0), order=3, mode="nearest")[inner])))
+
+    ref = norm(x[0, rows, cols])
+    out = np.empty(len(x))
+    for k, f in enumerate(x):
+        strip = f[lo:hi, cols]
+        coarse = np.arange(-np.floor(max_px), np.floor(max_px) + 1)  # whole pixels, then refined around the best
+        best = coarse[int(np.argmax([score(strip, d) for d in coarse]))]
+        fine = np.clip(np.arange(best - 1.0, best + 1.0 + step_px / 2, step_px), -max_px, max_px)
+        out[k] = fine[int(np.argmax([score(strip, d) for d in fine]))]
+    return out
+
+
+def recording_larynx_f0(recording, gate_db: float = -12.0) -> dict[str, np.ndarray | float]:
+    """Larynx height read off a mri2audio phantom recording's MRI frames, against its F0 measured from its WAV.
+
+    The height is the vertical shift (mm, up positive, from frame 0) of a window over the larynx and the lower
+    hyoid (placed from the subject's rest anatomy, as one would draw it by hand); F0 is pYIN's
+    (:func:`f0_track`, frames more than ``-gate_db`` dB below the loud speech dropped) at the frame times. Returns ``height_mm`` and ``octaves`` (log2 F0, NaN where unvoiced)
+    per frame, and the least-squares ``mm_per_octave`` and ``corr`` over the voiced frames.
+    """
+    from articulate.phantom import head
+    from articulate.phantom.cohort import load_subject
+    from articulate.phantom.groundtruth import _traj_path
+    from articulate.readers.audio import read_audio
+    from articulate.readers.mri import read_mri
+
+    path = _traj_path(recording)
+    stem = path.name[: -len(".traj.npz")]
+    mri = read_mri(path.with_name(stem + ".nii.gz"))
+    wav, sr = read_audio(path.with_name(stem + ".wav"))
+    frames = mri.frames
+    n, size = frames.shape[0], frames.shape[1]
+    pixel_mm = float(mri.pixel_mm[0]) if mri.pixel_mm else 1.87
+    subject = load_subject(path)
+    corners = head.reference_to_image(np.array([[98.0, 176.0], [128.0, 176.0], [98.0, 232.0], [128.0, 232.0]]),
+                                      subject) / pixel_mm - 0.5
+    r0, r1 = int(np.ceil(corners[:, 1].min())), int(np.floor(corners[:, 1].max()))
+    c0, c1 = int(np.ceil(corners[:, 0].min())), int(np.floor(corners[:, 0].max()))
+    r1 = min(r1, size - 7)
+    height = -vertical_shift(frames, slice(r0, r1), slice(c0, c1)) * pixel_mm
+    frame_s = float(mri.frame_s) if mri.frame_s else len(wav) / sr / n
+    times = (np.arange(n) + 0.5) * frame_s
+    # voiced speech only: the aspiration after a stop is ~18 dB below the vowels, and its noise ringing in a
+    # narrow first formant can pass for voicing
+    f0 = f0_track(wav, sr, gate_db=gate_db)
+    near = np.clip(np.rint(times / 0.01).astype(int), 0, len(f0) - 1)  # pYIN frame k is centred at 10 k ms
+    octaves = np.log2(f0[near])
+    ok = np.isfinite(octaves)
+    slope, corr = float("nan"), float("nan")
+    if ok.sum() > 2:
+        slope = float(np.polyfit(octaves[ok], height[ok], 1)[0])
+        corr = float(np.corrcoef(octaves[ok], height[ok])[0, 1])
+    return {"height_mm": height, "octaves": octaves, "mm_per_octave": slope, "corr": corr}

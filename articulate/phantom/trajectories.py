@@ -8,7 +8,9 @@ the speech the articulators glide from rest into an in-breath, and relax slowly 
 postural drift (and quiet breathing in silence) means the tongue is never frozen. Segment
 durations vary per token (log-normal), per subject (speaking rate) and by stress and phrase-final
 lengthening, so repetitions of one word never line up exactly. F0 follows an intonation contour
-(:func:`_intonation`) around the subject's mean F0, which its larynx sets (:mod:`anatomy`).
+around the subject's mean F0, which its larynx sets (:mod:`anatomy`): drawn afresh per utterance
+(:func:`_intonation`), or, for a metronome-paced word list, the word's stereotyped contour, shown by the
+larynx's height (:mod:`articulate.phantom.prosody`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,19 @@ from scipy.ndimage import gaussian_filter1d
 
 from articulate.phantom.anatomy import Subject
 from articulate.phantom.phonetics import ARTICULATORS, PHONEMES, SOURCES, formants, word_phonemes
+from articulate.phantom.prosody import (
+    MAX_F0_SLOPE,
+    SpeakerProsody,
+    WordContour,
+    accent,
+    boundary_shape,
+    f0_from_phrase,
+    larynx_height,
+    microprosody,
+    phrase_contour,
+    slew_limit,
+    take_contour,
+)
 
 CONTROL_HZ = 1000.0  # trajectories are sampled every millisecond
 
@@ -45,10 +60,15 @@ class Trajectory:
     bursts: np.ndarray  # [n, 3]: time s, centre Hz, amplitude
     duration: float
     extra: dict = field(default_factory=dict)
+    larynx_mm: np.ndarray | None = None  # [T] larynx (and hyoid) height from rest, mm up (paced word lists)
 
     def at(self, times: np.ndarray) -> dict[str, np.ndarray]:
-        """All articulators linearly interpolated at ``times`` (s) (e.g. image frame times)."""
-        return {k: np.interp(times, self.t, v) for k, v in self.art.items()}
+        """All articulators linearly interpolated at ``times`` (s) (e.g. image frame times); ``larynx`` (mm) too
+        where the trajectory moves the larynx."""
+        out = {k: np.interp(times, self.t, v) for k, v in self.art.items()}
+        if self.larynx_mm is not None:
+            out["larynx"] = np.interp(times, self.t, self.larynx_mm)
+        return out
 
     def save(self, path: Path) -> None:
         arrays = {"t": self.t, "f0": self.f0, "formants": self.formants, "fric_hz": self.fric_hz,
@@ -56,6 +76,8 @@ class Trajectory:
                   "segments": np.array([f"{p}:{a:.4f}:{b:.4f}" for p, a, b in self.segments])}
         arrays.update({f"art_{k}": v.astype(np.float32) for k, v in self.art.items()})
         arrays.update({f"src_{k}": v.astype(np.float32) for k, v in self.src.items()})
+        if self.larynx_mm is not None:
+            arrays["larynx_mm"] = self.larynx_mm.astype(np.float32)
         arrays.update({k: np.asarray(v) for k, v in self.extra.items()})
         np.savez_compressed(path, **arrays)
 
@@ -63,12 +85,13 @@ class Trajectory:
 def load_trajectory(path: str | Path) -> Trajectory:
     with np.load(path) as z:
         segs = [(s.split(":")[0], float(s.split(":")[1]), float(s.split(":")[2])) for s in z["segments"]]
-        known = {"t", "f0", "formants", "fric_hz", "bursts", "duration", "segments"}
+        known = {"t", "f0", "formants", "fric_hz", "bursts", "duration", "segments", "larynx_mm"}
         extra = {k: z[k] for k in z.files if k not in known and not k.startswith(("art_", "src_"))}
         return Trajectory(t=z["t"], art={k: z[f"art_{k}"].astype(np.float64) for k in ARTICULATORS},
                           src={k: z[f"src_{k}"].astype(np.float64) for k in SOURCES}, f0=z["f0"],
                           formants=z["formants"], fric_hz=z["fric_hz"], segments=segs, bursts=z["bursts"],
-                          duration=float(z["duration"]), extra=extra)
+                          duration=float(z["duration"]), extra=extra,
+                          larynx_mm=z["larynx_mm"].astype(np.float64) if "larynx_mm" in z.files else None)
 
 
 def plan_segments(words: str, subject: Subject, rng: np.random.Generator, duration_s: float | None = None,
@@ -177,18 +200,16 @@ def _articulators(segs: list[tuple[str, float, float, bool]], t: np.ndarray,
     return art
 
 
-MAX_F0_SLOPE = 60.0  # semitones per second: about the fastest large pitch change (Xu & Sun 2002)
-
-
 def _intonation(segs: list[tuple[str, float, float, bool]], t: np.ndarray, subject: Subject,
                 rng: np.random.Generator) -> np.ndarray:
-    """F0 (Hz): the subject's mean F0 moved by a phrase contour in semitones.
+    """F0 (Hz) of free speech: the subject's mean F0 moved by a phrase contour in semitones, drawn afresh.
 
     Declination over the phrase, a rise-fall accent on the first, the last and some of the other
     stressed vowels (rising through the syllable's onset, peaking early in the vowel; later accents
     downstepped), a final fall over the last vowel (sometimes a rise), consonant microprosody
     (higher after voiceless, lower in voiced obstruents), a slow wander and a per-utterance key;
     pitch changes at most ``MAX_F0_SLOPE``. Cycle-to-cycle jitter is added by the glottal source.
+    Metronome-paced word lists are stereotyped instead (:mod:`articulate.phantom.prosody`).
     """
     n = len(t)
     dt = 1.0 / CONTROL_HZ
@@ -201,38 +222,31 @@ def _intonation(segs: list[tuple[str, float, float, bool]], t: np.ndarray, subje
     accented = {k for k in stressed if k in (stressed[0], stressed[-1]) or rng.random() < 0.5} if stressed else set()
     k_acc = 0
     for k, (ph, s, e, _stress) in enumerate(segs):
-        p = PHONEMES[ph]
         if k in accented:
             amp = span * float(rng.uniform(4.0, 7.0)) * 0.85**k_acc
-            peak = s + float(rng.uniform(0.2, 0.5)) * (e - s)
-            rise, fall = 0.08, max(0.1, 0.7 * (e - peak))
-            width = np.where(t < peak, rise, fall)
-            st = st + amp * np.exp(-0.5 * ((t - peak) / width) ** 2)
+            st = st + accent(t, s, e, amp, float(rng.uniform(0.2, 0.5)))
             k_acc += 1
-        if p.kind in ("stop", "fricative") and not p.voiced:  # raised F0 at the next voicing onset
-            st = st + 1.0 * np.exp(-np.clip(t - e, 0, None) / 0.03) * (t >= e)
-        elif p.kind in ("stop", "fricative"):
-            st = st - 0.7 * ((t >= s) & (t < e))
-    vowels = [(s, e) for ph, s, e, _ in segs if PHONEMES[ph].kind == "vowel"]
-    if vowels:  # the boundary tone: a fall (statements) or a rise over the last vowel
-        s, e = vowels[-1]
-        tail = np.clip((t - 0.5 * (s + e)) / max(0.5 * (e - s), 1e-3), 0, 1)
-        st = st + span * float(rng.uniform(3.0, 6.0)) * (-1.0 if rng.random() < 0.8 else 0.7) * tail**2
+        micro = microprosody(ph, s, e, t)
+        if micro is not None:
+            st = st + micro
+    shape = boundary_shape(segs, t)
+    if shape is not None:  # the boundary tone: a fall (statements) or a rise over the last vowel
+        st = st + span * float(rng.uniform(3.0, 6.0)) * (-1.0 if rng.random() < 0.8 else 0.7) * shape
     wander = gaussian_filter1d(rng.normal(0, 1, n), 40.0, mode="nearest")
     st = st + 0.35 * wander / max(float(np.std(wander)), 1e-9)
     st = gaussian_filter1d(st, 8.0, mode="nearest")
-    # slew-rate limit (the larynx cannot step), run both ways and averaged so it does not lag
-    step = MAX_F0_SLOPE * dt
-    fwd, bwd = st.copy(), st.copy()
-    for i in range(1, n):
-        fwd[i] = min(max(st[i], fwd[i - 1] - step), fwd[i - 1] + step)
-        bwd[n - 1 - i] = min(max(st[n - 1 - i], bwd[n - i] - step), bwd[n - i] + step)
-    lim = 0.5 * (fwd + bwd)
-    return subject.f0_hz * 2.0 ** (lim / 12.0)
+    return subject.f0_hz * 2.0 ** (slew_limit(st, MAX_F0_SLOPE * dt) / 12.0)
 
 
 def make_trajectory(words: str, subject: Subject, rng: np.random.Generator, duration_s: float | None = None,
-                    lead_s: tuple[float, float] = (0.08, 0.2), fill: tuple[float, float] | None = None) -> Trajectory:
+                    lead_s: tuple[float, float] = (0.08, 0.2), fill: tuple[float, float] | None = None,
+                    prosody: tuple[WordContour, SpeakerProsody] | None = None) -> Trajectory:
+    """The trajectory of ``words`` said by ``subject``, every random choice from ``rng``.
+
+    ``prosody`` (a word's contour and the speaker's way of saying it): the stereotyped intonation of a
+    metronome-paced word list, with the larynx height that shows it (``larynx_mm``, and ``phrase_st`` and
+    ``contour`` in ``extra``); without it, free intonation (:func:`_intonation`) and a larynx at rest.
+    """
     segs = plan_segments(words, subject, rng, duration_s, lead_s, fill)
     total = segs[-1][2]
     n = int(round(total * CONTROL_HZ)) + 1
@@ -271,10 +285,20 @@ def make_trajectory(words: str, subject: Subject, rng: np.random.Generator, dura
             bursts.append((e, hz * subject.formant_scale, 1.0 if not p.voiced else 0.55))
     bursts_arr = np.array(bursts, dtype=np.float64).reshape(-1, 3)
 
-    f0 = _intonation(segs, t, subject, rng)
+    larynx = None
+    if prosody is None:
+        f0 = _intonation(segs, t, subject, rng)
+    else:
+        contour = take_contour(*prosody, rng)
+        phrase = phrase_contour(segs, t, contour)
+        f0 = f0_from_phrase(phrase, segs, t, subject.f0_hz, rng)
+        larynx = larynx_height(phrase, segs, t, prosody[1], rng)
     u = np.clip((t - speech_start) / max(speech_end - speech_start, 1e-3), 0, 1)
     src["loudness"] = src["loudness"] * (1.0 - 0.25 * u)
 
-    return Trajectory(t=t, art=art, src=src, f0=f0, formants=formants(art, subject.formant_scale), fric_hz=fric,
+    traj = Trajectory(t=t, art=art, src=src, f0=f0, formants=formants(art, subject.formant_scale), fric_hz=fric,
                       segments=[(p, s, e) for p, s, e, _ in segs], bursts=bursts_arr, duration=float(total),
-                      extra={"words": np.array(words)})
+                      extra={"words": np.array(words)}, larynx_mm=larynx)
+    if prosody is not None:
+        traj.extra.update(phrase_st=phrase.astype(np.float32), contour=np.array(contour.as_json()))
+    return traj
