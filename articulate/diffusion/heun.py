@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from articulate.utils.progress import report
+
 from .schedule import karras_sigmas
 
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -132,10 +134,12 @@ class HeunSampler:
         d_cur = (x_hat - denoised) / t_hat
         x_next = x_hat + (t_next - t_hat) * d_cur
         if i == len(sigmas) - 2:  # last step lands on sigma = 0: plain Euler
+            report("sampling", i + 1, len(sigmas) - 1)
             return x_next, 1
         s_next = torch.full((B,), t_next, dtype=x_cur.dtype, device=x_cur.device)
         denoised = denoise_fn(x_next, s_next).to(x_cur.dtype)
         d_prime = (x_next - denoised) / t_next
+        report("sampling", i + 1, len(sigmas) - 1)  # a no-op unless a command asked for progress
         return x_hat + (t_next - t_hat) * (0.5 * d_cur + 0.5 * d_prime), 2
 
     @torch.no_grad()
