@@ -132,3 +132,26 @@ def test_no_output_is_an_input(level, out, inp, link, tmp_path, capfd, nothing_l
     assert_refused(res, level.command, "is also an input of this command", flag(inp))
     assert _digest(target) == digest and listing(tmp_path) == before
     assert os.path.islink(tmp_path / "link.dat") == (link == "symlink")
+
+
+def test_writing_into_the_input_folder_is_valid_but_not_over_an_input(tiny_checkpoints, tmp_path, capfd):
+    """`--mri DIR --out DIR` writes the WAVs beside the sequences (a valid use); a WAV name that is a link to one
+    of the sequences is refused before the model is loaded, and the sequence is untouched."""
+    import numpy as np
+    from badinput_helpers import assert_ok, sequence
+
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "a.npy", sequence())
+    res = run(capfd, "synthesize-audio", "--ckpt", tiny_checkpoints.mri2audio, "--mri", data, "--out", data,
+              "--n-iter", "1", "--no-png", "--device", "cpu")
+    assert_ok(res)
+    assert listing(data) == {"a.npy", "a.wav"}
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.wav").symlink_to(data / "a.npy")
+    digest = _digest(data / "a.npy")
+    res = run(capfd, "synthesize-audio", "--ckpt", tmp_path / "missing.ckpt", "--mri", data / "a.npy", "--out", out,
+              "--n-iter", "1", "--no-png")
+    assert_refused(res, "synthesize-audio", out / "a.wav", "is also an input of this command")
+    assert _digest(data / "a.npy") == digest

@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    from articulate.utils import progress
+
+    progress.deactivate()  # no progress bars inside the timed loops
     if args.device not in (None, "cpu", "cuda"):
         from articulate.errors import InputError
 

@@ -148,7 +148,8 @@ class Parser(argparse.ArgumentParser):
                 for i, v in enumerate(value if isinstance(value, list) else [value]):
                     roles[spec.role][_flag(action) + (f"[{i}]" if isinstance(value, list) else "")] = v
         if roles["input"] and roles["output"]:
-            check_not_inputs(roles["output"], roles["input"])
+            # an output folder that files are written into may be the input folder: commands check those files
+            check_not_inputs(roles["output"], roles["input"], into_folders=True)
 
 
 def json_safe(value: Any) -> Any:

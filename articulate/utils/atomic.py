@@ -270,12 +270,14 @@ def same_path(a: str | Path, b: str | Path) -> bool:
     return (ra is not None and ra == rb) or (ia is not None and ia == ib)
 
 
-def check_not_inputs(outputs: Iterable | Mapping, inputs: Iterable | Mapping, folders: bool = False) -> None:
+def check_not_inputs(outputs: Iterable | Mapping, inputs: Iterable | Mapping, folders: bool = False,
+                     into_folders: bool = False) -> None:
     """Refuse an output that is one of the inputs (one line naming both).
 
     ``outputs`` / ``inputs``: paths, or ``{label: path}`` (labels such as ``--input`` name them in the message);
     None entries are skipped. With ``folders`` the outputs are folders replaced as a whole, so an input inside
-    one of them is refused too."""
+    one of them is refused too. With ``into_folders`` an output that is an existing folder (files are written
+    into it, e.g. ``--mri DIR --out DIR``) may be an input folder: the command checks each file it writes."""
     def items(x):
         if isinstance(x, Mapping):
             return [(k, Path(v)) for k, v in x.items() if v is not None]
@@ -291,6 +293,8 @@ def check_not_inputs(outputs: Iterable | Mapping, inputs: Iterable | Mapping, fo
         if inode is not None:
             by_inode.setdefault(inode, what)
     for _, out in items(outputs):
+        if into_folders and out.is_dir():
+            continue
         resolved, inode = _identity(out)
         what = by_path.get(resolved) if resolved is not None else None
         what = what or (by_inode.get(inode) if inode is not None else None)
