@@ -413,9 +413,18 @@ def test_best(trainer: Trainer, model: LightningModule, datamodule: LightningDat
 
 
 def run_lightning_cli(argv: list[str]) -> int:
+    from articulate.utils.atomic import DISK_ERRNOS
+
     try:
         ArticulateCLI(args=argv)
     except ArticulateError as err:
         print(f"articulate {argv[0]}: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        if err.errno not in DISK_ERRNOS:
+            raise
+        # a checkpoint or a log on a full disk (Lightning writes checkpoints through a temporary file)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"articulate {argv[0]}: error: {where}cannot write: {DISK_ERRNOS[err.errno]}", file=sys.stderr)
         return 1
     return 0
