@@ -126,7 +126,7 @@ def edited_checkpoint(src: Path, dst: Path, edit) -> Path:
     return dst
 
 
-def _save_untrained(configs: list[Path], extra: list[str], dest: Path, input_shape=None) -> Path:
+def _save_untrained(configs: list[Path], extra: list[str], dest: Path, input_shape=None, setup=None) -> Path:
     """Build the model from configs as `articulate fit` would and save it untrained (no data read)."""
     import lightning as L
 
@@ -137,6 +137,8 @@ def _save_untrained(configs: list[Path], extra: list[str], dest: Path, input_sha
     model = cli.model
     if input_shape is not None:
         model.input_shape = input_shape
+    if setup is not None:
+        setup(model)
     trainer = L.Trainer(logger=False, accelerator="cpu", devices=1, enable_progress_bar=False)
     trainer.strategy.connect(model)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -177,9 +179,20 @@ def wav2uti_stack(variant: str | None) -> list[Path]:
     return _stack(variant)
 
 
+UTI2CONTOUR_TINY = """
+model:
+  init_args:
+    network:
+      init_args: {base_channels: 4, depth: 2}
+data:
+  init_args: {input_size: [64, 80]}
+"""
+
+
 class TinyCheckpoints:
     """Untrained checkpoints of tiny networks, built on first use: ``mri2audio`` (6 x 32 x 32 grid),
-    ``wav2uti`` (the diffusion base stage, 16 px) and ``wav2uti_dnn`` (the DNN baseline, 16 px)."""
+    ``wav2uti`` (the diffusion base stage, 16 px), ``wav2uti_dnn`` (the DNN baseline, 16 px) and
+    ``uti2contour`` (a 64 x 80 tracker whose mean shape, set by training, is zeros)."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -210,3 +223,18 @@ class TinyCheckpoints:
     @cached_property
     def wav2uti_dnn(self) -> Path:
         return self._wav2uti("dnn.yaml", "wav2uti_dnn")
+
+    @cached_property
+    def uti2contour(self) -> Path:
+        import torch
+
+        tiny = self.root / "uti2contour_tiny.yaml"
+        tiny.write_text(UTI2CONTOUR_TINY)
+
+        def seen_data(model):  # what fitting sets: the input size, the keypoint names, the mean shape
+            model.input_size = (64, 80)
+            model.keypoint_names = [f"k{i}" for i in range(model.mean_shape.shape[0])]
+            model.mean_shape = torch.zeros_like(model.mean_shape)
+
+        return _save_untrained([CONFIGS / "uti2contour.yaml", tiny], [], self.root / "uti2contour" / "model.ckpt",
+                               setup=seen_data)

@@ -83,9 +83,9 @@ def test_paper_encoders_offline_without_the_model(tmp_path):
 
 
 @pytest.mark.parametrize("option,value,problem", [
-    ("--fps", "-5", "phantom option fps must be positive, got -5.0"),
-    ("--sr", "0", "phantom option sr must be at least 1, got 0"),
-    ("--subjects", "0", "a phantom cohort needs at least one subject"),
+    ("--fps", "-5", "--fps must be above 0, got -5"),
+    ("--sr", "0", "--sr must be at least 8000, got 0"),
+    ("--subjects", "0", "--subjects must be at least 1, got 0"),
 ])
 def test_phantom_options_out_of_range(option, value, problem, tmp_path, capfd):
     res = run(capfd, "phantom", "wav2uti", "--out", tmp_path / "cohort", option, value, "--quiet", "--workers", "1")
@@ -96,7 +96,7 @@ def test_phantom_options_out_of_range(option, value, problem, tmp_path, capfd):
 def test_phantom_mri_with_one_frame_is_refused(tmp_path, capfd):
     """A 1-frame cohort would be written and then refused by every reader."""
     res = run(capfd, "phantom", "mri2audio", "--out", tmp_path / "cohort", "--subjects", "1", "--frames", "1", "--quiet")
-    assert_refused(res, "phantom", "phantom option n_frames must be at least 2, got 1")
+    assert_refused(res, "phantom", "--frames must be at least 2, got 1")
     assert not (tmp_path / "cohort").exists()
 
 

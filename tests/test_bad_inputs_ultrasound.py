@@ -77,12 +77,12 @@ def _bits_per_pixel(tmp):
 def _negative_fps(tmp):
     ult = utterance(tmp)
     return ult, _set_param(ult, GOOD_PARAM.replace("FramesPerSec=60", "FramesPerSec=-60")), \
-        "FramesPerSec must be positive, got -60.0"
+        "line 4: FramesPerSec must be above 0, got -60"
 
 
 def _zero_vectors(tmp):
     ult = utterance(tmp)
-    return ult, _set_param(ult, GOOD_PARAM.replace("NumVectors=8", "NumVectors=0")), "must be positive"
+    return ult, _set_param(ult, GOOD_PARAM.replace("NumVectors=8", "NumVectors=0")), "line 1: NumVectors must be at least 1, got 0"
 
 
 def _binary_param(tmp):

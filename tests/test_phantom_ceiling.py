@@ -134,10 +134,10 @@ def test_the_mean_of_the_draws_beats_a_single_draw(tiny, single, mean):
 
 
 @pytest.mark.parametrize("argv, problem", [
-    (["--draws", "0"], "ceiling option draws must be at least 1, got 0"),
-    (["--crops", "-1"], "ceiling option crops must be at least 1, got -1"),
+    (["--draws", "0"], "--draws must be at least 1, got 0"),
+    (["--crops", "-1"], "--crops must be at least 1, got -1"),
     (["--recordings", "41"], "ceiling option recordings (41) exceeds the cohort's 40 subjects"),
-    (["--subjects", "0"], "ceiling option subjects must be at least 1, got 0"),
+    (["--subjects", "0"], "--subjects must be at least 1, got 0"),
 ])
 def test_cli_refuses_bad_values_in_one_line(argv, problem, tmp_path, capfd):
     res = run(capfd, "phantom", "ceiling", *argv, "--out", tmp_path / "ceiling.json")

@@ -11,16 +11,32 @@ from articulate.utils.atomic import atomic_path
 SECTIONS = ("train", "train_quick", "inference", "flops", "sampling", "synthesis_memory", "memory")
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="articulate bench", description=__doc__)
-    parser.add_argument("--out", default="results/bench.json", help="JSON file to write")
+def build_parser() -> argparse.ArgumentParser:
+    from articulate.cli import options as opt
+
+    parser = opt.Parser(prog="articulate bench", description=__doc__)
+    opt.path(parser, "--out", role="output", default="results/bench.json", help="JSON file to write")
     parser.add_argument("--quick", action="store_true", help="few steps and short videos; memory estimated from "
                         "batch-1/2 probes (a smoke run of every figure)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when available")
+    opt.device(parser, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--direction", action="append", default=[], help="only this registered direction (repeatable)")
     parser.add_argument("--only", action="append", default=[], choices=SECTIONS,
                         help="only this section (repeatable; train includes data loading)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    from articulate.utils import progress
+
+    progress.deactivate()  # no progress bars inside the timed loops
+    if args.device not in (None, "cpu", "cuda"):
+        from articulate.errors import InputError
+
+        raise InputError(None, f"--device {args.device}: the bench runs on cpu or cuda (the default CUDA device)")
+    from articulate.utils.atomic import check_output
+
+    check_output(args.out)  # refused before minutes of benchmarks
 
     from articulate.experiments.bench import run_benchmarks, summary_rows
 

@@ -6,12 +6,20 @@ import argparse
 import json
 
 
-def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="articulate directions", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    try:  # `make help` runs this file with the system Python before .venv exists: plain argparse then
+        from articulate.cli.options import Parser
+    except ImportError:  # pragma: no cover
+        Parser = argparse.ArgumentParser  # noqa: N806
+    p = Parser(prog="articulate directions", description=__doc__.split("\n\n")[0])
     p.add_argument("--json", action="store_true")
     p.add_argument("--names", action="store_true", help="only the names, one per line (for scripts and make)")
     p.add_argument("--phantoms", action="store_true", help="only the phantom cohort kinds the directions use")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
     from articulate.directions import directions
 
     rows = [{"name": d.name, "summary": d.summary, "config": d.config, "presets": sorted(d.presets),

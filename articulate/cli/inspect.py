@@ -7,7 +7,6 @@ line and exits 1.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from articulate.readers.inspect import inspect_path
@@ -71,20 +70,34 @@ def warnings_of(info: dict, where: str | None = None) -> list[str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+def build_parser() -> argparse.ArgumentParser:
+    from articulate.cli import options as opt
+
+    parser = opt.Parser(
         prog="articulate inspect",
         description="Show what Articulate's readers see in an audio, MRI, ultrasound (.ult/.param/US.txt stem), "
         "video or TextGrid file, or a dataset folder / manifest.csv: shapes, rates, synchronisation and trimming, "
         "audio level (peak/RMS dBFS, near-silent or clipped), the ultrasound fan of a video.",
     )
-    parser.add_argument("path", help="file, utterance stem (path without suffix) or dataset folder")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    parser.add_argument("--fan-png", metavar="OUT.png", default=None,
-                        help="video files: write the detected ultrasound fan (mask, box, apex) over the middle frame")
-    args = parser.parse_args(argv)
+    opt.path(parser, "path", role="input", help="file, utterance stem (path without suffix) or dataset folder")
+    parser.add_argument("--json", action="store_true",
+                        help="print one strict-JSON object instead of text (NaN as null, infinity as \"inf\")")
+    opt.path(parser, "--fan-png", role="output", metavar="OUT.png", default=None,
+             help="video files: write the detected ultrasound fan (mask, box, apex) over the middle frame")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from articulate.cli.options import dumps
+
+    args = build_parser().parse_args(argv)
+    if args.fan_png is not None:  # the files of a stem are inputs too (x.ult / x.param / x.wav ...)
+        from articulate.readers.ultrasound import utterance_files
+        from articulate.utils.atomic import check_not_inputs
+
+        check_not_inputs({"--fan-png": args.fan_png}, [p for p in utterance_files(args.path).values() if p])
     info = inspect_path(args.path, fan_png=args.fan_png)
-    print(json.dumps(info, indent=None if args.json else 2) if args.json else format_report(info))
+    print(dumps(info) if args.json else format_report(info))
     for line in warnings_of(info):  # audio level problems also go to stderr, where they are noticed
         print(f"warning: {line}", file=sys.stderr)
     return 0

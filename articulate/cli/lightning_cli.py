@@ -75,10 +75,27 @@ def parse_error_line(message: str) -> str:
     return f"{where}: {text}" if where else text
 
 
+def resolve_config_args(args: list[str]) -> list[str]:
+    """``args`` with every ``--config configs/...`` that does not exist here pointed at the project's
+    packaged config of that name (:func:`articulate.paths.resolve_config`), so a command run from any
+    folder finds ``configs/wav2uti.yaml``."""
+    from articulate.paths import resolve_config
+
+    out = list(args)
+    for i, arg in enumerate(out):
+        if arg in ("--config", "-c") and i + 1 < len(out):
+            out[i + 1] = resolve_config(out[i + 1])
+        elif arg.startswith("--config="):
+            out[i] = "--config=" + resolve_config(arg.split("=", 1)[1])
+    return out
+
+
 def check_config_files(args: list[str]) -> None:
-    """Refuse a ``--config`` file that is missing or not YAML with one line naming it (jsonargparse's own
-    message does not say which of several files failed)."""
+    """Refuse a ``--config`` file that is missing, not YAML, too large or an alias bomb with one line naming
+    it (jsonargparse's own message does not say which of several files failed)."""
     import yaml
+
+    from articulate.utils.safe_yaml import MAX_BYTES, load_yaml
 
     for i, arg in enumerate(args):
         if arg in ("--config", "-c") and i + 1 < len(args):
@@ -94,8 +111,10 @@ def check_config_files(args: list[str]) -> None:
             if path.suffix.lower() in (".yaml", ".yml", ".json"):
                 raise InputError(path, "config file not found")
             continue  # an inline YAML string: jsonargparse judges it
+        if path.stat().st_size > MAX_BYTES:
+            raise InputError(path, f"config file of {path.stat().st_size:,} bytes is too large (at most {MAX_BYTES:,})")
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = load_yaml(path.read_text(encoding="utf-8"), path)
         except UnicodeDecodeError:
             raise InputError(path, "not a text file (a config is YAML)") from None
         except yaml.YAMLError as err:
@@ -104,6 +123,38 @@ def check_config_files(args: list[str]) -> None:
             raise InputError(path, f"not valid YAML ({where}{getattr(err, 'problem', None) or err})") from None
         if data is not None and not isinstance(data, dict):
             raise InputError(path, f"a config holds sections (trainer:, model:, data: ...), this file a {type(data).__name__}")
+
+
+def _leaves(value: Any, key: str):
+    """``(key, value)`` of every number inside a parsed config value (nested dicts, lists, namespaces)."""
+    if hasattr(value, "items") and not isinstance(value, (str, bytes)):
+        items = value.items(branches=False) if hasattr(value, "clone") else value.items()
+        for k, v in items:
+            yield from _leaves(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _leaves(v, f"{key}[{i}]")
+    elif isinstance(value, float):
+        yield key, value
+
+
+def check_config_numbers(section: Any) -> None:
+    """Refuse a NaN or infinite number anywhere in a parsed config (YAML ``.nan``/``.inf`` or ``--x nan``),
+    naming its key; ranges are the components' own checks."""
+    from articulate import validate
+
+    for key, value in _leaves(section, ""):
+        validate.number(value, f"--{key}")
+
+
+def check_accelerator(section: Any) -> None:
+    """A CUDA accelerator on a machine without one: one line saying what to use instead."""
+    trainer = section.get("trainer") if hasattr(section, "get") else None
+    accelerator = str(_get(trainer, "accelerator", "auto") or "auto").lower() if trainer is not None else "auto"
+    if accelerator in ("gpu", "cuda"):
+        from articulate import validate
+
+        validate.device("cuda", "--trainer.accelerator")
 
 
 def innermost(err: BaseException) -> BaseException:
@@ -145,8 +196,10 @@ class ArticulateCLI(LightningCLI):
     """
 
     def __init__(self, args=None, run: bool = True):
+        from callbacks.progress import ProgressLines
         from callbacks.resume import ResumeState
 
+        _bound_yaml_aliases()
         self._fit_started: float | None = None
         # Parse errors are raised (not printed with the whole usage) and reported as one line.
         parser_kwargs = {"exit_on_error": False, **{sub: {"exit_on_error": False} for sub in SUBCOMMANDS}}
@@ -158,7 +211,8 @@ class ArticulateCLI(LightningCLI):
                 subclass_mode_data=True,
                 auto_configure_optimizers=False,
                 save_config_kwargs={"overwrite": True},
-                trainer_defaults={"callbacks": [ResumeState()]},
+                # always added: exact resume, and progress lines when stderr is not a terminal
+                trainer_defaults={"callbacks": [ResumeState(), ProgressLines()]},
                 parser_kwargs=parser_kwargs,
                 args=args,
                 run=run,
@@ -220,9 +274,13 @@ class ArticulateCLI(LightningCLI):
 
     def parse_arguments(self, parser, args) -> None:
         if args is None or isinstance(args, (list, tuple)):
-            check_config_files([str(a) for a in (sys.argv[1:] if args is None else args)])
-        self._given = [str(a) for a in (sys.argv[1:] if args is None else args)] if not isinstance(args, dict) else []
+            args = resolve_config_args([str(a) for a in (sys.argv[1:] if args is None else args)])
+            check_config_files(args)
+        self._given = list(args) if isinstance(args, (list, tuple)) else []
         super().parse_arguments(parser, args)
+        section = self._section()
+        check_config_numbers(section)
+        check_accelerator(section)
         self._check_ckpt_path()
 
     def _parse_ckpt_path(self) -> None:
@@ -370,6 +428,18 @@ class ArticulateCLI(LightningCLI):
             test_best(self.trainer, self.model, self.datamodule)
 
 
+def _bound_yaml_aliases() -> None:
+    """Every YAML jsonargparse loads (config files, inline values) goes through the alias-expansion bound."""
+    import yaml
+    from jsonargparse import get_loader, set_loader
+
+    from articulate.utils.safe_yaml import bounded
+
+    current = get_loader("yaml")
+    if not hasattr(current, "__wrapped__"):
+        set_loader("yaml", bounded(current), (yaml.YAMLError,))
+
+
 def test_best(trainer: Trainer, model: LightningModule, datamodule: LightningDataModule, **kwargs) -> tuple[list, str | None]:
     """Test after fit from the best checkpoint a ModelCheckpoint kept (else the current weights):
     ``(results, checkpoint path or None)``."""
@@ -378,9 +448,18 @@ def test_best(trainer: Trainer, model: LightningModule, datamodule: LightningDat
 
 
 def run_lightning_cli(argv: list[str]) -> int:
+    from articulate.utils.atomic import DISK_ERRNOS
+
     try:
         ArticulateCLI(args=argv)
     except ArticulateError as err:
         print(f"articulate {argv[0]}: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        if err.errno not in DISK_ERRNOS:
+            raise
+        # a checkpoint or a log on a full disk (Lightning writes checkpoints through a temporary file)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"articulate {argv[0]}: error: {where}cannot write: {DISK_ERRNOS[err.errno]}", file=sys.stderr)
         return 1
     return 0

@@ -72,12 +72,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"articulate {command}: not built yet", file=sys.stderr)
         return 2
     from articulate.errors import ArticulateError
+    from articulate.utils import progress
+    from articulate.utils.atomic import DISK_ERRNOS
+    from articulate.validate import reset_warnings
 
+    reset_warnings()
+    progress.activate(f"articulate {command}")  # long loops inside (the sampler's steps) report progress
     try:
         return int(module.main(rest) or 0)
     except ArticulateError as err:
         print(f"articulate {command}: error: {err}", file=sys.stderr)
         return 1
+    except OSError as err:
+        if err.errno not in DISK_ERRNOS:
+            raise
+        # a write outside the atomic helpers (a folder, a log): still one line naming the place
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"articulate {command}: error: {where}cannot write: {DISK_ERRNOS[err.errno]}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\narticulate {command}: interrupted (outputs are written whole or not at all)", file=sys.stderr)
+        return 130
+    finally:
+        progress.deactivate()
 
 
 if __name__ == "__main__":  # pragma: no cover

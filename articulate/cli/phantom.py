@@ -11,45 +11,52 @@ import time
 from pathlib import Path
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="articulate phantom",
-                                description="write a synthetic articulatory-phantom cohort in real file formats")
+def build_parser() -> argparse.ArgumentParser:
+    from articulate.cli import options as opt
+    from articulate.phantom.ceilings import CEILING_BOUNDS
+    from articulate.phantom.cohort import option_bounds
+
+    p = opt.Parser(prog="articulate phantom", description="write a synthetic articulatory-phantom cohort in real file formats")
     sub = p.add_subparsers(dest="command", required=True)
+    seed = {"integer": True, "low": 0, "high": 2**63 - 1}
     for kind, help_ in (("mri2audio", "tagged MRI (NIfTI) + speech (WAV), 22,050 Hz"),
                         ("wav2uti", "UltraSuite ultrasound (.ult/.param/.wav/.txt), 16 kHz, 60 fps")):
         s = sub.add_parser(kind, help=help_)
-        s.add_argument("--out", required=True, type=Path, help="output folder")
-        s.add_argument("--subjects", type=int, default=None, help="number of subjects (default 63 / 44)")
-        s.add_argument("--seed", type=int, default=0)
-        s.add_argument("--repetitions", type=int, default=None, help="repetitions of each utterance")
-        s.add_argument("--workers", type=int, default=None, help="processes (default: CPU count, at most 4)")
-        s.add_argument("--sr", type=int, default=None, help="audio sample rate")
+        opt.path(s, "--out", role="output", required=True, help="output folder (new, empty, or an earlier cohort)")
+        opt.number(s, "--subjects", **option_bounds(kind, "subjects"), default=None, help="number of subjects (default 63 / 44)")
+        opt.number(s, "--seed", **seed, default=0)
+        opt.number(s, "--repetitions", **option_bounds(kind, "repetitions"), default=None, help="repetitions of each utterance")
+        opt.number(s, "--workers", integer=True, low=1, high=256, default=None, help="processes (default: CPU count, at most 4)")
+        opt.number(s, "--sr", **option_bounds(kind, "sr"), default=None, help="audio sample rate (Hz)")
         s.add_argument("--quiet", action="store_true", help="no progress bar")
         if kind == "mri2audio":
             s.add_argument("--words", nargs="+", default=None, help="main words, split over subjects")
-            s.add_argument("--word-shares", nargs="+", type=int, default=None, help="subjects per word (ratio)")
+            opt.number(s, "--word-shares", nargs="+", **option_bounds(kind, "word_shares"), default=None,
+                       help="subjects per word (ratio)")
             s.add_argument("--extra-words", nargs="+", default=None, help="words every subject also says")
-            s.add_argument("--frames", type=int, default=None, help="MRI frames per recording (26)")
+            opt.number(s, "--frames", **option_bounds(kind, "n_frames"), default=None, help="MRI frames per recording (26)")
         else:
-            s.add_argument("--vowels", type=int, default=None, help="vowel prompts per speaker (2)")
-            s.add_argument("--words", type=int, default=None, help="word prompts per speaker (3)")
-            s.add_argument("--sentences", type=int, default=None, help="sentence prompts per speaker (1)")
-            s.add_argument("--fps", type=float, default=None, help="ultrasound frame rate (60)")
-            s.add_argument("--pix-per-vector", type=int, default=None, help="samples per scan line (256)")
+            opt.number(s, "--vowels", **option_bounds(kind, "vowels"), default=None, help="vowel prompts per speaker (2)")
+            opt.number(s, "--words", **option_bounds(kind, "words"), default=None, help="word prompts per speaker (3)")
+            opt.number(s, "--sentences", **option_bounds(kind, "sentences"), default=None, help="sentence prompts per speaker (1)")
+            opt.number(s, "--fps", **option_bounds(kind, "fps"), default=None, help="ultrasound frame rate (60)")
+            opt.number(s, "--pix-per-vector", **option_bounds(kind, "pix_per_vector"), default=None,
+                       help="samples per scan line (256)")
     pv = sub.add_parser("preview", help="a PNG sheet of a cohort (MRI tags, ultrasound fans, mel spectrograms)")
-    pv.add_argument("root", type=Path, help="a cohort folder, or a folder holding cohorts")
-    pv.add_argument("--out", type=Path, default=Path("preview.png"))
-    pv.add_argument("--real", nargs="+", type=Path, default=None, metavar="PATH",
-                    help="real recordings (ultrasound video, .ult, .wav): write a phantom-vs-real sheet instead")
+    opt.path(pv, "root", role="input", help="a cohort folder, or a folder holding cohorts")
+    opt.path(pv, "--out", role="output", default="preview.png")
+    opt.path(pv, "--real", role="input", nargs="+", default=None, metavar="PATH",
+             help="real recordings (ultrasound video, .ult, .wav): write a phantom-vs-real sheet instead")
     ce = sub.add_parser("ceiling", help="mri2audio: the Corr2D / PESQ-wb a model can reach at best by what it knows "
                                         "of the intonation: seeing the larynx, knowing the word's contour, blind "
                                         "(markdown table; JSON with --out)")
-    ce.add_argument("--subjects", type=int, default=40, help="cohort size (default 40, the QUICK reproduction's cohort)")
-    ce.add_argument("--recordings", type=int, default=12, help="recordings scored, spread over the cohort (12)")
-    ce.add_argument("--crops", type=int, default=4, help="evaluation crops per recording (4)")
-    ce.add_argument("--draws", type=int, default=8, help="intonation draws K per recording (8)")
-    ce.add_argument("--seed", type=int, default=0, help="the cohort's seed (0)")
-    ce.add_argument("--out", type=Path, default=None, help="also write the full result as JSON here")
+    ceiling = {name: {"integer": True, "low": 1, "high": high} for name, high in CEILING_BOUNDS.items()}
+    opt.number(ce, "--subjects", **ceiling["subjects"], default=40, help="cohort size (default 40, the QUICK reproduction's cohort)")
+    opt.number(ce, "--recordings", **ceiling["recordings"], default=12, help="recordings scored, spread over the cohort (12)")
+    opt.number(ce, "--crops", **ceiling["crops"], default=4, help="evaluation crops per recording (4)")
+    opt.number(ce, "--draws", **ceiling["draws"], default=8, help="intonation draws K per recording (8)")
+    opt.number(ce, "--seed", **seed, default=0, help="the cohort's seed (0)")
+    opt.path(ce, "--out", role="output", default=None, help="also write the full result as JSON here")
     ce.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
 
@@ -78,11 +85,23 @@ def _ceiling(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preview_inputs(root: Path) -> list[Path]:
+    """The manifests and recordings a preview reads (none may be its output)."""
+    root = Path(root)
+    if not root.is_dir():
+        return [root]
+    files = [root / "manifest.csv", *root.glob("*/manifest.csv")]
+    return [p for m in files if m.is_file() for p in (m, *m.parent.rglob("*")) if p.is_file()]
+
+
 def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.command == "ceiling":
         return _ceiling(args)
     if args.command == "preview":
+        from articulate.utils.atomic import check_not_inputs
+
+        check_not_inputs({"--out": args.out}, _preview_inputs(args.root))  # e.g. --out X/manifest.csv
         if args.real:
             from articulate.phantom.compare import realism_sheet
 
@@ -100,7 +119,7 @@ def main(argv: list[str]) -> int:
     options = {opt: getattr(args, arg) for arg, opt in names.items() if getattr(args, arg, None) is not None}
     started = time.perf_counter()
     root = generate(args.command, args.out, subjects=args.subjects, seed=args.seed, quiet=args.quiet,
-                    workers=args.workers, **options)
+                    workers=args.workers, **options)  # whole or not at all (a temporary folder renamed)
     info = json.loads((root / "phantom.json").read_text())
     print(f"wrote {info['recordings']} {args.command} recordings to {root} "
           f"in {time.perf_counter() - started:.1f} s (manifest: {root / 'manifest.csv'})")

@@ -24,30 +24,35 @@ def _n_subjects(dm) -> int:
     return len(dm.subjects)
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="articulate reproduce", description=__doc__)
+def build_parser() -> argparse.ArgumentParser:
+    from articulate.cli import options as opt
     from articulate.directions import directions
 
+    parser = opt.Parser(prog="articulate reproduce", description=__doc__)
     parser.add_argument("direction", choices=[d.name for d in directions() if d.reproduce])
     parser.add_argument("--quick", action="store_true", help="the small CPU preset (about an hour per direction on 2 cores)")
-    parser.add_argument("--out", default=None, help="results folder (default results/<direction>[_quick])")
-    parser.add_argument("--seeds", type=int, default=3,
-                        help="random trials (default 3 as the papers; the paired tests need them)")
+    opt.path(parser, "--out", role="output", default=None, help="results folder (default results/<direction>[_quick])")
+    opt.number(parser, "--seeds", integer=True, low=1, high=100, default=3,
+               help="random trials (default 3 as the papers; the paired tests need them)")
     parser.add_argument("--split", choices=["loso", "kfold"], default=None,
                         help="mri2audio protocol (default: loso; QUICK: the quick config's k-fold)")
-    parser.add_argument("--k", type=int, default=None, help="folds for --split kfold")
-    parser.add_argument("--folds", type=str, default=None, help="only these folds, e.g. 0,1,2 (default: all; QUICK: 0)")
-    parser.add_argument("--resolutions", type=str, default=None,
-                        help="wav2uti resolutions (default 64,96,112; QUICK: the 64-px base stage only)")
-    parser.add_argument("--contour-ckpt", default=None,
-                        help="wav2uti: the uti2contour checkpoint that scores every row (default: train the phantom "
-                             "tracker first, configs/uti2contour/phantom64.yaml)")
-    parser.add_argument("--contour-steps", type=int, default=None,
-                        help="wav2uti: training steps of that tracker (default: QUICK 400, else the config's)")
+    opt.number(parser, "--k", integer=True, low=2, high=1000, default=None, help="folds for --split kfold")
+    opt.number_list(parser, "--folds", low=0, high=999, default=None, help="only these folds, e.g. 0,1,2 (default: all; QUICK: 0)")
+    opt.number_list(parser, "--resolutions", low=8, high=1024, default=None,
+                    help="wav2uti resolutions (default 64,96,112; QUICK: the 64-px base stage only)")
+    opt.path(parser, "--contour-ckpt", role="input", default=None,
+             help="wav2uti: the uti2contour checkpoint that scores every row (default: train the phantom "
+                  "tracker first, configs/uti2contour/phantom64.yaml)")
+    opt.number(parser, "--contour-steps", integer=True, low=1, high=10**7, default=None,
+               help="wav2uti: training steps of that tracker (default: QUICK 400, else the config's)")
     parser.add_argument("--no-contour", action="store_true", help="wav2uti: no contour measure")
     parser.add_argument("--logger", choices=["csv", "wandb"], default="csv", help="per-run logger")
     parser.add_argument("overrides", nargs="*", help="extra LightningCLI overrides for every run, e.g. --data.init_args.data_dir=/data")
-    args, unknown = parser.parse_known_args(argv)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args, unknown = build_parser().parse_known_args(argv)
     extra = list(args.overrides) + unknown
 
     from articulate.experiments import mri2audio_plan, wav2uti_plan
@@ -55,7 +60,7 @@ def main(argv: list[str]) -> int:
 
     quick_tag = "_quick" if args.quick else ""
     out = Path(args.out or f"results/{args.direction}{quick_tag}")
-    folds = [int(f) for f in args.folds.split(",")] if args.folds else None
+    folds = args.folds  # checked by the parser: whole numbers, comma-separated
     seeds = args.seeds
     if args.direction == "mri2audio":  # each direction's plan has its own options
         split = args.split or ("kfold" if args.quick else "loso")
@@ -64,12 +69,12 @@ def main(argv: list[str]) -> int:
         plan = mri2audio_plan.mri2audio_plan(args.quick, seeds, folds, split, args.k, n, explicit=args.split is not None,
                                              phantom=dm.data_dir is None)  # A's ceiling row needs the motion regions
     else:
-        res = args.resolutions or ("64" if args.quick else "64,96,112")
+        res = args.resolutions or ([64] if args.quick else [64, 96, 112])
         if args.contour_ckpt and not Path(args.contour_ckpt).is_file():
             from articulate.errors import InputError
 
             raise InputError(args.contour_ckpt, "--contour-ckpt: file not found")
-        plan = wav2uti_plan.wav2uti_plan(args.quick, seeds, [int(r) for r in res.split(",")], contour_ckpt=args.contour_ckpt,
+        plan = wav2uti_plan.wav2uti_plan(args.quick, seeds, res, contour_ckpt=args.contour_ckpt,
                                          contour_steps=args.contour_steps, contour=not args.no_contour)
     summary = rp.reproduce(plan, out, extra_args=extra, logger=args.logger)
     print((out / "table.md").read_text())

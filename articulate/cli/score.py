@@ -15,14 +15,14 @@ Every pair is scored with the same metric classes the training callbacks use:
 
 ``--json`` prints one object whose keys are the metric names (``corr2d``, ``pesq``, ``lpips``,
 ``fid``, ``fvd``, ``rmse``, ``psnr``); a metric computed with random-initialised features
-(``--random-init``, tests only) is keyed ``<name>_NOT_COMPARABLE``. NaN (e.g. PESQ failed on
-every pair) is printed as ``null``.
+(``--random-init``, tests only) is keyed ``<name>_NOT_COMPARABLE``. The output is strict JSON: NaN
+(no value, e.g. PESQ failed on every pair) is printed as ``null``, an infinite value (PSNR of identical
+images) as the string ``"inf"``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -240,25 +240,30 @@ def score(pairs: list[tuple[Path, Path]], metrics: list[str], args: argparse.Nam
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="articulate score", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ref", type=Path, required=True, help="reference file or folder")
-    p.add_argument("--pred", type=Path, required=True, help="predicted file or folder (same relative names)")
+    from articulate.cli import options as opt
+
+    p = opt.Parser(prog="articulate score", description=__doc__.split("\n\n")[0],
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    opt.path(p, "--ref", role="input", required=True, help="reference file or folder")
+    opt.path(p, "--pred", role="input", required=True, help="predicted file or folder (same relative names)")
     p.add_argument("--metrics", required=True, help=f"comma-separated, from {','.join(METRIC_NAMES)}")
-    p.add_argument("--json", action="store_true", help="print one JSON object {metric: value}")
+    p.add_argument("--json", action="store_true",
+                   help='print one strict-JSON object {metric: value}: NaN (no value) as null, infinity (PSNR of '
+                        'identical images) as the string "inf"')
     p.add_argument("--pixel-range", choices=("unit", "signed", "byte"), default=None,
                    help="scale of float .npy images: unit=[0,1] (default), signed=[-1,1], byte=0-255")
     p.add_argument("--pesq-mode", choices=("wb", "nb"), default="wb", help="wide band (default) or narrow band")
     p.add_argument("--lpips-net", choices=("squeeze", "alex", "vgg"), default="squeeze", help="LPIPS trunk (paper: squeeze)")
     p.add_argument("--fid-weights", choices=("fid", "torchvision"), default="fid",
                    help="fid: TF FID Inception (comparable with published FIDs); torchvision: its inception_v3")
-    p.add_argument("--fvd-clip-frames", type=int, default=16, help="FVD clip length (0: whole video)")
-    p.add_argument("--contour-ckpt", default=None, help="uti2contour checkpoint that tracks the tongue (contour_msd)")
+    opt.number(p, "--fvd-clip-frames", integer=True, low=0, high=100000, default=16, help="FVD clip length (0: whole video)")
+    opt.path(p, "--contour-ckpt", role="input", default=None, help="uti2contour checkpoint that tracks the tongue (contour_msd)")
     p.add_argument("--probe", choices=("top", "bottom"), default="top",
                    help="where the probe is in the scored frames (contour_msd; framework renders: top)")
-    p.add_argument("--mm-per-pixel", type=float, default=None, help="pixel size of the frames: contour_msd also in mm")
-    p.add_argument("--weights-dir", default=None,
-                   help="folder holding pretrained weight files (default: the torch hub cache, then articulate's cache)")
+    opt.number(p, "--mm-per-pixel", low=0, low_open=True, high=100, default=None,
+               help="pixel size of the frames: contour_msd also in mm")
+    opt.path(p, "--weights-dir", role="input", default=None,
+             help="folder holding pretrained weight files (default: the torch hub cache, then articulate's cache)")
     p.add_argument("--random-init", action="store_true",
                    help="TEST ONLY: random feature networks; results are labelled NOT COMPARABLE")
     return p
@@ -272,10 +277,12 @@ def main(argv: list[str]) -> int:
     if unknown or not metrics:
         parser.error(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; choose from {','.join(METRIC_NAMES)}")
     metrics = list(dict.fromkeys(metrics))
-    pairs = pair_files(args.ref, args.pred)
+    pairs = pair_files(Path(args.ref), Path(args.pred))
     results = score(pairs, metrics, args)
     if args.json:
-        print(json.dumps({k: (None if math.isnan(v) else v) for k, v in results.items()}))
+        from articulate.cli.options import dumps
+
+        print(dumps(results))
     else:
         width = max(len(k) for k in results)
         print(f"{len(pairs)} pair(s) scored")

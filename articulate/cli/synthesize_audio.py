@@ -42,16 +42,21 @@ FRAME_RATIO = 4.0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="articulate synthesize-audio", description=__doc__.split("\n\n")[0])
-    p.add_argument("--ckpt", required=True, help="mri2audio checkpoint (MRI2AudioTranslator or Lip2AudSpec)")
-    p.add_argument("--mri", required=True, help="a tagged-MRI sequence (.nii.gz, .nii, .npy, .npz) or a folder of them")
-    p.add_argument("--out", required=True, help="output .wav (or a folder) for one sequence; a folder for a folder")
+    from articulate.cli import options as opt
+
+    p = opt.Parser(prog="articulate synthesize-audio", description=__doc__.split("\n\n")[0])
+    opt.path(p, "--ckpt", role="input", required=True, help="mri2audio checkpoint (MRI2AudioTranslator or Lip2AudSpec)")
+    opt.path(p, "--mri", role="input", required=True,
+             help="a tagged-MRI sequence (.nii.gz, .nii, .npy, .npz) or a folder of them")
+    opt.path(p, "--out", role="output", required=True,
+             help="output .wav (or a folder) for one sequence; a folder for a folder")
     p.add_argument("--griffin-lim", choices=("auto", "torch", "librosa"), default=None,
                    help="torch: batched, on the model's device; librosa: the paper's mel_to_audio (CPU); "
                         "auto: torch on GPU, librosa on CPU; default: the checkpoint's (librosa unless trained otherwise)")
-    p.add_argument("--n-iter", type=int, default=32, help="Griffin-Lim iterations (librosa's default: 32)")
-    p.add_argument("--batch-size", type=int, default=8, help="sequences per forward pass in folder mode")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    opt.number(p, "--n-iter", integer=True, low=1, high=10000, default=32,
+               help="Griffin-Lim iterations (librosa's default: 32)")
+    opt.number(p, "--batch-size", integer=True, low=1, high=4096, default=8, help="sequences per forward pass in folder mode")
+    opt.device(p)
     p.add_argument("--no-png", action="store_true", help="write only the WAV files")
     return p
 
@@ -220,13 +225,13 @@ def main(argv: list[str]) -> int:
     import torch
 
     args = build_parser().parse_args(argv)
-    if args.n_iter < 1 or args.batch_size < 1:
-        raise InputError(None, "--n-iter and --batch-size must be at least 1")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     pairs = find_inputs(Path(args.mri), Path(args.out))
-    from articulate.utils.atomic import check_output
+    from articulate.utils.atomic import atomic_outputs, check_not_inputs, check_output
 
+    targets = [dst for _, dst in pairs] + ([] if args.no_png else [p for _, dst in pairs for p in outputs_of(dst)])
+    check_not_inputs(targets, [Path(args.ckpt), *(src for src, _ in pairs)])  # no output over an input file
     for _, dst in pairs:  # refused before the model is loaded, not after the synthesis
         check_output(dst)
     model = load_mri2audio(args.ckpt, device)
@@ -247,13 +252,16 @@ def main(argv: list[str]) -> int:
 
     from articulate.readers.audio import write_audio
 
-    for (src, dst), (s, mel_i, masks_i, wav) in zip(pairs, results):
-        write_audio(dst, wav, sr)
-        if not args.no_png:
-            mel_path, att_path = outputs_of(dst)
-            mel_png(mel_path, mel_i, model.mel_config, sr)
-            if masks_i is not None:
-                attention_png(att_path, s.model_input, masks_i)
+    # Every file of the call (each WAV with its PNGs) appears together, or none does (a full disk: one line).
+    with atomic_outputs() as out:
+        for (_, dst), (s, mel_i, masks_i, wav) in zip(pairs, results):
+            write_audio(out.temp(dst), wav, sr)
+            if not args.no_png:
+                mel_path, att_path = outputs_of(dst)
+                mel_png(out.temp(mel_path), mel_i, model.mel_config, sr)
+                if masks_i is not None:
+                    attention_png(out.temp(att_path), s.model_input, masks_i)
+    for (src, dst), (_, _, _, wav) in zip(pairs, results):
         print(f"{src} -> {dst} ({wav.shape[0] / sr:.2f} s at {sr} Hz)")
     from articulate.signal.griffin_lim import resolve_griffin_lim
 

@@ -37,21 +37,27 @@ _VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="articulate synthesize-uti", description=__doc__.split("\n\n")[0])
-    p.add_argument("--ckpt", required=True, help="wav2uti checkpoint (base stage, or a DNN baseline)")
-    p.add_argument("--sr-ckpt", default=None, help="super-resolution stage checkpoint (cascade)")
-    p.add_argument("--audio", required=True, help="speech file (WAV or any soundfile format; any rate/channels)")
+    from articulate.cli import options as opt
+
+    p = opt.Parser(prog="articulate synthesize-uti", description=__doc__.split("\n\n")[0])
+    opt.path(p, "--ckpt", role="input", required=True, help="wav2uti checkpoint (base stage, or a DNN baseline)")
+    opt.path(p, "--sr-ckpt", role="input", default=None, help="super-resolution stage checkpoint (cascade)")
+    opt.path(p, "--audio", role="input", required=True, help="speech file (WAV or any soundfile format; any rate/channels)")
     p.add_argument("--text", default=None, help="transcript of the speech")
-    p.add_argument("--whisper", default=None, metavar="MODEL", help="transcribe with this Whisper hub id or folder when --text is not given")
-    p.add_argument("--out", required=True, help="output video (.mp4); the frames go to the same name with .npy")
-    p.add_argument("--steps", type=int, default=None, help="Heun sampling steps (default: the checkpoint's)")
-    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the checkpoint's)")
-    p.add_argument("--hop", type=int, default=None, help="long-form window hop in frames (default: half a clip)")
-    p.add_argument("--memory-budget-mb", type=float, default=None,
-                   help="network memory for one call over windows of the utterance (default 2048): long speech "
-                        "is processed in chunks that fit it, so memory does not grow with its length")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    opt.path(p, "--whisper", role="input", default=None, metavar="MODEL",
+             help="transcribe with this Whisper hub id or folder when --text is not given")
+    opt.path(p, "--out", role="output", required=True, help="output video (.mp4); the frames go to the same name with .npy")
+    opt.number(p, "--steps", integer=True, low=1, high=10000, default=None,
+               help="Heun sampling steps (default: the checkpoint's)")
+    opt.number(p, "--guidance", low=0, high=100, default=None,
+               help="classifier-free guidance scale, 0-100 (default: the checkpoint's)")
+    opt.number(p, "--hop", integer=True, low=1, default=None,
+               help="long-form window hop in frames, below the clip length (default: half a clip)")
+    opt.number(p, "--memory-budget-mb", low=1, default=None,
+               help="network memory for one call over windows of the utterance (default 2048): long speech "
+                    "is processed in chunks that fit it, so memory does not grow with its length")
+    opt.number(p, "--seed", integer=True, low=0, high=2**63 - 1, default=0)
+    opt.device(p)
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     return p
 
@@ -112,13 +118,12 @@ def main(argv: list[str]) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in _VIDEO_SUFFIXES:
         raise InputError(out, f"output must be a video file ({', '.join(_VIDEO_SUFFIXES)})")
-    if args.steps is not None and args.steps < 1:
-        raise InputError(None, f"--steps must be >= 1, got {args.steps}")
-    if args.memory_budget_mb is not None and not args.memory_budget_mb > 0:
-        raise InputError(None, f"--memory-budget-mb must be positive, got {args.memory_budget_mb}")
-    from articulate.utils.atomic import check_output
+    from articulate.utils.atomic import check_not_inputs, check_output
 
-    for target in (out, out.with_suffix(".npy")):  # refused now, not after minutes of sampling
+    # refused now, not after minutes of sampling (the parser already refused --out being an input)
+    check_not_inputs({"--out (its .npy frames)": out.with_suffix(".npy")},
+                     {"--ckpt": args.ckpt, "--sr-ckpt": args.sr_ckpt, "--audio": args.audio, "--whisper": args.whisper})
+    for target in (out, out.with_suffix(".npy")):
         check_output(target)
     import torch
 
@@ -128,6 +133,11 @@ def main(argv: list[str]) -> int:
     sr_model = load_wav2uti(args.sr_ckpt, device) if args.sr_ckpt else None
     if model.stage != "base":
         raise InputError(args.ckpt, "this is a super-resolution stage checkpoint: pass it as --sr-ckpt with a base --ckpt")
+    if args.hop is not None:  # its upper bound is the checkpoint's clip length
+        from articulate import validate
+
+        validate.number(args.hop, f"--hop (windows of {model.clip_frames} frames)", integer=True, low=1,
+                        high=max(1, model.clip_frames - 1))
     enc_sr = model.sample_rate
     wav, wav_file, file_sr = load_speech(args.audio, enc_sr)
     text = args.text

@@ -34,18 +34,23 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="articulate track-contours", description=__doc__.split("\n\n")[0])
-    p.add_argument("--ckpt", required=True, help="uti2contour checkpoint (articulate fit --config configs/uti2contour.yaml)")
-    p.add_argument("--input", required=True, help="video file, folder of images, or .ult (+ .param / US.txt)")
-    p.add_argument("--out", required=True, help="output CSV (DeepLabCut layout)")
-    p.add_argument("--overlay", default=None, help="also write the frames with the tracked contour (.mp4)")
+    from articulate.cli import options as opt
+
+    p = opt.Parser(prog="articulate track-contours", description=__doc__.split("\n\n")[0])
+    opt.path(p, "--ckpt", role="input", required=True,
+             help="uti2contour checkpoint (articulate fit --config configs/uti2contour.yaml)")
+    opt.path(p, "--input", role="input", required=True, help="video file, folder of images, or .ult (+ .param / US.txt)")
+    opt.path(p, "--out", role="output", required=True, help="output CSV (DeepLabCut layout)")
+    opt.path(p, "--overlay", role="output", default=None, help="also write the frames with the tracked contour (.mp4)")
     p.add_argument("--probe", choices=("auto", "top", "bottom"), default="auto",
                    help="where the probe is in the input frames (auto: from the fan's shape)")
-    p.add_argument("--size", default="240x320", help="HxW of fan images rendered from .ult (default 240x320)")
-    p.add_argument("--fps", type=float, default=None, help="overlay frame rate for image folders (default 10)")
-    p.add_argument("--threshold", type=float, default=0.3, help="mean tongue confidence below which a frame is 'not found'")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    opt.size(p, "--size", default="240x320", help="HxW of fan images rendered from .ult (default 240x320)")
+    opt.number(p, "--fps", low=0, low_open=True, high=1e6, default=None,
+               help="overlay frame rate for image folders (default 10)")
+    opt.number(p, "--threshold", low=0, high=1, default=0.3,
+               help="mean tongue confidence (0-1) below which a frame is 'not found'")
+    opt.number(p, "--batch-size", integer=True, low=1, high=4096, default=32)
+    opt.device(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
     return p
 
@@ -55,6 +60,19 @@ def _param_file(ult: Path) -> Path:
         if cand.is_file():
             return cand
     raise InputError(ult, f"no scan parameters beside it ({ult.stem}.param, {ult.stem}US.txt or US.txt)")
+
+
+def input_files(path: str | Path) -> list[Path]:
+    """Every file :func:`load_input` reads for ``path`` (outputs must be none of them)."""
+    path = Path(path)
+    if path.is_dir():
+        return [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    if path.suffix.lower() == ".ult":
+        try:
+            return [path, _param_file(path)]
+        except InputError:
+            return [path]
+    return [path]
 
 
 def load_input(path: str | Path, size: tuple[int, int] = (240, 320)) -> tuple[np.ndarray, list, float | None, str | None]:
@@ -127,10 +145,10 @@ def draw_overlay(frames: np.ndarray, keypoints: np.ndarray, found: np.ndarray, t
 
 
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # values, ranges, device and outputs-vs-inputs checked here
     from articulate.contour.tracker import ContourTracker
     from articulate.readers.dlc import write_dlc_csv
-    from articulate.utils.atomic import atomic_path
+    from articulate.utils.atomic import atomic_outputs, check_not_inputs, check_output
 
     out = Path(args.out)
     if out.suffix.lower() != ".csv":
@@ -138,12 +156,13 @@ def main(argv: list[str]) -> int:
     overlay = Path(args.overlay) if args.overlay else None
     if overlay is not None and overlay.suffix.lower() not in (".mp4", ".mov", ".mkv", ".avi"):
         raise InputError(overlay, "the overlay must be a video file (.mp4)")
-    try:
-        h, w = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        raise InputError(None, f"--size {args.size!r}: expected HxW, e.g. 240x320") from None
-    if args.batch_size < 1:
-        raise InputError(None, "--batch-size must be at least 1")
+    if overlay is not None and out.resolve() == overlay.resolve():
+        raise InputError(overlay, "--overlay and --out are the same file")
+    check_not_inputs({"--out": out, "--overlay": overlay}, input_files(args.input))  # e.g. the .ult's .param
+    for target in (out, overlay):
+        if target is not None:
+            check_output(target)
+    h, w = args.size
 
     import torch
 
@@ -158,16 +177,13 @@ def main(argv: list[str]) -> int:
     kp, conf = kp.numpy().astype(np.float64), conf.numpy().astype(np.float64)
     found = conf[:, : tracker.tongue_points].mean(1) >= args.threshold
 
-    with atomic_path(out) as tmp_csv:
+    with atomic_outputs() as outputs:  # both files or neither; a full disk is one line
         if overlay is not None:
             from articulate.readers.video import write_video
 
             drawn = draw_overlay(frames, kp, found, tracker.tongue_points)
-            with atomic_path(overlay) as tmp_video:
-                write_video(tmp_video, drawn, fps or args.fps or 10.0)
-                write_dlc_csv(tmp_csv, rows, tracker.keypoints, kp, conf, scorer="articulate_uti2contour")
-        else:
-            write_dlc_csv(tmp_csv, rows, tracker.keypoints, kp, conf, scorer="articulate_uti2contour")
+            write_video(outputs.temp(overlay), drawn, fps or args.fps or 10.0)
+        write_dlc_csv(outputs.temp(out), rows, tracker.keypoints, kp, conf, scorer="articulate_uti2contour")
     if not args.quiet:
         extra = f" and {overlay}" if overlay is not None else ""
         print(f"tracked {len(frames)} frames (probe at the {probe}); tongue found in {found.mean():.0%}; wrote {out}{extra}")

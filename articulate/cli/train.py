@@ -15,7 +15,9 @@ from articulate.errors import InputError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="articulate train", description=__doc__.split("\n\n")[0])
+    from articulate.cli.options import Parser
+
+    p = Parser(prog="articulate train", description=__doc__.split("\n\n")[0])
     p.add_argument("direction", help="a registered direction (`articulate directions` lists them)")
     p.add_argument("--quick", action="store_true", help="the CPU preset (same as --preset quick)")
     p.add_argument("--preset", default=None, help="a named preset of the direction")
@@ -25,8 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def fit_args(direction: str, preset: str | None = None, variants: list[str] | tuple[str, ...] = ()) -> list[str]:
-    """The ``--config`` arguments of a direction's stack."""
+    """The ``--config`` arguments of a direction's stack (the project's packaged configs, found from any folder)."""
     from articulate.directions import get_direction
+    from articulate.paths import resolve_config
 
     try:
         d = get_direction(direction)
@@ -35,7 +38,7 @@ def fit_args(direction: str, preset: str | None = None, variants: list[str] | tu
         raise InputError(None, str(err).strip("'\"")) from None
     args: list[str] = []
     for cfg in stack:
-        args += ["--config", cfg]
+        args += ["--config", resolve_config(cfg)]
     return args
 
 

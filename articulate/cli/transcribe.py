@@ -78,21 +78,30 @@ def audio_files(data: Path) -> list[Path]:
     return files
 
 
-def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="articulate transcribe", description=__doc__.split("\n\n")[0])
-    p.add_argument("data", help="dataset folder or audio file")
-    p.add_argument("--model", required=True, help="Whisper hub id (in the local cache) or local folder")
+def build_parser() -> argparse.ArgumentParser:
+    from articulate.cli import options as opt
+
+    p = opt.Parser(prog="articulate transcribe", description=__doc__.split("\n\n")[0])
+    opt.path(p, "data", role="input", help="dataset folder or audio file")
+    opt.path(p, "--model", role="input", required=True, help="Whisper hub id (in the local cache) or local folder")
     p.add_argument("--language", default=None, help="force a language (e.g. zh, en); default: Whisper detects it")
-    p.add_argument("--device", default=None)
+    opt.device(p)
     p.add_argument("--overwrite", action="store_true", help="redo transcripts that already exist")
-    p.add_argument("--max-new-tokens", type=int, default=200)
-    args = p.parse_args(argv)
+    opt.number(p, "--max-new-tokens", integer=True, low=1, high=448, default=200,
+               help="longest transcript per 30-s chunk, in tokens (Whisper's decoder holds 448)")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
     import torch
 
     from articulate.readers.audio import read_audio
-    from articulate.utils.atomic import atomic_path
+    from articulate.utils.atomic import atomic_path, check_not_inputs
 
     files = audio_files(Path(args.data))
+    # a transcript name that is one of the inputs (an audio file or a link to one) is refused before any work
+    check_not_inputs([transcript_path(f) for f in files], [*files, args.model])
     todo = [f for f in files if args.overwrite or not transcript_path(f).is_file()]
     print(f"{len(files)} recordings, {len(files) - len(todo)} already transcribed", file=sys.stderr)
     if not todo:

@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from articulate.utils.progress import report
+
 from .schedule import karras_sigmas
 
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -139,10 +141,12 @@ class HeunSampler:
         d_cur = _own(denoise_fn(x_hat, s_hat), x_hat).sub_(x_hat).div_(-t_hat)  # (x_hat - D) / t_hat
         x_next = torch.add(x_hat, d_cur, alpha=t_next - t_hat)
         if i == len(sigmas) - 2:  # last step lands on sigma = 0: plain Euler
+            report("sampling", i + 1, len(sigmas) - 1)
             return x_next, 1
         s_next = torch.full((B,), t_next, dtype=x_cur.dtype, device=x_cur.device)
         d_prime = _own(denoise_fn(x_next, s_next), x_next).sub_(x_next).div_(-t_next)
         del x_next
+        report("sampling", i + 1, len(sigmas) - 1)  # a no-op unless a command asked for progress
         return d_cur.add_(d_prime).mul_(0.5 * (t_next - t_hat)).add_(x_hat), 2
 
     @torch.no_grad()

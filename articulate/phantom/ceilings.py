@@ -99,12 +99,16 @@ def recording_subjects(subjects: int, recordings: int) -> list[int]:
     return [int(np.floor(v + 0.5)) for v in np.linspace(0, subjects - 1, recordings)]
 
 
+CEILING_BOUNDS = {"subjects": 10000, "recordings": 10000, "crops": 1000, "draws": 1000}  # each at least 1
+
+
 def check_ceiling_options(subjects: int, recordings: int, crops: int, draws: int) -> None:
+    from articulate import validate
+
     for name, value in (("subjects", subjects), ("recordings", recordings), ("crops", crops), ("draws", draws)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, (float, str)):  # a whole number is asked for, not one rounded from 2.5
             raise InputError(None, f"ceiling option {name} must be a whole number, got {value!r}")
-        if value < 1:
-            raise InputError(None, f"ceiling option {name} must be at least 1, got {value}")
+        validate.number(value, f"ceiling option {name}", integer=True, low=1, high=CEILING_BOUNDS[name])
     if recordings > subjects:
         raise InputError(None, f"ceiling option recordings ({recordings}) exceeds the cohort's {subjects} subjects "
                                "(one recording each)")

@@ -14,7 +14,6 @@ import multiprocessing
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,7 +51,29 @@ WAV2UTI_DEFAULTS: dict[str, Any] = {
 }
 
 
+# Every numeric option: (whole number, lowest, highest, lowest excluded). The CLI declares the same bounds
+# (articulate.cli.phantom reads them here); the prompt counts cannot exceed the prompts there are.
+OPTION_BOUNDS: dict[str, dict[str, tuple]] = {
+    "common": {"subjects": (True, 1, 10000, False), "repetitions": (True, 1, 100, False),
+               "sr": (True, 8000, 192000, False)},
+    "mri2audio": {"n_frames": (True, 2, 1000, False), "size": (True, 16, 1024, False),
+                  "min_samples": (True, 1, 10**8, False), "max_samples": (True, 1, 10**8, False),
+                  "word_shares": (True, 0, 10000, False)},
+    "wav2uti": {"vowels": (True, 0, len(VOWEL_PROMPTS), False), "words": (True, 0, len(WORD_PROMPTS), False),
+                "sentences": (True, 0, len(SENTENCE_PROMPTS), False), "fps": (False, 0, 1000, True),
+                "num_vectors": (True, 2, 1024, False), "pix_per_vector": (True, 2, 4096, False)},
+}
+
+
+def option_bounds(kind: str, name: str) -> dict[str, Any]:
+    """Keyword arguments of :func:`articulate.validate.number` for phantom option ``name`` of ``kind``."""
+    integer, low, high, low_open = {**OPTION_BOUNDS["common"], **OPTION_BOUNDS[kind]}[name]
+    return {"integer": integer, "low": low, "high": high, "low_open": low_open}
+
+
 def _options(kind: str, subjects: int | None, options: dict[str, Any]) -> dict[str, Any]:
+    from articulate import validate
+
     if kind not in KINDS:
         raise InputError(None, f"unknown phantom kind {kind!r}; choose one of {', '.join(KINDS)}")
     defaults = MRI2AUDIO_DEFAULTS if kind == "mri2audio" else WAV2UTI_DEFAULTS
@@ -61,23 +82,26 @@ def _options(kind: str, subjects: int | None, options: dict[str, Any]) -> dict[s
         raise InputError(None, f"unknown {kind} phantom option(s): {', '.join(sorted(unknown))}")
     opts = {**defaults, **options}
     if subjects is not None:
-        opts["subjects"] = int(subjects)
-    if opts["subjects"] < 1:
-        raise InputError(None, "a phantom cohort needs at least one subject")
+        opts["subjects"] = subjects
     # Sizes and rates: refused here rather than as a numpy error halfway through writing the cohort.
-    least = {"repetitions": 1, "sr": 1, "n_frames": 2, "size": 2, "min_samples": 1, "num_vectors": 2,
-             "pix_per_vector": 2, "vowels": 0, "words": 0, "sentences": 0}
-    for name, low in least.items():
-        value = opts.get(name)
-        if name in options and isinstance(value, (int, float)) and not isinstance(value, bool) and value < low:
-            raise InputError(None, f"phantom option {name} must be at least {low}, got {value}")
-    if kind == "mri2audio" and opts["max_samples"] < opts["min_samples"]:
-        raise InputError(None, f"phantom option max_samples ({opts['max_samples']}) is below min_samples ({opts['min_samples']})")
-    if kind == "wav2uti":
-        if not float(opts["fps"]) > 0:
-            raise InputError(None, f"phantom option fps must be positive, got {opts['fps']}")
-        if opts["vowels"] + opts["words"] + opts["sentences"] < 1:
-            raise InputError(None, "phantom options vowels, words and sentences are all 0: no prompt to record")
+    bounds = {**OPTION_BOUNDS["common"], **OPTION_BOUNDS[kind]}
+    for name in bounds:
+        if name not in opts or (name == "words" and kind == "mri2audio"):
+            continue
+        value = opts[name]
+        if isinstance(value, (list, tuple)):
+            opts[name] = validate.numbers(value, f"phantom option {name}", **option_bounds(kind, name))
+        else:
+            opts[name] = validate.number(value, f"phantom option {name}", **option_bounds(kind, name))
+    if kind == "mri2audio":
+        if opts["max_samples"] < opts["min_samples"]:
+            raise InputError(None, f"phantom option max_samples ({opts['max_samples']}) is below min_samples ({opts['min_samples']})")
+        if not opts["words"]:
+            raise InputError(None, "phantom option words is empty: no word to record")
+        if sum(opts["word_shares"][: len(opts["words"])]) + max(0, len(opts["words"]) - len(opts["word_shares"])) < 1:
+            raise InputError(None, "phantom option word_shares are all 0: no subject would say a word")
+    if kind == "wav2uti" and opts["vowels"] + opts["words"] + opts["sentences"] < 1:
+        raise InputError(None, "phantom options vowels, words and sentences are all 0: no prompt to record")
     for w in list(opts.get("extra_words", [])) + (list(opts["words"]) if kind == "mri2audio" else []):
         if any(part not in LEXICON for part in str(w).split()):
             raise InputError(None, f"word {w!r} is not in the phantom lexicon ({', '.join(sorted(LEXICON))})")
@@ -217,10 +241,10 @@ def _uti_subject(args: tuple) -> list[dict]:
 
 
 def _map(fn, jobs: list, workers: int, quiet: bool, desc: str) -> Iterator[list[dict]]:
-    from tqdm import tqdm
+    from articulate.utils.progress import Progress
 
-    bar = tqdm(total=len(jobs), desc=desc, unit="subject", disable=quiet or not sys.stderr.isatty())
-    try:
+    # a bar on a terminal, plain periodic lines (done, elapsed, left) in a log file
+    with Progress(desc, total=len(jobs), unit="subject", quiet=quiet) as bar:
         if workers <= 1 or len(jobs) == 1:
             for job in jobs:
                 yield fn(job)
@@ -232,8 +256,12 @@ def _map(fn, jobs: list, workers: int, quiet: bool, desc: str) -> Iterator[list[
                 for res in pool.imap(fn, jobs):
                     yield res
                     bar.update()
-    finally:
-        bar.close()
+
+
+def is_cohort(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a complete phantom cohort (its manifest and phantom.json)."""
+    folder = Path(folder)
+    return (folder / "manifest.csv").is_file() and (folder / "phantom.json").is_file()
 
 
 def generate(kind: str, out_dir: str | Path, subjects: int | None = None, seed: int = 0, quiet: bool = False,
@@ -247,12 +275,20 @@ def generate(kind: str, out_dir: str | Path, subjects: int | None = None, seed: 
     trajectories, and the moving-articulator region / the tongue surface: see
     :mod:`articulate.phantom.groundtruth`); ``manifest.csv`` lists everything and is written last.
     """
-    from articulate.readers.dataset_index import Recording, write_manifest
-
     opts = _options(kind, subjects, options)
-    from articulate.utils.atomic import ensure_dir
+    from articulate.utils.atomic import atomic_folder
 
-    root = ensure_dir(out_dir)  # a file in the way or an unwritable place: one line, before any work
+    # Built in a temporary folder beside out_dir and renamed into place when complete (manifest last), so an
+    # interrupted or failed run leaves no half cohort; an earlier cohort there is replaced, anything else refused.
+    with atomic_folder(out_dir, replaceable=is_cohort) as tmp:
+        _generate_into(tmp, kind, opts, seed, quiet, workers)
+    return Path(out_dir)
+
+
+def _generate_into(root: Path, kind: str, opts: dict[str, Any], seed: int, quiet: bool, workers: int | None) -> None:
+    from articulate.readers.dataset_index import Recording, write_manifest
+    from articulate.utils.atomic import atomic_path
+
     workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     if kind == "mri2audio":
         jobs = [(str(root), seed, si, w, opts) for si, w in enumerate(_mri_subject_words(opts))]
@@ -277,12 +313,9 @@ def generate(kind: str, out_dir: str | Path, subjects: int | None = None, seed: 
             records.append(rec)
     info = {"kind": kind, "seed": seed, "version": VERSIONS[kind], "options": opts,
             "seconds": round(time.perf_counter() - started, 2), "recordings": len(records)}
-    write_manifest(records, root / "manifest.csv")
-    from articulate.utils.atomic import atomic_path
-
     with atomic_path(root / "phantom.json") as tmp:
         tmp.write_text(json.dumps(info, indent=1, default=str) + "\n")
-    return root
+    write_manifest(records, root / "manifest.csv")  # last: a cohort without it is refused by the readers
 
 
 def phantom_key(kind: str, subjects: int | None = None, seed: int = 0, **options: Any) -> str:
@@ -312,23 +345,19 @@ def ensure_phantom(kind: str, subjects: int | None = None, seed: int = 0, quiet:
     so concurrent processes (DDP ranks) wait for one writer and never see half a cohort.
     """
     from articulate.paths import cache_dir
+    from articulate.utils.atomic import ensure_dir, sweep_stale
 
-    base = cache_dir() / "phantom"
+    base = ensure_dir(cache_dir() / "phantom")
+    sweep_stale(base, force=True)  # temporary cohorts of killed runs (their process is gone)
     final = base / phantom_key(kind, subjects, seed, **options)
     if (final / "manifest.csv").is_file():
         return final
     with _lock(base / f".{final.name}.lock"):
         if (final / "manifest.csv").is_file():
             return final
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=base))
-        try:
-            generate(kind, tmp, subjects=subjects, seed=seed, quiet=quiet, workers=workers, **options)
-            if final.exists():  # an incomplete leftover (no manifest) from an older interrupted layout
-                shutil.rmtree(final)
-            os.rename(tmp, final)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+        if final.exists():  # an incomplete leftover (no manifest) from an older interrupted layout
+            shutil.rmtree(final)
+        generate(kind, final, subjects=subjects, seed=seed, quiet=quiet, workers=workers, **options)
     return final
 
 

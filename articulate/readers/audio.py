@@ -52,6 +52,10 @@ def _check_wav_header(path: Path) -> None:
 
 
 def _open_info(path: Path) -> sf._SoundFileInfo:
+    """The header, its numbers checked: a sample rate (a warning when implausible), a channel count, and a
+    size that fits in memory once decoded."""
+    from articulate import validate
+
     require_file(path)
     try:
         info = sf.info(str(path))
@@ -59,6 +63,9 @@ def _open_info(path: Path) -> sf._SoundFileInfo:
         raise InputError(path, f"not a readable audio file ({err})") from None
     if path.suffix.lower() in (".wav", ".wave"):
         _check_wav_header(path)
+    validate.sample_rate(info.samplerate, path)
+    validate.number(info.channels, "channel count in the header", integer=True, low=1, high=1024, source=path)
+    validate.check_memory(4 * max(0, info.frames) * info.channels, f"decoding {info.frames} samples x {info.channels} channels", path)
     return info
 
 
@@ -149,10 +156,16 @@ def read_audio(path: str | Path, sr: int | None = None, mono: bool = True) -> tu
             raise InputError(path, "audio file holds no samples")
         if not np.isfinite(data).all():
             raise InputError(path, "audio contains NaN or infinite samples")
+        from articulate import validate
+
+        validate.audio_samples(data, path)  # float files far outside [-1, 1] (1e30) would turn into NaN later
         wav = data.T  # [C, L]
     if mono:
         wav = wav.mean(axis=0)
     if sr is not None and int(sr) != int(file_sr):
+        from articulate import validate
+
+        validate.check_memory(4 * wav.size * int(sr) / max(1, int(file_sr)), f"resampling to {int(sr)} Hz", path)
         wav = resample_audio(wav, int(file_sr), int(sr))
         file_sr = int(sr)
     return np.ascontiguousarray(wav, dtype=np.float32), int(file_sr)
@@ -176,6 +189,6 @@ def write_audio(path: str | Path, wav: np.ndarray, sr: int, subtype: str = "PCM_
         wav = np.clip(wav, -1.0, 1.0)
     data = wav if wav.ndim == 1 else wav.T  # soundfile wants [L, C]
     with atomic_path(path) as tmp:
-        fmt = None if tmp.suffix.lower() != ".tmp" else "WAV"
+        fmt = None if tmp.suffix[1:].upper() in sf.available_formats() else "WAV"  # no known suffix: WAV
         sf.write(str(tmp), data, int(sr), subtype=subtype, format=fmt)
     return path

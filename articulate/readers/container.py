@@ -25,7 +25,7 @@ from articulate.errors import InputError, require_file
 
 __all__ = [
     "VIDEO_SUFFIXES", "ffmpeg_exe", "probe", "has_audio", "stream_start_times", "decode_audio",
-    "avi_total_frames", "truncation_problem",
+    "avi_total_frames", "truncation_problem", "frame_times",
 ]
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
@@ -68,6 +68,8 @@ def probe(path: str | Path) -> dict:
     require_file(path)
     text = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True,
                           text=True, errors="replace").stderr
+    # The banner quotes the file name ("from 'x_fps=1000.mp4'"): facts are never read from it.
+    text = text.replace(str(path), "<input>")
     fmt = re.search(r"Input #0, ([^,]+(?:,[^,\s]+)*), from", text)
     duration = re.search(r"Duration: (\d+):(\d+):([\d.]+)", text)
     start = re.search(r"start: (-?[\d.]+)", text)
@@ -97,6 +99,24 @@ def probe(path: str | Path) -> dict:
         "streams": streams,
         "banner": text,
     }
+
+
+def frame_times(path: str | Path) -> list[float] | None:
+    """Presentation times (s, sorted) of the first video stream's frames, from its packets (no decoding:
+    ``-c copy -f mkvtimestamp_v2``); None when ffmpeg cannot list them."""
+    proc = subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy",
+                           "-f", "mkvtimestamp_v2", "-"], capture_output=True, text=True, errors="replace")
+    if proc.returncode != 0:
+        return None
+    times = []
+    for line in proc.stdout.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            try:
+                times.append(float(line) / 1000.0)
+            except ValueError:
+                return None
+    return sorted(times)
 
 
 def has_audio(path: str | Path) -> bool:
@@ -172,6 +192,10 @@ def decode_audio(path: str | Path) -> tuple[np.ndarray, int]:
         raise InputError(path, "the audio track holds no samples (file cut short?)")
     if not np.isfinite(wav).all():
         raise InputError(path, "audio contains NaN or infinite samples")
+    from articulate import validate
+
+    validate.sample_rate(sr, path, "audio track sample rate")
+    validate.audio_samples(wav, path)
     return wav, sr
 
 

@@ -203,7 +203,9 @@ def _record_id(root: Path, stem: Path) -> str:
 
 def _discover(root: Path) -> list[Recording]:
     records: dict[str, Recording] = {}
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    # hidden files and folders are skipped (a run's temporaries: .<name>.~tmp-...)
+    files = sorted(p for p in root.rglob("*")
+                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
     # Ultrasound stems first so that a TaL lip video beside a .ult does not become its own recording.
     for path in files:
         if path.suffix.lower() != ".ult":
@@ -242,6 +244,18 @@ def _discover(root: Path) -> list[Recording]:
     return [records[k] for k in sorted(records)]
 
 
+def _refuse_unfinished_cohort(root: Path) -> None:
+    """A phantom cohort (``phantom.json``, ``<subject>/<id>.traj.npz``) is complete only with its manifest,
+    written last: without it the folder is what an interrupted or failed generation left, and reading the
+    recordings that happen to be there would train on a different cohort."""
+    marker = root / "phantom.json" if (root / "phantom.json").is_file() else None
+    if marker is None:
+        marker = next((p for p in root.glob("*/*.traj.npz") if not p.parent.name.startswith(".")), None)
+    if marker is not None:
+        raise InputError(root, "a phantom cohort without its manifest.csv (the generation did not finish): "
+                               "generate it again with `articulate phantom`")
+
+
 def index_dataset(root: str | Path) -> list[Recording]:
     """Recordings under ``root`` (``root/manifest.csv`` when present, or a manifest path itself)."""
     root = Path(root)
@@ -254,6 +268,7 @@ def index_dataset(root: str | Path) -> list[Recording]:
     manifest = root / "manifest.csv"
     if manifest.is_file():
         return read_manifest(manifest)
+    _refuse_unfinished_cohort(root)
     records = _discover(root)
     if not records:
         orphans = [p for p in root.rglob("*.param") if not p.with_suffix(".ult").is_file()]

@@ -153,6 +153,8 @@ def _video(path: Path, fan_png: Path | None = None) -> dict:
         "container": info["container"],
         "video_codec": info["video_codec"],
         "audio_track": f"{info['audio_codec']} {info['audio_sr']} Hz" if info["audio_codec"] else None,
+        "variable_frame_rate": info.get("variable_frame_rate"),
+        "frame_interval_ms": "-".join(f"{v:g}" for v in info["frame_interval_ms"]) if info.get("frame_interval_ms") else None,
     }
     files = utterance_files(path)
     try:

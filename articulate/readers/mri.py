@@ -92,10 +92,16 @@ def _nifti_to_frames(path: Path, data: np.ndarray) -> np.ndarray:
 def _read_nifti(path: Path) -> MRISequence:
     import nibabel as nib
 
+    from articulate import validate
+
     try:
         img = nib.load(str(path))
         header = img.header
+        validate.check_memory(4 * int(np.prod([int(d) for d in img.shape], dtype=np.float64)),
+                              f"a NIfTI volume of shape {tuple(img.shape)}", path)  # before decoding it
         data = np.asarray(img.get_fdata(dtype=np.float32))
+    except InputError:
+        raise
     except Exception as err:  # nibabel raises many types (ImageFileError, gzip/zlib/EOF errors, ...)
         detail = str(err).replace(f"File {path} ", "").replace(str(path), path.name)  # the path leads the message already
         detail = detail[3:] if detail.startswith("is ") else detail
@@ -108,11 +114,11 @@ def _read_nifti(path: Path) -> MRISequence:
     if space_unit in _SPACE_TO_MM:
         to_mm = _SPACE_TO_MM[space_unit]
         pixel_mm = (_f32(zooms[1]) * to_mm, _f32(zooms[0]) * to_mm)
-        if not all(p > 0 for p in pixel_mm):
+        if not all(np.isfinite(p) and p > 0 for p in pixel_mm):
             pixel_mm = None
     # Time step: the last axis' spacing, meaningful only when a time unit is recorded.
     frame_s = None
-    if time_unit in _TIME_TO_S and len(zooms) >= 3 and float(zooms[-1]) > 0:
+    if time_unit in _TIME_TO_S and len(zooms) >= 3 and np.isfinite(float(zooms[-1])) and float(zooms[-1]) > 0:
         frame_s = _f32(zooms[-1]) * _TIME_TO_S[time_unit]
     return MRISequence(frames, pixel_mm, frame_s, path)
 
@@ -149,6 +155,12 @@ def _read_numpy(path: Path, suffix: str) -> MRISequence:
         raise InputError(path, f"not a readable {suffix} file ({type(err).__name__}: {err})") from None
     if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise InputError(path, f"expected real numeric image data, got dtype {arr.dtype}")
+    from articulate import validate
+
+    if pixel_mm is not None:  # header numbers of an .npz: finite and positive, or refused
+        pixel_mm = tuple(validate.numbers(pixel_mm, "pixel_mm", low=0, low_open=True, high=1e4, source=path))
+    if frame_s is not None:
+        frame_s = validate.number(frame_s, "frame_s", low=0, low_open=True, high=3600, source=path)
     frames = _validate(path, np.ascontiguousarray(arr, dtype=np.float32))
     return MRISequence(frames, pixel_mm, frame_s, path)
 

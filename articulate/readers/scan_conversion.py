@@ -52,6 +52,10 @@ class FanConverter:
             raise ValueError("a fan needs at least 2 scan lines of at least 2 samples")
         if params.angle <= 0:
             raise ValueError(f"Angle must be positive to draw a fan, got {params.angle}")
+        from articulate import validate
+
+        # the pixel grids and maps below (about ten float64 arrays of H x W), refused before numpy tries
+        validate.check_memory(10 * 8 * height * width, f"a {height}x{width} fan image")
         self.params, self.size, self.order = params, (height, width), order
         self.num_vectors, self.pix_per_vector = num_v, num_p
         centre = num_v // 2
@@ -119,6 +123,10 @@ class FanConverter:
         lead = arr.shape[:-2]
         dtype = arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.float32
         flat = arr.reshape(-1, self.num_vectors * self.pix_per_vector)
+        from articulate import validate
+
+        validate.check_memory(flat.shape[0] * self.size[0] * self.size[1] * np.dtype(dtype).itemsize,
+                              f"{flat.shape[0]} fan images of {self.size[0]}x{self.size[1]}")
         out = np.zeros((flat.shape[0], self.size[0] * self.size[1]), dtype=dtype)
         if self._matrix is not None:
             for start in range(0, flat.shape[0], chunk):

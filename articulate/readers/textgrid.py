@@ -159,6 +159,7 @@ def read_textgrid(path: str | Path) -> TextGrid:
                 if b < a:
                     raise InputError(path, f"tier {name!r} interval {i + 1} ends ({b:g} s) before it starts ({a:g} s)")
                 items.append(Interval(a, b, label))
+            _warn_overlaps(path, name, items)
             tiers.append(Tier(name, "interval", t0, t1, items))
         elif cls == "TextTier":
             items = [Point(tok.number(f"point {i + 1} time of tier {name!r}"), tok.string(f"point {i + 1} mark of tier {name!r}"))
@@ -167,6 +168,19 @@ def read_textgrid(path: str | Path) -> TextGrid:
         else:
             raise InputError(path, f"malformed TextGrid: tier {t + 1} has unknown class {cls!r} (IntervalTier or TextTier)")
     return TextGrid(xmin, xmax, tiers, path)
+
+
+def _warn_overlaps(path: Path, name: str, items: list[Interval]) -> None:
+    """Praat writes interval tiers as a partition; overlapping intervals (another tool's export) are read as
+    given, with one warning line per tier."""
+    from articulate import validate
+
+    for i in range(1, len(items)):
+        prev, cur = items[i - 1], items[i]
+        if cur.xmin < prev.xmax - 1e-9:
+            validate.warn(path, f"tier {name!r}: intervals {i} ({prev.xmin:g}-{prev.xmax:g} s) and {i + 1} "
+                                f"({cur.xmin:g}-{cur.xmax:g} s) overlap; read as given")
+            return
 
 
 def words_tier(grid: TextGrid) -> Tier | None:

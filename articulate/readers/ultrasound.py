@@ -58,6 +58,19 @@ _KEYS: dict[str, tuple[str, type]] = {
     "TimeInSecsOfFirstFrame": ("time_first_frame", float),
 }
 _REQUIRED = ("NumVectors", "PixPerVector", "Angle", "FramesPerSec")
+# What each value may be (articulate.validate.number's bounds): a probe has at most a few thousand lines of a
+# few thousand samples; the fan spans less than a half turn; the first frame lies within a day of the audio.
+_BOUNDS: dict[str, dict] = {
+    "NumVectors": {"low": 1, "high": 8192},
+    "PixPerVector": {"low": 1, "high": 65536},
+    "ZeroOffset": {"low": 0, "high": 1e6},
+    "BitsPerPixel": {"low": 1, "high": 64},
+    "Angle": {"low": 0, "high": math.pi, "low_open": True},
+    "Kind": {},
+    "PixelsPerMm": {"low": 0, "high": 1e6, "low_open": True},
+    "FramesPerSec": None,  # articulate.validate.frame_rate: positive, finite, a warning when implausible
+    "TimeInSecsOfFirstFrame": {"low": -86400, "high": 86400},
+}
 # Keys are matched case-, space- and underscore-insensitively ("Frames Per Sec", "frames_per_sec").
 _NORMALISED = {re.sub(r"[\s_]", "", k).lower(): k for k in _KEYS}
 _PARAM_SUFFIXES = (".param", "US.txt", "_US.txt")
@@ -89,8 +102,10 @@ class UltrasoundParams:
     def __post_init__(self) -> None:
         if self.num_vectors < 1 or self.pix_per_vector < 1:
             raise ValueError(f"NumVectors and PixPerVector must be positive, got {self.num_vectors} x {self.pix_per_vector}")
-        if self.fps <= 0:
-            raise ValueError(f"FramesPerSec must be positive, got {self.fps}")
+        if not (math.isfinite(self.fps) and self.fps > 0):  # NaN fails every comparison: check it explicitly
+            raise ValueError(f"FramesPerSec must be a positive finite number, got {self.fps}")
+        if not math.isfinite(self.time_first_frame):
+            raise ValueError(f"TimeInSecsOfFirstFrame must be finite, got {self.time_first_frame}")
 
     @property
     def frame_bytes(self) -> int:
@@ -121,12 +136,18 @@ def _number(text: str) -> float:
 
 
 def read_param(path: str | Path) -> UltrasoundParams:
-    """Read a ``.param`` (key=value) or AAA ``US.txt`` (same keys, comma decimals) file."""
+    """Read a ``.param`` (key=value) or AAA ``US.txt`` (same keys, comma decimals) file.
+
+    Every value is checked (:mod:`articulate.validate`): finite, whole where it counts something, in range.
+    A key given twice is used with its last value and a warning line."""
+    from articulate import validate
+
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "parameter file not found")
     values: dict[str, object] = {}
     extra: dict[str, str] = {}
+    seen: dict[str, int] = {}
     for lineno, raw in enumerate(_decode_text(path).splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith(("#", ";", "[")):
@@ -140,14 +161,22 @@ def read_param(path: str | Path) -> UltrasoundParams:
             extra[key] = value
             continue
         name, kind = _KEYS[canonical]
+        if canonical in seen:
+            validate.warn(path, f"{canonical} is given twice (lines {seen[canonical]} and {lineno}): using line {lineno}")
+        seen[canonical] = lineno
         try:
             number = _number(value)
         except ValueError:
             raise InputError(path, f"line {lineno}: {key}={value!r} is not a number") from None
-        if kind is int:
-            if number != int(number):
-                raise InputError(path, f"line {lineno}: {key}={value!r} should be a whole number")
-            number = int(number)
+        what = f"line {lineno}: {key}"
+        if not math.isfinite(number):
+            raise InputError(path, f"{what}={value!r} is not a finite number")
+        if kind is int and number != int(number):
+            raise InputError(path, f"line {lineno}: {key}={value!r} should be a whole number")
+        if canonical == "FramesPerSec":
+            number = validate.frame_rate(number, path, what)
+        else:
+            number = validate.number(number, what, integer=kind is int, source=path, **_BOUNDS[canonical])
         values[name] = number
     missing = [k for k in _REQUIRED if _KEYS[k][0] not in values]
     if missing:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from articulate.errors import InputError
 from articulate.readers.container import VIDEO_SUFFIXES, ffmpeg_exe, probe, truncation_problem
-from articulate.utils.atomic import atomic_path
+from articulate.utils.atomic import atomic_path, scratch_dir
 
 __all__ = ["read_video", "write_video", "video_info", "VIDEO_SUFFIXES"]
 
@@ -35,9 +34,8 @@ def video_info(path: str | Path) -> dict:
     if video is None or video["width"] is None:
         raise InputError(path, "not a readable video file (ffmpeg finds no video stream)")
     audio = next((s for s in info["streams"] if s["type"] == "audio"), None)
-    # ffmpeg prints rates rounded to 2 decimals; write_video stores the exact one in the metadata.
-    exact = re.search(r"articulate_fps=([\d.eE+-]+)", info["banner"])
-    fps_value = float(exact.group(1)) if exact else video["fps"]
+    fps_value = _frame_rate(path, video["fps"], info["banner"])
+    timing = _timing(path, fps_value)
     return {
         "path": str(path),
         "video_codec": video["codec"],
@@ -48,7 +46,48 @@ def video_info(path: str | Path) -> dict:
         "audio_codec": audio["codec"] if audio else None,
         "audio_sr": audio["sr"] if audio else None,
         "container": info["format"],
+        **timing,
     }
+
+
+# write_video stores the exact rate as the container's comment "articulate_fps=<rate>" (its own metadata line)
+_EXACT_FPS = re.compile(r"^\s*comment\s*:\s*articulate_fps=([0-9.eE+-]+)\s*$", re.MULTILINE)
+
+
+def _frame_rate(path: Path, stream_fps: float | None, banner: str) -> float:
+    """The video stream's frame rate: from its stream line (ffmpeg rounds it to 2 decimals), or the exact rate
+    write_video stored in the metadata when it agrees with the stream's; checked (:func:`validate.frame_rate`)."""
+    from articulate import validate
+
+    if stream_fps is None:
+        raise InputError(path, "video has no frame rate (ffmpeg reports none for its video stream)")
+    fps = validate.frame_rate(stream_fps, path, "video frame rate")
+    exact = _EXACT_FPS.search(banner)
+    if exact:
+        try:
+            value = float(exact.group(1))
+        except ValueError:
+            value = float("nan")
+        if value > 0 and abs(value - fps) <= 0.01 * fps + 0.01:  # NaN fails too: then the stream's rate stands
+            fps = value
+    return fps
+
+
+def _timing(path: Path, fps: float) -> dict:
+    """Whether the frames are evenly spaced; a variable frame rate is read (frames as stored) with a warning."""
+    from articulate import validate
+    from articulate.readers.container import frame_times
+
+    times = frame_times(path)
+    if not times or len(times) < 3:
+        return {"variable_frame_rate": None}
+    gaps = np.diff(np.asarray(times)) * 1000.0  # ms, rounded to 1 ms by the listing
+    lo, hi, med = float(gaps.min()), float(gaps.max()), float(np.median(gaps))
+    variable = hi - lo > max(2.0, 0.1 * med)
+    if variable:
+        validate.warn(path, f"variable frame rate: frames are {lo:g}-{hi:g} ms apart (average {fps:g} fps); they are "
+                            "read as stored, and a constant rate is assumed when they are timed")
+    return {"variable_frame_rate": bool(variable), "frame_interval_ms": [round(lo, 3), round(hi, 3)]}
 
 
 def read_video(path: str | Path) -> tuple[np.ndarray, float]:
@@ -65,6 +104,11 @@ def read_video(path: str | Path) -> tuple[np.ndarray, float]:
         raise InputError(path, "empty file (0 bytes)")
     info = video_info(path)
     width, height = info["width"], info["height"]
+    from articulate import validate
+
+    if info["duration_s"]:  # decoded frames are held in memory: refused before ffmpeg fills it
+        frames_est = int(info["duration_s"] * info["fps"] * 1.05) + 2
+        validate.check_memory(2 * frames_est * width * height, f"decoding about {frames_est} frames of {width}x{height}", path)
     proc = subprocess.run(
         [_ffmpeg(), "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0", "-an", "-sn", "-dn",
          "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "-"], capture_output=True)
@@ -79,10 +123,7 @@ def read_video(path: str | Path) -> tuple[np.ndarray, float]:
     if problem:
         raise InputError(path, problem)
     frames = np.frombuffer(proc.stdout, dtype=np.uint8, count=count * frame_bytes).reshape(count, height, width)
-    fps = float(info["fps"] or 0.0)
-    if fps <= 0:
-        raise InputError(path, "video has no frame rate")
-    return frames.copy(), fps
+    return frames.copy(), float(info["fps"])
 
 
 def _frames_to_uint8(frames) -> np.ndarray:
@@ -119,8 +160,8 @@ def write_video(
 
     path = Path(path)
     arr = _frames_to_uint8(frames)
-    if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
+    if not (np.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be positive and finite, got {fps}")
     if audio is not None and not sr:
         raise ValueError("write_video: audio given without its sample rate sr")
     _, height, width = arr.shape
@@ -132,7 +173,7 @@ def write_video(
     output_params = ["-crf", str(int(crf)), "-metadata", f"comment=articulate_fps={float(fps)!r}"]
     if path.suffix.lower() in (".mp4", ".mov"):
         output_params += ["-movflags", "+faststart"]
-    with tempfile.TemporaryDirectory(dir=path.parent if path.parent.exists() else None) as scratch, atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, scratch_dir(path.parent) as scratch:
         audio_path = None
         if audio is not None:
             audio_path = str(write_audio(Path(scratch) / "audio.wav", audio, int(sr)))
