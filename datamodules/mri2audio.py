@@ -98,14 +98,6 @@ class MRI2AudioDataModule(LightningDataModule):
         intensity_percentiles: MRI intensity percentiles mapped to 0 and 1.
         mri_window: ``"recording"`` (the whole sequence with every crop, the paper's setting) or ``"crop"``
             (the sequence resampled in time to the crop's window); see the module docstring.
-        augment_shift, augment_gain: training-time augmentation (not in the paper; 0 = off): each training
-            sequence moved by up to ``augment_shift`` pixels (whole pixels, every frame alike) and its intensity
-            scaled by a factor in ``1 +- augment_gain``.
-        augment_rate: speaking-rate augmentation (not in the paper; 0 = off, needs ``mri_window: crop``): each
-            training crop (and partner) spans ``crop_samples * (1 +- augment_rate)`` samples (at most the
-            recording), and both its MRI window and its mel frames are read at the usual number of equally
-            spaced places, so image and sound speed up or slow down together; formants and F0 stay. Such items
-            carry no ``audio``.
         motion_regions: load the phantom's moving-articulator regions of the validation/test recordings
             when every one of them has its ground truth (``"auto"``), of every recording, training crops
             and their partners included (``"all"``: for the oracle mask of
@@ -138,26 +130,14 @@ class MRI2AudioDataModule(LightningDataModule):
         test_fraction: float = 0.2,
         mri_window: Literal["recording", "crop"] = "recording",
         motion_regions: Literal["auto", "all"] | bool = "auto",
-        augment_shift: int = 0,
-        augment_gain: float = 0.0,
-        augment_rate: float = 0.0,
     ):
         super().__init__()
         if mri_window not in ("recording", "crop"):
             raise InputError(None, f"mri_window must be 'recording' or 'crop', got {mri_window!r}")
         if motion_regions not in ("auto", "all", True, False):
             raise InputError(None, f"motion_regions must be 'auto', 'all' or false, got {motion_regions!r}")
-        if motion_regions == "all" and int(augment_shift) > 0:
-            raise InputError(None, "motion_regions 'all' with augment_shift > 0: the shift would move the MRI, not its region")
-        if int(augment_shift) < 0 or not 0.0 <= float(augment_gain) < 1.0:
-            raise InputError(None, f"augment_shift must be >= 0 and augment_gain in [0, 1), got {augment_shift}, {augment_gain}")
         self.mri_window = mri_window
         self.motion_regions = motion_regions
-        self.augment_shift, self.augment_gain = int(augment_shift), float(augment_gain)
-        if not 0.0 <= float(augment_rate) < 1.0 or (float(augment_rate) > 0 and mri_window != "crop"):
-            raise InputError(None, f"augment_rate must be in [0, 1) and needs mri_window 'crop', got {augment_rate} "
-                                   f"with mri_window {mri_window!r}")
-        self.augment_rate = float(augment_rate)
         if split not in ("loso", "kfold", "speaker_dependent"):
             raise InputError(None, f"split must be 'loso', 'kfold' or 'speaker_dependent', got {split!r}")
         self.val_fraction, self.test_fraction = float(val_fraction), float(test_fraction)
@@ -300,7 +280,6 @@ class MRI2AudioDataModule(LightningDataModule):
             self.recordings, {n: i for i, n in enumerate(self.subjects)}, {n: i for i, n in enumerate(self.utterances)},
             self.mel_config, self.crop_samples, self.n_crops, self.eval_crops, self.seed, self.pairs,
             self.same_utterance_prob, self._partners() if self.pairs else {}, self.mri_window,
-            self.augment_shift, self.augment_gain, self.augment_rate,
         )
 
     def _partners(self) -> dict[int, tuple[list[int], list[int]]]:
@@ -392,7 +371,7 @@ class MRI2AudioDataModule(LightningDataModule):
             utt = torch.tensor([self.context.utterance_ids[self.recordings[r].utterance] for r, _ in chunk])
             yield {"mel": m, "utterance": utt}
 
-    def probe_items(self, crops_per_recording: int = 16) -> Iterator[tuple[torch.Tensor, torch.Tensor, np.ndarray, str]]:
+    def ridge_items(self, crops_per_recording: int = 16) -> Iterator[tuple[torch.Tensor, torch.Tensor, np.ndarray, str]]:
         """Training crops for a probe (``articulate.baselines.ridge.RidgeProbe``): per training recording
         ``crops_per_recording`` evenly spaced crops as ``(mri [T, H, W], mel [n_mels, F], positions [F], subject)``,
         with the MRI windowed as the model sees it and ``positions`` each mel frame's place on its frames."""

@@ -36,6 +36,25 @@ def stack(direction: str, overlay: str | None = None) -> list[Path]:
     return [ROOT / f for f in files]
 
 
+def config_value(path: str, *keys: str) -> Any:
+    """A value of a shipped config file (``configs/...``), e.g. ``config_value("configs/mri2audio.yaml", "model",
+    "init_args", "lambdas")``."""
+    node = yaml.safe_load((ROOT / path).read_text())
+    for key in keys:
+        node = node[key]
+    return node
+
+
+def config_callable(spec: dict[str, Any]):
+    """An optimizer or scheduler callable from its YAML form (``class_path`` + ``init_args``), as LightningCLI
+    builds it: the class with those arguments, waiting for the parameters (or the optimizer)."""
+    import functools
+    import importlib
+
+    module, _, name = spec["class_path"].rpartition(".")
+    return functools.partial(getattr(importlib.import_module(module), name), **(spec.get("init_args") or {}))
+
+
 def config_args(files: list[Path]) -> list[str]:
     return [a for f in files for a in ("--config", str(f))]
 

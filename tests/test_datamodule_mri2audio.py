@@ -306,40 +306,6 @@ def test_phantom_motion_regions_in_evaluation_batches_and_probe_items():
     assert "motion_region" not in off.dataset("test")[0]
 
 
-def test_rate_augmentation_stretches_image_and_sound_together(cohort):
-    """With ``augment_rate`` a training crop spans ``crop_samples * (1 +- rate)`` samples; its mel is that span's
-    mel read at 64 equally spaced frames and its MRI window covers the same span; 0 keeps the usual crops."""
-    import torch.nn.functional as F
-
-    kw = dict(data_dir=str(cohort), n_crops=6, batch_size=2, num_workers=0, val_subjects=1, size=32, mri_window="crop")
-    plain = MRI2AudioDataModule(**kw)
-    plain.setup("fit")
-    dm = MRI2AudioDataModule(**kw, augment_rate=0.2)
-    dm.setup("fit")
-    cfg, crop = dm.mel_config, dm.crop_samples
-    lengths = []
-    for i in range(len(dm.dataset("train"))):
-        item = dm.dataset("train")[i]
-        s0, s1 = (float(v) for v in item["mri_span"])
-        start, length = int(s0), int(s1 - s0)
-        lengths.append(length)
-        rec = dm.recordings[dm.splits["train"][i // 6]]
-        assert int(item["crop_start"]) == start and start + length <= len(rec.audio)
-        assert 0.8 * crop - 1 <= length <= 1.2 * crop + 1 and "audio" not in item
-        unit = torch.from_numpy(np.asarray(power_to_unit(mel_librosa(rec.audio[start:start + length], cfg), cfg))).float()
-        ref = F.interpolate(unit[None], size=cfg.frames(crop), mode="linear", align_corners=False)[0]
-        torch.testing.assert_close(item["mel"][0], ref, atol=2e-3, rtol=0)
-        window, _, span = dm.context.window(rec, start, length)
-        torch.testing.assert_close(item["mri"][0], window)
-        assert span == [s0, s1]
-        assert item["mel_pair"].shape == item["mel"].shape and item["mri_pair"].shape == item["mri"].shape
-    assert len(set(lengths)) > 3 and min(lengths) < crop  # both ways, as far as the recordings allow
-    assert "audio" in plain.dataset("train")[0] and int(plain.dataset("train")[0]["crop_start"]) >= 0
-    assert next(iter(dm.train_dataloader()))["mel"].shape == (2, 1, 64, 64)
-    with pytest.raises(InputError, match="augment_rate"):
-        MRI2AudioDataModule(data_dir=str(cohort), augment_rate=0.1, mri_window="recording")
-
-
 def test_motion_regions_all_reach_training_crops_and_their_partners():
     from articulate.phantom import motion_region
 
@@ -353,8 +319,6 @@ def test_motion_regions_all_reach_training_crops_and_their_partners():
                                rtol=1e-6, atol=1e-7)
     assert item["motion_region_pair"].shape == item["mri_pair"].shape[1:]
     assert "motion_region" in next(iter(dm.test_dataloader()))
-    with pytest.raises(InputError, match="augment_shift"):
-        MRI2AudioDataModule(phantom={"subjects": 4}, motion_regions="all", augment_shift=2)
 
 
 class _Recorder:

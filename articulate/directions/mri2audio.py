@@ -19,6 +19,7 @@ DIRECTION = Direction(
     config="configs/mri2audio.yaml",
     inference={
         "lightning_modules.mri2audio_translator.MRI2AudioTranslator": "articulate.inference.mri2audio.Mri2AudioSynthesizer",
+        "lightning_modules.mri2audio_translator.OracleMaskTranslator": "articulate.inference.mri2audio.Mri2AudioSynthesizer",
         "lightning_modules.lip2audspec.Lip2AudSpec": "articulate.inference.mri2audio.Mri2AudioSynthesizer",
     },
     tools={"synthesize-audio": ("articulate.cli.synthesize_audio",
