@@ -32,6 +32,11 @@ REMOVED_OPTIONS: dict[str, dict[str, Any]] = {
         "output_bias": False, "norm": "none", "input_norm": "none", "time_axis": False, "input_scale": 1.0},
     "articulate.networks.mri2audio.frame_translator.FrameTranslator": {"output_bias": False, "input_scale": 1.0},
     "articulate.networks.mri2audio.attention.ResidualAttention": {"closed": "dark"},
+    # LightningModules (a checkpoint's hyperparameters, which `--ckpt_path` applies to the config)
+    "lightning_modules.mri2audio_translator.MRI2AudioTranslator": {
+        "mask_sparsity": 0.0, "mask_sparsity_start": 0, "init_output_bias": True, "lr_schedule": "constant",
+        "oracle_mask": None},
+    "lightning_modules.uti2contour.ContourHeatmapModule": {"coord_weight": 0.0, "coord_beta": 20.0},
 }
 
 
@@ -50,9 +55,23 @@ def drop_removed_options(class_path: str, init_args: dict[str, Any], source: str
             refused.append(f"{key}={value!r}")
     if refused:
         raise InputError(source, f"{class_path.rsplit('.', 1)[-1]} was saved with {', '.join(refused)}: "
-                                 f"{'an option' if len(refused) == 1 else 'options'} this version removed "
-                                 "(measured, helped nothing); it cannot rebuild that model. Use the release that trained it")
+                                 f"{'an option' if len(refused) == 1 else 'options'} this version no longer takes "
+                                 "(docs/experiments/ says why); it cannot rebuild that model: use the release that trained it")
     return kept, dropped
+
+
+def drop_removed_in(value: Any, source: str | Path | None, dropped: list[str]) -> Any:
+    """``value`` with the removed options of every ``class_path`` spec inside it dropped (:func:`drop_removed_options`;
+    their names added to ``dropped``)."""
+    if isinstance(value, list):
+        return [drop_removed_in(v, source, dropped) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if is_spec(value) and isinstance(value.get("init_args"), dict):
+        init_args, gone = drop_removed_options(str(value["class_path"]), value["init_args"], source)
+        dropped += [f"{str(value['class_path']).rsplit('.', 1)[-1]}.{k}" for k in gone]
+        value = {**value, "init_args": init_args}
+    return {k: drop_removed_in(v, source, dropped) for k, v in value.items()}
 
 
 def warn_dropped(source: str | Path | None, dropped: list[str]) -> None:

@@ -61,12 +61,17 @@ class ArticulateModule(LightningModule):
     direction: ClassVar[str] = ""
     inference_class: ClassVar[str] = ""  # class path under articulate.inference
     builtin_terms: ClassVar[tuple[str, ...]] = ()  # the loss terms the module computes itself (their logged names)
+    # per-recording test means for the reproduction's paired tests ({"recording": [ids], <measure>: [values]}),
+    # for modules that keep them (the wav2uti modules); read by articulate.experiments.runner
+    test_per_recording: dict[str, list] | None = None
 
     # -- losses (articulate.losses) -------------------------------------------------------
     def init_losses(self, lambdas: Mapping[str, float] | None, losses: Sequence[LossTerms] | None = None) -> None:
-        """Keep the weights (checked against the terms the module and its components can give) and the components."""
+        """Keep the weights (checked against the terms the module and its components can give; None: each of the
+        module's own terms at weight 1, the configs say theirs) and the components."""
         self.losses = nn.ModuleList(losses or [])
         known = [*self.builtin_terms, *(name for c in self.losses for name in c.names)]
+        lambdas = dict.fromkeys(self.builtin_terms, 1.0) if lambdas is None else lambdas
         self.lambdas: dict[str, float] = check_lambdas(lambdas, known, type(self).__name__)
 
     def add_terms(self, terms: dict[str, torch.Tensor], context: Mapping[str, Any]) -> dict[str, torch.Tensor]:

@@ -151,7 +151,8 @@ class MRI2AudioTranslator(MRI2AudioModule):
         missing = [name for name in self.optimizer_names if name not in self._optimizers]
         if missing:
             raise ValueError(f"MRI2AudioTranslator: no optimizer for {', '.join(missing)} (model.init_args.optimizers)")
-        return {name: (getattr(self, name).parameters(), self._optimizers[name]) for name in self.optimizer_names}
+        nets = {"translator": self.translator, "attention": self.attention, "discriminator": self.discriminator}
+        return {name: (nets[name].parameters(), self._optimizers[name]) for name in self.optimizer_names}
 
     def _step_schedulers(self) -> None:
         """Manual optimisation: Lightning steps no scheduler, so each batch does (one step per batch)."""

@@ -90,8 +90,8 @@ def write_yaml(path: Path, content: dict[str, Any]) -> Path:
 # mri2audio: a 4-subject phantom (1 test, 1 validation, 2 training subjects: pairs need two) on a
 # 26 x 32 x 32 grid, and the paper's networks at toy width.
 
-MRI_TINY_DATA = {"phantom": {"subjects": 4}, "split": "loso", "fold": 0, "val_subjects": 1, "n_crops": 2,
-                 "eval_crops": 1, "size": 32, "batch_size": 2, "num_workers": 0}
+MRI_TINY_DATA = {"phantom": {"subjects": 4}, "split": {"kind": "loso", "val_subjects": 1}, "fold": 0,
+                 "crops": {"train": 2, "eval": 1}, "size": 32, "batch_size": 2, "num_workers": 0}
 MRI_TINY_NETS = {
     "translator": {"init_args": {"encoder_channels": [4, 8, 8, 16, 28], "decoder_channels": [8, 8, 4],
                                  "utterance_channels": 4, "subject_channels": 20}},

@@ -189,7 +189,7 @@ def test_a_gpu_variant_trains_and_infers_on_cpu():
 
     v = Variant("bf16+channels_last", precision="bf16-mixed", channels_last=True)
     configs = ["configs/mri2audio.yaml", "configs/mri2audio/quick.yaml"]
-    over = ["--data.init_args.phantom={subjects: 12}", "--data.init_args.n_crops=4", "--data.init_args.batch_size=2"]
+    over = ["--data.init_args.phantom={subjects: 12}", "--data.init_args.crops.train=4", "--data.init_args.batch_size=2"]
     res, _ = bench.training_throughput(configs, over, steps=2, warmup=1, device="cpu", variant=v)
     assert res["variant"] == v.name and res["steps_timed"] == 2 and res["batches_per_second"] > 0
     assert 0.0 <= res["sys_share"] <= 1.0 and res["cpu_seconds_per_batch"] > 0

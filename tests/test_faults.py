@@ -73,7 +73,7 @@ def test_resume_mid_epoch_is_bit_identical(direction, cohort, tmp_path):
     """Uninterrupted: 2 epochs of 3 batches. Interrupted after batch 4 (mid-epoch 2), then resumed."""
     if direction == "mri2audio":
         configs = mri_tiny(tmp_path)  # pairs, crops, reparameterisation noise, three optimizers
-        extra = ["--data.init_args.n_crops=3", "--trainer.max_epochs=2", "--trainer.limit_val_batches=0"]
+        extra = ["--data.init_args.crops.train=3", "--trainer.max_epochs=2", "--trainer.limit_val_batches=0"]
     else:
         configs = [*stack("wav2uti"), wav2uti_tiny_override(cohort, None, tmp_path)]  # EDM noise, CFG drop, jitter, EMA
         extra = ["--trainer.max_steps=-1", "--trainer.max_epochs=2", "--trainer.limit_train_batches=3",

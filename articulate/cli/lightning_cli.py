@@ -33,14 +33,17 @@ import sys
 import time
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
+import torch
+from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from articulate.errors import ArticulateError, InputError
+from lightning_modules.base import ArticulateModule
 
-CHECKPOINT_CLASS = "lightning.pytorch.callbacks.ModelCheckpoint"
 WANDB_LOGGER = "articulate.loggers.ArticulateWandbLogger"
 SPECIAL_CKPT = ("last", "best", "hpc", "registry")
 
@@ -49,6 +52,14 @@ SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # Lines of jsonargparse's error dump that say how it searched, not what is wrong.
 _DUMP_NOISE = ("Does not validate", "Subtypes:", "Errors:", "Given value type:", "Given value: NestedArg",
                "Expected a <class 'NoneType'>")
+
+
+@runtime_checkable
+class HeldOutData(Protocol):
+    """What the CLI asks a DataModule (every direction's has it): whether its split has validation data."""
+
+    @property
+    def has_validation(self) -> bool: ...
 
 
 class ConfigError(ArticulateError):
@@ -119,11 +130,9 @@ def innermost(err: BaseException) -> BaseException:
     return found
 
 
-def _get(ns: Any, key: str, default: Any = None) -> Any:
-    try:
-        value = ns.get(key, default) if hasattr(ns, "get") else getattr(ns, key, default)
-    except (KeyError, AttributeError):
-        return default
+def _get(ns: Namespace, key: str, default: Any = None) -> Any:
+    """A (dotted) key of a parsed config, ``default`` when absent or null."""
+    value = ns.get(key, default)
     return default if value is None else value
 
 
@@ -138,6 +147,7 @@ class ArticulateCLI(LightningCLI):
         from callbacks.resume import ResumeState
 
         self._fit_started: float | None = None
+        self._link_targets: list[str] = []  # the registry's link targets (add_arguments_to_parser)
         # Parse errors are raised (not printed with the whole usage) and reported as one line.
         parser_kwargs = {"exit_on_error": False, **{sub: {"exit_on_error": False} for sub in SUBCOMMANDS}}
         try:
@@ -190,7 +200,7 @@ class ArticulateCLI(LightningCLI):
             return
         super()._dump_config()
         section = self._section()
-        for target in getattr(self, "_link_targets", []):
+        for target in self._link_targets:
             try:
                 value = section[target]
             except (KeyError, TypeError, AttributeError):
@@ -206,7 +216,7 @@ class ArticulateCLI(LightningCLI):
             if node is not None:
                 if is_dataclass(value):
                     value = asdict(value)
-                node[parts[-1]] = value.as_dict() if hasattr(value, "as_dict") else value
+                node[parts[-1]] = value.as_dict() if isinstance(value, Namespace) else value
 
     def parse_arguments(self, parser, args) -> None:
         if args is None or isinstance(args, (list, tuple)):
@@ -217,6 +227,38 @@ class ArticulateCLI(LightningCLI):
     def _section(self) -> Any:
         sub = self.config.get("subcommand")
         return self.config[sub] if sub else self.config
+
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI's (a checkpoint's hyperparameters update the config), with the hyperparameters first brought
+        to this version: options removed at the value under which they did nothing are dropped (one warning line);
+        a removed option at another value, or any option the model class no longer takes, refuses the checkpoint
+        with one line (its networks still load for inference: ``articulate.inference``)."""
+        sub = self.config.get("subcommand")
+        ckpt = self.config[sub].get("ckpt_path") if sub else None
+        if not ckpt or str(ckpt) in SPECIAL_CKPT or not Path(ckpt).is_file():
+            return
+        import inspect
+
+        from articulate.checkpoints import Checkpoint
+        from articulate.components import drop_removed_in, import_class, warn_dropped
+
+        hparams = {k: v for k, v in Checkpoint.read(ckpt, check_weights=False).hparams.items() if k != "_instantiator"}
+        class_path = hparams.pop("_class_path", None)
+        if not hparams:
+            return
+        dropped: list[str] = []
+        hparams = drop_removed_in({"class_path": class_path, "init_args": hparams} if class_path else hparams, ckpt, dropped)
+        if class_path:
+            cls = import_class(str(class_path), ckpt, prefixes=("",))  # the config's own class (_check_ckpt_path)
+            takes = set(inspect.signature(cls.__init__).parameters) - {"self"}
+            unknown = [k for k in hparams["init_args"] if k not in takes]
+            if unknown:
+                raise InputError(ckpt, f"saved by an older version: {cls.__name__} no longer takes {', '.join(unknown)}; "
+                                       "resume or test it with the release that trained it (its networks still load "
+                                       "for inference)")
+            hparams = {"class_path": class_path, "dict_kwargs": hparams["init_args"]}
+        warn_dropped(ckpt, dropped)
+        self.config = self.parser.parse_object({sub: {"model": hparams}}, self.config)
 
     # -- checks before anything is built --------------------------------------------------
     def _check_ckpt_path(self) -> None:
@@ -233,7 +275,8 @@ class ArticulateCLI(LightningCLI):
         model_class = str(_get(section, "model.class_path", ""))
         want = direction_of_module(model_class)
         if want is None and model_class:
-            want = getattr(import_class(model_class, None, prefixes=("",)), "direction", None) or None
+            cls = import_class(model_class, None, prefixes=("",))
+            want = (cls.direction or None) if isinstance(cls, type) and issubclass(cls, ArticulateModule) else None
         ck = Checkpoint.read(path, check_weights=False)
         if want is not None and ck.direction != want:
             from articulate.checkpoints import registered_direction
@@ -264,39 +307,38 @@ class ArticulateCLI(LightningCLI):
         if self.config.get("subcommand") in ("fit", None):
             ensure_dir(root)
         self._configure_logger(trainer, root)
-        self._monitor_without_validation(section)
 
     def _configure_logger(self, trainer: Any, root: Path) -> None:
         logger = trainer.get("logger")
-        if not (hasattr(logger, "get") and logger.get("class_path") == WANDB_LOGGER):
+        if not (isinstance(logger, Namespace) and logger.get("class_path") == WANDB_LOGGER):
             return
-        init = logger.get("init_args")
+        if logger.get("init_args") is None:
+            logger["init_args"] = Namespace()
+        init = logger["init_args"]
         if os.environ.get("WANDB_MODE", "").lower() == "disabled":
             # W&B off: keep the metrics in a CSV log in the same folder.
             logger["class_path"] = "lightning.pytorch.loggers.CSVLogger"
             project = _get(init, "project", "articulate")
             save_dir = _get(init, "save_dir", str(root))
-            logger["init_args"] = type(init)(save_dir=save_dir, name=project)
+            logger["init_args"] = Namespace(save_dir=save_dir, name=project)
         elif _get(init, "save_dir") is None:
             init["save_dir"] = str(root)
 
-    def _monitor_without_validation(self, section: Any) -> None:
-        data = section.get("data")
-        init = _get(data, "init_args") if data is not None else None
-        if _get(init, "split") == "speaker_dependent":
-            val = _get(init, "val_fraction", 0.1)
-        else:
-            val = _get(init, "val_subjects", None)
-        if val is None or (val if isinstance(val, (list, tuple)) else float(val) > 0):
+    def after_instantiate_classes(self) -> None:
+        self._monitor_without_validation()
+
+    def _monitor_without_validation(self) -> None:
+        """No selection on held-out data: when the DataModule has no validation data (its ``has_validation``), a
+        ModelCheckpoint that monitors ``val/*`` monitors the training loss instead, said in one line."""
+        dm = self.datamodule
+        if not isinstance(dm, HeldOutData) or dm.has_validation or self.trainer is None:
             return
-        for cb in _get(section, "trainer.callbacks", []) or []:
-            if hasattr(cb, "get") and cb.get("class_path") == CHECKPOINT_CLASS:
-                init = cb.get("init_args")
-                monitor = _get(init, "monitor")
-                if monitor and str(monitor).startswith("val/"):
-                    print(f"articulate: no validation data ({val}): the checkpoint monitors train/loss "
-                          f"instead of {monitor} (never the test split)", file=sys.stderr)
-                    init["monitor"], init["mode"] = "train/loss", "min"
+        for cb in self.trainer.checkpoint_callbacks:
+            if isinstance(cb, ModelCheckpoint) and cb.monitor and str(cb.monitor).startswith("val/"):
+                print(f"articulate: no validation data: the checkpoint monitors train/loss instead of {cb.monitor} "
+                      "(never the test split)", file=sys.stderr)
+                # what ModelCheckpoint(monitor="train/loss", mode="min") sets; nothing has been saved yet
+                cb.monitor, cb.mode, cb.kth_value = "train/loss", "min", torch.tensor(torch.inf)
 
     def instantiate_classes(self) -> None:
         try:
@@ -338,7 +380,8 @@ class ArticulateCLI(LightningCLI):
 def test_best(trainer: Trainer, model: LightningModule, datamodule: LightningDataModule, **kwargs) -> tuple[list, str | None]:
     """Test after fit from the best checkpoint a ModelCheckpoint kept (else the current weights):
     ``(results, checkpoint path or None)``."""
-    ckpt = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+    callback = trainer.checkpoint_callback
+    ckpt = (callback.best_model_path if callback is not None else "") or None
     return trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True, **kwargs), ckpt
 
 

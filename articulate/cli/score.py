@@ -226,7 +226,7 @@ def score(pairs: list[tuple[Path, Path]], metrics: list[str], args: argparse.Nam
     results: dict[str, float] = {}
     for name, metric in objs.items():
         value = float(metric.compute())
-        key = name if getattr(metric, "comparable", True) else f"{name}_NOT_COMPARABLE"
+        key = name if metric.comparable else f"{name}_NOT_COMPARABLE"
         results[key] = value
         if name == "contour_msd":
             summary = metric.summary()

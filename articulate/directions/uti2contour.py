@@ -4,7 +4,7 @@ The clinicians' measure of ultrasound (DeepLabCut's task, Wrench & Balch-Tomes 2
 generated ultrasound by the tongue contours it shows (the ``contour_msd`` metric).
 """
 
-from articulate.directions import Direction
+from articulate.directions import Direction, Link
 
 DIRECTION = Direction(
     name="uti2contour",
@@ -15,4 +15,6 @@ DIRECTION = Direction(
     inference={"lightning_modules.uti2contour.ContourHeatmapModule": "articulate.contour.tracker.ContourTracker"},
     tools={"track-contours": ("articulate.cli.track_contours",
                               "tongue contour keypoints per frame (video, images, .ult) -> DeepLabCut CSV [+ overlay video]")},
+    # the warm-up + cosine schedule ends with the fit (articulate.optim.WarmupCosineLR)
+    links=(Link("trainer.max_steps", "model.init_args.lr_scheduler.init_args.total_steps"),),
 )

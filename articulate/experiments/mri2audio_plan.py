@@ -132,9 +132,9 @@ def mri2audio_plan(quick: bool, seeds: int, folds: list[int] | None, split: str,
         folds = [0] if quick else list(range(n_subjects if split == "loso" else k_label))
     common = []
     if explicit or not quick:
-        common.append(f"--data.init_args.split={split}")
+        common.append(f"--data.init_args.split.kind={split}")
     if k is not None:
-        common.append(f"--data.init_args.k={k}")
+        common.append(f"--data.init_args.split.k={k}")
     k = k_label
     size = "QUICK preset: " if quick else ""
     protocol = ("leave-one-subject-out" if split == "loso"

@@ -50,7 +50,7 @@ from articulate.experiments.bench.core import (
 
 # Configs and overrides the training benchmarks build: the paper configurations reading a small phantom
 # cohort (enough recordings for full batches, quick to generate).
-MRI_BENCH = (["configs/mri2audio.yaml"], ["--data.init_args.phantom={subjects: 12}", "--data.init_args.n_crops=20"])
+MRI_BENCH = (["configs/mri2audio.yaml"], ["--data.init_args.phantom={subjects: 12}", "--data.init_args.crops.train=20"])
 WAV2UTI_BENCH = (["configs/wav2uti.yaml"], ["--data.init_args.phantom={subjects: 8}", "--data.init_args.max_eval_clips=4"])
 
 
