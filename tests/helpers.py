@@ -18,22 +18,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def stack(direction: str, overlay: str | None = None) -> list[Path]:
     """The config files an overlay of ``configs/<direction>/`` is meant to be layered with, in the registry's
-    order (an overlay named like a preset is that preset; ``<variant>_<preset>`` is a variant's companion)."""
+    order: the stack that ends with it (a preset's last overlay, a variant, or a variant's overlay under a preset,
+    as the direction record names them)."""
     from articulate.directions import get_direction
 
     d = get_direction(direction)
     if overlay is None:
-        files = d.config_stack()
-    else:
-        name = overlay.removesuffix(".yaml")
-        preset = next((p for p, chain in d.presets.items() if chain and chain[-1] == name), None)
-        if preset is not None:
-            files = d.config_stack((), preset)
-        else:
-            companion = next((p for p in d.presets if name.endswith(f"_{p}")), None)
-            files = (d.config_stack([name[: -len(companion) - 1]], companion) if companion
-                     else d.config_stack([name]))
-    return [ROOT / f for f in files]
+        return [ROOT / f for f in d.config_stack()]
+    name = overlay.removesuffix(".yaml")
+    candidates = [((), p) for p in d.presets] + [((v,), None) for v in d.variants]
+    candidates += [((v,), p) for p, preset in d.presets.items() for v in preset.variants]
+    for variants, preset in candidates:
+        files = d.config_stack(variants, preset)
+        if files[-1] == d.overlay(name):
+            return [ROOT / f for f in files]
+    raise KeyError(f"{direction}: no stack of the registry ends with {overlay}")
 
 
 def config_value(path: str, *keys: str) -> Any:
@@ -61,7 +60,7 @@ def config_args(files: list[Path]) -> list[str]:
 
 def fit_in_process(configs: list[Path], extra: list[str] = ()) -> Any:
     """``articulate fit`` in this process (single-threaded: tiny tensors); returns the CLI object."""
-    from articulate.cli.lightning_cli import ArticulateCLI
+    from articulate.training.lightning_cli import ArticulateCLI
 
     torch.set_num_threads(1)
     return ArticulateCLI(args=["fit", *config_args(configs), *extra])

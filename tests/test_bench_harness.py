@@ -230,7 +230,7 @@ def test_flops_on_meta_equal_flops_on_cpu_and_per_second_arithmetic():
 
 
 def _configure_in_subprocess(env: dict) -> dict:
-    code = "import json, os; from articulate.cli.runtime import configure; r = configure(); " \
+    code = "import json, os; from articulate.training.runtime import configure; r = configure(); " \
            "print(json.dumps({**r, 'omp': os.environ.get('OMP_WAIT_POLICY')}))"
     full = {k: v for k, v in os.environ.items()
             if k not in ("OMP_WAIT_POLICY", "ARTICULATE_MALLOC", "THP_MEM_ALLOC_ENABLE")}
@@ -254,7 +254,7 @@ def test_the_cli_entry_point_applies_the_runtime_settings(monkeypatch):
     from articulate.cli import main as cli_main
 
     called = []
-    monkeypatch.setattr("articulate.cli.runtime.configure", lambda: called.append(1) or {})
+    monkeypatch.setattr("articulate.training.runtime.configure", lambda: called.append(1) or {})
     assert cli_main.main(["--help"]) == 0 and called == [1]
 
 

@@ -9,7 +9,7 @@ import logging
 import pytest
 from badinput_helpers import CONFIGS, assert_refused, edited_checkpoint, run
 
-from articulate.cli.lightning_cli import ArticulateCLI
+from articulate.training.lightning_cli import ArticulateCLI
 
 
 class BuildOnly(ArticulateCLI):

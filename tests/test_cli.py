@@ -58,7 +58,7 @@ def test_without_validation_data_the_checkpoint_monitors_the_training_loss(tmp_p
     """The DataModule's ``has_validation`` decides; nothing is ever selected on the test split."""
     from helpers import config_args, mri_tiny_overlay, stack
 
-    from articulate.cli.lightning_cli import ArticulateCLI
+    from articulate.training.lightning_cli import ArticulateCLI
 
     overlay = mri_tiny_overlay(tmp_path / "tiny.yaml")
     cli = ArticulateCLI(args=[*config_args([*stack("mri2audio"), overlay]), f"--data.init_args.split.val_subjects={val_subjects}",

@@ -271,7 +271,7 @@ def test_a_spec_without_folds_passes_no_fold_argument(tmp_path, monkeypatch):
         seen["args"] = args
         raise Stop
 
-    monkeypatch.setattr("articulate.cli.lightning_cli.ArticulateCLI", fake_cli)
+    monkeypatch.setattr("articulate.training.lightning_cli.ArticulateCLI", fake_cli)
     with pytest.raises(Stop):
         runner.run_one(RunSpec("uti2contour", "Tracker", ["c.yaml"], fold=None, seed=2), tmp_path)
     assert not any(a.startswith("--data.init_args.fold") for a in seen["args"]) and "--seed_everything=2" in seen["args"]

@@ -80,7 +80,7 @@ def tiny_config(data: Path, tmp: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    from articulate.cli.lightning_cli import ArticulateCLI
+    from articulate.training.lightning_cli import ArticulateCLI
 
     tmp = tmp_path_factory.mktemp("uti2contour-fit")
     data = make_dlc_set(tmp / "labeled-data")

@@ -42,7 +42,15 @@ def fit_args(direction: str, preset: str | None = None, variants: list[str] | tu
 def main(argv: list[str]) -> int:
     args, rest = build_parser().parse_known_args(argv)
     preset = args.preset or ("quick" if args.quick else None)
-    from articulate.cli.lightning_cli import run_lightning_cli
+    from articulate.directions import get_direction
+    from articulate.training.lightning_cli import run_lightning_cli
+
+    if preset is not None:
+        record = get_direction(args.direction)
+        missing = record.presets[preset].missing(rest) if preset in record.presets else []
+        if missing:
+            raise InputError(None, f"the {preset} preset needs {', '.join('--' + m for m in missing)} on the command line "
+                                   "(e.g. the folder of your recordings)")
 
     fit = ["fit", *fit_args(args.direction, preset, args.variant)]
     if not args.no_test:

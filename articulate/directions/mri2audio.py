@@ -1,6 +1,6 @@
 """mri2audio: a tagged-MRI sequence (2D+t, mid-sagittal) -> mel spectrogram -> waveform."""
 
-from articulate.directions import Direction, Link
+from articulate.directions import Direction, Link, Preset
 
 
 def square(size: int) -> list[int]:
@@ -33,7 +33,11 @@ DIRECTION = Direction(
         Link("data.init_args.intensity_percentiles", "model.init_args.intensity_percentiles", list),
         Link("data.init_args.size", "model.init_args.network.init_args.image_size", square),
     ),
-    presets={"quick": ("quick",), "reproduce_quick": ("quick", "reproduce_quick")},
-    reproduce="articulate.experiments.mri2audio_plan:mri2audio_plan",
+    presets={
+        "quick": Preset(("quick",), {"lip2audspec": ("lip2audspec_quick",)}),
+        "reproduce_quick": Preset(("quick", "reproduce_quick"), {"lip2audspec": ("lip2audspec_quick",)}),
+    },
+    variants=("frame_translator", "lip2audspec", "mean_frame", "no_attention", "no_gan", "no_pairwise", "oracle_mask"),
+    reproduce="articulate.experiments.mri2audio_plan:REPRODUCTION",
     bench="articulate.experiments.bench:mri2audio_sections",
 )

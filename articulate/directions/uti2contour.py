@@ -4,7 +4,7 @@ The clinicians' measure of ultrasound (DeepLabCut's task, Wrench & Balch-Tomes 2
 generated ultrasound by the tongue contours it shows (the ``contour_msd`` metric).
 """
 
-from articulate.directions import Direction, Link
+from articulate.directions import Direction, Link, Preset
 
 DIRECTION = Direction(
     name="uti2contour",
@@ -13,6 +13,8 @@ DIRECTION = Direction(
     phantom="wav2uti",  # the default data: the wav2uti phantom's ultrasound with its true tongue surface
     config="configs/uti2contour.yaml",
     inference={"lightning_modules.uti2contour.ContourHeatmapModule": "articulate.contour.tracker.ContourTracker"},
+    presets={"quick": Preset(("quick",))},
+    variants=("phantom64",),
     tools={"track-contours": ("articulate.cli.track_contours",
                               "tongue contour keypoints per frame (video, images, .ult) -> DeepLabCut CSV [+ overlay video]")},
     # the warm-up + cosine schedule ends with the fit (articulate.optim.WarmupCosineLR)

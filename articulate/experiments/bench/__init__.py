@@ -19,7 +19,7 @@ warm-up):
 
 On a GPU training and inference also run with bf16 autocast, channels_last and torch.compile, so the
 JSON shows the figures with and without them. ``environment`` records the machine, the thread count,
-the process settings (:mod:`articulate.cli.runtime`) and the load average: on a shared machine the
+the process settings (:mod:`articulate.training.runtime`) and the load average: on a shared machine the
 wall-clock figures move with the load, CPU seconds per batch much less.
 """
 

@@ -10,7 +10,7 @@ On top of LightningCLI (any LightningModule/DataModule by ``class_path``):
 * **exact resume**: ``callbacks.resume.ResumeState`` (RNG states) joins every run; the train loaders
   carry their position (``datamodules.sampling``);
 * **host memory**: a config's top-level ``cpu_allocator`` (``reuse`` | ``compact`` | ``default``) sets the
-  CPU allocator mode before the model and the data are built (:mod:`articulate.cli.runtime`: ``reuse``
+  CPU allocator mode before the model and the data are built (:mod:`articulate.training.runtime`: ``reuse``
   is fast, ``compact`` keeps the RSS at the live tensors for the paper-size configs);
 * **files in one place**: everything a fit writes lives under ``--trainer.default_root_dir``; a W&B
   logger without an explicit ``save_dir`` writes there, ``WANDB_MODE=disabled`` turns W&B off (a CSV
@@ -176,7 +176,7 @@ class ArticulateCLI(LightningCLI):
         parser.add_argument("--test_after_fit", type=bool, default=False,
                             help="after fit, run test on the held-out split (best checkpoint if any)")
         parser.add_argument("--cpu_allocator", type=Literal["reuse", "compact", "default"] | None, default=None,
-                            help="host memory allocator mode (articulate/cli/runtime.py): reuse (fast, the default), "
+                            help="host memory allocator mode (articulate/training/runtime.py): reuse (fast, the default), "
                                  "compact (RSS follows the live tensors; paper-size configs), default (glibc's own)")
         targets: dict[str, str] = {}
         for direction in directions():
@@ -295,7 +295,7 @@ class ArticulateCLI(LightningCLI):
         section = self._section()
         mode = _get(section, "cpu_allocator")
         if mode:  # before the model and the data take their memory
-            from articulate.cli.runtime import set_allocator
+            from articulate.training.runtime import set_allocator
 
             set_allocator(str(mode))
         trainer = section.get("trainer")
