@@ -68,7 +68,7 @@ class ConfigError(ArticulateError):
 
 def parse_error_line(message: str) -> str:
     """jsonargparse's parse error (a dump of every Union subtype it tried) as one line: the keys that lead to
-    the problem, then the problem (``model / beta: Expected a <class 'float'>. Got value: abc``)."""
+    the problem, then the problem (``model / lambdas: Expected a <class 'float'>. Got value: abc``)."""
     keys: list[str] = []
     details: list[str] = []
     for raw in str(message).splitlines():
