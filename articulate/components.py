@@ -10,14 +10,76 @@ subclasses or classes the core marks as components (samplers, losses). Anything 
 from __future__ import annotations
 
 import importlib
+import logging
 from pathlib import Path
 from typing import Any
 
 from articulate.errors import InputError
 
+log = logging.getLogger(__name__)
+
 # Module prefixes a checkpoint may name. The framework layers (lightning_modules...) are not here:
 # inference rebuilds networks from the core alone. Plugin directions add theirs (Direction.packages).
 CORE_PREFIXES = ("articulate.",)
+
+
+# Constructor options that were measured, helped nothing and were removed (docs/experiments/<direction>.md), each
+# with the value under which it changed nothing. A checkpoint or config that recorded that value still builds
+# (the key is dropped, one warning line names them); any other value is refused with one line: the model was
+# trained with something this version cannot rebuild.
+REMOVED_OPTIONS: dict[str, dict[str, Any]] = {
+    "articulate.networks.mri2audio.translator.HeterogeneousTranslator": {
+        "output_bias": False, "norm": "none", "input_norm": "none", "time_axis": False, "input_scale": 1.0},
+    "articulate.networks.mri2audio.frame_translator.FrameTranslator": {"output_bias": False, "input_scale": 1.0},
+    "articulate.networks.mri2audio.attention.ResidualAttention": {"closed": "dark"},
+    # LightningModules (a checkpoint's hyperparameters, which `--ckpt_path` applies to the config)
+    "lightning_modules.mri2audio_translator.MRI2AudioTranslator": {
+        "mask_sparsity": 0.0, "mask_sparsity_start": 0, "init_output_bias": True, "lr_schedule": "constant",
+        "oracle_mask": None},
+    "lightning_modules.uti2contour.ContourHeatmapModule": {"coord_weight": 0.0, "coord_beta": 20.0},
+}
+
+
+def drop_removed_options(class_path: str, init_args: dict[str, Any], source: str | Path | None = None
+                         ) -> tuple[dict[str, Any], list[str]]:
+    """``init_args`` without the options ``class_path`` no longer takes (see :data:`REMOVED_OPTIONS`) and the
+    names dropped; an InputError when one of them holds a value other than the one under which it did nothing."""
+    removed = REMOVED_OPTIONS.get(class_path, {})
+    kept, dropped, refused = {}, [], []
+    for key, value in init_args.items():
+        if key not in removed:
+            kept[key] = value
+        elif value == removed[key]:
+            dropped.append(key)
+        else:
+            refused.append(f"{key}={value!r}")
+    if refused:
+        raise InputError(source, f"{class_path.rsplit('.', 1)[-1]} was saved with {', '.join(refused)}: "
+                                 f"{'an option' if len(refused) == 1 else 'options'} this version no longer takes "
+                                 "(docs/experiments/ says why); it cannot rebuild that model: use the release that trained it")
+    return kept, dropped
+
+
+def drop_removed_in(value: Any, source: str | Path | None, dropped: list[str]) -> Any:
+    """``value`` with the removed options of every ``class_path`` spec inside it dropped (:func:`drop_removed_options`;
+    their names added to ``dropped``)."""
+    if isinstance(value, list):
+        return [drop_removed_in(v, source, dropped) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if is_spec(value) and isinstance(value.get("init_args"), dict):
+        init_args, gone = drop_removed_options(str(value["class_path"]), value["init_args"], source)
+        dropped += [f"{str(value['class_path']).rsplit('.', 1)[-1]}.{k}" for k in gone]
+        value = {**value, "init_args": init_args}
+    return {k: drop_removed_in(v, source, dropped) for k, v in value.items()}
+
+
+def warn_dropped(source: str | Path | None, dropped: list[str]) -> None:
+    """The one warning line for options dropped from a saved configuration."""
+    if dropped:
+        log.warning("%s: ignoring %s: option%s this version removed, saved at the value under which %s nothing",
+                    source or "configuration", ", ".join(dropped), "s" if len(dropped) > 1 else "",
+                    "they changed" if len(dropped) > 1 else "it changed")
 
 
 def trusted_prefixes() -> tuple[str, ...]:
@@ -60,16 +122,25 @@ def is_spec(value: Any) -> bool:
 
 
 def instantiate(spec: Any, source: str | Path | None = None, prefixes: tuple[str, ...] | None = None) -> Any:
-    """Build ``{"class_path": ..., "init_args": {...}}`` (nested specs too); other values pass through."""
-    prefixes = trusted_prefixes() if prefixes is None else prefixes
+    """Build ``{"class_path": ..., "init_args": {...}}`` (nested specs too); other values pass through. Options
+    a class no longer takes are dropped (one warning line) or refused (:func:`drop_removed_options`)."""
+    dropped: list[str] = []
+    built = _instantiate(spec, source, trusted_prefixes() if prefixes is None else prefixes, dropped)
+    warn_dropped(source, dropped)
+    return built
+
+
+def _instantiate(spec: Any, source: str | Path | None, prefixes: tuple[str, ...], dropped: list[str]) -> Any:
     if isinstance(spec, list):
-        return [instantiate(v, source, prefixes) for v in spec]
+        return [_instantiate(v, source, prefixes, dropped) for v in spec]
     if not is_spec(spec):
         return spec
     cls = import_class(spec["class_path"], source, prefixes)
     if not is_component(cls):
         raise InputError(source, f"refusing class {spec['class_path']}: not a network or component class")
-    kwargs = {k: instantiate(v, source, prefixes) for k, v in (spec.get("init_args") or {}).items()}
+    init_args, gone = drop_removed_options(spec["class_path"], dict(spec.get("init_args") or {}), source)
+    dropped += [f"{spec['class_path'].rsplit('.', 1)[-1]}.{k}" for k in gone]
+    kwargs = {k: _instantiate(v, source, prefixes, dropped) for k, v in init_args.items()}
     try:
         return cls(**kwargs)
     except TypeError as err:

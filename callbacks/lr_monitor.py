@@ -11,6 +11,8 @@ from lightning.pytorch.utilities import rank_zero_info
 
 
 class LearningRateMonitor(_LightningLearningRateMonitor):
+    _off = False  # no logger: nothing to monitor (decided at the start of training)
+
     def on_train_start(self, trainer, *args, **kwargs) -> None:
         self._off = not trainer.loggers
         if self._off:
@@ -19,9 +21,9 @@ class LearningRateMonitor(_LightningLearningRateMonitor):
         super().on_train_start(trainer, *args, **kwargs)
 
     def on_train_batch_start(self, trainer, *args, **kwargs) -> None:
-        if not getattr(self, "_off", False):
+        if not self._off:
             super().on_train_batch_start(trainer, *args, **kwargs)
 
     def on_train_epoch_start(self, trainer, *args, **kwargs) -> None:
-        if not getattr(self, "_off", False):
+        if not self._off:
             super().on_train_epoch_start(trainer, *args, **kwargs)

@@ -29,12 +29,13 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
-from torchmetrics import Metric
+
+from articulate.metrics.dedup import SampleMetric
 
 STAGES = ("val", "test")
 
 
-def build_metric(name: str, options: dict[str, Any] | None = None) -> Metric:
+def build_metric(name: str, options: dict[str, Any] | None = None) -> SampleMetric:
     """The metric object for a registered metric name (``corr2d``, ``pesq``, ...; see
     ``articulate.metrics.registry``) or a metric class path, with constructor options."""
     from articulate.metrics.registry import metric_class
@@ -55,9 +56,8 @@ def build_metric(name: str, options: dict[str, Any] | None = None) -> Metric:
     return cls(**options)
 
 
-def metric_key(stage: str, name: str, metric: Metric) -> str:
-    comparable = getattr(metric, "comparable", True)
-    return f"{stage}/{name}" if comparable else f"{stage}/{name}_NOT_COMPARABLE"
+def metric_key(stage: str, name: str, metric: SampleMetric) -> str:
+    return f"{stage}/{name}" if metric.comparable else f"{stage}/{name}_NOT_COMPARABLE"
 
 
 class MetricsCallback(Callback):
@@ -88,7 +88,7 @@ class MetricsCallback(Callback):
         for name, keys in self.inputs.items():
             if len(keys) != 2:
                 raise ValueError(f"MetricsCallback: inputs[{name!r}] must be [pred_key, target_key], got {list(keys)}")
-        self.metrics: dict[str, dict[str, Metric]] = {"val": {}, "test": {}}
+        self.metrics: dict[str, dict[str, SampleMetric]] = {"val": {}, "test": {}}
         # Last computed values per stage (float64, identical on every rank): for tools and tests.
         self.results: dict[str, dict[str, float]] = {"val": {}, "test": {}}
 
@@ -96,14 +96,13 @@ class MetricsCallback(Callback):
     def _names(self, stage: str) -> list[str]:
         return self.val_metrics if stage == "val" else self.test_metrics
 
-    def _ensure(self, stage: str, device: torch.device) -> dict[str, Metric]:
+    def _ensure(self, stage: str, device: torch.device) -> dict[str, SampleMetric]:
         built = self.metrics[stage]
         for name in self._names(stage):
             if name not in built:
                 metric = build_metric(name, self.options.get(name))
-                if not getattr(metric, "comparable", True):
-                    rank_zero_warn(f"{stage}/{name}: {getattr(metric, 'label', '')}; logged as "
-                                   f"{metric_key(stage, name, metric)}")
+                if not metric.comparable:
+                    rank_zero_warn(f"{stage}/{name}: {metric.label}; logged as {metric_key(stage, name, metric)}")
                 built[name] = metric
             built[name].to(device)
         return built
@@ -133,8 +132,7 @@ class MetricsCallback(Callback):
 
         for name, metric in self._ensure(stage, pl_module.device).items():
             pred_key, target_key = self.inputs.get(name) or default_inputs(name)
-            # outputs a metric takes besides the pair, by keyword (PESQ: the sample rate)
-            extra_keys = tuple(getattr(metric, "extra_inputs", ()))
+            extra_keys = metric.extra_inputs  # outputs a metric takes besides the pair, by keyword (PESQ: the sample rate)
             missing = [k for k in (pred_key, target_key, *extra_keys) if outputs.get(k) is None]
             if missing:
                 raise KeyError(f"MetricsCallback: metric {name!r} needs outputs {missing} from "
@@ -178,14 +176,12 @@ class MetricsCallback(Callback):
             # The value is already global and identical on all ranks; sync_dist=True (a mean of
             # equal numbers) only keeps Lightning from warning about unsynced epoch-level logs.
             pl_module.log(key, value, sync_dist=True, prog_bar=name in ("corr2d", "pesq", "rmse"))
-            summary = getattr(metric, "summary", None)  # metrics with several figures (contour: px, mm, found)
-            if callable(summary):
-                for k, v in summary().items():
-                    sub = f"{key}_{k}"
-                    if k != getattr(metric, "report", None) and isinstance(v, float) and math.isfinite(v):
-                        results[sub] = v
-                        pl_module.log(sub, v, sync_dist=True)
-            if hasattr(metric, "failed"):  # metrics that may refuse rows (PESQ: silence) report how many
+            for k, v in metric.summary().items():  # metrics with several figures (contour: px, mm, found)
+                sub = f"{key}_{k}"
+                if k != metric.report and isinstance(v, float) and math.isfinite(v):
+                    results[sub] = v
+                    pl_module.log(sub, v, sync_dist=True)
+            if metric.failed is not None:  # metrics that may refuse rows (PESQ: silence) report how many
                 results[f"{stage}/{name}_failed"] = float(metric.failed)
                 pl_module.log(f"{stage}/{name}_failed", float(metric.failed), sync_dist=True)
             metric.reset()

@@ -10,7 +10,7 @@ Per recording, once, in memory: the MRI sequence resized to ``frames x size x si
 the paper's 100x augmentation); the target is that window's mel on the fixed unit dB scale of
 :class:`articulate.signal.MelConfig` (64 x 64 with the defaults).
 
-Training: each epoch draws ``n_crops`` crops per training recording (uniform start, no stored
+Training: each epoch draws ``crops.train`` crops per training recording (uniform start, no stored
 copies). The crop start and the pair partner of item ``i`` in epoch ``e`` come from
 ``numpy.random.default_rng([seed, e, i])``, and the visiting order from ``default_rng([seed, e])``,
 so an epoch is reproducible, differs from the next, and does not depend on the number of workers.
@@ -22,10 +22,10 @@ a crop of a recording by *another* training subject; with probability ``same_utt
 says the same utterance when such a recording exists, otherwise a different utterance (falling
 back to the same utterance when no other utterance exists).
 
-Validation/test: ``eval_crops`` deterministic crops per recording (1 = the centred crop; more =
+Validation/test: ``crops.eval`` deterministic crops per recording (1 = the centred crop; more =
 evenly spaced from start to end).
 
-Which MRI frames go with a crop (``mri_window``): ``"recording"`` (the paper's setting, the default)
+Which MRI frames go with a crop (``crops.mri_window``): ``"recording"`` (the paper's setting, the default)
 gives the whole sequence, which spans the whole recording, with every crop of it: the model is not
 told where in the recording the window lies (up to ``(L - crop_samples) / sr`` s, ~0.14 s = ~9 mel
 frames for the paper's lengths), so a crop's target is ambiguous by that much. ``"crop"`` resamples
@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -70,8 +71,47 @@ from datamodules.splits import Split, describe_split, make_split, n_folds, speak
 log = logging.getLogger(__name__)
 
 # re-exported: the items live in datamodules.mri2audio_items
-__all__ = ["MRI2AudioDataModule", "MRIRecording", "CropContext", "EpochSampler", "TrainCrops", "EvalCrops", "crop_starts",
-           "prepare_mri"]
+__all__ = ["MRI2AudioDataModule", "SubjectSplit", "Crops", "MRIRecording", "CropContext", "EpochSampler", "TrainCrops",
+           "EvalCrops", "crop_starts", "prepare_mri"]
+
+
+@dataclass(frozen=True)
+class SubjectSplit:
+    """How recordings are held out (``data.init_args.split``); the test part is the DataModule's ``fold``.
+
+    Args:
+        kind: ``loso`` (leave one subject out; fold k tests the k-th subject in sorted order) or ``kfold``
+            (``k`` seeded subject groups): subject-disjoint; or ``speaker_dependent``: each subject's recordings
+            split into train / validation / test (``val_fraction`` / ``test_fraction``; whole recordings).
+        k: number of groups for ``kfold``.
+        val_subjects: subjects (count, or fraction) moved from training to validation, chosen with the seed and
+            alternating between utterances; 0 = no validation set.
+        val_fraction, test_fraction: the parts of ``speaker_dependent``.
+    """
+
+    kind: Literal["loso", "kfold", "speaker_dependent"] = "loso"
+    k: int = 5
+    val_subjects: int | float = 2
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+
+
+@dataclass(frozen=True)
+class Crops:
+    """The audio windows the model is trained and scored on (``data.init_args.crops``).
+
+    Args:
+        train: crops per training recording per epoch (the paper's 100x sliding-window augmentation).
+        eval: deterministic crops per validation/test recording (1 = centred).
+        samples: window length in samples (21,000 -> 64 mel frames with the default mel).
+        mri_window: ``"recording"`` (the whole sequence with every crop, the paper's setting) or ``"crop"`` (the
+            sequence resampled in time to the crop's window); see the module docstring.
+    """
+
+    train: int = 100
+    eval: int = 1
+    samples: int = 21000
+    mri_window: Literal["recording", "crop"] = "recording"
 
 
 class MRI2AudioDataModule(LightningDataModule):
@@ -80,32 +120,14 @@ class MRI2AudioDataModule(LightningDataModule):
     Args:
         data_dir: dataset folder (or manifest .csv); None uses the mri2audio phantom.
         phantom: options for ``articulate.phantom.ensure_phantom("mri2audio", ...)`` (e.g. ``subjects``).
-        split: ``loso`` (leave one subject out; ``fold`` = the test subject's rank in sorted order)
-            or ``kfold`` (``k`` seeded subject groups; ``fold`` = the test group): subject-disjoint; or
-            ``speaker_dependent``: each subject's recordings split into train / validation / test
-            (``val_fraction`` / ``test_fraction``; whole recordings, a sequence is never in two parts).
+        split: how recordings are held out (:class:`SubjectSplit`).
         fold: which fold is the test part.
-        k: number of groups for ``kfold``.
-        val_subjects: subjects (count, or fraction) moved from training to validation, chosen with
-            ``seed`` and alternating between utterances; 0 = no validation set.
-        n_crops: training crops per recording per epoch (the paper's 100x sliding-window augmentation).
-        eval_crops: deterministic crops per validation/test recording (1 = centred).
-        crop_samples: audio window length in samples (21,000 -> 64 mel frames with the default mel).
+        crops: the audio windows (:class:`Crops`).
         frames, size: MRI sequence resized to ``frames x size x size``.
         mel: the mel transform and its unit dB scale (a MelConfig or its fields).
         pairs: add a partner crop from another subject to each training item (for the KL term).
         same_utterance_prob: probability that the partner says the same utterance.
         intensity_percentiles: MRI intensity percentiles mapped to 0 and 1.
-        mri_window: ``"recording"`` (the whole sequence with every crop, the paper's setting) or ``"crop"``
-            (the sequence resampled in time to the crop's window); see the module docstring.
-        augment_shift, augment_gain: training-time augmentation (not in the paper; 0 = off): each training
-            sequence moved by up to ``augment_shift`` pixels (whole pixels, every frame alike) and its intensity
-            scaled by a factor in ``1 +- augment_gain``.
-        augment_rate: speaking-rate augmentation (not in the paper; 0 = off, needs ``mri_window: crop``): each
-            training crop (and partner) spans ``crop_samples * (1 +- augment_rate)`` samples (at most the
-            recording), and both its MRI window and its mel frames are read at the usual number of equally
-            spaced places, so image and sound speed up or slow down together; formants and F0 stay. Such items
-            carry no ``audio``.
         motion_regions: load the phantom's moving-articulator regions of the validation/test recordings
             when every one of them has its ground truth (``"auto"``), of every recording, training crops
             and their partners included (``"all"``: for the oracle mask of
@@ -118,13 +140,9 @@ class MRI2AudioDataModule(LightningDataModule):
         self,
         data_dir: str | None = None,
         phantom: dict[str, Any] | None = None,
-        split: Literal["loso", "kfold", "speaker_dependent"] = "loso",
+        split: SubjectSplit = SubjectSplit(),
         fold: int = 0,
-        k: int = 5,
-        val_subjects: int | float = 2,
-        n_crops: int = 100,
-        eval_crops: int = 1,
-        crop_samples: int = 21000,
+        crops: Crops = Crops(),
         frames: int = 26,
         size: int = 128,
         mel: MelConfig | None = None,
@@ -134,34 +152,20 @@ class MRI2AudioDataModule(LightningDataModule):
         batch_size: int = 16,
         num_workers: int = 2,
         seed: int = 0,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.2,
-        mri_window: Literal["recording", "crop"] = "recording",
         motion_regions: Literal["auto", "all"] | bool = "auto",
-        augment_shift: int = 0,
-        augment_gain: float = 0.0,
-        augment_rate: float = 0.0,
     ):
         super().__init__()
+        mri_window = crops.mri_window
         if mri_window not in ("recording", "crop"):
-            raise InputError(None, f"mri_window must be 'recording' or 'crop', got {mri_window!r}")
+            raise InputError(None, f"crops.mri_window must be 'recording' or 'crop', got {mri_window!r}")
         if motion_regions not in ("auto", "all", True, False):
             raise InputError(None, f"motion_regions must be 'auto', 'all' or false, got {motion_regions!r}")
-        if motion_regions == "all" and int(augment_shift) > 0:
-            raise InputError(None, "motion_regions 'all' with augment_shift > 0: the shift would move the MRI, not its region")
-        if int(augment_shift) < 0 or not 0.0 <= float(augment_gain) < 1.0:
-            raise InputError(None, f"augment_shift must be >= 0 and augment_gain in [0, 1), got {augment_shift}, {augment_gain}")
         self.mri_window = mri_window
         self.motion_regions = motion_regions
-        self.augment_shift, self.augment_gain = int(augment_shift), float(augment_gain)
-        if not 0.0 <= float(augment_rate) < 1.0 or (float(augment_rate) > 0 and mri_window != "crop"):
-            raise InputError(None, f"augment_rate must be in [0, 1) and needs mri_window 'crop', got {augment_rate} "
-                                   f"with mri_window {mri_window!r}")
-        self.augment_rate = float(augment_rate)
-        if split not in ("loso", "kfold", "speaker_dependent"):
-            raise InputError(None, f"split must be 'loso', 'kfold' or 'speaker_dependent', got {split!r}")
-        self.val_fraction, self.test_fraction = float(val_fraction), float(test_fraction)
-        for name, value in (("n_crops", n_crops), ("eval_crops", eval_crops), ("crop_samples", crop_samples),
+        if split.kind not in ("loso", "kfold", "speaker_dependent"):
+            raise InputError(None, f"split.kind must be 'loso', 'kfold' or 'speaker_dependent', got {split.kind!r}")
+        self.val_fraction, self.test_fraction = float(split.val_fraction), float(split.test_fraction)
+        for name, value in (("crops.train", crops.train), ("crops.eval", crops.eval), ("crops.samples", crops.samples),
                             ("frames", frames), ("size", size), ("batch_size", batch_size)):
             if int(value) < 1:
                 raise InputError(None, f"{name} must be at least 1, got {value}")
@@ -171,14 +175,15 @@ class MRI2AudioDataModule(LightningDataModule):
         if not 0.0 <= lo < hi <= 100.0:
             raise InputError(None, f"intensity_percentiles must satisfy 0 <= lo < hi <= 100, got {intensity_percentiles}")
         self.save_hyperparameters(ignore=["mel"])
+        self.hparams.update(split=asdict(split), crops=asdict(crops))  # their YAML form (a checkpoint holds plain values)
         self.data_dir = data_dir
         self.phantom = dict(phantom or {})
         if data_dir is None:  # a bad phantom option fails when the config is read, not after minutes of setup
             from articulate.phantom import check_options
 
             check_options("mri2audio", self.phantom)
-        self.split, self.fold, self.k, self.val_subjects = split, int(fold), int(k), val_subjects
-        self.n_crops, self.eval_crops, self.crop_samples = int(n_crops), int(eval_crops), int(crop_samples)
+        self.split, self.fold, self.k, self.val_subjects = split.kind, int(fold), int(split.k), split.val_subjects
+        self.n_crops, self.eval_crops, self.crop_samples = int(crops.train), int(crops.eval), int(crops.samples)
         self.frames, self.size = int(frames), int(size)
         self.mel_config: MelConfig = as_mel_config(mel)
         self.hparams["mel"] = self.mel_config.to_dict()  # the resolved config, for the checkpoint
@@ -193,6 +198,7 @@ class MRI2AudioDataModule(LightningDataModule):
         self.split_info: Split | None = None
         self.context: CropContext | None = None
         self._root: Path | None = None
+        self._warned_short = False  # one warning for the recordings shorter than a crop
 
     # ------------------------------------------------------------------------------------------
     # loading
@@ -224,7 +230,7 @@ class MRI2AudioDataModule(LightningDataModule):
         wav, _ = read_audio(rec.audio, sr=self.sample_rate)
         n = int(wav.shape[-1])
         if n < self.crop_samples:
-            if not getattr(self, "_warned_short", False):
+            if not self._warned_short:
                 log.warning("%s: %d samples, shorter than a %d-sample crop: zero-padded at the end "
                             "(further short recordings are padded silently)", rec.audio, n, self.crop_samples)
                 self._warned_short = True
@@ -287,8 +293,8 @@ class MRI2AudioDataModule(LightningDataModule):
             if err.path is not None:
                 raise
             shown = ", ".join(self.subjects[:5]) + (", ..." if len(self.subjects) > 5 else "")
-            raise InputError(root, f"{err.problem} (subjects: {shown}). Change --data.init_args.split / fold / k / "
-                                   "val_subjects (or val_fraction / test_fraction), or add subjects") from None
+            raise InputError(root, f"{err.problem} (subjects: {shown}). Change --data.init_args.split.kind / fold / "
+                                   "split.k / split.val_subjects (or split.val_fraction / test_fraction), or add subjects") from None
         s = self.split_info
         self.splits = {"train": s.train, "val": s.val, "test": s.test}
         if not s.train:
@@ -300,7 +306,6 @@ class MRI2AudioDataModule(LightningDataModule):
             self.recordings, {n: i for i, n in enumerate(self.subjects)}, {n: i for i, n in enumerate(self.utterances)},
             self.mel_config, self.crop_samples, self.n_crops, self.eval_crops, self.seed, self.pairs,
             self.same_utterance_prob, self._partners() if self.pairs else {}, self.mri_window,
-            self.augment_shift, self.augment_gain, self.augment_rate,
         )
 
     def _partners(self) -> dict[int, tuple[list[int], list[int]]]:
@@ -392,7 +397,7 @@ class MRI2AudioDataModule(LightningDataModule):
             utt = torch.tensor([self.context.utterance_ids[self.recordings[r].utterance] for r, _ in chunk])
             yield {"mel": m, "utterance": utt}
 
-    def probe_items(self, crops_per_recording: int = 16) -> Iterator[tuple[torch.Tensor, torch.Tensor, np.ndarray, str]]:
+    def ridge_items(self, crops_per_recording: int = 16) -> Iterator[tuple[torch.Tensor, torch.Tensor, np.ndarray, str]]:
         """Training crops for a probe (``articulate.baselines.ridge.RidgeProbe``): per training recording
         ``crops_per_recording`` evenly spaced crops as ``(mri [T, H, W], mel [n_mels, F], positions [F], subject)``,
         with the MRI windowed as the model sees it and ``positions`` each mel frame's place on its frames."""

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from articulate.signal.crops import crop_starts
@@ -68,46 +67,20 @@ class CropContext:
     same_utterance_prob: float
     partners: dict[int, tuple[list[int], list[int]]]
     mri_window: str = "recording"
-    augment_shift: int = 0
-    augment_gain: float = 0.0
-    augment_rate: float = 0.0
 
-    def augment(self, mri: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        """A training sequence ``[1, T, H, W]`` moved by a random whole-pixel shift (the same for every frame, zero
-        fill) and scaled by a random gain (clipped to [0, 1]); drawn from the item's generator."""
-        if self.augment_shift > 0:
-            dy, dx = (int(v) for v in rng.integers(-self.augment_shift, self.augment_shift + 1, size=2))
-            h, w = mri.shape[-2:]
-            out = torch.zeros_like(mri)
-            out[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-                mri[..., max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
-            mri = out
-        if self.augment_gain > 0:
-            mri = (mri * float(rng.uniform(1 - self.augment_gain, 1 + self.augment_gain))).clamp_(0.0, 1.0)
-        return mri
-
-    def window(self, rec: MRIRecording, start: int, length: int | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor | None, list[float]]:
-        """The MRI frames (and motion region) that go with the crop of ``length`` samples (default ``crop_samples``)
-        at ``start``, and the samples they cover."""
+    def window(self, rec: MRIRecording, start: int) -> tuple[torch.Tensor, torch.Tensor | None, list[float]]:
+        """The MRI frames (and motion region) that go with the crop at ``start``, and the samples they cover."""
         if self.mri_window != "crop":
             return rec.mri, rec.motion, [0.0, float(rec.n_samples)]
-        length = self.crop_samples if length is None else int(length)
+        length = self.crop_samples
         t = rec.mri.shape[0]
         pos = window_positions(start, length, rec.n_samples, t, t)
         motion = None if rec.motion is None else resample_frames(rec.motion, pos)
         return resample_frames(rec.mri, pos), motion, [float(start), float(start + length)]
 
-    def random_span(self, rec_index: int, rng: np.random.Generator) -> tuple[int, int]:
-        """A training crop's start and length: ``crop_samples`` long, or with ``augment_rate`` a length drawn in
-        ``crop_samples * (1 +- augment_rate)`` (at most the recording) that the item stretches to the usual shape."""
-        n = len(self.recordings[rec_index].audio)
-        length = self.crop_samples
-        if self.augment_rate > 0:
-            lo = max(1, int(round(self.crop_samples * (1 - self.augment_rate))))
-            hi = min(n, int(round(self.crop_samples * (1 + self.augment_rate))))
-            length = int(rng.integers(lo, max(lo, hi) + 1))
-        return int(rng.integers(0, n - length + 1)), length
+    def random_start(self, rec_index: int, rng: np.random.Generator) -> int:
+        """A training crop's start (uniform over the recording)."""
+        return int(rng.integers(0, len(self.recordings[rec_index].audio) - self.crop_samples + 1))
 
     def draw_partner(self, rec_index: int, rng: np.random.Generator) -> tuple[int, bool]:
         """A partner recording of another training subject and whether it says the same utterance."""
@@ -125,24 +98,17 @@ class _Items(Dataset):
         self.recordings = list(recordings)
         self.mel = MelSpectrogram(ctx.mel_config)
 
-    def crop(self, rec: MRIRecording, start: int, length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The crop's audio and unit-scale mel ``[1, n_mels, frames of crop_samples]``. A crop of another ``length``
-        (speaking-rate augmentation) has its mel frames read at the usual number of equally spaced places (linear
-        in the unit dB scale): the same sounds, faster or slower; its audio is returned as it is."""
-        n = self.ctx.crop_samples if length is None else int(length)
-        audio = torch.from_numpy(rec.audio[start:start + n])
+    def crop(self, rec: MRIRecording, start: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The crop's audio and unit-scale mel ``[1, n_mels, frames of crop_samples]``."""
+        audio = torch.from_numpy(rec.audio[start:start + self.ctx.crop_samples])
         with torch.no_grad():
             mel = power_to_unit(self.mel(audio[None])[0], self.ctx.mel_config)
-            if n != self.ctx.crop_samples:
-                frames = self.ctx.mel_config.frames(self.ctx.crop_samples)
-                mel = F.interpolate(mel[None], size=frames, mode="linear", align_corners=False)[0]
         return audio, mel[None].float()
 
-    def item(self, rec_index: int, start: int, sample_index: int, motion: bool = False,
-             length: int | None = None) -> dict[str, Any]:
+    def item(self, rec_index: int, start: int, sample_index: int, motion: bool = False) -> dict[str, Any]:
         rec = self.ctx.recordings[rec_index]
-        audio, mel = self.crop(rec, start, length)
-        mri, region, span = self.ctx.window(rec, start, length)
+        audio, mel = self.crop(rec, start)
+        mri, region, span = self.ctx.window(rec, start)
         out = {
             "mri": mri[None], "mel": mel, "audio": audio,
             "subject": self.ctx.subject_ids[rec.subject], "utterance": self.ctx.utterance_ids[rec.utterance],
@@ -166,24 +132,18 @@ class TrainCrops(_Items):
         ctx = self.ctx
         rng = np.random.default_rng([ctx.seed, int(epoch), int(i)])
         r = self.recordings[i // ctx.n_crops]
-        start, length = ctx.random_span(r, rng)
-        out = self.item(r, start, i, motion=True, length=length)
-        if ctx.augment_rate > 0:  # a stretched crop has no waveform of the batch's length (training never reads it)
-            del out["audio"]
+        start = ctx.random_start(r, rng)
+        out = self.item(r, start, i, motion=True)
         if ctx.pairs:
             p, same = ctx.draw_partner(r, rng)
             partner = ctx.recordings[p]
-            start_p, length_p = ctx.random_span(p, rng)
-            _, mel_p = self.crop(partner, start_p, length_p)
-            mri_p, region_p, _ = ctx.window(partner, start_p, length_p)
+            start_p = ctx.random_start(p, rng)
+            _, mel_p = self.crop(partner, start_p)
+            mri_p, region_p, _ = ctx.window(partner, start_p)
             out.update(mri_pair=mri_p[None], mel_pair=mel_p, same_utterance=bool(same),
                        subject_pair=ctx.subject_ids[partner.subject], utterance_pair=ctx.utterance_ids[partner.utterance])
             if "motion_region" in out and region_p is not None:
                 out["motion_region_pair"] = region_p
-        if ctx.augment_shift > 0 or ctx.augment_gain > 0:  # drawn after the crops and pairs, which stay as they were
-            out["mri"] = ctx.augment(out["mri"], rng)
-            if "mri_pair" in out:
-                out["mri_pair"] = ctx.augment(out["mri_pair"], rng)
         return out
 
 

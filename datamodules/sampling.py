@@ -15,10 +15,14 @@ next epoch's permutation.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+if TYPE_CHECKING:
+    from lightning.pytorch import LightningDataModule
 
 __all__ = ["EpochSampler", "ResumableLoader", "item_rng"]
 
@@ -117,12 +121,12 @@ class _StartsAtFirstBatch:
         return len(self._loader)
 
 
-def trainer_position(datamodule) -> Callable[[], tuple[int, int]]:
+def trainer_position(datamodule: LightningDataModule) -> Callable[[], tuple[int, int]]:
     """``(epoch, batches trained in it)`` of the DataModule's trainer, ``(0, 0)`` outside a fit. At the first batch
     of an epoch that is ``(epoch, 0)``, after a mid-epoch restore the batches the checkpoint had trained."""
 
     def position() -> tuple[int, int]:
-        trainer = getattr(datamodule, "trainer", None)
+        trainer = datamodule.trainer
         if trainer is None:
             return 0, 0
         return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
@@ -130,10 +134,10 @@ def trainer_position(datamodule) -> Callable[[], tuple[int, int]]:
     return position
 
 
-def pin_memory(datamodule) -> bool:
+def pin_memory(datamodule: LightningDataModule) -> bool:
     """Pin the loaders' batches only when they go to a CUDA device: the DataModule's trainer's device, or
     CUDA being present outside a fit (pinning for a CPU run only adds a copy and a pinning thread)."""
-    trainer = getattr(datamodule, "trainer", None)
+    trainer = datamodule.trainer
     if trainer is not None:
         try:
             return trainer.strategy.root_device.type == "cuda"

@@ -9,10 +9,10 @@ Data:
   :class:`~articulate.readers.ultrasound.FanConverter` at ``phantom_size`` and the true tongue surface as
   the 11 tongue keypoints (:func:`articulate.phantom.tongue_keypoints`); the
   other DLC points (hyoid, mandible, short tendon) are missing (masked), so the same network and
-  config serve both. Every ``phantom_frame_step``-th frame is used.
+  config serve both. Every ``phantom_frames.step``-th frame is used, drawn at ``phantom_frames.size``.
 
-Splits hold out whole speakers, so no recording (and no speaker) is in two parts. The speaker of a
-recording is its name, or the first group of ``speaker_pattern`` (a regex) when given, e.g.
+Splits (``split``, :class:`HeldOutSpeakers`) hold out whole speakers, so no recording (and no speaker) is in
+two parts. The speaker of a recording is its name, or the first group of ``speaker_pattern`` (a regex) when given, e.g.
 ``'^(.*?)_\\d+$'`` would make ``spk_01`` and ``spk_02`` one speaker. In the shared DLC set every folder
 is a different speaker (see docs/ARCHITECTURE.md), so the default is the folder name. Test and
 validation speakers are drawn per *family* (the name without its trailing digits / separators:
@@ -57,7 +57,8 @@ from datamodules.sampling import EpochSampler, ResumableLoader, item_rng, traine
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ContourDataModule", "ContourRecording", "ContourDataset", "family_of", "DLC_BODYPARTS"]
+__all__ = ["ContourDataModule", "HeldOutSpeakers", "PhantomFrames", "ContourRecording", "ContourDataset", "family_of",
+           "DLC_BODYPARTS"]
 
 DLC_BODYPARTS = ["vallecula", "tongueRoot1", "tongueRoot2", "tongueBody1", "tongueBody2", "tongueDorsum1",
                  "tongueDorsum2", "tongueBlade1", "tongueBlade2", "tongueTip1", "tongueTip2", "hyoid", "mandible",
@@ -67,6 +68,32 @@ DLC_BODYPARTS = ["vallecula", "tongueRoot1", "tongueRoot2", "tongueBody1", "tong
 def family_of(name: str) -> str:
     """Recording family: the name without trailing digits and separators (``TaL_1to8003`` -> ``TaL_1to``)."""
     return re.sub(r"[\d_\-. ]+$", "", name) or name
+
+
+@dataclass(frozen=True)
+class HeldOutSpeakers:
+    """Which speakers are held out (``data.init_args.split``; see the module docstring).
+
+    Args:
+        test_fraction, val_fraction: share of each family's speakers held out.
+        test_recordings, val_recordings: explicit held-out recording or speaker names (override the fractions).
+        speaker_pattern: regex whose first group is the speaker in a recording name (None: one speaker per recording).
+    """
+
+    test_fraction: float = 0.2
+    val_fraction: float = 0.1
+    test_recordings: list[str] | None = None
+    val_recordings: list[str] | None = None
+    speaker_pattern: str | None = None
+
+
+@dataclass(frozen=True)
+class PhantomFrames:
+    """How the phantom's ultrasound becomes labelled frames (``data_dir: null``): every ``step``-th frame, drawn
+    as a fan image of ``size`` [H, W]."""
+
+    step: int = 3
+    size: tuple[int, int] = (120, 160)
 
 
 @dataclass
@@ -147,42 +174,39 @@ class ContourDataModule(LightningDataModule):
         data_dir: DLC labelled-data folder; None = the wav2uti phantom.
         input_size: network input [H, W] (letterboxed).
         batch_size, num_workers: loaders.
-        test_fraction, val_fraction: share of each family's speakers held out (see module docstring).
-        test_recordings, val_recordings: explicit held-out recording or speaker names (override the fractions).
-        speaker_pattern: regex whose first group is the speaker in a recording name (None: one speaker per recording).
+        split: the held-out speakers (:class:`HeldOutSpeakers`).
         augment: training augmentation (None = off).
         probe: orientation the network sees ("bottom" as DLC's images; phantom images are flipped to it).
         pixel_mm: mm per original-image pixel by recording-name prefix, e.g. ``{TaL_1to80: 0.44}``
             (the longest matching prefix wins; recordings without an entry report px only).
         keypoints: bodyparts (default DLC's 14); labels must have these names.
         train_repeats: passes over the training frames per epoch (fewer, longer epochs).
-        phantom: options of the phantom cohort (``subjects``, ...); phantom_frame_step, phantom_size: see above.
+        phantom: options of the phantom cohort (``subjects``, ...); phantom_frames: its frames (:class:`PhantomFrames`).
         seed: split and augmentation seed.
     """
 
     def __init__(self, data_dir: str | None = None, input_size: Sequence[int] = (128, 160), batch_size: int = 16,
-                 num_workers: int = 0, test_fraction: float = 0.2, val_fraction: float = 0.1,
-                 test_recordings: list[str] | None = None, val_recordings: list[str] | None = None,
-                 speaker_pattern: str | None = None, augment: UltrasoundAugment | None = None, probe: str = "bottom",
+                 num_workers: int = 0, split: HeldOutSpeakers = HeldOutSpeakers(),
+                 augment: UltrasoundAugment | None = None, probe: str = "bottom",
                  pixel_mm: dict[str, float] | None = None, keypoints: list[str] | None = None, train_repeats: int = 1,
-                 phantom: dict[str, Any] | None = None, phantom_frame_step: int = 3,
-                 phantom_size: Sequence[int] = (120, 160), seed: int = 0):
+                 phantom: dict[str, Any] | None = None, phantom_frames: PhantomFrames = PhantomFrames(), seed: int = 0):
         super().__init__()
         if probe not in ("top", "bottom"):
             raise ValueError(f"probe must be 'top' or 'bottom', got {probe!r}")
         self.data_dir = None if data_dir in (None, "", "null") else Path(data_dir)
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.batch_size, self.num_workers = int(batch_size), int(num_workers)
-        self.test_fraction, self.val_fraction = float(test_fraction), float(val_fraction)
-        self.test_recordings, self.val_recordings = test_recordings, val_recordings
-        self.speaker_pattern = re.compile(speaker_pattern) if speaker_pattern else None
+        self.test_fraction, self.val_fraction = float(split.test_fraction), float(split.val_fraction)
+        self.test_recordings, self.val_recordings = split.test_recordings, split.val_recordings
+        self.speaker_pattern = re.compile(split.speaker_pattern) if split.speaker_pattern else None
         self.augment, self.probe = augment, probe
         self.pixel_mm = dict(pixel_mm or {})
         self.keypoint_names = list(keypoints or DLC_BODYPARTS)
         self.tongue_points = 11
         self.train_repeats = int(train_repeats)
         self.phantom = dict(phantom or {"subjects": 12})
-        self.phantom_frame_step, self.phantom_size = int(phantom_frame_step), (int(phantom_size[0]), int(phantom_size[1]))
+        self.phantom_frame_step = int(phantom_frames.step)
+        self.phantom_size = (int(phantom_frames.size[0]), int(phantom_frames.size[1]))
         self.seed = int(seed)
         self.recordings: list[ContourRecording] = []
         self.parts: dict[str, list[int]] = {}

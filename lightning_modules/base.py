@@ -13,6 +13,12 @@ and a stop on non-finite losses.
 * :meth:`check_finite`: a NaN or infinite loss stops the fit with one line (step and loss name)
   before the optimizer steps, so no checkpoint ever holds diverged weights. Under DDP every rank
   takes the same decision (one all-reduce), so no rank is left waiting in a collective.
+* One way to add a loss (:mod:`articulate.losses`): a module declares the terms it computes itself
+  (``builtin_terms``), takes extra :class:`~articulate.losses.LossTerms` components (``losses``) and the
+  weights keyed by term name (``lambdas``); :meth:`objective` checks, logs every term and sums them.
+* One way to build an optimizer: every optimizer and the LR scheduler are LightningCLI callables from the
+  config; :meth:`configure_optimizers` calls them on the parameter groups a module names
+  (:meth:`optimizer_groups`); the scheduler steps once per optimizer step.
 """
 
 from __future__ import annotations
@@ -20,14 +26,18 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, is_dataclass
 from typing import Any, ClassVar
 
 import torch
 from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from articulate.checkpoints import META_KEY
 from articulate.errors import ArticulateError
+from articulate.losses import LossTerms, check_lambdas, collect_terms, weighted_sum
 
 
 class NonFiniteLossError(ArticulateError):
@@ -50,12 +60,59 @@ class ArticulateModule(LightningModule):
 
     direction: ClassVar[str] = ""
     inference_class: ClassVar[str] = ""  # class path under articulate.inference
+    builtin_terms: ClassVar[tuple[str, ...]] = ()  # the loss terms the module computes itself (their logged names)
+    # per-recording test means for the reproduction's paired tests ({"recording": [ids], <measure>: [values]}),
+    # for modules that keep them (the wav2uti modules); read by articulate.experiments.runner
+    test_per_recording: dict[str, list] | None = None
+
+    # -- losses (articulate.losses) -------------------------------------------------------
+    def init_losses(self, lambdas: Mapping[str, float] | None, losses: Sequence[LossTerms] | None = None) -> None:
+        """Keep the weights (checked against the terms the module and its components can give; None: each of the
+        module's own terms at weight 1, the configs say theirs) and the components."""
+        self.losses = nn.ModuleList(losses or [])
+        known = [*self.builtin_terms, *(name for c in self.losses for name in c.names)]
+        lambdas = dict.fromkeys(self.builtin_terms, 1.0) if lambdas is None else lambdas
+        self.lambdas: dict[str, float] = check_lambdas(lambdas, known, type(self).__name__)
+
+    def add_terms(self, terms: dict[str, torch.Tensor], context: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """``terms`` (the module's own) with those of the ``losses`` components on ``context`` added."""
+        collect_terms(self.losses, context, terms)
+        return terms
+
+    def objective(self, terms: Mapping[str, torch.Tensor], stage: str, batch_size: int,
+                  lambdas: Mapping[str, float] | None = None, prog_bar: Iterable[str] = ()) -> torch.Tensor:
+        """Log every term as ``<stage>/<name>`` and the weighted sum as ``<stage>/loss``; return the sum.
+        In training a NaN or infinite term stops the fit first (:meth:`check_finite`)."""
+        total = weighted_sum(terms, self.lambdas if lambdas is None else lambdas)
+        if stage == "train":
+            self.check_finite(**terms)
+        sync, shown = stage != "train", set(prog_bar)
+        for name, value in terms.items():
+            self.log(f"{stage}/{name}", value.detach(), batch_size=batch_size, sync_dist=sync, prog_bar=name in shown)
+        self.log(f"{stage}/loss", total.detach(), batch_size=batch_size, sync_dist=sync, prog_bar="loss" in shown)
+        return total
+
+    # -- optimizers -----------------------------------------------------------------------
+    def optimizer_groups(self) -> dict[str, tuple[Iterable[nn.Parameter], OptimizerCallable]]:
+        """Name -> (parameters, optimizer callable from the config), in the order of ``self.optimizers()``."""
+        raise NotImplementedError
+
+    lr_scheduler: LRSchedulerCallable | None = None  # set from the constructor argument of the same name
+
+    def configure_optimizers(self):
+        opts = [factory(params) for params, factory in self.optimizer_groups().values()]
+        if self.lr_scheduler is None:
+            return opts
+        return opts, [{"scheduler": self.lr_scheduler(opt), "interval": "step"} for opt in opts]
 
     def save_config(self) -> None:
         """``save_hyperparameters`` of the caller's constructor arguments, keeping only plain values."""
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`.*")
             self.save_hyperparameters(frame=inspect.currentframe().f_back)
+        for key, value in list(self.hparams.items()):  # settings grouped in a dataclass: as their YAML form
+            if is_dataclass(value) and not isinstance(value, type):
+                self.hparams[key] = asdict(value)
         self.remove_ignored_hparams([k for k, v in self.hparams.items() if not _plain(v)])
 
     # -- inference ------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Lip2AudSpec baseline (Akbari et al. 2018) re-implemented for tagged MRI, as in the paper's Table 1.
 
 One network (:class:`articulate.networks.mri2audio.lip2audspec.Lip2AudSpecNet`), one loss
-(-corr2 + MSE, the original's), Adam with lr 1e-4 (the original's) when no optimizer is configured.
+(-corr2 + MSE, the original's: the term ``loss_rec``), Adam with lr 1e-4 (the original's; in the config).
 The original's spectrogram-autoencoder bottleneck target is not used: the seed paper compares on
 the same 64 x 64 mel as its own model, so the baseline predicts that mel directly.
 """
@@ -9,46 +9,54 @@ the same 64 x 64 mel as its own model, so the baseline predicts that mel directl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from articulate.losses import LossTerms
 from articulate.networks.mri2audio.losses import Corr2DMSELoss
 from articulate.signal.mel import MelConfig
-from lightning_modules.mri2audio_base import MRI2AudioModule
+from lightning_modules.mri2audio_base import MelEvaluation, MRI2AudioModule
 
 
 class Lip2AudSpec(MRI2AudioModule):
     """``network``: MRI ``[B, 1, T, H, W]`` -> mel ``[B, 1, 64, 64]``; automatic optimisation.
 
     Pair partners (when the DataModule gives them) are used as extra training samples, so the
-    baseline sees the same data as the translator. ``mel``, ``input_shape``, ``intensity_percentiles``,
-    ``eval_audio``, ``griffin_lim_iters``, ``pesq_mode``, ``griffin_lim`` and ``ridge_probe`` as in
-    :class:`~lightning_modules.mri2audio_base.MRI2AudioModule`.
+    baseline sees the same data as the translator.
+
+    Args:
+        network: the baseline's network.
+        loss: its loss component (the term ``loss_rec``; default -corr2 + MSE).
+        lambdas, losses: the weights of the terms by name and extra :class:`articulate.losses.LossTerms` on the
+            context ``pred``, ``target`` (mels, partners included), ``mri``, ``batch_size``.
+        optimizer, lr_scheduler: ``OptimizerCallable`` and ``LRSchedulerCallable`` (None = constant rate).
+        mel, input_shape, intensity_percentiles, evaluation: as :class:`~lightning_modules.mri2audio_base.MRI2AudioModule`.
     """
+
+    builtin_terms = ("loss_rec",)
 
     def __init__(
         self,
         network: nn.Module,
         loss: nn.Module | None = None,
+        lambdas: dict[str, float] | None = None,
+        losses: list[LossTerms] | None = None,
         optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
         mel: MelConfig | None = None,
         input_shape: Sequence[int] | None = None,
         intensity_percentiles: Sequence[float] | None = None,
-        eval_audio: bool = True,
-        griffin_lim_iters: int = 32,
-        pesq_mode: Literal["wb", "nb"] = "wb",
-        griffin_lim: Literal["auto", "torch", "librosa"] = "librosa",
-        ridge_probe: bool = True,
+        evaluation: MelEvaluation = MelEvaluation(),
     ):
-        super().__init__(mel, input_shape, intensity_percentiles, eval_audio, griffin_lim_iters, pesq_mode, griffin_lim,
-                         ridge_probe)
+        super().__init__(mel, input_shape, intensity_percentiles, evaluation)
         self.save_config()
         self.network = network
         self.loss = loss if loss is not None else Corr2DMSELoss()
-        self._optimizer_factory = optimizer or (lambda p: torch.optim.Adam(p, lr=1e-4))
+        self.init_losses(lambdas, losses)
+        self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
 
     def networks(self) -> dict[str, Any]:
         return {"network": self.network}
@@ -56,8 +64,10 @@ class Lip2AudSpec(MRI2AudioModule):
     def forward(self, mri: torch.Tensor) -> torch.Tensor:
         return self.network(mri)
 
-    def configure_optimizers(self):
-        return self._optimizer_factory(self.network.parameters())
+    def optimizer_groups(self) -> dict[str, tuple[Any, OptimizerCallable]]:
+        if self.optimizer is None:
+            raise ValueError("Lip2AudSpec: no optimizer (model.init_args.optimizer)")
+        return {"network": (self.network.parameters(), self.optimizer)}
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         mri, mel = batch["mri"], batch["mel"]
@@ -65,10 +75,9 @@ class Lip2AudSpec(MRI2AudioModule):
         if "mri_pair" in batch and "mel_pair" in batch:
             mri, mel = torch.cat([mri, batch["mri_pair"]]), torch.cat([mel, batch["mel_pair"]])
         pred = self.network(mri)
-        loss = self.loss(pred, mel)
-        self.check_finite(loss=loss)
-        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=batch["mri"].shape[0])
-        return loss
+        b = batch["mri"].shape[0]
+        terms = self.add_terms({"loss_rec": self.loss(pred, mel)}, {"pred": pred, "target": mel, "mri": mri, "batch_size": b})
+        return self.objective(terms, "train", b, prog_bar=("loss",))
 
     def _eval_step(self, batch: dict, prefix: str) -> dict:
         pred = self.network(batch["mri"])

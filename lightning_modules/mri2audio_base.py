@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
@@ -52,11 +53,31 @@ class TrainMels(Protocol):
 
 
 @runtime_checkable
-class ProbeCrops(Protocol):
+class RidgeCrops(Protocol):
     """A DataModule that gives training crops for the ridge probe: ``(mri [T, H, W], mel [n_mels, F],
     positions [F], subject)``, positions = each mel frame's place on the MRI frames."""
 
-    def probe_items(self) -> Iterable[tuple]: ...
+    def ridge_items(self) -> Iterable[tuple]: ...
+
+
+@dataclass(frozen=True)
+class MelEvaluation:
+    """What the validation and test passes compute beside the model's mels (``model.init_args.evaluation``).
+
+    Args:
+        audio: also synthesise waveforms (Griffin-Lim) for PESQ and the panels.
+        griffin_lim, griffin_lim_iters: the waveform inversion; "librosa" (the paper's ``mel_to_audio``, the
+            default so that tables compare like with like), "torch" (batched, GPU) or "auto".
+        pesq_mode: "wb" or "nb" for the floors' and ceilings' PESQ (the callback's own is configured there).
+        ridge_probe: fit the ridge probe at fit start (or at test, from the DataModule, when the checkpoint has
+            none) and score it beside the model.
+    """
+
+    audio: bool = True
+    griffin_lim: Literal["auto", "torch", "librosa"] = "librosa"
+    griffin_lim_iters: int = 32
+    pesq_mode: Literal["wb", "nb"] = "wb"
+    ridge_probe: bool = True
 
 
 class MRI2AudioModule(ArticulateModule):
@@ -66,35 +87,28 @@ class MRI2AudioModule(ArticulateModule):
         mel: the mel transform of the targets (linked from the data).
         input_shape: (frames, height, width) of the MRI input (linked from the data).
         intensity_percentiles: the MRI intensity scaling (linked from the data).
-        eval_audio: at validation/test also synthesise waveforms (Griffin-Lim) for PESQ and the panels.
-        griffin_lim_iters, griffin_lim: the waveform inversion; "librosa" (the paper's ``mel_to_audio``,
-            the default so that tables compare like with like), "torch" (batched, GPU) or "auto".
-        pesq_mode: "wb" or "nb" for the floors' and ceilings' PESQ (the callback's own is configured there).
-        ridge_probe: fit the ridge probe at fit start (or at test, from the DataModule, when the checkpoint has
-            none) and score it beside the model.
+        evaluation: the floors, ceilings and waveforms of the evaluation passes (:class:`MelEvaluation`).
     """
 
     direction = "mri2audio"
     inference_class = "articulate.inference.mri2audio.Mri2AudioSynthesizer"
 
     def __init__(self, mel: MelConfig | None = None, input_shape: Sequence[int] | None = None,
-                 intensity_percentiles: Sequence[float] | None = None, eval_audio: bool = True,
-                 griffin_lim_iters: int = 32, pesq_mode: Literal["wb", "nb"] = "wb",
-                 griffin_lim: Literal["auto", "torch", "librosa"] = "librosa", ridge_probe: bool = True) -> None:
+                 intensity_percentiles: Sequence[float] | None = None, evaluation: MelEvaluation = MelEvaluation()) -> None:
         super().__init__()
-        self.ridge_probe = bool(ridge_probe)
+        self.ridge_probe = bool(evaluation.ridge_probe)
         self.ridge: RidgeProbe | None = None
-        resolve_griffin_lim(griffin_lim)
-        self.griffin_lim = griffin_lim
+        resolve_griffin_lim(evaluation.griffin_lim)
+        self.griffin_lim = evaluation.griffin_lim
         self._given = {"mel": mel is not None, "input_shape": input_shape is not None,
                        "intensity_percentiles": intensity_percentiles is not None}
         self.mel_config: MelConfig = as_mel_config(mel)
         self.sample_rate: int = int(self.mel_config.sr)
         self.input_shape: tuple[int, ...] = tuple(int(v) for v in (input_shape or DEFAULT_INPUT_SHAPE))
         self.intensity_percentiles = tuple(float(v) for v in (intensity_percentiles or DEFAULT_PERCENTILES))
-        self.eval_audio = bool(eval_audio)
-        self.griffin_lim_iters = int(griffin_lim_iters)
-        self.pesq_mode = pesq_mode
+        self.eval_audio = bool(evaluation.audio)
+        self.griffin_lim_iters = int(evaluation.griffin_lim_iters)
+        self.pesq_mode = evaluation.pesq_mode
         self._metrics: dict[str, dict[str, Any]] = {}
         self._baseline_audio: dict[tuple[int, int], torch.Tensor] = {}
         self.mean_mel: torch.Tensor | None = None  # [U, 1, H, W], per training utterance id
@@ -215,8 +229,8 @@ class MRI2AudioModule(ArticulateModule):
     # -- ridge probe (a linear probe of what the MRI tells) ----------------------------------
     def fit_ridge(self, dm: Any) -> None:
         """Fit the ridge probe on the DataModule's training crops (closed form; the same on every rank)."""
-        if self.ridge_probe and isinstance(dm, ProbeCrops):
-            self.ridge = RidgeProbe().fit(dm.probe_items())
+        if self.ridge_probe and isinstance(dm, RidgeCrops):
+            self.ridge = RidgeProbe().fit(dm.ridge_items())
 
     @torch.no_grad()
     def ridge_prediction(self, batch: dict) -> torch.Tensor | None:

@@ -16,28 +16,39 @@ DDP with ``find_unused_parameters=False`` (plain ``--trainer.strategy ddp``) nee
 to receive a gradient in every backward: the D step adds ``0 * sum(p)`` over F's and A's
 parameters, so those are marked ready (with zero gradient, never stepped).
 
+The loss terms (:mod:`articulate.losses`), logged as ``train/<name>`` and weighted by ``lambdas`` keyed by
+the same names: ``loss_rec`` (L_rec), ``loss_kl`` (L_KL of the pairs, each pair weighted 1 for the same
+utterance and 0 otherwise, so ``lambdas.loss_kl`` is the paper's beta) and ``loss_adv`` (F's adversarial term,
+``lambdas.loss_adv`` = lambda); D's own loss is ``train/loss_d``. ``LossTerms`` components in ``losses`` add
+terms read from the context ``pred``, ``target`` (mels ``[2B, 1, 64, 64]`` with the pair partners), ``mri``
+(F's input before A), ``masked`` (x'), ``masks`` (A's, or None), ``mu``, ``logvar``, ``subject`` (F's codes),
+``batch_size`` (B) and ``same_utterance`` (``[B]``, or None without pairs); they reach F (A trains on L_rec
+alone, the paper's rule).
+
 ``val/corr2d`` is the mean MATLAB corr2 of predicted vs target mels; ``val/corr2d_mean_baseline``
 scores the per-utterance mean mel of the training set, the floor any useful model must beat.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Protocol, runtime_checkable
 
 import torch
-from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from articulate.losses import LossTerms, weighted_sum
 from articulate.networks.mri2audio.losses import AdversarialLoss, ReconstructionLoss
 from articulate.signal.mel import MelConfig
-from lightning_modules.mri2audio_base import MRI2AudioModule
+from lightning_modules.mri2audio_base import MelEvaluation, MRI2AudioModule
 
 
-def paper_adam(params, lr: float) -> torch.optim.Optimizer:
-    """The optimizer used when none is configured: Adam, beta1 = 0.5 (the paper's "momentum 0.5")."""
-    return torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999))
+@runtime_checkable
+class StartsFromMean(Protocol):
+    """A translator that can start its output at the mean training mel (the frame translator)."""
+
+    def init_output_bias(self, mean_output: torch.Tensor) -> None: ...
 
 
 class MRI2AudioTranslator(MRI2AudioModule):
@@ -48,33 +59,22 @@ class MRI2AudioTranslator(MRI2AudioModule):
         attention: A, or None for the "w/o attention" ablation.
         discriminator: D (returns logits), or None for the "w/o GAN" ablation.
         reconstruction_loss, pairwise_loss, adversarial_loss: loss components (defaults: eq. 1 as a
-            per-sample squared L2 norm, eq. 2, non-saturating GAN loss). ``pairwise_loss=None`` or
-            ``beta=0`` is the "w/o pair-wise disentanglement" ablation.
-        beta: weight of L_KL for same-utterance pairs (0 for different utterances, as the paper).
-        adversarial_weight: lambda.
-        optimizer_translator / optimizer_attention / optimizer_discriminator: ``OptimizerCallable``;
-            None gives Adam(lr 1e-3 / 1e-3 / 1e-4, betas (0.5, 0.999)).
-        mel, input_shape, intensity_percentiles, eval_audio, griffin_lim_iters, pesq_mode, griffin_lim, ridge_probe:
-            see :class:`~lightning_modules.mri2audio_base.MRI2AudioModule`.
-        init_output_bias: when F has a per-pixel ``output_bias`` (not the paper's default), set it
-            at the start of a fresh fit (not a resume) to the logit of the mean training mel.
-        mask_sparsity: weight of the mean of A's masks in A's loss (not in the paper; 0 = the paper's A,
-            trained on L_rec alone). L_rec alone gives A no reason to dim what F can learn to ignore (the
-            static tag grid, and the background, where ``x' = a x`` has no gradient at all), so its masks
-            stay near their start; a price per unit of mask makes A keep open only what lowers L_rec.
-        mask_sparsity_start: the epoch from which the price applies. From the first step it closes the moving
-            region first, before F has learnt to read it (A's weights act where the residual is non-zero, so
-            that is where a price on the mean mask moves the mask most): F has to read the motion before
-            closing it costs L_rec anything. On the QUICK phantom the moving region still dims first, warm-up or
-            not (docs/experiments/mri2audio.md).
-        oracle_mask: a ceiling for A, not a model (phantom only): without A (``attention: null``), F reads
-            ``x' = m x`` with the mask ``m = oracle_mask`` outside the phantom's true moving-articulator region
-            and 1 inside it (needs ``--data.init_args.motion_regions all``). What a perfect motion mask is
-            worth to F, and the attention ratio such a mask scores.
-        lr_schedule: ``"constant"`` (the paper: Adam at a fixed rate) or ``"cosine"`` (ours): every optimizer's rate
-            follows half a cosine from its configured value to 0 over the fit's batches
-            (``trainer.estimated_stepping_batches``, so it follows ``max_epochs`` with no second setting).
+            per-sample squared L2 norm, none, non-saturating GAN loss). ``pairwise_loss=None`` is the "w/o
+            pair-wise disentanglement" ablation.
+        lambdas: the weight of each loss term by name (module docstring), e.g. the paper's
+            ``{loss_rec: 1, loss_kl: 0.5, loss_adv: 0.5}``; a term without a weight is logged only.
+        losses: extra loss components (:class:`articulate.losses.LossTerms`) on the context above.
+        optimizers: ``OptimizerCallable`` per network: ``translator``, ``attention`` (with A), ``discriminator``
+            (with D).
+        lr_scheduler: an ``LRSchedulerCallable`` applied to every optimizer, stepped once per batch; None = constant.
+        mel, input_shape, intensity_percentiles, evaluation: see
+            :class:`~lightning_modules.mri2audio_base.MRI2AudioModule`.
+
+    A translator with ``init_output_bias`` (:class:`StartsFromMean`) starts from the mean training mel at the
+    start of a fresh fit (not a resume).
     """
+
+    builtin_terms = ("loss_rec", "loss_kl", "loss_adv")
 
     def __init__(
         self,
@@ -84,74 +84,46 @@ class MRI2AudioTranslator(MRI2AudioModule):
         reconstruction_loss: nn.Module | None = None,
         pairwise_loss: nn.Module | None = None,
         adversarial_loss: nn.Module | None = None,
-        beta: float = 0.5,
-        adversarial_weight: float = 0.5,
-        optimizer_translator: OptimizerCallable | None = None,
-        optimizer_attention: OptimizerCallable | None = None,
-        optimizer_discriminator: OptimizerCallable | None = None,
+        lambdas: dict[str, float] | None = None,
+        losses: list[LossTerms] | None = None,
+        optimizers: dict[str, OptimizerCallable] | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
         mel: MelConfig | None = None,
         input_shape: Sequence[int] | None = None,
         intensity_percentiles: Sequence[float] | None = None,
-        eval_audio: bool = True,
-        griffin_lim_iters: int = 32,
-        pesq_mode: Literal["wb", "nb"] = "wb",
-        griffin_lim: Literal["auto", "torch", "librosa"] = "librosa",
-        init_output_bias: bool = True,
-        ridge_probe: bool = True,
-        mask_sparsity: float = 0.0,
-        mask_sparsity_start: int = 0,
-        oracle_mask: float | None = None,
-        lr_schedule: Literal["constant", "cosine"] = "constant",
+        evaluation: MelEvaluation = MelEvaluation(),
     ):
-        super().__init__(mel, input_shape, intensity_percentiles, eval_audio, griffin_lim_iters, pesq_mode, griffin_lim,
-                         ridge_probe)
+        super().__init__(mel, input_shape, intensity_percentiles, evaluation)
         self.save_config()
         self.automatic_optimization = False
-        self.init_output_bias = bool(init_output_bias)
         self.translator = translator
         self.attention = attention
         self.discriminator = discriminator
         self.reconstruction_loss = reconstruction_loss if reconstruction_loss is not None else ReconstructionLoss()
         self.pairwise_loss = pairwise_loss
         self.adversarial_loss = adversarial_loss if adversarial_loss is not None else AdversarialLoss()
-        self.beta = float(beta)
-        self.adversarial_weight = float(adversarial_weight)
-        if mask_sparsity < 0:
-            raise ValueError(f"mask_sparsity must be >= 0, got {mask_sparsity}")
-        self.mask_sparsity = float(mask_sparsity)
-        if int(mask_sparsity_start) < 0:
-            raise ValueError(f"mask_sparsity_start must be >= 0, got {mask_sparsity_start}")
-        self.mask_sparsity_start = int(mask_sparsity_start)
-        if oracle_mask is not None and (attention is not None or not 0.0 <= float(oracle_mask) <= 1.0):
-            raise ValueError(f"oracle_mask needs attention: null and a value in [0, 1], got {oracle_mask}")
-        self.oracle_mask = None if oracle_mask is None else float(oracle_mask)
-        if lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
-        self.lr_schedule = lr_schedule
-        self._optimizer_factories = {
-            "translator": optimizer_translator or (lambda p: paper_adam(p, 1e-3)),
-            "attention": optimizer_attention or (lambda p: paper_adam(p, 1e-3)),
-            "discriminator": optimizer_discriminator or (lambda p: paper_adam(p, 1e-4)),
-        }
+        self.init_losses(lambdas, losses)
+        if attention is not None and self.lambdas and "loss_rec" not in self.lambdas:
+            raise ValueError("MRI2AudioTranslator: A trains on L_rec alone; lambdas must weigh loss_rec")
+        self._optimizers = dict(optimizers or {})
+        unknown = [k for k in self._optimizers if k not in ("translator", "attention", "discriminator")]
+        if unknown:
+            raise ValueError(f"MRI2AudioTranslator: optimizers for {unknown}: the networks are translator, attention, "
+                             "discriminator")
+        self.lr_scheduler = lr_scheduler
 
     def on_fit_start(self) -> None:
         super().on_fit_start()
         fresh = self.trainer.ckpt_path is None
-        init = getattr(self.translator, "init_output_bias", None)
-        if fresh and self.init_output_bias and init is not None and self.mean_mel_all is not None:
-            init(self.mean_mel_all)
+        if fresh and isinstance(self.translator, StartsFromMean) and self.mean_mel_all is not None:
+            self.translator.init_output_bias(self.mean_mel_all)
 
     # -- inference -----------------------------------------------------------------------
     def networks(self) -> dict[str, Any]:
         return {"translator": self.translator, "attention": self.attention}
 
     def attend(self, mri: torch.Tensor, region: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """A's masked frames and masks (the input itself and None without A; the oracle's with ``oracle_mask``)."""
-        if self.oracle_mask is not None:
-            if region is None:
-                raise ValueError("oracle_mask needs the batch's motion_region (--data.init_args.motion_regions all)")
-            mask = self.oracle_mask + (1.0 - self.oracle_mask) * region.to(mri.dtype).reshape(mri.shape)
-            return mask * mri, mask
+        """A's masked frames and masks (the input itself and None without A)."""
         if self.attention is None:
             return mri, None
         return self.attention(mri)
@@ -175,20 +147,16 @@ class MRI2AudioTranslator(MRI2AudioModule):
             names.append("discriminator")
         return names
 
-    def configure_optimizers(self):
-        opts = [self._optimizer_factories[name](getattr(self, name).parameters()) for name in self.optimizer_names]
-        if self.lr_schedule == "constant":
-            return opts
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-
-        def cosine(step: int) -> float:
-            return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
-
-        return opts, [torch.optim.lr_scheduler.LambdaLR(opt, cosine) for opt in opts]
+    def optimizer_groups(self) -> dict[str, tuple[Any, OptimizerCallable]]:
+        missing = [name for name in self.optimizer_names if name not in self._optimizers]
+        if missing:
+            raise ValueError(f"MRI2AudioTranslator: no optimizer for {', '.join(missing)} (model.init_args.optimizers)")
+        nets = {"translator": self.translator, "attention": self.attention, "discriminator": self.discriminator}
+        return {name: (nets[name].parameters(), self._optimizers[name]) for name in self.optimizer_names}
 
     def _step_schedulers(self) -> None:
         """Manual optimisation: Lightning steps no scheduler, so each batch does (one step per batch)."""
-        if self.lr_schedule == "constant":
+        if self.lr_scheduler is None:
             return
         scheds = self.lr_schedulers()
         for sched in scheds if isinstance(scheds, (list, tuple)) else [scheds]:
@@ -241,28 +209,20 @@ class MRI2AudioTranslator(MRI2AudioModule):
 
         # 2. Translator (all terms) and attention (L_rec only).
         loss_rec = self.reconstruction_loss(pred, mel)
-        loss = loss_rec
         terms = {"loss_rec": loss_rec}
-        if paired and self.pairwise_loss is not None and self.beta != 0.0:
-            same = batch["same_utterance"].to(pred.dtype)
-            loss_kl = self.pairwise_loss(out.mu[:b], out.logvar[:b], out.mu[b:], out.logvar[b:], weight=self.beta * same)
-            loss = loss + loss_kl
-            terms["loss_kl"] = loss_kl
-            self.log("train/loss_kl", loss_kl.detach(), batch_size=b)
+        same = batch["same_utterance"].to(pred.dtype) if paired else None
+        if paired and self.pairwise_loss is not None:
+            terms["loss_kl"] = self.pairwise_loss(out.mu[:b], out.logvar[:b], out.mu[b:], out.logvar[b:], weight=same)
         if D is not None:
-            loss_adv = self.adversarial_loss.generator_loss(D(pred))
-            loss = loss + self.adversarial_weight * loss_adv
-            terms["loss_adv"] = loss_adv
-            self.log("train/loss_adv", loss_adv.detach(), batch_size=b)
-        self.check_finite(**terms)
-        if self.attention is not None and loss is not loss_rec:
-            (grad_rec,) = torch.autograd.grad(loss_rec, x, retain_graph=True)
-            x.register_hook(lambda _g: grad_rec)
-        if masks is not None and self.mask_sparsity > 0 and self.current_epoch >= self.mask_sparsity_start:
-            # reaches A only (F does not make the masks); per sample, like L_rec
-            loss_mask = self.mask_sparsity * masks.mean(dim=tuple(range(1, masks.dim()))).mean()
-            loss = loss + loss_mask
-            self.log("train/loss_mask", loss_mask.detach(), batch_size=b)
+            terms["loss_adv"] = self.adversarial_loss.generator_loss(D(pred))
+        context = {"pred": pred, "target": mel, "mri": mri, "masked": x, "masks": masks, "mu": out.mu,
+                   "logvar": out.logvar, "subject": out.subject, "batch_size": b, "same_utterance": same}
+        loss = self.objective(self.add_terms(terms, context), "train", b, prog_bar=("loss_rec",))
+        if self.attention is not None:
+            rec = weighted_sum({"loss_rec": loss_rec}, self.lambdas)  # L_rec as it enters the sum
+            if loss is not rec:  # other terms: A gets L_rec's gradient alone
+                (grad_rec,) = torch.autograd.grad(rec, x, retain_graph=True)
+                x.register_hook(lambda _g: grad_rec)
         for name in ("translator", "attention"):
             if name in opts:
                 opts[name].zero_grad(set_to_none=True)
@@ -272,9 +232,6 @@ class MRI2AudioTranslator(MRI2AudioModule):
                 opts[name].step()
 
         self._step_schedulers()
-
-        self.log("train/loss_rec", loss_rec.detach(), prog_bar=True, batch_size=b)
-        self.log("train/loss", loss.detach(), batch_size=b)
         return loss.detach()
 
     # -- evaluation ----------------------------------------------------------------------
@@ -292,3 +249,35 @@ class MRI2AudioTranslator(MRI2AudioModule):
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> dict:
         pred, masks = self.predict_with_masks(batch["mri"], batch.get("motion_region"))
         return {"mel": pred, "masks": masks}
+
+
+class OracleMaskTranslator(MRI2AudioTranslator):
+    """A ceiling for A, not a model (phantom only; ``configs/mri2audio/oracle_mask.yaml``): no A; F reads
+    ``x' = m x`` with the mask ``m = oracle_mask`` outside the phantom's true moving-articulator region and 1 inside
+    it (needs ``--data.init_args.motion_regions all``). What a perfect motion mask is worth to F, and the attention
+    ratio such a mask scores. Inference (a checkpoint) runs F on the unmasked frames: there is no region there.
+
+    Args:
+        oracle_mask: the mask outside the region, in [0, 1].
+        the rest: as :class:`MRI2AudioTranslator` (``attention`` must be None).
+    """
+
+    def __init__(self, translator: nn.Module, attention: nn.Module | None = None, discriminator: nn.Module | None = None,
+                 reconstruction_loss: nn.Module | None = None, pairwise_loss: nn.Module | None = None,
+                 adversarial_loss: nn.Module | None = None, lambdas: dict[str, float] | None = None,
+                 losses: list[LossTerms] | None = None, optimizers: dict[str, OptimizerCallable] | None = None,
+                 lr_scheduler: LRSchedulerCallable | None = None, mel: MelConfig | None = None,
+                 input_shape: Sequence[int] | None = None, intensity_percentiles: Sequence[float] | None = None,
+                 evaluation: MelEvaluation = MelEvaluation(), oracle_mask: float = 0.2):
+        if attention is not None or not 0.0 <= float(oracle_mask) <= 1.0:
+            raise ValueError(f"oracle_mask needs attention: null and a value in [0, 1], got {oracle_mask}")
+        super().__init__(translator, None, discriminator, reconstruction_loss, pairwise_loss, adversarial_loss, lambdas,
+                         losses, optimizers, lr_scheduler, mel, input_shape, intensity_percentiles, evaluation)
+        self.save_config()  # this class's arguments (the parent's call saw its own frame)
+        self.oracle_mask = float(oracle_mask)
+
+    def attend(self, mri: torch.Tensor, region: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if region is None:
+            raise ValueError("oracle_mask needs the batch's motion_region (--data.init_args.motion_regions all)")
+        mask = self.oracle_mask + (1.0 - self.oracle_mask) * region.to(mri.dtype).reshape(mri.shape)
+        return mask * mri, mask

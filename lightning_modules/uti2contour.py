@@ -2,8 +2,10 @@
 
 Training: Gaussian heatmap targets (``sigma`` heatmap px) and a per-keypoint masked MSE
 (:func:`~articulate.networks.uti2contour.heatmaps.masked_heatmap_loss`): a point the labeller left
-empty has zero weight. Optionally (``coord_weight``) an L1 loss on soft-argmax coordinates, which
-trains sub-pixel positions directly.
+empty has zero weight. The loss term is ``loss_heatmap`` (:mod:`articulate.losses`: weighted by
+``lambdas``, logged as ``train/loss_heatmap``); ``LossTerms`` components in ``losses`` add terms read from
+the context ``heatmaps`` ``[B, K, h, w]``, ``targets`` (the Gaussian targets), ``keypoints`` ``[B, K, 2]``
+(input px, NaN = missing), ``valid`` ``[B, K]``, ``stride`` and ``image``.
 
 Validation / test: keypoints decoded by argmax + sub-pixel refinement, mapped back to the original
 image's pixels, contours through the 11 tongue points compared with the labels by MSD
@@ -25,20 +27,16 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from articulate.contour.baselines import EdgeTracer
 from articulate.contour.fan import Fan
 from articulate.contour.geometry import apply_affine
 from articulate.contour.tracker import ContourTracker
+from articulate.losses import LossTerms
 from articulate.metrics.contour import ContourMSD
-from articulate.networks.uti2contour.heatmaps import (
-    decode_heatmaps,
-    gaussian_targets,
-    masked_heatmap_loss,
-    soft_argmax,
-    to_heatmap_coords,
-)
+from articulate.networks.uti2contour.heatmaps import decode_heatmaps, gaussian_targets, masked_heatmap_loss
 from lightning_modules.base import ArticulateModule
 
 __all__ = ["ContourHeatmapModule", "KeypointSource"]
@@ -56,6 +54,16 @@ class KeypointSource(Protocol):
 
     def train_keypoints_input(self) -> np.ndarray: ...
 
+
+@runtime_checkable
+class KeypointNetwork(Protocol):
+    """A heatmap network: images ``[B, 1, H, W]`` -> heatmaps ``[B, num_keypoints, h, w]``."""
+
+    num_keypoints: int
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor: ...
+
+
 _NAMES = ("model", "mean_shape", "edge_tracer")
 
 
@@ -63,12 +71,15 @@ class ContourHeatmapModule(ArticulateModule):
     """Heatmap keypoint model for tongue contours.
 
     Args:
-        network: heatmap network (``HeatmapUNet``); ``num_keypoints`` must match the data's bodyparts.
+        network: heatmap network (:class:`KeypointNetwork`, e.g. ``HeatmapUNet``); ``num_keypoints`` must match
+            the data's bodyparts.
         tongue_points: leading keypoints that form the contour (11 for DLC's ultrasound model).
         sigma: Gaussian target width (heatmap px).
         fg_weight: extra weight of pixels near the peak in the heatmap loss.
-        coord_weight: weight of the soft-argmax coordinate L1 loss (0 = off); ``coord_beta`` its softmax sharpness.
-        lr, weight_decay, warmup_steps: AdamW with linear warm-up then cosine decay over the trainer's max_steps.
+        lambdas, losses: the weights of the loss terms by name and extra ``LossTerms`` components (module docstring).
+        optimizer, lr_scheduler: ``OptimizerCallable`` (AdamW in the config) and ``LRSchedulerCallable``
+            (``articulate.optim.WarmupCosineLR`` in the config: linear warm-up, then half a cosine to 0 at
+            ``trainer.max_steps``), stepped once per optimizer step.
         threshold: mean tongue-point confidence from which a frame counts as "tongue found".
         decoder_smooth: Gaussian smoothing (heatmap px) before decoding.
         edge_tracer: the classical baseline scored at test (None = skip it).
@@ -76,17 +87,22 @@ class ContourHeatmapModule(ArticulateModule):
 
     direction = "uti2contour"
     inference_class = "articulate.contour.tracker.ContourTracker"
+    builtin_terms = ("loss_heatmap",)
 
     def __init__(self, network: nn.Module, tongue_points: int = 11, sigma: float = 2.0, fg_weight: float = 0.0,
-                 coord_weight: float = 0.0, coord_beta: float = 20.0, lr: float = 2e-3, weight_decay: float = 1e-4,
-                 warmup_steps: int = 100, threshold: float = 0.3, decoder_smooth: float = 1.0,
-                 edge_tracer: EdgeTracer | None = None):
+                 lambdas: dict[str, float] | None = None, losses: list[LossTerms] | None = None,
+                 optimizer: OptimizerCallable | None = None, lr_scheduler: LRSchedulerCallable | None = None,
+                 threshold: float = 0.3, decoder_smooth: float = 1.0, edge_tracer: EdgeTracer | None = None):
         super().__init__()
         self.save_config()
+        if not isinstance(network, KeypointNetwork):
+            raise ValueError(f"ContourHeatmapModule: the network ({type(network).__name__}) must say its num_keypoints")
         self.network = network
         self.tongue_points, self.sigma = int(tongue_points), float(sigma)
-        self.edge_tracer = edge_tracer if edge_tracer is not None else None
-        self.register_buffer("mean_shape", torch.full((getattr(network, "num_keypoints", 1), 2), float("nan")))
+        self.init_losses(lambdas, losses)
+        self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
+        self.edge_tracer = edge_tracer
+        self.register_buffer("mean_shape", torch.full((network.num_keypoints, 2), float("nan")))
         self.input_size: tuple[int, int] | None = None
         self.keypoint_names: list[str] | None = None
         self.probe = "bottom"
@@ -100,7 +116,7 @@ class ContourHeatmapModule(ArticulateModule):
             return
         dm.setup(stage)
         k = len(dm.keypoint_names)
-        if getattr(self.network, "num_keypoints", k) != k:
+        if self.network.num_keypoints != k:
             raise ValueError(f"network predicts {self.network.num_keypoints} keypoints, the data has {k} "
                              f"({', '.join(dm.keypoint_names)}): set model.init_args.network.init_args.num_keypoints")
         self.input_size, self.keypoint_names, self.probe = tuple(dm.input_size), list(dm.keypoint_names), dm.probe
@@ -117,26 +133,18 @@ class ContourHeatmapModule(ArticulateModule):
     def _stride(self, image: torch.Tensor, heat: torch.Tensor) -> int:
         return image.shape[-2] // heat.shape[-2]
 
-    def loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss, heatmaps) for a batch; missing keypoints (``valid`` False) carry zero weight."""
+    def loss(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
+        """The weighted sum of the loss terms of a batch, each logged (missing keypoints carry zero weight)."""
         image, kp, valid = batch["image"], batch["keypoints"].float(), batch["valid"]
         heat = self.network(image)
         stride = self._stride(image, heat)
         target = gaussian_targets(kp, heat.shape[-2:], stride, self.sigma)
-        w = valid.to(heat.dtype)
-        loss = masked_heatmap_loss(heat, target, w, self.hparams.fg_weight)
-        if self.hparams.coord_weight > 0:
-            uv = soft_argmax(heat, self.hparams.coord_beta)
-            tgt = torch.nan_to_num(to_heatmap_coords(kp, stride))
-            per = (uv - tgt).abs().sum(-1)
-            loss = loss + self.hparams.coord_weight * (per * w).sum() / w.sum().clamp_min(1.0)
-        return loss, heat
+        terms = {"loss_heatmap": masked_heatmap_loss(heat, target, valid.to(heat.dtype), self.hparams.fg_weight)}
+        context = {"heatmaps": heat, "targets": target, "keypoints": kp, "valid": valid, "stride": stride, "image": image}
+        return self.objective(self.add_terms(terms, context), stage, image.shape[0], prog_bar=("loss",))
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss, _ = self.loss(batch)
-        self.check_finite(loss=loss)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
-        return loss
+        return self.loss(batch, "train")
 
     # ------------------------------------------------------------------ evaluation
     def _metric(self, name: str) -> ContourMSD:
@@ -153,9 +161,8 @@ class ContourHeatmapModule(ArticulateModule):
         return apply_affine(kp.double(), inv), conf
 
     def _eval(self, batch: dict[str, Any], stage: str) -> dict[str, Any]:
-        loss, _ = self.loss(batch)
+        self.loss(batch, stage)
         b = batch["image"].shape[0]
-        self.log(f"{stage}/loss", loss, batch_size=b, sync_dist=True)
         kp, conf = self.predict_keypoints(batch)
         ref, idx, mm = batch["orig_keypoints"].double(), batch["sample_index"], batch["mm_per_pixel"]
         self._metric(f"{stage}/model").update(kp, ref, sample_index=idx, pred_confidence=conf, mm_per_pixel=mm)
@@ -237,25 +244,10 @@ class ContourHeatmapModule(ArticulateModule):
         self.test_results = self._log_stage("test")
 
     # ------------------------------------------------------------------ optimisation
-    def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.network.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        total = self.trainer.max_steps if self.trainer.max_steps and self.trainer.max_steps > 0 else None
-        if total is None:
-            try:
-                total = int(self.trainer.estimated_stepping_batches)
-            except Exception:  # noqa: BLE001 - unknown length: constant rate after warm-up
-                total = None
-        warm = max(1, int(self.hparams.warmup_steps))
-
-        def factor(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            if not total or total <= warm:
-                return 1.0
-            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warm) / (total - warm))))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+    def optimizer_groups(self) -> dict[str, tuple[Any, OptimizerCallable]]:
+        if self.optimizer is None:
+            raise ValueError("ContourHeatmapModule: no optimizer (model.init_args.optimizer)")
+        return {"network": (self.network.parameters(), self.optimizer)}
 
     # ------------------------------------------------------------------ checkpoint / inference
     def inference_init(self) -> dict[str, Any]:

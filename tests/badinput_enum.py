@@ -14,7 +14,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from articulate.cli.options import OptionSpec, Parser, spec_of
+from articulate.training.options import OptionSpec, Parser, spec_of
 
 # Required non-path values a command needs to get past argparse (everything else is derived from the parser).
 PLAIN_VALUES = {"metrics": "rmse", "direction": None}  # None: the first of the option's choices
@@ -102,12 +102,12 @@ def all_parsers_are_checked() -> list[str]:
             problems.append(f"{name}: {module} has no build_parser()")
             continue
         if not isinstance(mod.build_parser(), Parser):
-            problems.append(f"{name}: build_parser() is not an articulate.cli.options.Parser")
+            problems.append(f"{name}: build_parser() is not an articulate.training.options.Parser")
     for level in levels():
         for a in level.actions():
             if a.type in (int, float) or (spec_of(a) is None and isinstance(a.default, (int, float))
                                           and not isinstance(a.default, bool)):
-                problems.append(f"{level.name} {flag(a)}: a number option not declared with articulate.cli.options")
+                problems.append(f"{level.name} {flag(a)}: a number option not declared with articulate.training.options")
     return problems
 
 

@@ -130,7 +130,7 @@ def _save_untrained(configs: list[Path], extra: list[str], dest: Path, input_sha
     """Build the model from configs as `articulate fit` would and save it untrained (no data read)."""
     import lightning as L
 
-    from articulate.cli.lightning_cli import ArticulateCLI
+    from articulate.training.lightning_cli import ArticulateCLI
 
     args = [a for c in configs for a in ("--config", str(c))] + ["--trainer.logger", "false", *extra]
     cli = ArticulateCLI(args=args, run=False)

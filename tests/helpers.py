@@ -18,22 +18,40 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def stack(direction: str, overlay: str | None = None) -> list[Path]:
     """The config files an overlay of ``configs/<direction>/`` is meant to be layered with, in the registry's
-    order (an overlay named like a preset is that preset; ``<variant>_<preset>`` is a variant's companion)."""
+    order: the stack that ends with it (a preset's last overlay, a variant, or a variant's overlay under a preset,
+    as the direction record names them)."""
     from articulate.directions import get_direction
 
     d = get_direction(direction)
     if overlay is None:
-        files = d.config_stack()
-    else:
-        name = overlay.removesuffix(".yaml")
-        preset = next((p for p, chain in d.presets.items() if chain and chain[-1] == name), None)
-        if preset is not None:
-            files = d.config_stack((), preset)
-        else:
-            companion = next((p for p in d.presets if name.endswith(f"_{p}")), None)
-            files = (d.config_stack([name[: -len(companion) - 1]], companion) if companion
-                     else d.config_stack([name]))
-    return [ROOT / f for f in files]
+        return [ROOT / f for f in d.config_stack()]
+    name = overlay.removesuffix(".yaml")
+    candidates = [((), p) for p in d.presets] + [((v,), None) for v in d.variants]
+    candidates += [((v,), p) for p, preset in d.presets.items() for v in preset.variants]
+    for variants, preset in candidates:
+        files = d.config_stack(variants, preset)
+        if files[-1] == d.overlay(name):
+            return [ROOT / f for f in files]
+    raise KeyError(f"{direction}: no stack of the registry ends with {overlay}")
+
+
+def config_value(path: str, *keys: str) -> Any:
+    """A value of a shipped config file (``configs/...``), e.g. ``config_value("configs/mri2audio.yaml", "model",
+    "init_args", "lambdas")``."""
+    node = yaml.safe_load((ROOT / path).read_text())
+    for key in keys:
+        node = node[key]
+    return node
+
+
+def config_callable(spec: dict[str, Any]):
+    """An optimizer or scheduler callable from its YAML form (``class_path`` + ``init_args``), as LightningCLI
+    builds it: the class with those arguments, waiting for the parameters (or the optimizer)."""
+    import functools
+    import importlib
+
+    module, _, name = spec["class_path"].rpartition(".")
+    return functools.partial(getattr(importlib.import_module(module), name), **(spec.get("init_args") or {}))
 
 
 def config_args(files: list[Path]) -> list[str]:
@@ -42,7 +60,7 @@ def config_args(files: list[Path]) -> list[str]:
 
 def fit_in_process(configs: list[Path], extra: list[str] = ()) -> Any:
     """``articulate fit`` in this process (single-threaded: tiny tensors); returns the CLI object."""
-    from articulate.cli.lightning_cli import ArticulateCLI
+    from articulate.training.lightning_cli import ArticulateCLI
 
     torch.set_num_threads(1)
     return ArticulateCLI(args=["fit", *config_args(configs), *extra])
@@ -71,8 +89,8 @@ def write_yaml(path: Path, content: dict[str, Any]) -> Path:
 # mri2audio: a 4-subject phantom (1 test, 1 validation, 2 training subjects: pairs need two) on a
 # 26 x 32 x 32 grid, and the paper's networks at toy width.
 
-MRI_TINY_DATA = {"phantom": {"subjects": 4}, "split": "loso", "fold": 0, "val_subjects": 1, "n_crops": 2,
-                 "eval_crops": 1, "size": 32, "batch_size": 2, "num_workers": 0}
+MRI_TINY_DATA = {"phantom": {"subjects": 4}, "split": {"kind": "loso", "val_subjects": 1}, "fold": 0,
+                 "crops": {"train": 2, "eval": 1}, "size": 32, "batch_size": 2, "num_workers": 0}
 MRI_TINY_NETS = {
     "translator": {"init_args": {"encoder_channels": [4, 8, 8, 16, 28], "decoder_channels": [8, 8, 4],
                                  "utterance_channels": 4, "subject_channels": 20}},

@@ -1,9 +1,12 @@
 """The layering rules, checked on the source: layers only point down.
 
-core (``articulate`` minus ``articulate.cli`` / ``articulate.experiments``) imports none of the framework
-layers (``lightning_modules``, ``datamodules``, ``callbacks``) nor the CLI; the framework layers never
-import the CLI (``articulate.cli``, ``articulate.experiments``). Every import counts, deferred ones
-inside functions included: a deferred import hides a cycle, it does not remove it.
+core (``articulate`` minus ``articulate.cli`` / ``articulate.experiments`` / ``articulate.training``) imports
+none of the framework layers (``lightning_modules``, ``datamodules``, ``callbacks``) nor the top; the framework
+layers never import the top (``articulate.cli``, ``articulate.experiments``, ``articulate.training``). Within
+the top, the commands (``articulate.cli``) use the reproduction and the bench (``articulate.experiments``) and
+both use ``articulate.training``; neither of those imports the commands, and ``training`` imports neither.
+Every import counts, deferred ones inside functions included: a deferred import hides a cycle, it does not
+remove it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMEWORK = ("lightning_modules", "datamodules", "callbacks")
-TOP = ("articulate.cli", "articulate.experiments")
+TOP = ("articulate.cli", "articulate.experiments", "articulate.training")
 
 
 def imports_of(path: Path) -> list[tuple[int, str]]:
@@ -56,7 +59,13 @@ def violations(files: list[Path], forbidden: set[str]) -> list[str]:
 
 
 def core_files() -> list[Path]:
-    return [p for p in (ROOT / "articulate").rglob("*.py") if p.relative_to(ROOT / "articulate").parts[0] not in ("cli", "experiments")]
+    return [p for p in (ROOT / "articulate").rglob("*.py")
+            if p.relative_to(ROOT / "articulate").parts[0] not in ("cli", "experiments", "training")]
+
+
+def imports_into(files: list[Path], package: str) -> list[str]:
+    return [f"{f.relative_to(ROOT)}:{line} imports {mod}" for f in files for line, mod in imports_of(f)
+            if mod == package or mod.startswith(package + ".")]
 
 
 def framework_files() -> list[Path]:
@@ -69,6 +78,13 @@ def test_core_imports_neither_framework_nor_cli():
 
 def test_framework_layers_never_import_the_cli():
     assert violations(framework_files(), {"cli"}) == []
+
+
+def test_the_reproduction_and_training_never_import_the_commands():
+    experiments = list((ROOT / "articulate" / "experiments").rglob("*.py"))
+    training = list((ROOT / "articulate" / "training").rglob("*.py"))
+    assert imports_into(experiments + training, "articulate.cli") == []
+    assert imports_into(training, "articulate.experiments") == []
 
 
 @pytest.mark.parametrize("source, expected", [
@@ -87,6 +103,6 @@ def test_the_check_catches_upward_imports(tmp_path, monkeypatch, source, expecte
 
 def test_no_python_file_over_500_lines():
     files = [*core_files(), *framework_files(), *(ROOT / "articulate" / "cli").rglob("*.py"),
-             *(ROOT / "articulate" / "experiments").rglob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "tools").rglob("*.py")]
+             *(ROOT / "articulate" / "experiments").rglob("*.py"), *(ROOT / "articulate" / "training").rglob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "tools").rglob("*.py")]
     big = {str(p.relative_to(ROOT)): n for p in files if (n := len(p.read_text().splitlines())) > 500}
     assert big == {}

@@ -45,7 +45,7 @@ def _loaders(inputs, out):
 @pytest.fixture
 def nothing_built(monkeypatch, tmp_path, tiny_checkpoints):
     """Records any attempt of LightningCLI to build the model/data/trainer; works in an empty folder."""
-    from articulate.cli.lightning_cli import ArticulateCLI
+    from articulate.training.lightning_cli import ArticulateCLI
 
     # built (by LightningCLI) before LightningCLI is watched
     assert tiny_checkpoints.mri2audio.is_file() and tiny_checkpoints.wav2uti.is_file()

@@ -49,7 +49,8 @@ def test_parse_errors_are_one_line(work, capfd):
     (work / "broken.yaml").write_text("trainer:\n  max_epochs: [1, 2\nmodel: {}\n")
     (work / "list.yaml").write_text("- trainer\n- model\n")
     cases = [
-        (MRI2AUDIO + ["--model.init_args.beta", "abc"], "model / beta:", "Expected a <class 'float'>. Got value: abc"),
+        (MRI2AUDIO + ["--model.init_args.lambdas.loss_kl", "abc"], "model / lambdas:",
+         "Expected a <class 'float'>. Got value: abc"),
         (MRI2AUDIO + ["--trainer.max_epochs", "many"], "trainer.max_epochs: Expected a <class 'int'>", "many"),
         (MRI2AUDIO + ["--trainer.no_such_option", "3"], "unrecognized arguments: --trainer.no_such_option 3"),
         (MRI2AUDIO + ["--model.class_path", "lightning_modules.retired.Model"], "lightning_modules.retired.Model"),

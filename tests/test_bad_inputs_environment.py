@@ -33,8 +33,8 @@ def test_pyproject_ships_every_config_folder():
 def test_train_finds_the_packaged_configs_from_any_folder(direction, tmp_path, monkeypatch):
     """`articulate train <direction>` from a folder without configs/: the stack resolves to the project's files and
     LightningCLI builds the model and the data module from them."""
-    from articulate.cli.lightning_cli import ArticulateCLI
     from articulate.cli.train import fit_args
+    from articulate.training.lightning_cli import ArticulateCLI
 
     monkeypatch.chdir(tmp_path)
     args = fit_args(direction, "quick")
@@ -88,9 +88,9 @@ def test_every_float_of_every_config_must_be_finite(direction):
     """Enumerated: each float of the parsed config set to NaN and to infinity is refused, naming its key."""
     from jsonargparse import Namespace
 
-    from articulate.cli.lightning_cli import ArticulateCLI, check_config_numbers
     from articulate.cli.train import fit_args
     from articulate.errors import InputError
+    from articulate.training.lightning_cli import ArticulateCLI, check_config_numbers
 
     cli = ArticulateCLI(args=[*fit_args(direction.name, "quick"), "--trainer.logger=false"], run=False)
     section = cli.config
@@ -111,14 +111,14 @@ def test_a_non_finite_config_value_is_refused_before_building(value, tmp_path, c
     line (jsonargparse itself refuses the text nan/inf for a float)."""
     monkeypatch.chdir(tmp_path)
     if value.startswith((".", "-.")):
-        (tmp_path / "x.yaml").write_text(f"model:\n  init_args:\n    beta: {value}\n")
+        (tmp_path / "x.yaml").write_text(f"model:\n  init_args:\n    lambdas: {{loss_rec: 1.0, loss_kl: {value}, loss_adv: 0.5}}\n")
         res = run(capfd, "fit", "--config", CONFIGS / "mri2audio.yaml", "--config", tmp_path / "x.yaml",
                   "--trainer.logger", "false")
-        assert_refused(res, "fit", "--model.init_args.beta must be a finite number")
+        assert_refused(res, "fit", "--model.init_args.lambdas.loss_kl must be a finite number")
     else:
         res = run(capfd, "fit", "--config", CONFIGS / "mri2audio.yaml", "--trainer.logger", "false",
-                  f"--model.init_args.beta={value}")
-        assert_refused(res, "fit", "model / beta", f"Got value: {value}")
+                  f"--model.init_args.lambdas.loss_kl={value}")
+        assert_refused(res, "fit", "model / lambdas", f"Got value: {value}")
     assert listing(tmp_path) <= {"x.yaml"}
 
 

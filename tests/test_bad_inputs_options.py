@@ -39,7 +39,7 @@ def nothing_loaded(monkeypatch):
 
 
 def test_every_option_is_declared():
-    """Every tool builds its parser with articulate.cli.options (its checks run on every option), and no number
+    """Every tool builds its parser with articulate.training.options (its checks run on every option), and no number
     option bypasses them (a plain ``type=int``/``type=float`` would let ``nan`` or ``-5`` through)."""
     assert all_parsers_are_checked() == []
     # the enumeration reaches every command and sub-command

@@ -189,7 +189,7 @@ def test_a_gpu_variant_trains_and_infers_on_cpu():
 
     v = Variant("bf16+channels_last", precision="bf16-mixed", channels_last=True)
     configs = ["configs/mri2audio.yaml", "configs/mri2audio/quick.yaml"]
-    over = ["--data.init_args.phantom={subjects: 12}", "--data.init_args.n_crops=4", "--data.init_args.batch_size=2"]
+    over = ["--data.init_args.phantom={subjects: 12}", "--data.init_args.crops.train=4", "--data.init_args.batch_size=2"]
     res, _ = bench.training_throughput(configs, over, steps=2, warmup=1, device="cpu", variant=v)
     assert res["variant"] == v.name and res["steps_timed"] == 2 and res["batches_per_second"] > 0
     assert 0.0 <= res["sys_share"] <= 1.0 and res["cpu_seconds_per_batch"] > 0
@@ -230,7 +230,7 @@ def test_flops_on_meta_equal_flops_on_cpu_and_per_second_arithmetic():
 
 
 def _configure_in_subprocess(env: dict) -> dict:
-    code = "import json, os; from articulate.cli.runtime import configure; r = configure(); " \
+    code = "import json, os; from articulate.training.runtime import configure; r = configure(); " \
            "print(json.dumps({**r, 'omp': os.environ.get('OMP_WAIT_POLICY')}))"
     full = {k: v for k, v in os.environ.items()
             if k not in ("OMP_WAIT_POLICY", "ARTICULATE_MALLOC", "THP_MEM_ALLOC_ENABLE")}
@@ -254,7 +254,7 @@ def test_the_cli_entry_point_applies_the_runtime_settings(monkeypatch):
     from articulate.cli import main as cli_main
 
     called = []
-    monkeypatch.setattr("articulate.cli.runtime.configure", lambda: called.append(1) or {})
+    monkeypatch.setattr("articulate.training.runtime.configure", lambda: called.append(1) or {})
     assert cli_main.main(["--help"]) == 0 and called == [1]
 
 

@@ -187,24 +187,16 @@ def test_lean_block_with_and_without_pool_and_chunk_sizes():
             conv.weight.grad = conv.bias.grad = None
 
 
-@pytest.mark.parametrize("norm", ["batch", "instance", "group"])
-def test_translator_norms_and_input_norm_match_a_plain_formulation(norm):
-    """conv -> norm -> ReLU -> pool per hidden layer, the input standardised per sequence when asked."""
+def test_translator_matches_a_plain_formulation():
+    """conv -> ReLU -> pool per hidden layer (computed as conv -> pool -> ReLU), time pooled while frames are left."""
     torch.manual_seed(0)
     f = HeterogeneousTranslator(encoder_channels=[8, 8, 12], decoder_channels=[8, 8], utterance_channels=2,
-                                subject_channels=8, latent_size=4, norm=norm, input_norm="sequence").double().train()
+                                subject_channels=8, latent_size=4).double().train()
     x = torch.rand(2, 1, 6, 16, 16, dtype=torch.float64) * 3 + 1
-    h = (x - x.mean((2, 3, 4), keepdim=True)) / (x.std((2, 3, 4), keepdim=True) + 1e-5)
+    h = x
     for i, conv in enumerate(f.encoder):
         h = F.conv3d(h, conv.weight, conv.bias, padding=1)
         if i < len(f.encoder) - 1:
-            n = f.norms[i]
-            if norm == "batch":
-                h = F.batch_norm(h, None, None, n.weight, n.bias, training=True)
-            elif norm == "instance":
-                h = F.instance_norm(h, weight=n.weight, bias=n.bias)
-            else:
-                h = F.group_norm(h, n.num_groups, n.weight, n.bias)
             h = F.relu(h)
         ks = 2 if min(h.shape[-2:]) // 2 >= 4 else 1
         h = F.max_pool3d(h, (2 if h.shape[2] >= 2 else 1, ks, ks))
@@ -212,8 +204,6 @@ def test_translator_norms_and_input_norm_match_a_plain_formulation(norm):
     mu, _, s = f.encode(x)
     torch.testing.assert_close(mu, h[:, :2])
     torch.testing.assert_close(s, h[:, 4:])
-    with pytest.raises(ValueError, match="norm"):
-        HeterogeneousTranslator(norm="layer")
 
 
 def test_attention_init_options():
@@ -237,55 +227,11 @@ def test_attention_init_options():
         ResidualAttention(init_mask=1.5)
 
 
-def test_attention_closed_noise_fills_closed_pixels_with_their_own_statistics():
-    """closed="noise": x' = a x + (1 - a) e; e = the pixel's temporal mean in eval, mean + std * N(0, 1) in training."""
+def test_attention_dims_closed_pixels_towards_black():
+    """x' = a x (the paper): what F sees is the mask times the frame."""
     torch.manual_seed(0)
-    x = torch.rand(2, 1, 1600, 16, 16) * torch.linspace(0, 1, 16).view(1, 1, 1, 1, 16)  # std grows along W
-    a = ResidualAttention(channels=(4, 8), closed="noise").eval()
-    xp, m = a(x)
-    mean = x.mean(dim=2, keepdim=True)
-    torch.testing.assert_close(xp, m * x + (1 - m) * mean)
-    with torch.no_grad():  # a closed mask everywhere: F sees only the fill
-        a.head.weight.zero_()
-        a.head.bias.fill_(-30.0)
-    a.train()
-    fill, _ = a(x)
-    torch.testing.assert_close(fill.mean(dim=2), x.mean(dim=2), atol=0.04, rtol=0)  # 5 s.e.
-    torch.testing.assert_close(fill.std(dim=2), x.std(dim=2), atol=0.03, rtol=0.1)
-    # the fill is fresh noise: it does not follow the frames it replaces
-    r = torch.corrcoef(torch.stack([fill[0, 0, :, 8, 12], x[0, 0, :, 8, 12]]))[0, 1]
-    assert abs(float(r)) < 0.2
+    x = torch.rand(2, 1, 5, 16, 16)
     dark = ResidualAttention(channels=(4, 8)).eval()
     xd, md = dark(x)
     torch.testing.assert_close(xd, md * x)
-    with pytest.raises(ValueError, match="closed"):
-        ResidualAttention(closed="blur")
 
-
-def test_translator_init_logvar_sets_the_utterance_noise():
-    torch.manual_seed(0)
-    x = torch.rand(2, 1, 26, 64, 64)
-    f = HeterogeneousTranslator(init_logvar=-6.0)
-    out = f(x)
-    torch.testing.assert_close(out.logvar, torch.full_like(out.logvar, -6.0))
-    assert float(out.mu.std()) > 0.1  # the means still read the input
-    with pytest.raises(ValueError, match="init_logvar"):
-        HeterogeneousTranslator(init_logvar=-20.0)
-
-
-def test_translator_time_axis_keeps_time_in_the_latent():
-    """time_axis: latent column j (-> mel frames around j) reads the MRI frames around the same moment; the paper's
-    time-collapsed latent reads every frame in every column."""
-    torch.manual_seed(0)
-    x = torch.rand(1, 1, 26, 64, 64, requires_grad=True)
-    reads = {}
-    for ta in (False, True):
-        torch.manual_seed(1)
-        f = HeterogeneousTranslator(time_axis=ta)
-        mu, _, _ = f.encode(x)
-        assert mu.shape == (1, 14, 4, 4)
-        (g,) = torch.autograd.grad(mu[..., 0].sum(), x)
-        reads[ta] = g.abs().sum(dim=(0, 1, 3, 4))  # [26]: how much the first column reads each frame
-    assert bool((reads[False] > 0).all())
-    assert bool((reads[True][:4] > 0).all()) and bool((reads[True][-3:] == 0).all())
-    assert HeterogeneousTranslator(time_axis=True)(x.detach()).mel.shape == (1, 1, 64, 64)

@@ -51,3 +51,18 @@ def test_make_help_lists_targets(target):
     assert proc.returncode == 0
     for t in ["test", "train-mri2audio", "train-wav2uti", "phantom", "bench", "reproduce-mri2audio", "reproduce-wav2uti", "install"]:
         assert f"make {t}" in proc.stdout
+
+
+@pytest.mark.parametrize("val_subjects, monitor", [(0, "train/loss"), (1, "val/corr2d")])
+def test_without_validation_data_the_checkpoint_monitors_the_training_loss(tmp_path, capsys, val_subjects, monitor):
+    """The DataModule's ``has_validation`` decides; nothing is ever selected on the test split."""
+    from helpers import config_args, mri_tiny_overlay, stack
+
+    from articulate.training.lightning_cli import ArticulateCLI
+
+    overlay = mri_tiny_overlay(tmp_path / "tiny.yaml")
+    cli = ArticulateCLI(args=[*config_args([*stack("mri2audio"), overlay]), f"--data.init_args.split.val_subjects={val_subjects}",
+                              "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}"], run=False)
+    assert cli.trainer.checkpoint_callback.monitor == monitor
+    assert cli.trainer.checkpoint_callback.mode == ("min" if val_subjects == 0 else "max")
+    assert ("no validation data" in capsys.readouterr().err) == (val_subjects == 0)

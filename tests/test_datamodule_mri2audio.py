@@ -21,7 +21,7 @@ from articulate.errors import InputError
 from articulate.readers.audio import read_audio, write_audio
 from articulate.readers.mri import write_mri
 from articulate.signal.mel import MelConfig, mel_librosa, power_to_unit
-from datamodules.mri2audio import EpochSampler, MRI2AudioDataModule, crop_starts, prepare_mri
+from datamodules.mri2audio import Crops, EpochSampler, MRI2AudioDataModule, SubjectSplit, crop_starts, prepare_mri
 
 SR = 22050
 # subject -> (utterance, audio length); S6's audio is shorter than a crop.
@@ -50,8 +50,10 @@ def cohort(tmp_path_factory):
     return root
 
 
-def make_dm(cohort, **kw) -> MRI2AudioDataModule:
-    args = dict(data_dir=str(cohort), n_crops=3, batch_size=4, num_workers=0, val_subjects=1)
+def make_dm(cohort, split: dict | None = None, crops: dict | None = None, **kw) -> MRI2AudioDataModule:
+    """3 training crops per recording, 1 validation subject, unless ``split`` / ``crops`` say otherwise."""
+    args = dict(data_dir=str(cohort), batch_size=4, num_workers=0, split=SubjectSplit(**{"val_subjects": 1, **(split or {})}),
+                crops=Crops(**{"train": 3, **(crops or {})}))
     args.update(kw)
     dm = MRI2AudioDataModule(**args)
     dm.prepare_data()
@@ -119,7 +121,7 @@ def test_crops_differ_between_epochs_and_are_reproducible(cohort):
 
 
 def test_epoch_sampler_shards_across_ranks(cohort):
-    ds = make_dm(cohort, n_crops=5).dataset("train")  # 4 training recordings x 5 = 20 items
+    ds = make_dm(cohort, crops={"train": 5}).dataset("train")  # 4 training recordings x 5 = 20 items
     shards = []
     for rank in range(3):
         sampler = EpochSampler(ds, seed=0, num_replicas=3, rank=rank)
@@ -133,7 +135,7 @@ def test_epoch_sampler_shards_across_ranks(cohort):
 
 def test_short_audio_is_zero_padded_with_one_warning(cohort, caplog):
     with caplog.at_level(logging.WARNING, logger="datamodules.mri2audio"):
-        dm = make_dm(cohort, split="loso", fold=5)  # S6 (short) is the test subject
+        dm = make_dm(cohort, split={"kind": "loso"}, fold=5)  # S6 (short) is the test subject
     assert sum("zero-padded" in r.getMessage() for r in caplog.records) == 1
     rec = next(r for r in dm.recordings if r.subject == "S6")
     assert rec.n_samples == 15000 and len(rec.audio) == 21000 and not rec.audio[15000:].any()
@@ -161,12 +163,12 @@ def test_loso_folds_are_subject_disjoint_and_cover_every_subject(cohort):
 
 
 def test_kfold_split(cohort):
-    tests = [make_dm(cohort, split="kfold", k=3, fold=f, pairs=False).split_info.test_subjects for f in range(3)]
+    tests = [make_dm(cohort, split={"kind": "kfold", "k": 3}, fold=f, pairs=False).split_info.test_subjects for f in range(3)]
     assert sorted(s for t in tests for s in t) == sorted(COHORT) and all(len(t) == 2 for t in tests)
 
 
 def test_pairs_follow_the_rules(cohort):
-    dm = make_dm(cohort, n_crops=60, fold=0, val_subjects=0)  # train: S2-S6 (S2-S4 asouk, S5-S6 ageese)
+    dm = make_dm(cohort, crops={"train": 60}, fold=0, split={"val_subjects": 0})  # train: S2-S6 (S2-S4 asouk, S5-S6 ageese)
     items = epoch_items(dm, 0)
     subj = np.array([int(it["subject"]) for it in items])
     utt = np.array([int(it["utterance"]) for it in items])
@@ -188,7 +190,7 @@ def test_pairs_follow_the_rules(cohort):
 
 def test_pairs_without_a_same_utterance_partner_are_different(cohort):
     # fold 4 tests S5: S6 is the only ageese speaker left, so S6's partners must be asouk speakers.
-    dm = make_dm(cohort, n_crops=20, fold=4, val_subjects=0)
+    dm = make_dm(cohort, crops={"train": 20}, fold=4, split={"val_subjects": 0})
     s6 = dm.subjects.index("S6")
     items = [it for it in epoch_items(dm, 0) if int(it["subject"]) == s6]
     assert len(items) == 20 and not any(bool(it["same_utterance"]) for it in items)
@@ -197,9 +199,9 @@ def test_pairs_without_a_same_utterance_partner_are_different(cohort):
 def test_eval_crops_are_fixed_and_evenly_spaced(cohort):
     assert crop_starts(24000, 21000, 1) == [1500]
     assert crop_starts(24000, 21000, 3) == [0, 1500, 3000]
-    dm = make_dm(cohort, eval_crops=3, fold=2)  # S3 tests: 24,100 samples
+    dm = make_dm(cohort, crops={"eval": 3}, fold=2)  # S3 tests: 24,100 samples
     starts = [int(dm.dataset("test")[i]["crop_start"]) for i in range(3)]
-    assert starts == [0, 1550, 3100] == [int(make_dm(cohort, eval_crops=3, fold=2).dataset("test")[i]["crop_start"]) for i in range(3)]
+    assert starts == [0, 1550, 3100] == [int(make_dm(cohort, crops={"eval": 3}, fold=2).dataset("test")[i]["crop_start"]) for i in range(3)]
     info = dm.item_info("test", 2)
     assert info["id"] == "S3/asouk" and info["crop_start"] == 3100 and info["n_samples"] == 24100
 
@@ -233,10 +235,10 @@ def test_bad_inputs_are_clear(cohort, tmp_path):
     empty.mkdir()
     with pytest.raises(InputError):
         MRI2AudioDataModule(data_dir=str(empty), num_workers=0).setup()
-    with pytest.raises(InputError, match="n_crops"):
-        MRI2AudioDataModule(n_crops=0)
+    with pytest.raises(InputError, match="crops.train"):
+        MRI2AudioDataModule(crops=Crops(train=0))
     with pytest.raises(InputError, match="split"):
-        MRI2AudioDataModule(split="random")  # type: ignore[arg-type]
+        MRI2AudioDataModule(split=SubjectSplit(kind="random"))  # type: ignore[arg-type]
 
 
 def test_mel_config_from_dict_and_train_mels(cohort):
@@ -250,8 +252,8 @@ def test_mel_config_from_dict_and_train_mels(cohort):
 
 
 def test_phantom_default(tmp_path):
-    dm = MRI2AudioDataModule(phantom={"subjects": 4, "workers": 1}, n_crops=2, batch_size=2, num_workers=0,
-                             val_subjects=1)
+    dm = MRI2AudioDataModule(phantom={"subjects": 4, "workers": 1}, crops=Crops(train=2), batch_size=2, num_workers=0,
+                             split=SubjectSplit(val_subjects=1))
     dm.prepare_data()
     dm.setup("fit")
     assert len(dm.recordings) == 4 and "(phantom)" in dm.describe()
@@ -262,7 +264,7 @@ def test_phantom_default(tmp_path):
 def test_crop_window_reads_the_mri_at_the_crops_time(cohort):
     """``mri_window: crop``: frame j of an item is the recording's sequence read at the time of the j-th of
     26 equal windows of the crop (np.interp per pixel as the reference); ``mri_span`` names the samples."""
-    whole, crop = make_dm(cohort, pairs=False), make_dm(cohort, pairs=False, mri_window="crop")
+    whole, crop = make_dm(cohort, pairs=False), make_dm(cohort, pairs=False, crops={"mri_window": "crop"})
     for split, key in (("train", (0, 5)), ("test", 0)):
         item, plain = crop.dataset(split)[key], whole.dataset(split)[key]
         index = item["sample_index"] // crop.n_crops if split == "train" else 0
@@ -275,15 +277,15 @@ def test_crop_window_reads_the_mri_at_the_crops_time(cohort):
         np.testing.assert_allclose(item["mri"][0, :, ::9, 7].numpy(), ref, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(item["mel"], plain["mel"])  # the audio side does not change
     with pytest.raises(InputError, match="mri_window"):
-        make_dm(cohort, mri_window="middle")
+        make_dm(cohort, crops={"mri_window": "middle"})
     assert "motion_region" not in whole.dataset("test")[0]  # no phantom ground truth beside these files
 
 
-def test_phantom_motion_regions_in_evaluation_batches_and_probe_items():
+def test_phantom_motion_regions_in_evaluation_batches_and_ridge_items():
     from articulate.phantom import motion_region
 
-    dm = MRI2AudioDataModule(phantom={"subjects": 4}, n_crops=2, batch_size=2, num_workers=0, val_subjects=1, size=32,
-                             eval_crops=2, mri_window="crop")
+    dm = MRI2AudioDataModule(phantom={"subjects": 4}, crops=Crops(train=2, eval=2, mri_window="crop"), batch_size=2,
+                             num_workers=0, split=SubjectSplit(val_subjects=1), size=32)
     dm.setup("fit")
     batch = next(iter(dm.test_dataloader()))
     rec = dm.recordings[dm.splits["test"][0]]
@@ -297,54 +299,20 @@ def test_phantom_motion_regions_in_evaluation_batches_and_probe_items():
     assert 0 < float(batch["motion_region"].mean()) < 0.5
     assert "motion_region" not in next(iter(dm.train_dataloader()))
     # probe items: windowed MRI, the crop's mel, each mel frame's place on the given frames
-    mri, mel, pos, subject = next(iter(dm.probe_items(crops_per_recording=2)))
+    mri, mel, pos, subject = next(iter(dm.ridge_items(crops_per_recording=2)))
     assert mri.shape == (26, 32, 32) and mel.shape == (64, 64) and subject in dm.subjects
     np.testing.assert_allclose(pos, np.arange(64) * 330 / 21000 * 26 - 0.5)  # frame j at j * hop into the crop
-    off = MRI2AudioDataModule(phantom={"subjects": 4}, n_crops=2, batch_size=2, num_workers=0, val_subjects=1, size=32,
-                              motion_regions=False)
+    off = MRI2AudioDataModule(phantom={"subjects": 4}, crops=Crops(train=2), batch_size=2, num_workers=0,
+                              split=SubjectSplit(val_subjects=1), size=32, motion_regions=False)
     off.setup("fit")
     assert "motion_region" not in off.dataset("test")[0]
-
-
-def test_rate_augmentation_stretches_image_and_sound_together(cohort):
-    """With ``augment_rate`` a training crop spans ``crop_samples * (1 +- rate)`` samples; its mel is that span's
-    mel read at 64 equally spaced frames and its MRI window covers the same span; 0 keeps the usual crops."""
-    import torch.nn.functional as F
-
-    kw = dict(data_dir=str(cohort), n_crops=6, batch_size=2, num_workers=0, val_subjects=1, size=32, mri_window="crop")
-    plain = MRI2AudioDataModule(**kw)
-    plain.setup("fit")
-    dm = MRI2AudioDataModule(**kw, augment_rate=0.2)
-    dm.setup("fit")
-    cfg, crop = dm.mel_config, dm.crop_samples
-    lengths = []
-    for i in range(len(dm.dataset("train"))):
-        item = dm.dataset("train")[i]
-        s0, s1 = (float(v) for v in item["mri_span"])
-        start, length = int(s0), int(s1 - s0)
-        lengths.append(length)
-        rec = dm.recordings[dm.splits["train"][i // 6]]
-        assert int(item["crop_start"]) == start and start + length <= len(rec.audio)
-        assert 0.8 * crop - 1 <= length <= 1.2 * crop + 1 and "audio" not in item
-        unit = torch.from_numpy(np.asarray(power_to_unit(mel_librosa(rec.audio[start:start + length], cfg), cfg))).float()
-        ref = F.interpolate(unit[None], size=cfg.frames(crop), mode="linear", align_corners=False)[0]
-        torch.testing.assert_close(item["mel"][0], ref, atol=2e-3, rtol=0)
-        window, _, span = dm.context.window(rec, start, length)
-        torch.testing.assert_close(item["mri"][0], window)
-        assert span == [s0, s1]
-        assert item["mel_pair"].shape == item["mel"].shape and item["mri_pair"].shape == item["mri"].shape
-    assert len(set(lengths)) > 3 and min(lengths) < crop  # both ways, as far as the recordings allow
-    assert "audio" in plain.dataset("train")[0] and int(plain.dataset("train")[0]["crop_start"]) >= 0
-    assert next(iter(dm.train_dataloader()))["mel"].shape == (2, 1, 64, 64)
-    with pytest.raises(InputError, match="augment_rate"):
-        MRI2AudioDataModule(data_dir=str(cohort), augment_rate=0.1, mri_window="recording")
 
 
 def test_motion_regions_all_reach_training_crops_and_their_partners():
     from articulate.phantom import motion_region
 
-    dm = MRI2AudioDataModule(phantom={"subjects": 4}, n_crops=2, batch_size=2, num_workers=0, val_subjects=1, size=32,
-                             mri_window="recording", motion_regions="all")
+    dm = MRI2AudioDataModule(phantom={"subjects": 4}, crops=Crops(train=2, mri_window="recording"), batch_size=2,
+                             num_workers=0, split=SubjectSplit(val_subjects=1), size=32, motion_regions="all")
     dm.setup("fit")
     train = dm.dataset("train")
     item = train[0]
@@ -353,8 +321,6 @@ def test_motion_regions_all_reach_training_crops_and_their_partners():
                                rtol=1e-6, atol=1e-7)
     assert item["motion_region_pair"].shape == item["mri_pair"].shape[1:]
     assert "motion_region" in next(iter(dm.test_dataloader()))
-    with pytest.raises(InputError, match="augment_shift"):
-        MRI2AudioDataModule(phantom={"subjects": 4}, motion_regions="all", augment_shift=2)
 
 
 class _Recorder:
@@ -392,8 +358,8 @@ def test_trainer_sets_the_epoch_of_the_crops(cohort, num_workers):
     import lightning.pytorch as pl
 
     def run(val_subjects):
-        dm = MRI2AudioDataModule(data_dir=str(cohort), n_crops=2, batch_size=4, num_workers=num_workers,
-                                 val_subjects=val_subjects, pairs=False)
+        dm = MRI2AudioDataModule(data_dir=str(cohort), crops=Crops(train=2), batch_size=4, num_workers=num_workers,
+                                 split=SubjectSplit(val_subjects=val_subjects), pairs=False)
         model = _Recorder.make()
         trainer = pl.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                              enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
@@ -417,7 +383,8 @@ def _ddp_main(data_dir: str, out_dir: str) -> None:
     import lightning.pytorch as pl
 
     torch.set_num_threads(1)
-    dm = MRI2AudioDataModule(data_dir=data_dir, n_crops=4, batch_size=2, num_workers=0, val_subjects=1, pairs=False)
+    dm = MRI2AudioDataModule(data_dir=data_dir, crops=Crops(train=4), batch_size=2, num_workers=0,
+                             split=SubjectSplit(val_subjects=1), pairs=False)
     model = _Recorder.make()
     trainer = pl.Trainer(max_epochs=2, accelerator="cpu", devices=2, strategy="ddp", logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
@@ -458,7 +425,7 @@ def test_speaker_dependent_split_of_one_subject(tmp_path):
         write_mri(tmp_path / "s1" / f"utt{u}.nii.gz", rng.uniform(0, 100, (20, 32, 32)).astype(np.float32))
     with pytest.raises(InputError, match="split: speaker_dependent"):
         make_dm(tmp_path, pairs=False)  # the default leave-one-subject-out split names the option
-    dm = make_dm(tmp_path, split="speaker_dependent", pairs=False, val_fraction=0.2, test_fraction=0.2, size=32)
+    dm = make_dm(tmp_path, split={"kind": "speaker_dependent", "val_fraction": 0.2, "test_fraction": 0.2}, pairs=False, size=32)
     s = dm.split_info
     assert (len(s.train), len(s.val), len(s.test)) == (3, 1, 1)
     assert not set(s.train) & set(s.test) and s.test_subjects == s.train_subjects == ["s1"]

@@ -22,8 +22,10 @@ def test_every_record_points_at_real_code_and_configs(d):
     from articulate.inference import Predictor
 
     assert (ROOT / d.config).is_file()
-    for chain in d.presets.values():
-        assert all((ROOT / d.overlay(p)).is_file() for p in chain)
+    named = d.overlays()  # presets, variants and a variant's overlays under a preset: the record names every file
+    assert all((ROOT / d.overlay(name)).is_file() for name in named)
+    folder = ROOT / "configs" / d.name
+    assert {p.stem for p in folder.glob("*.yaml")} == named
     for module_path, inference_path in d.inference.items():
         module_cls = import_class(module_path, prefixes=("",))
         assert module_cls.direction == d.name and module_cls.inference_class == inference_path
@@ -123,6 +125,17 @@ TOY_FILES = {
             print("toy tool", *argv)
             return 0
     """,
+    "toydir/repro.py": """
+        from articulate.experiments.reproduce import Plan, Reproduction
+
+        def add_arguments(parser):
+            parser.add_argument("--flavour", default="plain")
+
+        def plan(args, extra):
+            return Plan("toy", None, [], [], [0], list(range(args.seeds)), extra, f"toy table, {args.flavour}")
+
+        REPRODUCTION = Reproduction(add_arguments, plan)
+    """,
     "configs/toy.yaml": """
         trainer: {max_steps: 2, accelerator: cpu, logger: false, enable_progress_bar: false, enable_model_summary: false}
         model:
@@ -140,7 +153,7 @@ TOY = Direction(
     inference={"toydir.module.ToyModule": "toydir.inference.ToyPredictor"},
     tools={"toy-tool": ("toydir.tool", "a toy tool")},
     links=(Link("data.init_args.size", "model.init_args.size"), Link("data.init_args.size", "model.init_args.net.init_args.size")),
-    presets={}, packages=("toydir.",),
+    presets={}, packages=("toydir.",), reproduce="toydir.repro:REPRODUCTION",
 )
 
 
@@ -188,6 +201,26 @@ def test_a_toy_direction_is_a_plugin(toy, capsys):
     assert {p: p.stat().st_mtime for p in ROOT.rglob("*.py") if ".venv" not in p.parts} == before
 
 
+def test_the_reproduction_is_the_records_own(toy, monkeypatch, tmp_path, capsys):
+    """`articulate reproduce <direction>` takes the direction's options and plan from its record, nothing else."""
+    from articulate.cli.main import main
+    from articulate.experiments import reproduce as rp
+
+    seen = {}
+
+    def fake_reproduce(plan, out, extra_args=None, logger="csv"):
+        seen.update(plan=plan, extra=extra_args)
+        out.mkdir(parents=True)
+        (out / "table.md").write_text(plan.header)
+        return {"seconds": 0}
+
+    monkeypatch.setattr(rp, "reproduce", fake_reproduce)
+    assert main(["reproduce", "toy", "--flavour", "sweet", "--seeds", "2", "--out", str(tmp_path / "r"),
+                 "--trainer.max_steps=1"]) == 0
+    assert seen["plan"].header == "toy table, sweet" and seen["plan"].seeds == [0, 1]
+    assert seen["extra"] == ["--trainer.max_steps=1"] and "toy table, sweet" in capsys.readouterr().out
+
+
 def test_checkpoint_classes_outside_registered_packages_are_refused(toy):
     """A checkpoint may only name classes of the core or of a registered direction's packages."""
     from articulate.components import instantiate
@@ -205,3 +238,25 @@ def test_checkpoint_classes_outside_registered_packages_are_refused(toy):
 def test_unknown_direction_lists_the_known_ones():
     with pytest.raises(KeyError, match="mri2audio"):
         get_direction("nope")
+
+
+def test_a_real_data_preset_takes_the_data_folder_from_the_command_line(capsys):
+    """No folder of recordings is written in a config: the preset says what the command line must give."""
+    from articulate.cli.main import main
+
+    assert main(["train", "wav2uti", "--preset", "realdata_quick"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "realdata_quick preset needs --data.init_args.data_dir" in err[0]
+    preset = get_direction("wav2uti").presets["realdata_quick"]
+    assert preset.missing(["--data.data_dir=/data/videos"]) == preset.missing(["--data.init_args.data_dir", "/d"]) == []
+    assert "data_dir" not in (ROOT / "configs/wav2uti/realdata_quick.yaml").read_text().split("data:")[1]
+
+
+def test_stacks_name_only_what_the_record_names():
+    d = get_direction("mri2audio")
+    assert d.config_stack(["lip2audspec"], "quick") == ["configs/mri2audio.yaml", "configs/mri2audio/quick.yaml",
+                                                        "configs/mri2audio/lip2audspec.yaml",
+                                                        "configs/mri2audio/lip2audspec_quick.yaml"]
+    assert d.config_stack(["no_gan"], "quick")[-1] == "configs/mri2audio/no_gan.yaml"  # no companion named: none
+    with pytest.raises(KeyError, match="no variant 'lip2audspec_quick'"):
+        d.config_stack(["lip2audspec_quick"])

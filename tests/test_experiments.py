@@ -171,7 +171,7 @@ def test_bench_times_the_requested_batches_under_manual_optimisation():
     from articulate.experiments import bench
 
     configs = ["configs/mri2audio.yaml", "configs/mri2audio/quick.yaml"]
-    over = ["--data.init_args.phantom={subjects: 12}", "--data.init_args.n_crops=4", "--data.init_args.batch_size=2"]
+    over = ["--data.init_args.phantom={subjects: 12}", "--data.init_args.crops.train=4", "--data.init_args.batch_size=2"]
     res, _ = bench.training_throughput(configs, over, steps=2, warmup=1, device="cpu", variant=bench.variants("cpu")[0])
     assert res["steps_timed"] == 2 and res["batch_size"] == 2 and res["items_per_second"] > 0
 
@@ -279,7 +279,7 @@ def test_a_spec_without_folds_passes_no_fold_argument(tmp_path, monkeypatch):
         seen["args"] = args
         raise Stop
 
-    monkeypatch.setattr("articulate.cli.lightning_cli.ArticulateCLI", fake_cli)
+    monkeypatch.setattr("articulate.training.lightning_cli.ArticulateCLI", fake_cli)
     with pytest.raises(Stop):
         runner.run_one(RunSpec("uti2contour", "Tracker", ["c.yaml"], fold=None, seed=2), tmp_path)
     assert not any(a.startswith("--data.init_args.fold") for a in seen["args"]) and "--seed_everything=2" in seen["args"]

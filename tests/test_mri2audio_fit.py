@@ -89,8 +89,8 @@ def test_two_process_cpu_ddp_fit(tmp_path):
             "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.max_epochs", "1",
             "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
             "--trainer.num_sanity_val_steps", "0", "--trainer.default_root_dir", str(tmp_path),
-            "--data.init_args.phantom", "{subjects: 5}", "--data.init_args.val_subjects", "2",
-            "--data.init_args.n_crops", "4"]
+            "--data.init_args.phantom", "{subjects: 5}", "--data.init_args.split.val_subjects", "2",
+            "--data.init_args.crops.train", "4"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=580)
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -25,7 +25,7 @@ def untrained_checkpoint(tmp: Path, extra_yaml: str = TINY, configs: tuple[str, 
     """A checkpoint written as `articulate fit` writes one (hparams from the CLI), without training."""
     import lightning as L
 
-    from articulate.cli.lightning_cli import ArticulateCLI
+    from articulate.training.lightning_cli import ArticulateCLI
 
     override = tmp / "tiny.yaml"
     override.write_text(extra_yaml)

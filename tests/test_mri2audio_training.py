@@ -10,6 +10,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from helpers import config_callable, config_value
 from torch.utils.data import DataLoader, Dataset
 
 from articulate.networks.mri2audio.attention import ResidualAttention
@@ -19,9 +20,20 @@ from articulate.networks.mri2audio.losses import AdversarialLoss, PairwiseKL, Re
 from articulate.networks.mri2audio.translator import HeterogeneousTranslator
 from articulate.signal.mel import MelConfig
 from lightning_modules.lip2audspec import Lip2AudSpec
-from lightning_modules.mri2audio_translator import MRI2AudioTranslator
+from lightning_modules.mri2audio_translator import MRI2AudioTranslator, OracleMaskTranslator
 
 T, S, M = 4, 16, 16  # frames, frame size, mel size
+PAPER_LAMBDAS = config_value("configs/mri2audio.yaml", "model", "init_args", "lambdas")
+
+
+def paper_optimizers() -> dict:
+    """The optimizers of configs/mri2audio.yaml, as callables."""
+    specs = config_value("configs/mri2audio.yaml", "model", "init_args", "optimizers")
+    return {name: config_callable(spec) for name, spec in specs.items()}
+
+
+def recording(*names: str) -> dict:
+    return {name: functools.partial(RecordingSGD, name=name) for name in names}
 
 
 class FakePairs(Dataset):
@@ -95,12 +107,9 @@ def test_each_optimizer_steps_only_its_network_and_gradients_are_routed():
     f.sample_noise = lambda like: torch.full_like(like, 0.3)  # fixed eps to recompute the step below
     f0, a0, d0 = copy.deepcopy(f), copy.deepcopy(a), copy.deepcopy(d)
     RecordingSGD.log, RecordingSGD.nets = [], {"translator": f, "attention": a, "discriminator": d}
-    model = MRI2AudioTranslator(
-        f, a, d, pairwise_loss=PairwiseKL(), beta=0.5, adversarial_weight=0.5,
-        optimizer_translator=functools.partial(RecordingSGD, name="translator"),
-        optimizer_attention=functools.partial(RecordingSGD, name="attention"),
-        optimizer_discriminator=functools.partial(RecordingSGD, name="discriminator"),
-    )
+    assert PAPER_LAMBDAS == {"loss_rec": 1.0, "loss_kl": 0.5, "loss_adv": 0.5}  # the paper's beta and lambda
+    model = MRI2AudioTranslator(f, a, d, pairwise_loss=PairwiseKL(), lambdas=PAPER_LAMBDAS,
+                                optimizers=recording("translator", "attention", "discriminator"))
     batch = next(iter(DataLoader(FakePairs(4), batch_size=4)))
     trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0).fit(model, DataLoader(FakePairs(4), batch_size=4))
 
@@ -137,38 +146,6 @@ def test_each_optimizer_steps_only_its_network_and_gradients_are_routed():
     assert any(not torch.allclose(g1, g2) for g1, g2 in zip(g_a, g_a_total))
 
 
-@pytest.mark.parametrize("start", [0, 1])
-def test_mask_sparsity_reaches_a_only_and_equals_its_closed_form(start):
-    """A's gradient is L_rec's plus w * d mean(mask) / d theta_A from epoch ``mask_sparsity_start`` on (L_rec's alone
-    before it); F's gradient does not change."""
-    w = 3.0
-    f, a, d = tiny_networks()
-    f.sample_noise = lambda like: torch.full_like(like, 0.3)
-    f0, a0 = copy.deepcopy(f), copy.deepcopy(a)
-    RecordingSGD.log, RecordingSGD.nets = [], {"translator": f, "attention": a, "discriminator": d}
-    model = MRI2AudioTranslator(
-        f, a, d, pairwise_loss=PairwiseKL(), beta=0.5, adversarial_weight=0.5, mask_sparsity=w,
-        mask_sparsity_start=start,
-        optimizer_translator=functools.partial(RecordingSGD, name="translator"),
-        optimizer_attention=functools.partial(RecordingSGD, name="attention"),
-        optimizer_discriminator=functools.partial(RecordingSGD, name="discriminator"),
-    )
-    batch = next(iter(DataLoader(FakePairs(4), batch_size=4)))
-    trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0).fit(model, DataLoader(FakePairs(4), batch_size=4))
-    mri = torch.cat([batch["mri"], batch["mri_pair"]])
-    mel = torch.cat([batch["mel"], batch["mel_pair"]])
-    x, masks = a0(mri)
-    rec = ReconstructionLoss()(f0(x).mel, mel)
-    price = w * masks.mean() if start == 0 else 0.0  # one epoch (epoch 0) is trained
-    g_a = torch.autograd.grad(rec + price, list(a0.parameters()))
-    for g, got in zip(g_a, RecordingSGD.log[2][2]):
-        torch.testing.assert_close(got, g)
-    with pytest.raises(ValueError, match="mask_sparsity"):
-        MRI2AudioTranslator(*tiny_networks(), mask_sparsity=-1.0)
-    with pytest.raises(ValueError, match="mask_sparsity_start"):
-        MRI2AudioTranslator(*tiny_networks(), mask_sparsity=1.0, mask_sparsity_start=-1)
-
-
 def test_oracle_mask_feeds_f_the_region_masked_frames():
     """With ``oracle_mask`` F reads m * x, m = o outside the batch's motion region and 1 inside, in training (the
     pair partners with their own regions) and evaluation; without the region it says what is missing."""
@@ -186,8 +163,8 @@ def test_oracle_mask_feeds_f_the_region_masked_frames():
             item["motion_region_pair"] = (torch.rand(T, S, S, generator=g) > 0.7).float()
             return item
 
-    model = MRI2AudioTranslator(f, None, None, pairwise_loss=None, oracle_mask=o,
-                                optimizer_translator=functools.partial(RecordingSGD, name="translator"))
+    model = OracleMaskTranslator(f, None, None, pairwise_loss=None, oracle_mask=o, lambdas=PAPER_LAMBDAS,
+                                 optimizers=recording("translator"))
     batch = next(iter(DataLoader(WithRegions(4), batch_size=4)))
     trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0).fit(model, DataLoader(WithRegions(4), batch_size=4))
     mri = torch.cat([batch["mri"], batch["mri_pair"]])
@@ -202,13 +179,15 @@ def test_oracle_mask_feeds_f_the_region_masked_frames():
     with pytest.raises(ValueError, match="motion_region"):
         model(batch["mri"])
     with pytest.raises(ValueError, match="oracle_mask"):
-        MRI2AudioTranslator(*tiny_networks(), oracle_mask=0.2)  # with an A
+        OracleMaskTranslator(*tiny_networks(), oracle_mask=0.2)  # with an A
 
 
 @pytest.mark.parametrize("use_attention,use_discriminator", [(True, True), (False, True), (True, False), (False, False)])
-def test_optimizers_cover_their_networks_with_paper_defaults(use_attention, use_discriminator):
+def test_optimizers_cover_their_networks_with_paper_settings(use_attention, use_discriminator):
+    """The paper config's optimizers (configs/mri2audio.yaml), one per network the model has."""
     f, a, d = tiny_networks()
-    model = MRI2AudioTranslator(f, a if use_attention else None, d if use_discriminator else None)
+    model = MRI2AudioTranslator(f, a if use_attention else None, d if use_discriminator else None,
+                                optimizers=paper_optimizers())
     opts = model.configure_optimizers()
     expected = [("translator", f, 1e-3)]
     if use_attention:
@@ -239,31 +218,31 @@ class RateLog(torch.optim.SGD):
 
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
-def test_lr_schedule_follows_half_a_cosine_over_the_fits_batches(schedule):
-    """Batch k of n steps every optimizer at lr0 * (1 + cos(pi k / n)) / 2 ("cosine"), at lr0 ("constant");
-    n = epochs x batches, from the trainer."""
+def test_lr_scheduler_steps_every_optimizer_once_per_batch(schedule):
+    """With torch's CosineAnnealingLR over n = epochs x batches, batch k steps every optimizer at
+    lr0 * (1 + cos(pi k / n)) / 2; without a scheduler at lr0 (manual optimisation: the module steps it)."""
     f, a, d = tiny_networks()
     RateLog.rates = {}
     lr0 = {"translator": 0.01, "attention": 0.02, "discriminator": 0.005}
-    model = MRI2AudioTranslator(
-        f, a, d, lr_schedule=schedule,
-        **{f"optimizer_{k}": functools.partial(RateLog, name=k, lr=v) for k, v in lr0.items()},
-    )
     epochs, batches = 2, 3
-    trainer(max_epochs=epochs, limit_val_batches=0).fit(model, DataLoader(FakePairs(6), batch_size=2))
     n = epochs * batches
+    sched = functools.partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=n) if schedule == "cosine" else None
+    model = MRI2AudioTranslator(f, a, d, lambdas=PAPER_LAMBDAS, lr_scheduler=sched,
+                                optimizers={k: functools.partial(RateLog, name=k, lr=v) for k, v in lr0.items()})
+    trainer(max_epochs=epochs, limit_val_batches=0).fit(model, DataLoader(FakePairs(6), batch_size=2))
     for name, base in lr0.items():
         want = [base * (0.5 * (1 + np.cos(np.pi * k / n)) if schedule == "cosine" else 1.0) for k in range(n)]
         np.testing.assert_allclose(RateLog.rates[name], want, rtol=1e-12)
-    with pytest.raises(ValueError, match="lr_schedule"):
-        MRI2AudioTranslator(f, a, d, lr_schedule="linear")
+    with pytest.raises(ValueError, match="optimizers for"):
+        MRI2AudioTranslator(f, a, d, optimizers={"generator": functools.partial(torch.optim.SGD, lr=0.1)})
 
 
 @pytest.mark.parametrize("use_attention,use_discriminator,pairs", [(False, False, True), (True, False, False), (False, True, False)])
 def test_ablations_train(use_attention, use_discriminator, pairs):
     f, a, d = tiny_networks()
     before = params_of(f)
-    model = MRI2AudioTranslator(f, a if use_attention else None, d if use_discriminator else None, pairwise_loss=PairwiseKL())
+    model = MRI2AudioTranslator(f, a if use_attention else None, d if use_discriminator else None, pairwise_loss=PairwiseKL(),
+                                lambdas=PAPER_LAMBDAS, optimizers=paper_optimizers())
 
     class Unpaired(FakePairs):
         def __getitem__(self, i):
@@ -324,8 +303,9 @@ def test_checkpoint_metadata_roundtrip(tmp_path):
 
 
 def test_python_built_modules_keep_only_plain_hparams():
-    model = MRI2AudioTranslator(*tiny_networks(), beta=0.25)
-    assert model.hparams["beta"] == 0.25
+    model = MRI2AudioTranslator(*tiny_networks(), lambdas={"loss_rec": 1.0, "loss_kl": 0.25})
+    assert model.hparams["lambdas"] == {"loss_rec": 1.0, "loss_kl": 0.25}
+    assert model.hparams["evaluation"]["griffin_lim"] == "librosa"  # a dataclass of settings: as its YAML form
     assert not any(isinstance(v, torch.nn.Module) for v in model.hparams.values())
     base = Lip2AudSpec(Lip2AudSpecNet(image_size=(16, 16), conv_channels=(2,) * 7, lstm_hidden=4, dense=8))
     assert "network" not in base.hparams
@@ -335,8 +315,9 @@ def test_lip2audspec_module_trains_and_uses_its_optimizer():
     torch.manual_seed(0)
     net = Lip2AudSpecNet(image_size=(S, S), window=3, temporal_valid=(6,), conv_channels=(2, 2, 2, 4, 4, 4, 4),
                          lstm_hidden=8, dense=16, out_shape=(M, M))
-    model = Lip2AudSpec(net)
-    opt = model.configure_optimizers()
+    spec = config_value("configs/mri2audio/lip2audspec.yaml", "model", "init_args")
+    model = Lip2AudSpec(net, lambdas=spec["lambdas"], optimizer=config_callable(spec["optimizer"]))
+    (opt,) = model.configure_optimizers()
     assert isinstance(opt, torch.optim.Adam) and opt.param_groups[0]["lr"] == 1e-4
     before = params_of(net)
     ds = FakePairs(4)
@@ -362,13 +343,18 @@ class FakeData(L.LightningDataModule):
         yield {"mel": self.mels[3:], "utterance": self.utts[3:]}
 
 
-def test_fresh_fit_initialises_output_bias_from_training_mels():
+def test_fresh_fit_starts_the_frame_translator_from_the_training_mels():
+    """A translator with ``init_output_bias`` (the frame translator) starts from each band's mean training level."""
+    from articulate.networks.mri2audio.frame_translator import FrameTranslator
+
     _, a, d = tiny_networks()
-    f = HeterogeneousTranslator(encoder_channels=(4, 8), decoder_channels=(4,), utterance_channels=2, subject_channels=4,
-                                latent_size=4, output_bias=True)
-    model = MRI2AudioTranslator(f, a, d)
+    torch.manual_seed(0)
+    f = FrameTranslator(frame_channels=(4, 8), frame_grid=2, temporal_channels=8, utterance_channels=2, subject_channels=4,
+                        n_mels=M, n_frames=M)
+    model = MRI2AudioTranslator(f, a, d, lambdas=PAPER_LAMBDAS, optimizers=paper_optimizers())
     dm = FakeData()
     trainer(max_epochs=1, limit_train_batches=0, limit_val_batches=0).fit(model, datamodule=dm)
-    mean = dm.mels.mean(0).clamp(1e-3, 1 - 1e-3)
-    torch.testing.assert_close(f.output_bias.detach(), torch.log(mean / (1 - mean)))
+    band = dm.mels.mean(0).clamp(1e-3, 1 - 1e-3).reshape(M, -1).mean(1)
+    torch.testing.assert_close(f.mel_out.bias.detach(), torch.log(band / (1 - band)))
+    assert not f.mel_out.weight.detach().any()
     torch.testing.assert_close(model.baseline_prediction(torch.tensor([0]))[0], dm.mels[[0, 2]].mean(0))

@@ -34,7 +34,7 @@ def _direction(direction: str, tmp: Path) -> tuple[list[Path], list[str]]:
     """The configs and overrides of a tiny fit of ``direction``."""
     if direction == "mri2audio":
         configs = [*stack("mri2audio"), mri_tiny_overlay(tmp / "tiny.yaml", **quiet_trainer(tmp))]
-        extra = ["--data.init_args.n_crops=3"]  # 2 training subjects x 3 crops: 3 batches of 2
+        extra = ["--data.init_args.crops.train=3"]  # 2 training subjects x 3 crops: 3 batches of 2
     elif direction == "wav2uti":
         cohort = make_cohort(tmp / "cohort", speakers=3, utterances=2, seconds=0.5)
         configs = [*stack("wav2uti"), wav2uti_tiny_override(cohort, None, tmp)]

@@ -23,7 +23,7 @@ def run_test(data: Path, devices: int, out: Path | None = None) -> dict[str, flo
 
     from articulate.contour.baselines import EdgeTracer
     from articulate.networks.uti2contour import HeatmapUNet
-    from datamodules.uti2contour import ContourDataModule
+    from datamodules.uti2contour import ContourDataModule, HeldOutSpeakers
     from lightning_modules.uti2contour import ContourHeatmapModule
 
     torch.manual_seed(0)
@@ -32,8 +32,8 @@ def run_test(data: Path, devices: int, out: Path | None = None) -> dict[str, flo
         net.head.bias.fill_(0.4)
     model = ContourHeatmapModule(net, edge_tracer=EdgeTracer())
     # batch 1: every frame goes through the network alone, so ranks compute bit-identical rows
-    dm = ContourDataModule(str(data), input_size=(64, 80), batch_size=1, test_recordings=["rec00"],
-                           val_recordings=["rec01"], pixel_mm={"rec0": 0.5})
+    dm = ContourDataModule(str(data), input_size=(64, 80), batch_size=1,
+                           split=HeldOutSpeakers(test_recordings=["rec00"], val_recordings=["rec01"]), pixel_mm={"rec0": 0.5})
     trainer = pl.Trainer(accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto", logger=False,
                          enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
     trainer.test(model, datamodule=dm)

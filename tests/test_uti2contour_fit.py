@@ -67,9 +67,10 @@ def tiny_config(data: Path, tmp: Path) -> Path:
                     "callbacks": [{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
                                    "init_args": {"dirpath": str(tmp / "ckpt"), "monitor": "val/msd_px", "mode": "min",
                                                  "save_last": True}}]},
-        "model": {"init_args": {"warmup_steps": 2, "network": {"init_args": {"base_channels": 4, "depth": 2}}}},
+        "model": {"init_args": {"lr_scheduler": {"init_args": {"warmup_steps": 2}},
+                                "network": {"init_args": {"base_channels": 4, "depth": 2}}}},
         "data": {"init_args": {"data_dir": str(data), "input_size": [64, 80], "batch_size": 4, "num_workers": 0,
-                               "test_recordings": ["rec00"], "val_recordings": ["rec01"],
+                               "split": {"test_recordings": ["rec00"], "val_recordings": ["rec01"]},
                                "pixel_mm": {"rec0": 0.5}}},
     }
     path = tmp / "tiny.yaml"
@@ -79,7 +80,7 @@ def tiny_config(data: Path, tmp: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    from articulate.cli.lightning_cli import ArticulateCLI
+    from articulate.training.lightning_cli import ArticulateCLI
 
     tmp = tmp_path_factory.mktemp("uti2contour-fit")
     data = make_dlc_set(tmp / "labeled-data")
@@ -202,7 +203,7 @@ def test_track_contours_bad_input_one_line_exit_1_no_output(fitted, tmp_path):
 
 
 def test_split_holds_out_whole_speakers_per_family(tmp_path):
-    from datamodules.uti2contour import ContourDataModule, family_of
+    from datamodules.uti2contour import ContourDataModule, HeldOutSpeakers, family_of
 
     root = tmp_path / "ld"
     root.mkdir()
@@ -225,17 +226,17 @@ def test_split_holds_out_whole_speakers_per_family(tmp_path):
     mm = {r.name: r.mm_per_pixel for r in dm.recordings}
     assert mm["TaL_1to8003"] == 0.44 and mm["TaL_1to8012"] == 0.5 and np.isnan(mm["Ultrax_TD_001"])
     # a regex can make several folders one speaker: then they move together
-    dm2 = ContourDataModule(str(root), input_size=(32, 40), speaker_pattern=r"^(Ultrax)_TD", seed=0)
+    dm2 = ContourDataModule(str(root), input_size=(32, 40), split=HeldOutSpeakers(speaker_pattern=r"^(Ultrax)_TD"), seed=0)
     dm2.setup("fit")
     ux = {p for p, idx in dm2.parts.items() for i in idx if dm2.recordings[i].name.startswith("Ultrax")}
     assert len(ux) == 1
 
 
 def test_phantom_default_data_has_true_tongue_keypoints_on_the_echo():
-    from datamodules.uti2contour import ContourDataModule
+    from datamodules.uti2contour import ContourDataModule, PhantomFrames
 
     dm = ContourDataModule(None, input_size=(64, 80), phantom={"subjects": 3, "vowels": 1, "words": 0, "sentences": 0},
-                           phantom_frame_step=10, phantom_size=(60, 80), probe="bottom")
+                           phantom_frames=PhantomFrames(step=10, size=(60, 80)), probe="bottom")
     dm.setup("fit")
     assert len({r.speaker for r in dm.recordings}) == 3 and all(dm.parts[p] for p in ("train", "val", "test"))
     rec = dm.recordings[0]

@@ -201,7 +201,7 @@ def test_synthesize_cascade_base_then_super_resolution(trained, tmp_path, capsys
 def test_command_line_model_options_win_over_the_checkpoints_hyperparameters(trained, tmp_path, monkeypatch):
     """LightningCLI puts a checkpoint's hyperparameters over the config; an option the user types (a sampling
     setting to try on a trained model) must still take effect, the rest coming from the checkpoint."""
-    from articulate.cli.lightning_cli import ArticulateCLI
+    from articulate.training.lightning_cli import ArticulateCLI
 
     monkeypatch.setattr(ArticulateCLI, "_run_subcommand", lambda self, sub: None)  # build, do not test
     ckpt, cohort = trained

@@ -12,7 +12,7 @@ SECTIONS = ("train", "train_quick", "inference", "flops", "sampling", "synthesis
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from articulate.cli import options as opt
+    from articulate.training import options as opt
 
     parser = opt.Parser(prog="articulate bench", description=__doc__)
     opt.path(parser, "--out", role="output", default="results/bench.json", help="JSON file to write")

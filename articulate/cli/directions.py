@@ -8,7 +8,7 @@ import json
 
 def build_parser() -> argparse.ArgumentParser:
     try:  # `make help` runs this file with the system Python before .venv exists: plain argparse then
-        from articulate.cli.options import Parser
+        from articulate.training.options import Parser
     except ImportError:  # pragma: no cover
         Parser = argparse.ArgumentParser  # noqa: N806
     p = Parser(prog="articulate directions", description=__doc__.split("\n\n")[0])

@@ -71,7 +71,7 @@ def warnings_of(info: dict, where: str | None = None) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from articulate.cli import options as opt
+    from articulate.training import options as opt
 
     parser = opt.Parser(
         prog="articulate inspect",
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from articulate.cli.options import dumps
+    from articulate.training.options import dumps
 
     args = build_parser().parse_args(argv)
     if args.fan_png is not None:  # the files of a stem are inputs too (x.ult / x.param / x.wav ...)

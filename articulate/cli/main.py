@@ -1,6 +1,6 @@
 """`articulate` entry point.
 
-LightningCLI subcommands (fit / validate / test / predict) go to :mod:`articulate.cli.lightning_cli`;
+LightningCLI subcommands (fit / validate / test / predict) go to :mod:`articulate.training.lightning_cli`;
 tool subcommands (inspect, phantom, synthesize-*, score, ...) are modules of this package with a
 ``main(argv) -> int`` function, imported lazily so ``articulate inspect`` does not import torch
 models it does not need.
@@ -46,8 +46,8 @@ def _usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Before torch is imported: allocator and OpenMP defaults (articulate/cli/runtime.py says why).
-    from articulate.cli.runtime import configure
+    # Before torch is imported: allocator and OpenMP defaults (articulate/training/runtime.py says why).
+    from articulate.training.runtime import configure
 
     configure()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command in LIGHTNING_SUBCOMMANDS:
-        from articulate.cli.lightning_cli import run_lightning_cli
+        from articulate.training.lightning_cli import run_lightning_cli
 
         return run_lightning_cli(argv)
     known = tools()

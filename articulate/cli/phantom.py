@@ -12,9 +12,9 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from articulate.cli import options as opt
     from articulate.phantom.ceilings import CEILING_BOUNDS
     from articulate.phantom.cohort import option_bounds
+    from articulate.training import options as opt
 
     p = opt.Parser(prog="articulate phantom", description="write a synthetic articulatory-phantom cohort in real file formats")
     sub = p.add_subparsers(dest="command", required=True)

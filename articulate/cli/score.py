@@ -226,7 +226,7 @@ def score(pairs: list[tuple[Path, Path]], metrics: list[str], args: argparse.Nam
     results: dict[str, float] = {}
     for name, metric in objs.items():
         value = float(metric.compute())
-        key = name if getattr(metric, "comparable", True) else f"{name}_NOT_COMPARABLE"
+        key = name if metric.comparable else f"{name}_NOT_COMPARABLE"
         results[key] = value
         if name == "contour_msd":
             summary = metric.summary()
@@ -240,7 +240,7 @@ def score(pairs: list[tuple[Path, Path]], metrics: list[str], args: argparse.Nam
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from articulate.cli import options as opt
+    from articulate.training import options as opt
 
     p = opt.Parser(prog="articulate score", description=__doc__.split("\n\n")[0],
                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -280,7 +280,7 @@ def main(argv: list[str]) -> int:
     pairs = pair_files(Path(args.ref), Path(args.pred))
     results = score(pairs, metrics, args)
     if args.json:
-        from articulate.cli.options import dumps
+        from articulate.training.options import dumps
 
         print(dumps(results))
     else:

@@ -42,7 +42,7 @@ FRAME_RATIO = 4.0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from articulate.cli import options as opt
+    from articulate.training import options as opt
 
     p = opt.Parser(prog="articulate synthesize-audio", description=__doc__.split("\n\n")[0])
     opt.path(p, "--ckpt", role="input", required=True, help="mri2audio checkpoint (MRI2AudioTranslator or Lip2AudSpec)")

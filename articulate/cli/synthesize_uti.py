@@ -37,7 +37,7 @@ _VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from articulate.cli import options as opt
+    from articulate.training import options as opt
 
     p = opt.Parser(prog="articulate synthesize-uti", description=__doc__.split("\n\n")[0])
     opt.path(p, "--ckpt", role="input", required=True, help="wav2uti checkpoint (base stage, or a DNN baseline)")

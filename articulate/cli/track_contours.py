@@ -34,7 +34,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from articulate.cli import options as opt
+    from articulate.training import options as opt
 
     p = opt.Parser(prog="articulate track-contours", description=__doc__.split("\n\n")[0])
     opt.path(p, "--ckpt", role="input", required=True,

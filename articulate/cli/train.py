@@ -15,7 +15,7 @@ from articulate.errors import InputError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from articulate.cli.options import Parser
+    from articulate.training.options import Parser
 
     p = Parser(prog="articulate train", description=__doc__.split("\n\n")[0])
     p.add_argument("direction", help="a registered direction (`articulate directions` lists them)")
@@ -45,12 +45,20 @@ def fit_args(direction: str, preset: str | None = None, variants: list[str] | tu
 def main(argv: list[str]) -> int:
     args, rest = build_parser().parse_known_args(argv)
     preset = args.preset or ("quick" if args.quick else None)
-    from articulate.cli.lightning_cli import run_lightning_cli
+    from articulate.directions import get_direction
+    from articulate.training.lightning_cli import run_lightning_cli
+
+    if preset is not None:
+        record = get_direction(args.direction)
+        missing = record.presets[preset].missing(rest) if preset in record.presets else []
+        if missing:
+            raise InputError(None, f"the {preset} preset needs {', '.join('--' + m for m in missing)} on the command line "
+                                   "(e.g. the folder of your recordings)")
 
     fit = ["fit", *fit_args(args.direction, preset, args.variant)]
     if not args.no_test:
         fit += ["--test_after_fit", "true"]
-        from articulate.directions import get_direction, resolve
+        from articulate.directions import resolve
 
         hook = get_direction(args.direction).prepare
         if hook:  # e.g. wav2uti on the phantom: the contour tracker its test pass needs

@@ -79,7 +79,7 @@ def audio_files(data: Path) -> list[Path]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from articulate.cli import options as opt
+    from articulate.training import options as opt
 
     p = opt.Parser(prog="articulate transcribe", description=__doc__.split("\n\n")[0])
     opt.path(p, "data", role="input", help="dataset folder or audio file")

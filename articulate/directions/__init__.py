@@ -17,8 +17,9 @@ import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-__all__ = ["Direction", "Link", "register", "unregister", "get_direction", "directions", "direction_of_module",
+__all__ = ["Direction", "Link", "Preset", "register", "unregister", "get_direction", "directions", "direction_of_module",
            "tools", "PROJECT_ROOT"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +43,27 @@ class Link:
 
 
 @dataclass(frozen=True)
+class Preset:
+    """A named set of overlays (``configs/<direction>/<name>.yaml``, in order) and, for the variants that need one
+    under this preset, the overlays each takes after its own (e.g. mri2audio's ``lip2audspec_quick``).
+    ``needs``: options the command line must give (e.g. a real-data preset's ``data.init_args.data_dir``)."""
+
+    overlays: tuple[str, ...]
+    variants: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    needs: tuple[str, ...] = ()
+
+    def missing(self, argv: list[str]) -> list[str]:
+        """The ``needs`` that ``argv`` (command-line overrides) does not give; a further ``--config`` may give them."""
+        if any(a in ("--config", "-c") or a.startswith("--config=") for a in argv):
+            return []
+        given = {a.split("=", 1)[0].lstrip("-").replace(".init_args.", ".") for a in argv if a.startswith("--")}
+        return [n for n in self.needs if n.replace(".init_args.", ".") not in given]
+
+
+QUICK = Preset(("quick",))
+
+
+@dataclass(frozen=True)
 class Direction:
     """One direction of translation and everything the framework needs to know about it.
 
@@ -55,8 +77,11 @@ class Direction:
             rebuilds their checkpoints from the core alone; a checkpoint's class tells its direction.
         tools: CLI tools it adds: name -> (module with ``main(argv)``, one-line help).
         links: values shared by DataModule and model (or by two components), set in one place.
-        presets: named overlay chains, e.g. ``{"quick": ("quick",)}`` -> ``configs/<name>/quick.yaml``.
-        reproduce: ``module:function`` building the reproduction plan (see articulate.experiments).
+        presets: named presets (:class:`Preset`), e.g. ``{"quick": Preset(("quick",))}`` ->
+            ``configs/<name>/quick.yaml``, with the overlays a variant takes under each.
+        variants: the variant overlays (``configs/<name>/<variant>.yaml``) ``--variant`` may name.
+        reproduce: ``module:object``, its :class:`articulate.experiments.reproduce.Reproduction` (the options of
+            ``articulate reproduce <name>`` and the plan built from them).
         bench: ``module:function`` returning the bench sections.
         packages: module prefixes (``"my_plugin."``) outside ``articulate.`` whose classes this direction's
             checkpoints may name (a plugin's networks and inference class); nothing else is imported from a file.
@@ -72,7 +97,8 @@ class Direction:
     inference: dict[str, str]
     tools: dict[str, tuple[str, str]] = field(default_factory=dict)
     links: tuple[Link, ...] = ()
-    presets: dict[str, tuple[str, ...]] = field(default_factory=lambda: {"quick": ("quick",)})
+    presets: dict[str, Preset] = field(default_factory=lambda: {"quick": QUICK})
+    variants: tuple[str, ...] = ()
     reproduce: str | None = None
     bench: str | None = None
     packages: tuple[str, ...] = ()
@@ -85,21 +111,26 @@ class Direction:
     def overlay(self, name: str) -> str:
         return f"configs/{self.name}/{name}.yaml"
 
-    def config_stack(self, variants: Iterable[str] = (), preset: str | None = None,
-                     root: Path | None = None) -> list[str]:
+    def config_stack(self, variants: Iterable[str] = (), preset: str | None = None) -> list[str]:
         """The ``--config`` files in the one order every caller uses: the direction's config, the
-        preset's overlays, then each variant followed by its preset companion when one exists
-        (``<variant>_<preset head>.yaml``, e.g. ``lip2audspec_quick.yaml`` after ``lip2audspec.yaml``)."""
-        root = PROJECT_ROOT if root is None else Path(root)
-        chain = self.presets.get(preset, ()) if preset else ()
+        preset's overlays, then each variant followed by the overlays the preset names for it
+        (e.g. ``lip2audspec_quick.yaml`` after ``lip2audspec.yaml``). Only what the record names."""
         if preset and preset not in self.presets:
             raise KeyError(f"{self.name} has no preset {preset!r} (presets: {', '.join(self.presets) or 'none'})")
-        stack = [self.config, *(self.overlay(p) for p in chain)]
+        chosen = self.presets[preset] if preset else Preset(())
+        stack = [self.config, *(self.overlay(p) for p in chosen.overlays)]
         for variant in variants:
-            stack.append(self.overlay(variant))
-            if chain and (root / self.overlay(f"{variant}_{chain[0]}")).is_file():
-                stack.append(self.overlay(f"{variant}_{chain[0]}"))
+            if variant not in self.variants:
+                raise KeyError(f"{self.name} has no variant {variant!r} (variants: {', '.join(self.variants) or 'none'})")
+            stack += [self.overlay(variant), *(self.overlay(v) for v in chosen.variants.get(variant, ()))]
         return stack
+
+    def overlays(self) -> set[str]:
+        """Every overlay name the record names (presets, variants, a variant's overlays under a preset)."""
+        names = set(self.variants)
+        for p in self.presets.values():
+            names |= set(p.overlays) | {v for extra in p.variants.values() for v in extra}
+        return names
 
 
 _REGISTRY: dict[str, Direction] = {}
@@ -164,7 +195,7 @@ def tools() -> dict[str, tuple[str, str]]:
     return out
 
 
-def resolve(path: str) -> Callable:
-    """``package.module:function`` -> the function."""
+def resolve(path: str) -> Any:
+    """``package.module:name`` -> the function or object it names."""
     module, _, attr = path.partition(":")
     return getattr(importlib.import_module(module), attr)

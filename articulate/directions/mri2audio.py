@@ -1,6 +1,6 @@
 """mri2audio: a tagged-MRI sequence (2D+t, mid-sagittal) -> mel spectrogram -> waveform."""
 
-from articulate.directions import Direction, Link
+from articulate.directions import Direction, Link, Preset
 
 
 def square(size: int) -> list[int]:
@@ -19,6 +19,7 @@ DIRECTION = Direction(
     config="configs/mri2audio.yaml",
     inference={
         "lightning_modules.mri2audio_translator.MRI2AudioTranslator": "articulate.inference.mri2audio.Mri2AudioSynthesizer",
+        "lightning_modules.mri2audio_translator.OracleMaskTranslator": "articulate.inference.mri2audio.Mri2AudioSynthesizer",
         "lightning_modules.lip2audspec.Lip2AudSpec": "articulate.inference.mri2audio.Mri2AudioSynthesizer",
     },
     tools={"synthesize-audio": ("articulate.cli.synthesize_audio",
@@ -32,7 +33,11 @@ DIRECTION = Direction(
         Link("data.init_args.intensity_percentiles", "model.init_args.intensity_percentiles", list),
         Link("data.init_args.size", "model.init_args.network.init_args.image_size", square),
     ),
-    presets={"quick": ("quick",), "reproduce_quick": ("quick", "reproduce_quick")},
-    reproduce="articulate.experiments.mri2audio_plan:mri2audio_plan",
+    presets={
+        "quick": Preset(("quick",), {"lip2audspec": ("lip2audspec_quick",)}),
+        "reproduce_quick": Preset(("quick", "reproduce_quick"), {"lip2audspec": ("lip2audspec_quick",)}),
+    },
+    variants=("frame_translator", "lip2audspec", "mean_frame", "no_attention", "no_gan", "no_pairwise", "oracle_mask"),
+    reproduce="articulate.experiments.mri2audio_plan:REPRODUCTION",
     bench="articulate.experiments.bench:mri2audio_sections",
 )

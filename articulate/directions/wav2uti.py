@@ -1,6 +1,6 @@
 """wav2uti: speech (+ its transcript) -> ultrasound tongue imaging video."""
 
-from articulate.directions import Direction, Link
+from articulate.directions import Direction, Link, Preset
 
 _NET = "model.init_args.denoiser.init_args.net.init_args"
 _DENOISER = "model.init_args.denoiser.init_args"
@@ -40,8 +40,13 @@ DIRECTION = Direction(
         Link("model.init_args.audio_encoder.init_args.n_mels", "model.init_args.network.init_args.in_dim"),
         Link("model.init_args.text_encoder.init_args.dim", "model.init_args.fusion.init_args.text_dim"),
     ),
-    presets={"quick": ("quick",), "realdata_quick": ("quick", "realdata_quick")},
-    reproduce="articulate.experiments.wav2uti_plan:wav2uti_plan",
+    presets={
+        "quick": Preset(("quick",), {"audio_only": ("audio_only_quick",), "dnn": ("dnn_quick",)}),
+        "realdata_quick": Preset(("quick", "realdata_quick"), {"audio_only": ("audio_only_quick",), "dnn": ("dnn_quick",)},
+                                 needs=("data.init_args.data_dir",)),
+    },
+    variants=("audio_only", "dnn", "paper_encoders", "res64", "res96", "res112"),
+    reproduce="articulate.experiments.wav2uti_plan:REPRODUCTION",
     prepare="articulate.experiments.wav2uti_plan:train_prepare",
     bench="articulate.experiments.bench:wav2uti_sections",
 )

@@ -6,11 +6,12 @@ phantom, A's ceiling, and paired tests of every row against the full model over 
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 import numpy as np
 
-from articulate.experiments.reproduce import Plan, Row
+from articulate.experiments.reproduce import Plan, Reproduction, Row
 
 # The ablations; the Lip2AudSpec baseline heads the table (mri_rows).
 MRI_ABLATIONS = [
@@ -132,9 +133,9 @@ def mri2audio_plan(quick: bool, seeds: int, folds: list[int] | None, split: str,
         folds = [0] if quick else list(range(n_subjects if split == "loso" else k_label))
     common = []
     if explicit or not quick:
-        common.append(f"--data.init_args.split={split}")
+        common.append(f"--data.init_args.split.kind={split}")
     if k is not None:
-        common.append(f"--data.init_args.k={k}")
+        common.append(f"--data.init_args.split.k={k}")
     k = k_label
     size = "QUICK preset: " if quick else ""
     protocol = ("leave-one-subject-out" if split == "loso"
@@ -172,3 +173,41 @@ def mri2audio_plan(quick: bool, seeds: int, folds: list[int] | None, split: str,
         + [("Ours", floor) for floor in MRI_ALIASES],
         paired_metrics=[("corr2d", "Corr2D (per recording)")], aliases=MRI_ALIASES,
     )
+
+
+# -- `articulate reproduce mri2audio` -----------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from articulate.training import options as opt
+
+    parser.add_argument("--split", choices=["loso", "kfold"], default=None,
+                        help="mri2audio protocol (default: loso; QUICK: the quick config's k-fold)")
+    opt.number(parser, "--k", integer=True, low=2, high=1000, default=None, help="folds for --split kfold")
+    opt.number_list(parser, "--folds", low=0, high=999, default=None, help="only these folds, e.g. 0,1,2 (default: all; QUICK: 0)")
+
+
+def configured_data(extra: list[str], quick: bool):
+    """The configured mri2audio DataModule (not set up): the one the runs read."""
+    from articulate.directions import get_direction
+    from articulate.training.lightning_cli import ArticulateCLI
+
+    stack = get_direction("mri2audio").config_stack(preset=MRI_QUICK_PRESET if quick else None)
+    args = [a for c in stack for a in ("--config", c)]
+    cli = ArticulateCLI(args=args + ["--trainer.logger=false", "--trainer.callbacks=[]", "--trainer.enable_checkpointing=false"]
+                        + extra, run=False)
+    return cli.datamodule
+
+
+def plan_from_args(args: argparse.Namespace, extra: list[str]) -> Plan:
+    folds = args.folds  # checked by the parser: whole numbers, comma-separated
+    split = args.split or ("kfold" if args.quick else "loso")
+    dm = configured_data(extra, args.quick)
+    n = 0
+    if split == "loso" and folds is None:  # one fold per subject of the data (the phantom's cohort when none is given)
+        dm.prepare_data()
+        dm.setup("fit")
+        n = len(dm.subjects)
+    return mri2audio_plan(args.quick, args.seeds, folds, split, args.k, n, explicit=args.split is not None,
+                          phantom=dm.data_dir is None)  # A's ceiling row needs the phantom's motion regions
+
+
+REPRODUCTION = Reproduction(add_arguments, plan_from_args)

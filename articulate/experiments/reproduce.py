@@ -9,6 +9,7 @@ diffusion paper).
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import Callable
@@ -59,6 +60,16 @@ class Plan:
     notes: Callable[[list[dict[str, Any]], list[dict[str, Any]], Path], list[str]] | None = None
     # per-run plain values kept in the record (its "per_recording" entry feeds the paired tests)
     details: Callable[[Any], dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """What ``articulate reproduce <direction>`` runs, named by the direction record (``Direction.reproduce``):
+    ``add_arguments(parser)`` adds the direction's own options; ``plan(args, extra)`` builds its :class:`Plan` from
+    the parsed options (with the common ``quick`` and ``seeds``) and the LightningCLI overrides every run gets."""
+
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    plan: Callable[[argparse.Namespace, list[str]], Plan]
 
 
 def row_configs(plan: Plan, row: Row) -> list[str]:

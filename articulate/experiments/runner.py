@@ -58,7 +58,7 @@ def run_one(spec: RunSpec, out_dir: Path, logger: str = "csv", extra_args: list[
     from the model's ``test_per_recording`` (the wav2uti modules) or from ``details(cli)["per_recording"]``;
     the rest of ``details(cli)`` is kept as ``details``.
     """
-    from articulate.cli.lightning_cli import ArticulateCLI, test_best
+    from articulate.training.lightning_cli import ArticulateCLI, test_best
 
     record_path = Path(out_dir) / "runs" / f"{spec.run_id}.json"
     if record_path.exists():
@@ -107,7 +107,7 @@ def run_one(spec: RunSpec, out_dir: Path, logger: str = "csv", extra_args: list[
         "args": args,
         "checkpoint": ckpt,
     }
-    per = getattr(cli.model, "test_per_recording", None) or extra_per
+    per = cli.model.test_per_recording or extra_per
     if isinstance(per, dict) and per:
         record["per_recording"] = {k: [_plain(v) for v in vals] for k, vals in per.items()}
     record_path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,13 +6,14 @@ probe) and the ceiling (the true video), and paired tests per test recording bet
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from articulate.experiments.reproduce import Plan, Row
+from articulate.experiments.reproduce import Plan, Reproduction, Row
 from articulate.experiments.runner import RunSpec
 
 W_METRICS = [("test/rmse", "RMSE ↓"), ("test/psnr", "PSNR ↑"), ("test/lpips", "LPIPS ↓"),
@@ -219,3 +220,30 @@ def wav2uti_plan(quick: bool, seeds: int, resolutions: list[int], contour_ckpt: 
                         ("contour_msd_truth", "contour MSD vs truth (px)")],
         notes=wav2uti_notes(dnn, at, ao, spec, contour_ckpt), csv_metrics=W_CSV_METRICS,
     )
+
+
+# -- `articulate reproduce wav2uti` (moved from articulate/cli/reproduce.py by issue 28) ------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from articulate.training import options as opt
+
+    opt.number_list(parser, "--resolutions", low=8, high=1024, default=None,
+                    help="wav2uti resolutions (default 64,96,112; QUICK: the 64-px base stage only)")
+    opt.path(parser, "--contour-ckpt", role="input", default=None,
+             help="wav2uti: the uti2contour checkpoint that scores every row (default: train the phantom "
+                  "tracker first, configs/uti2contour/phantom64.yaml)")
+    opt.number(parser, "--contour-steps", integer=True, low=1, high=10**7, default=None,
+               help="wav2uti: training steps of that tracker (default: QUICK 400, else the config's)")
+    parser.add_argument("--no-contour", action="store_true", help="wav2uti: no contour measure")
+
+
+def plan_from_args(args: argparse.Namespace, extra: list[str]) -> Plan:
+    res = args.resolutions or ([64] if args.quick else [64, 96, 112])
+    if args.contour_ckpt and not Path(args.contour_ckpt).is_file():
+        from articulate.errors import InputError
+
+        raise InputError(args.contour_ckpt, "--contour-ckpt: file not found")
+    return wav2uti_plan(args.quick, args.seeds, res, contour_ckpt=args.contour_ckpt,
+                        contour_steps=args.contour_steps, contour=not args.no_contour)
+
+
+REPRODUCTION = Reproduction(add_arguments, plan_from_args)

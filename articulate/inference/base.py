@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 import torch
 from torch import nn
@@ -93,15 +93,3 @@ def load_predictor(path: str | Path, direction: str | None = None, device: str |
     """The inference object of any registered direction's checkpoint (``direction`` refuses others)."""
     ck = Checkpoint.read(path, direction=direction)
     return inference_class(ck).from_loaded(ck).to(device).eval()
-
-
-def init_spec(hparams: dict[str, Any], names: list[str]) -> dict[str, Any] | None:
-    """The YAML form of the constructor arguments ``names`` from a LightningModule's hparams, or None when
-    a network is missing (a model built in Python: its hparams hold no configuration)."""
-    out = {}
-    for name in names:
-        value = hparams.get(name)
-        if isinstance(value, nn.Module) or (value is not None and not isinstance(value, (dict, list, str, int, float, bool))):
-            return None
-        out[name] = value
-    return out

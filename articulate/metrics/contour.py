@@ -32,7 +32,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from articulate.contour.curves import contour_from_keypoints, resample_polyline
+from articulate.contour.curves import contour_from_keypoints
 from articulate.metrics.dedup import SampleMetric
 
 __all__ = ["msd", "point_to_polyline", "keypoint_msd", "ContourMSD"]
@@ -203,8 +203,3 @@ class ContourMSD(SampleMetric):
 
     def compute(self) -> torch.Tensor:
         return torch.tensor(self.summary()[self.report], dtype=torch.float64, device=self.device)
-
-
-def densify(curve: np.ndarray, n: int = 10000) -> np.ndarray:
-    """A curve resampled to ``n`` points (for brute-force references)."""
-    return resample_polyline(curve, n)

@@ -28,7 +28,7 @@ sample indices exact up to 2**53.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torchmetrics import Metric
@@ -40,11 +40,29 @@ class SampleMetric(Metric):
 
     Subclasses set ``width`` (numbers per row), call :meth:`_add` in ``update`` and reduce the
     de-duplicated, key-sorted rows returned by :meth:`_rows` in ``compute``.
+
+    What ``callbacks.metrics.MetricsCallback`` reads of every metric (declared here, so a subclass changes what
+    it needs and nothing is looked up by name): ``comparable`` and ``label`` (False: computed on stand-in
+    features, logged as ``<name>_NOT_COMPARABLE`` with the label in the warning), ``extra_inputs`` (outputs
+    passed by keyword besides the pair, e.g. PESQ's ``sample_rate``), :meth:`summary` and ``report`` (metrics
+    with several figures: the others are logged as ``<name>_<key>``), ``failed`` (rows it could not score
+    after ``compute``; None for a metric that never refuses one).
     """
 
     full_state_update = False
     is_differentiable = False
     width: int = 1
+    registered_name: ClassVar[str | None] = None  # its name in configs (articulate.metrics.registry)
+    default_inputs: ClassVar[tuple[str, str] | None] = None  # (pred, target) keys of the callbacks' outputs
+    comparable: bool = True
+    label: str = ""
+    extra_inputs: tuple[str, ...] = ()
+    report: str | None = None
+    failed: int | None = None
+
+    def summary(self) -> dict[str, float]:
+        """Figures beside the one ``compute`` returns (``report``); none by default."""
+        return {}
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
@@ -52,6 +70,7 @@ class SampleMetric(Metric):
         self.add_state("values", default=[], dist_reduce_fx="cat")
         # float64 states (see module docstring); Metric.double() is a no-op by design, set_dtype is not.
         self.set_dtype(torch.float64)
+        self._warned_unkeyed = False  # one warning for updates without sample_index under DDP
 
     # ------------------------------------------------------------------ update side
     def _add(
@@ -97,7 +116,7 @@ class SampleMetric(Metric):
         values = values.reshape(-1, self.width)
         unkeyed = keys[:, 0] < 0
         if bool(unkeyed.any()) and torch.distributed.is_available() and torch.distributed.is_initialized():
-            if torch.distributed.get_world_size() > 1 and not getattr(self, "_warned_unkeyed", False):
+            if torch.distributed.get_world_size() > 1 and not self._warned_unkeyed:
                 self._warned_unkeyed = True
                 warnings.warn(
                     f"{type(self).__name__}: updates without sample_index under DDP; samples that "

@@ -13,6 +13,8 @@ import importlib
 import pkgutil
 from typing import Any
 
+from articulate.metrics.dedup import SampleMetric
+
 _FOUND: dict[str, type] = {}
 _SCANNED = False
 
@@ -28,7 +30,7 @@ def _scan() -> None:
             continue
         module = importlib.import_module(f"{package.__name__}.{info.name}")
         for obj in vars(module).values():
-            name = getattr(obj, "registered_name", None) if isinstance(obj, type) else None
+            name = obj.registered_name if isinstance(obj, type) and issubclass(obj, SampleMetric) else None
             if name and obj.__module__ == module.__name__:
                 if name in _FOUND and _FOUND[name] is not obj:
                     raise ValueError(f"two metrics are registered as {name!r}: {_FOUND[name]} and {obj}")
@@ -41,7 +43,7 @@ def metric_names() -> list[str]:
     return sorted(_FOUND)
 
 
-def metric_class(name: str) -> type:
+def metric_class(name: str) -> type[SampleMetric]:
     """The metric class for a registered name or a class path; ValueError naming the choices otherwise."""
     if "." in name:
         module, _, attr = name.rpartition(".")
@@ -49,6 +51,8 @@ def metric_class(name: str) -> type:
             cls = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError):
             raise ValueError(f"unknown metric class {name!r}") from None
+        if not (isinstance(cls, type) and issubclass(cls, SampleMetric)):
+            raise ValueError(f"{name} is not an articulate.metrics SampleMetric (DDP-exact rows keyed by sample_index)")
         return cls
     if name not in _FOUND:
         _scan()
@@ -58,7 +62,7 @@ def metric_class(name: str) -> type:
 
 
 def default_inputs(name: str) -> tuple[str, str]:
-    inputs = getattr(metric_class(name), "default_inputs", None)
+    inputs = metric_class(name).default_inputs
     if not inputs or len(inputs) != 2:
         raise ValueError(f"metric {name!r} declares no default_inputs (pred key, target key); give them in `inputs`")
     return tuple(inputs)

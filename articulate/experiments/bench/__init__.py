@@ -19,7 +19,7 @@ warm-up):
 
 On a GPU training and inference also run with bf16 autocast, channels_last and torch.compile, so the
 JSON shows the figures with and without them. ``environment`` records the machine, the thread count,
-the process settings (:mod:`articulate.cli.runtime`) and the load average: on a shared machine the
+the process settings (:mod:`articulate.training.runtime`) and the load average: on a shared machine the
 wall-clock figures move with the load, CPU seconds per batch much less.
 """
 
@@ -50,7 +50,7 @@ from articulate.experiments.bench.core import (
 
 # Configs and overrides the training benchmarks build: the paper configurations reading a small phantom
 # cohort (enough recordings for full batches, quick to generate).
-MRI_BENCH = (["configs/mri2audio.yaml"], ["--data.init_args.phantom={subjects: 12}", "--data.init_args.n_crops=20"])
+MRI_BENCH = (["configs/mri2audio.yaml"], ["--data.init_args.phantom={subjects: 12}", "--data.init_args.crops.train=20"])
 WAV2UTI_BENCH = (["configs/wav2uti.yaml"], ["--data.init_args.phantom={subjects: 8}", "--data.init_args.max_eval_clips=4"])
 
 

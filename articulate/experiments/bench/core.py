@@ -70,7 +70,7 @@ class BenchContext:
 
 def build(configs: list[str], overrides: list[str] | None = None):
     """Instantiate model and DataModule from configs exactly as ``articulate fit`` would."""
-    from articulate.cli.lightning_cli import ArticulateCLI
+    from articulate.training.lightning_cli import ArticulateCLI
 
     args: list[str] = []
     for cfg in configs:
@@ -279,7 +279,7 @@ def median_ms(times: list[float]) -> float:
 
 
 def environment(device: str) -> dict[str, Any]:
-    from articulate.cli.runtime import state
+    from articulate.training.runtime import state
 
     info = {"python": platform.python_version(), "torch": torch.__version__, "device": device,
             "cpu_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "platform": platform.platform(),

@@ -2,7 +2,7 @@
 
 The measuring process (``run_child``; ``main(["--device", "cpu", "--batch-sizes", "1,2", "--config", A, ...,
 "--", overrides...])``) builds the model and DataModule from the configs (as ``articulate fit`` does, with the same process
-settings and the config's ``cpu_allocator``: :mod:`articulate.cli.runtime`), then for each batch size
+settings and the config's ``cpu_allocator``: :mod:`articulate.training.runtime`), then for each batch size
 trains one batch (for mri2audio's translator: one D step and one F/A step) and prints one JSON line
 ``MEMORY {...}``: the RSS before the step, the peak RSS during it (``VmHWM``, reset before the step
 through ``/proc/self/clear_refs``) and on CUDA ``torch.cuda.max_memory_allocated``. The parent runs one
@@ -32,7 +32,7 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 PREFIX = "MEMORY "
 # The process settings before torch is imported (importing this package imports torch).
-_CHILD = ("import sys; from articulate.cli.runtime import configure; configure(); "
+_CHILD = ("import sys; from articulate.training.runtime import configure; configure(); "
           "from articulate.experiments.bench.memory import main; sys.exit(main(sys.argv[1:]))")
 
 
@@ -111,7 +111,7 @@ def _one_step(configs: list[str], overrides: list[str], batch: int | None, devic
 
 
 def main(argv: list[str] | None = None) -> int:
-    from articulate.cli.runtime import configure
+    from articulate.training.runtime import configure
 
     configure()  # the settings `articulate train` runs with (allocator, OpenMP)
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -12,20 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from articulate.directions import PROJECT_ROOT, Direction, get_direction
+from articulate.directions import Direction, get_direction
 
 
-def training_configs(d: Direction, root=PROJECT_ROOT) -> list[tuple[str, list[str]]]:
-    """Every config of ``d`` that trains: the paper config, each variant overlay in ``configs/<name>/``
-    on top of it (not the presets' overlays nor their ``<variant>_<preset>`` companions), and each preset."""
-    preset_files = {name for chain in d.presets.values() for name in chain}
-    heads = {chain[0] for chain in d.presets.values() if chain}
-    folder = root / "configs" / d.name
-    names = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
-    variants = [n for n in names if n not in preset_files and not any(n.endswith(f"_{h}") for h in heads)]
-    rows = [("paper", d.config_stack(root=root))]
-    rows += [(v, d.config_stack([v], root=root)) for v in variants]
-    rows += [(f"preset {p}", d.config_stack(preset=p, root=root)) for p in d.presets]
+def training_configs(d: Direction) -> list[tuple[str, list[str]]]:
+    """Every config of ``d`` that trains: the paper config, each variant the record names on top of it, and each
+    preset."""
+    rows = [("paper", d.config_stack())]
+    rows += [(v, d.config_stack([v])) for v in sorted(d.variants)]
+    rows += [(f"preset {p}", d.config_stack(preset=p)) for p in d.presets]
     return rows
 
 

@@ -26,7 +26,6 @@ from torch.nn import functional as F
 from articulate.networks.layout import channels_last
 
 FirstFrame = Literal["repeat", "ones"]
-Closed = Literal["dark", "noise"]
 
 
 class ResidualAttention(nn.Module):
@@ -45,27 +44,18 @@ class ResidualAttention(nn.Module):
             head's default (~0.5 everywhere). A low value starts with the static frame dimmed, and
             L_rec opens the mask where the frames help; where the frame is black, ``x' = a x`` gives the
             mask no gradient, so the starting value stays there.
-        closed: what F sees where the mask is closed. ``"dark"`` (the paper): ``x' = a x``, a closed pixel
-            is dimmed towards black. F can undo a dimming with larger weights, so L_rec gives A no reason to
-            open the moving parts or close the rest (on the phantom its masks are as bright inside the true
-            motion region as outside). ``"noise"`` (ours): ``x' = a x + (1 - a) e``, with ``e`` drawn per frame from the
-            pixel's own temporal mean and standard deviation over the sequence (the mean itself in eval
-            mode): a closed pixel keeps its average look (the anatomy F needs for the subject code) but
-            loses what it does over time, so hiding a pixel from F costs what its motion told F (the
-            perturbation of information-bottleneck attribution, Schulz et al., ICLR 2020, applied to the
-            paper's mask). On the QUICK phantom F learns far more slowly through the noise and A's masks end
-            hardly brighter inside the motion region (docs/experiments/mri2audio.md); kept for studies.
+
+    Closed pixels are dimmed towards black (``x' = a x``, the paper). Showing them as noise of their own
+    temporal statistics instead was measured and removed (F learnt far more slowly through the noise):
+    docs/experiments/mri2audio.md.
 
     H and W must be divisible by ``2 ** len(channels)`` (128 / 16 = 8 for the paper's size).
     Frames are processed as one 2D batch of ``B * T`` images.
     """
 
     def __init__(self, in_channels: int = 1, channels: Sequence[int] = (16, 32, 64, 128), first_frame: FirstFrame = "repeat",
-                 kaiming_init: bool = False, init_mask: float | None = None, closed: Closed = "dark"):
+                 kaiming_init: bool = False, init_mask: float | None = None):
         super().__init__()
-        if closed not in ("dark", "noise"):
-            raise ValueError(f"closed must be 'dark' or 'noise', got {closed!r}")
-        self.closed = closed
         channels = list(channels)
         if not channels:
             raise ValueError("channels must list at least one layer")
@@ -125,16 +115,4 @@ class ResidualAttention(nn.Module):
         a = self.masks_of(frames).reshape(b, -1, c, h, w).transpose(1, 2)
         if self.first_frame == "ones":
             a = torch.cat([torch.ones_like(x[:, :, :1]), a], dim=2)
-        if self.closed == "dark":
-            return a * x, a
-        return a * x + (1.0 - a) * self.fill(x), a
-
-    def fill(self, x: torch.Tensor) -> torch.Tensor:
-        """What a closed pixel shows (``closed="noise"``): its temporal mean, plus in training a draw of
-        its temporal standard deviation per frame. Constants for A (no gradient flows into the statistics)."""
-        with torch.no_grad():
-            mean = x.mean(dim=2, keepdim=True)
-            if not self.training:
-                return mean.expand_as(x)
-            std = x.std(dim=2, keepdim=True, unbiased=False)
-            return mean + std * torch.randn_like(x)
+        return a * x, a

@@ -44,26 +44,25 @@ class FrameTranslator(nn.Module):
         n_mels, n_frames: the output mel's shape (the DataModule's: 64 x 64).
         init_logvar: start value of u's log-variance (its weights zeroed; see HeterogeneousTranslator).
         logvar_limit: the log-variance is clamped to ``[-limit, limit]``.
-        input_scale: multiply the input by this first (a constant mask).
         norm: ``"group"`` puts a GroupNorm (8 channels a group) after every hidden convolution of the frame
             encoder and of the temporal layers (its statistics span the sequence, so a mel frame then also
             depends on them); ``"none"`` (default) has none.
-        output_bias: a learned per-pixel bias before the sigmoid, which ``init_output_bias`` starts at the mean
-            training mel (the time-varying average spectrogram); without it the start is each band's mean over time.
+
+    :meth:`init_output_bias` starts the output at each band's mean training level (the LightningModule calls it
+    at the start of a fresh fit).
     """
 
     def __init__(self, in_channels: int = 1, frame_channels: Sequence[int] = (16, 32, 64, 64), frame_grid: int = 4,
                  temporal_channels: int = 128, temporal_layers: int = 2, temporal_kernel: int = 3,
                  utterance_channels: int = 14, subject_channels: int = 100, n_mels: int = 64, n_frames: int = 64,
-                 init_logvar: float | None = -6.0, logvar_limit: float = 10.0, input_scale: float = 1.0,
-                 output_bias: bool = False, norm: Literal["none", "group"] = "none"):
+                 init_logvar: float | None = -6.0, logvar_limit: float = 10.0, norm: Literal["none", "group"] = "none"):
         super().__init__()
         frame_channels = list(frame_channels)
         if not frame_channels or temporal_layers < 0 or temporal_kernel % 2 == 0:
             raise ValueError("frame_channels must list a layer, temporal_layers be >= 0 and temporal_kernel odd")
-        if not float(input_scale) > 0 or logvar_limit <= 0:
-            raise ValueError(f"input_scale and logvar_limit must be positive, got {input_scale}, {logvar_limit}")
-        self.input_scale, self.logvar_limit = float(input_scale), float(logvar_limit)
+        if logvar_limit <= 0:
+            raise ValueError(f"logvar_limit must be positive, got {logvar_limit}")
+        self.logvar_limit = float(logvar_limit)
         if norm not in ("none", "group"):
             raise ValueError(f"norm must be 'none' or 'group', got {norm!r}")
 
@@ -84,7 +83,6 @@ class FrameTranslator(nn.Module):
         self.mel_layers = nn.ModuleList(nn.Conv1d(c, c, temporal_kernel, padding=pad) for _ in range(temporal_layers))
         self.mel_norms = nn.ModuleList(gn(c) for _ in range(temporal_layers))
         self.mel_out = nn.Conv1d(c, n_mels, 1)
-        self.output_bias = nn.Parameter(torch.zeros(1, n_mels, n_frames)) if output_bias else None
         for m in self.modules():
             if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
@@ -106,7 +104,7 @@ class FrameTranslator(nn.Module):
         if x.dim() != 5:
             raise ValueError(f"expected [B, C, T, H, W], got shape {tuple(x.shape)}")
         b, c, t, h, w = x.shape
-        f = channels_last((x * self.input_scale).transpose(1, 2).reshape(b * t, c, h, w))
+        f = channels_last(x.transpose(1, 2).reshape(b * t, c, h, w))
         for conv, norm in zip(self.frame_encoder, self.frame_norms):
             f = F.relu(norm(conv(f)))
         f = F.adaptive_avg_pool2d(f, self.frame_grid).flatten(1)
@@ -128,15 +126,11 @@ class FrameTranslator(nn.Module):
 
     @torch.no_grad()
     def init_output_bias(self, mean_output: torch.Tensor) -> None:
-        """Start from the mean mel ``[1, n_mels, frames]``, the output layer's weights 0: with ``output_bias`` the
-        per-pixel bias is its logit, without it each band's bias is the logit of the band's mean over time."""
+        """Start from the mean mel ``[1, n_mels, frames]``: the output layer's weights 0, each band's bias the logit
+        of the band's mean over time."""
         p = mean_output.to(self.mel_out.bias).reshape(self.n_mels, -1).clamp(1e-3, 1 - 1e-3)
-        if self.output_bias is not None:
-            self.output_bias.copy_((torch.log(p) - torch.log1p(-p)).reshape(self.output_bias.shape))
-            self.mel_out.bias.zero_()
-        else:
-            band = p.mean(dim=1)
-            self.mel_out.bias.copy_(torch.log(band) - torch.log1p(-band))
+        band = p.mean(dim=1)
+        self.mel_out.bias.copy_(torch.log(band) - torch.log1p(-band))
         self.mel_out.weight.zero_()
 
     def forward(self, x: torch.Tensor) -> TranslatorOutput:
@@ -149,8 +143,5 @@ class FrameTranslator(nn.Module):
         h = F.relu(self.mel_in(torch.cat([h, g], dim=1)))
         for conv, norm in zip(self.mel_layers, self.mel_norms):
             h = F.relu(norm(conv(h))) + h
-        h = self.mel_out(h)
-        if self.output_bias is not None:
-            h = h + self.output_bias
-        mel = torch.sigmoid(h)[:, None]  # [B, 1, n_mels, n_frames]
+        mel = torch.sigmoid(self.mel_out(h))[:, None]  # [B, 1, n_mels, n_frames]
         return TranslatorOutput(mel, mu, logvar, subject)

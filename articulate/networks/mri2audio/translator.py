@@ -20,26 +20,13 @@ F has about 1.1 M parameters (the Lip2AudSpec baseline has ~28 M) and trains on 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from articulate.networks.layout import channels_last
-
-NORMS = ("none", "batch", "instance", "group")
-
-
-def _norm(kind: str, channels: int) -> nn.Module:
-    """The encoder's normalisation layer (the paper names none)."""
-    if kind == "batch":
-        return nn.BatchNorm3d(channels)
-    if kind == "instance":
-        return nn.InstanceNorm3d(channels, affine=True)
-    if kind == "group":
-        return nn.GroupNorm(max(1, channels // 8), channels)
-    return nn.Identity()
 
 
 class TranslatorOutput(NamedTuple):
@@ -78,31 +65,14 @@ class HeterogeneousTranslator(nn.Module):
             PyTorch's default conv initialisation has a third of that gain: the signal halves at
             every layer, so the five-layer latent starts ~15x weaker than the input and F spends its
             first steps on an input-independent average (the paper does not state an init).
-        output_bias: add a learned per-pixel bias before the sigmoid (not in the paper; off by
-            default). It lets F hold the average spectrogram in one tensor, which the
-            LightningModule can initialise from the training mels (``init_output_bias``), so a short
-            training run spends its steps on what the MRI adds to that average.
-        norm: normalisation after each hidden encoder conv (before its ReLU): ``"none"`` (default),
-            ``"batch"``, ``"instance"`` or ``"group"`` (8 channels a group). Not in the paper.
-        time_axis: keep time in the latent (not the paper's, whose five max-pools leave one frame, so every
-            mel frame is decoded from the same time-collapsed code and its timing must be learnt through the
-            channels): the max-pools halve time only while at least ``latent_size`` frames are left, the latent
-            is average-pooled to ``latent_size`` frames and over the image's width, and its axes become (mel
-            band <- image height, mel frame <- MRI time). The decoder is unchanged; mel frame j then comes from
-            the MRI frames around the same moment. Not better than the paper's latent on the QUICK phantom, and
-            slower to start (docs/experiments/mri2audio.md).
         init_logvar: start value of the utterance log-variance channels (their weights zeroed, their biases set
             to it). ``None`` keeps the init of the other channels (log sigma^2 ~ 0: sigma ~ 1). u = mu + sigma eps
             is then drawn with unit noise, as large as mu at the start, so the utterance code carries little
             until L_rec has pushed the log-variance down, and F leans on the subject code meanwhile (the paper,
             which has no prior on u, does not state an init; configs/mri2audio.yaml starts at -6).
-        input_scale: multiply the input by this before the encoder (not in the paper; 1 = off): a constant mask.
-            A's start mask (``init_mask`` 0.2) dims F's input five-fold, and that dimming, not where A looks, is
-            most of what A adds on the QUICK phantom (docs/experiments/mri2audio.md): F's kaiming-initialised
-            encoder passes the input's scale on to its latent, and from a five times larger start F's output
-            leaves the mean spectrogram later.
-        input_norm: ``"sequence"`` standardises each input sequence (zero mean, unit std over
-            time and space) before the encoder; ``"none"`` (default) feeds it as it comes.
+
+    Options measured on the phantom and removed because none helped (a per-pixel output bias, encoder
+    normalisation, input standardisation or scaling, a time axis in the latent): docs/experiments/mri2audio.md.
     """
 
     def __init__(
@@ -115,14 +85,9 @@ class HeterogeneousTranslator(nn.Module):
         out_channels: int = 1,
         latent_size: int = 4,
         logvar_limit: float = 10.0,
-        output_bias: bool = False,
         subtract_mean_frame: bool = False,
         kaiming_init: bool = True,
-        norm: Literal["none", "batch", "instance", "group"] = "none",
-        input_norm: Literal["none", "sequence"] = "none",
         init_logvar: float | None = None,
-        time_axis: bool = False,
-        input_scale: float = 1.0,
     ):
         super().__init__()
         encoder_channels, decoder_channels = list(encoder_channels), list(decoder_channels)
@@ -141,20 +106,9 @@ class HeterogeneousTranslator(nn.Module):
         self.latent_size = latent_size
         self.logvar_limit = float(logvar_limit)
         self.subtract_mean_frame = bool(subtract_mean_frame)
-        self.time_axis = bool(time_axis)
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
-        if input_norm not in ("none", "sequence"):
-            raise ValueError(f"input_norm must be 'none' or 'sequence', got {input_norm!r}")
-        self.norm_kind, self.input_norm = norm, input_norm
-        if not float(input_scale) > 0:
-            raise ValueError(f"input_scale must be positive, got {input_scale}")
-        self.input_scale = float(input_scale)
 
         widths = [in_channels, *encoder_channels]
         self.encoder = nn.ModuleList(nn.Conv3d(a, b, kernel_size=3, padding=1) for a, b in zip(widths[:-1], widths[1:]))
-        # normalisation after every hidden encoder conv (not the linear latent layer)
-        self.norms = nn.ModuleList(_norm(norm, c) for c in encoder_channels[:-1])
         if kaiming_init:
             for conv in self.encoder:
                 nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
@@ -171,8 +125,6 @@ class HeterogeneousTranslator(nn.Module):
         self.decoder = nn.ModuleList(
             nn.ConvTranspose2d(a, b, kernel_size=4, stride=2, padding=1) for a, b in zip(widths[:-1], widths[1:])
         )
-        size = latent_size * 2 ** len(self.decoder)
-        self.output_bias = nn.Parameter(torch.zeros(out_channels, size, size)) if output_bias else None
 
     @property
     def out_size(self) -> int:
@@ -183,34 +135,23 @@ class HeterogeneousTranslator(nn.Module):
         if x.dim() != 5:
             raise ValueError(f"expected [B, C, T, H, W], got shape {tuple(x.shape)}")
         h = x - x.mean(dim=2, keepdim=True) if self.subtract_mean_frame else x
-        if self.input_scale != 1.0:
-            h = h * self.input_scale
-        if self.input_norm == "sequence":
-            dims = tuple(range(2, h.dim()))
-            h = (h - h.mean(dims, keepdim=True)) / (h.std(dims, keepdim=True) + 1e-5)
         h = channels_last(h)  # on CPU: oneDNN's own layout, same values in less time (articulate.networks.layout)
         for i, conv in enumerate(self.encoder):
             h = conv(h)
             hidden = i < len(self.encoder) - 1  # the last layer is the latent, see below
-            # Halve time only while there is something to halve (26 -> 13 -> 6 -> 3 -> 1 -> 1; with time_axis
-            # while latent_size frames are left: 26 -> 13 -> 6 -> 6 ...), and space
+            # Halve time only while there is something to halve (26 -> 13 -> 6 -> 3 -> 1 -> 1), and space
             # only while it stays at least the latent grid: a 64-px input (the CPU preset) ends on 4 x 4 after
             # four pools instead of 2 x 2 copied onto 4 x 4, which gave the decoder four identical quarters.
-            kt = 2 if h.shape[2] // 2 >= (self.latent_size if self.time_axis else 1) else 1
+            kt = 2 if h.shape[2] >= 2 else 1
             ks = 2 if min(h.shape[-2:]) // 2 >= self.latent_size else 1
-            if hidden and self.norm_kind != "none":  # a normalisation does not commute with the max-pool
-                h = F.relu(self.norms[i](h))
-            # Without a normalisation conv -> ReLU -> max-pool is computed as conv -> max-pool -> ReLU: max
-            # and ReLU commute exactly (ReLU is monotonic), and the ReLU then runs on 4-8x fewer values.
+            # conv -> ReLU -> max-pool is computed as conv -> max-pool -> ReLU: max and ReLU commute exactly
+            # (ReLU is monotonic), and the ReLU then runs on 4-8x fewer values.
             h = F.max_pool3d(h, kernel_size=(kt, ks, ks))
             # The latent is linear, so the mean and log-variance can be negative
             # (after a ReLU, log sigma^2 >= 0 would pin sigma >= 1 and drown mu in the noise).
-            if hidden and self.norm_kind == "none":
+            if hidden:
                 h = F.relu(h)
-        if self.time_axis:  # [B, C, T, H, W] -> [B, C, latent (from H), latent (from T)]
-            h = F.adaptive_avg_pool3d(h, (self.latent_size, self.latent_size, 1)).squeeze(-1).transpose(2, 3)
-        else:  # any frames left (inputs longer than 26 frames) are averaged; for 26 frames T is already 1
-            h = h.mean(dim=2)
+        h = h.mean(dim=2)  # any frames left (inputs longer than 26 frames) are averaged; for 26 frames T is already 1
         if h.shape[-2:] != (self.latent_size, self.latent_size):
             h = F.adaptive_avg_pool2d(h, self.latent_size)
         m = self.utterance_channels
@@ -234,20 +175,7 @@ class HeterogeneousTranslator(nn.Module):
             h = deconv(h)
             if i < len(self.decoder) - 1:
                 h = F.relu(h)
-        if self.output_bias is not None:
-            h = h + self.output_bias
         return torch.sigmoid(h)
-
-    @torch.no_grad()
-    def init_output_bias(self, mean_output: torch.Tensor) -> None:
-        """Start from ``mean_output`` ``[C, H, W]`` in (0, 1): bias = its logit, last layer's weights 0."""
-        if self.output_bias is None:
-            return
-        p = mean_output.to(self.output_bias).clamp(1e-3, 1 - 1e-3).reshape(self.output_bias.shape)
-        self.output_bias.copy_(torch.log(p) - torch.log1p(-p))
-        last = self.decoder[-1]
-        last.weight.zero_()
-        last.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> TranslatorOutput:
         mu, logvar, subject = self.encode(x)

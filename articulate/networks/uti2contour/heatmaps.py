@@ -21,8 +21,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["to_heatmap_coords", "to_input_coords", "gaussian_targets", "masked_heatmap_loss", "decode_heatmaps",
-           "soft_argmax"]
+__all__ = ["to_heatmap_coords", "to_input_coords", "gaussian_targets", "masked_heatmap_loss", "decode_heatmaps"]
 
 
 def to_heatmap_coords(xy: torch.Tensor, stride: int) -> torch.Tensor:
@@ -45,15 +44,6 @@ def gaussian_targets(xy: torch.Tensor, size: tuple[int, int], stride: int, sigma
     gx = torch.exp(-0.5 * ((xs[None, None, :] - uv[..., 0:1]) / sigma) ** 2)  # [B, K, w]
     gy = torch.exp(-0.5 * ((ys[None, None, :] - uv[..., 1:2]) / sigma) ** 2)  # [B, K, h]
     return gy[..., :, None] * gx[..., None, :] * ok[..., None, None].to(xy.dtype)
-
-
-def soft_argmax(heatmaps: torch.Tensor, beta: float) -> torch.Tensor:
-    """Differentiable coordinates ``[B, K, 2]`` (heatmap px): expectation under softmax(beta * h)."""
-    b, k, h, w = heatmaps.shape
-    p = torch.softmax(beta * heatmaps.reshape(b, k, -1).float(), -1).reshape(b, k, h, w)
-    xs = torch.arange(w, device=heatmaps.device, dtype=p.dtype)
-    ys = torch.arange(h, device=heatmaps.device, dtype=p.dtype)
-    return torch.stack([(p.sum(2) * xs).sum(-1), (p.sum(3) * ys).sum(-1)], -1)
 
 
 def masked_heatmap_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, fg_weight: float = 0.0) -> torch.Tensor:

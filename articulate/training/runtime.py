@@ -100,11 +100,6 @@ def set_allocator(mode: str) -> bool:
     return bool(ok)
 
 
-def allocator_mode() -> str | None:
-    """The mode in force (None: never set in this process, glibc as it comes)."""
-    return _mode
-
-
 def state() -> dict[str, object] | None:
     """What :func:`configure` applied in this process (None: it was not called, e.g. under pytest)."""
     if _applied is None:

@@ -10,7 +10,7 @@ On top of LightningCLI (any LightningModule/DataModule by ``class_path``):
 * **exact resume**: ``callbacks.resume.ResumeState`` (each batch's random numbers keyed to the seed, epoch
   and batch) joins every run; the train loaders start at the trainer's position (``datamodules.sampling``);
 * **host memory**: a config's top-level ``cpu_allocator`` (``reuse`` | ``compact`` | ``default``) sets the
-  CPU allocator mode before the model and the data are built (:mod:`articulate.cli.runtime`: ``reuse``
+  CPU allocator mode before the model and the data are built (:mod:`articulate.training.runtime`: ``reuse``
   is fast, ``compact`` keeps the RSS at the live tensors for the paper-size configs);
 * **files in one place**: everything a fit writes lives under ``--trainer.default_root_dir``; a W&B
   logger without an explicit ``save_dir`` writes there, ``WANDB_MODE=disabled`` turns W&B off (a CSV
@@ -33,14 +33,17 @@ import sys
 import time
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
+import torch
+from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from articulate.errors import ArticulateError, InputError
+from lightning_modules.base import ArticulateModule
 
-CHECKPOINT_CLASS = "lightning.pytorch.callbacks.ModelCheckpoint"
 WANDB_LOGGER = "articulate.loggers.ArticulateWandbLogger"
 SPECIAL_CKPT = ("last", "best", "hpc", "registry")
 
@@ -51,13 +54,21 @@ _DUMP_NOISE = ("Does not validate", "Subtypes:", "Errors:", "Given value type:",
                "Expected a <class 'NoneType'>")
 
 
+@runtime_checkable
+class HeldOutData(Protocol):
+    """What the CLI asks a DataModule (every direction's has it): whether its split has validation data."""
+
+    @property
+    def has_validation(self) -> bool: ...
+
+
 class ConfigError(ArticulateError):
     """The config could not be turned into objects; the message is the innermost error's."""
 
 
 def parse_error_line(message: str) -> str:
     """jsonargparse's parse error (a dump of every Union subtype it tried) as one line: the keys that lead to
-    the problem, then the problem (``model / beta: Expected a <class 'float'>. Got value: abc``)."""
+    the problem, then the problem (``model / lambdas: Expected a <class 'float'>. Got value: abc``)."""
     keys: list[str] = []
     details: list[str] = []
     for raw in str(message).splitlines():
@@ -170,11 +181,9 @@ def innermost(err: BaseException) -> BaseException:
     return found
 
 
-def _get(ns: Any, key: str, default: Any = None) -> Any:
-    try:
-        value = ns.get(key, default) if hasattr(ns, "get") else getattr(ns, key, default)
-    except (KeyError, AttributeError):
-        return default
+def _get(ns: Namespace, key: str, default: Any = None) -> Any:
+    """A (dotted) key of a parsed config, ``default`` when absent or null."""
+    value = ns.get(key, default)
     return default if value is None else value
 
 
@@ -201,6 +210,7 @@ class ArticulateCLI(LightningCLI):
 
         _bound_yaml_aliases()
         self._fit_started: float | None = None
+        self._link_targets: list[str] = []  # the registry's link targets (add_arguments_to_parser)
         # Parse errors are raised (not printed with the whole usage) and reported as one line.
         parser_kwargs = {"exit_on_error": False, **{sub: {"exit_on_error": False} for sub in SUBCOMMANDS}}
         try:
@@ -230,7 +240,7 @@ class ArticulateCLI(LightningCLI):
         parser.add_argument("--test_after_fit", type=bool, default=False,
                             help="after fit, run test on the held-out split (best checkpoint if any)")
         parser.add_argument("--cpu_allocator", type=Literal["reuse", "compact", "default"] | None, default=None,
-                            help="host memory allocator mode (articulate/cli/runtime.py): reuse (fast, the default), "
+                            help="host memory allocator mode (articulate/training/runtime.py): reuse (fast, the default), "
                                  "compact (RSS follows the live tensors; paper-size configs), default (glibc's own)")
         targets: dict[str, str] = {}
         for direction in directions():
@@ -254,7 +264,7 @@ class ArticulateCLI(LightningCLI):
             return
         super()._dump_config()
         section = self._section()
-        for target in getattr(self, "_link_targets", []):
+        for target in self._link_targets:
             try:
                 value = section[target]
             except (KeyError, TypeError, AttributeError):
@@ -270,7 +280,7 @@ class ArticulateCLI(LightningCLI):
             if node is not None:
                 if is_dataclass(value):
                     value = asdict(value)
-                node[parts[-1]] = value.as_dict() if hasattr(value, "as_dict") else value
+                node[parts[-1]] = value.as_dict() if isinstance(value, Namespace) else value
 
     def parse_arguments(self, parser, args) -> None:
         if args is None or isinstance(args, (list, tuple)):
@@ -283,33 +293,50 @@ class ArticulateCLI(LightningCLI):
         check_accelerator(section)
         self._check_ckpt_path()
 
-    def _parse_ckpt_path(self) -> None:
-        """LightningCLI puts a checkpoint's hyperparameters over the parsed config, the command line included, so
-        ``articulate test --ckpt_path X --model.init_args.guidance_scale 3`` would silently sample at the trained
-        scale. The model options given on the command line win here; the rest comes from the checkpoint."""
+    def _section(self) -> Any:
         sub = self.config.get("subcommand")
-        ckpt_path = self.config[sub].get("ckpt_path") if sub else None
-        if not ckpt_path or not Path(ckpt_path).is_file():
-            return
-        import torch
+        return self.config[sub] if sub else self.config
 
-        hparams = torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters", {})
-        hparams.pop("_instantiator", None)
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI's (a checkpoint's hyperparameters update the config, except the model options the command line
+        gives), with the hyperparameters first brought to this version: options removed at the value under which they did nothing are dropped (one warning line);
+        a removed option at another value, or any option the model class no longer takes, refuses the checkpoint
+        with one line (its networks still load for inference: ``articulate.inference``)."""
+        sub = self.config.get("subcommand")
+        ckpt = self.config[sub].get("ckpt_path") if sub else None
+        if not ckpt or str(ckpt) in SPECIAL_CKPT or not Path(ckpt).is_file():
+            return
+        import inspect
+
+        from articulate.checkpoints import Checkpoint
+        from articulate.components import drop_removed_in, import_class, warn_dropped
+
+        hparams = {k: v for k, v in Checkpoint.read(ckpt, check_weights=False).hparams.items() if k != "_instantiator"}
+        class_path = hparams.pop("_class_path", None)
+        if not hparams:
+            return
+        dropped: list[str] = []
+        hparams = drop_removed_in({"class_path": class_path, "init_args": hparams} if class_path else hparams, ckpt, dropped)
+        if class_path:
+            cls = import_class(str(class_path), ckpt, prefixes=("",))  # the config's own class (_check_ckpt_path)
+            takes = set(inspect.signature(cls.__init__).parameters) - {"self"}
+            unknown = [k for k in hparams["init_args"] if k not in takes]
+            if unknown:
+                raise InputError(ckpt, f"saved by an older version: {cls.__name__} no longer takes {', '.join(unknown)}; "
+                                       "resume or test it with the release that trained it (its networks still load "
+                                       "for inference)")
+            hparams = {"class_path": class_path, "dict_kwargs": hparams["init_args"]}
+        warn_dropped(ckpt, dropped)
+        # The model options given on the command line win over the saved ones (else ``articulate test --ckpt_path X
+        # --model.init_args.guidance_scale 3`` would silently sample at the trained scale).
+        saved = hparams["dict_kwargs"] if class_path else hparams
         for key in _model_options(getattr(self, "_given", [])):
-            node, parts = hparams, key.split(".")
+            node, parts = saved, key.split(".")
             for part in parts[:-1]:
                 node = node.get(part) if isinstance(node, dict) else None
             if isinstance(node, dict):
                 node.pop(parts[-1], None)
-        if not hparams:
-            return
-        if "_class_path" in hparams:
-            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
         self.config = self.parser.parse_object({sub: {"model": hparams}}, self.config)
-
-    def _section(self) -> Any:
-        sub = self.config.get("subcommand")
-        return self.config[sub] if sub else self.config
 
     # -- checks before anything is built --------------------------------------------------
     def _check_ckpt_path(self) -> None:
@@ -326,7 +353,8 @@ class ArticulateCLI(LightningCLI):
         model_class = str(_get(section, "model.class_path", ""))
         want = direction_of_module(model_class)
         if want is None and model_class:
-            want = getattr(import_class(model_class, None, prefixes=("",)), "direction", None) or None
+            cls = import_class(model_class, None, prefixes=("",))
+            want = (cls.direction or None) if isinstance(cls, type) and issubclass(cls, ArticulateModule) else None
         ck = Checkpoint.read(path, check_weights=False)
         if want is not None and ck.direction != want:
             from articulate.checkpoints import registered_direction
@@ -345,7 +373,7 @@ class ArticulateCLI(LightningCLI):
         section = self._section()
         mode = _get(section, "cpu_allocator")
         if mode:  # before the model and the data take their memory
-            from articulate.cli.runtime import set_allocator
+            from articulate.training.runtime import set_allocator
 
             set_allocator(str(mode))
         trainer = section.get("trainer")
@@ -357,39 +385,38 @@ class ArticulateCLI(LightningCLI):
         if self.config.get("subcommand") in ("fit", None):
             ensure_dir(root)
         self._configure_logger(trainer, root)
-        self._monitor_without_validation(section)
 
     def _configure_logger(self, trainer: Any, root: Path) -> None:
         logger = trainer.get("logger")
-        if not (hasattr(logger, "get") and logger.get("class_path") == WANDB_LOGGER):
+        if not (isinstance(logger, Namespace) and logger.get("class_path") == WANDB_LOGGER):
             return
-        init = logger.get("init_args")
+        if logger.get("init_args") is None:
+            logger["init_args"] = Namespace()
+        init = logger["init_args"]
         if os.environ.get("WANDB_MODE", "").lower() == "disabled":
             # W&B off: keep the metrics in a CSV log in the same folder.
             logger["class_path"] = "lightning.pytorch.loggers.CSVLogger"
             project = _get(init, "project", "articulate")
             save_dir = _get(init, "save_dir", str(root))
-            logger["init_args"] = type(init)(save_dir=save_dir, name=project)
+            logger["init_args"] = Namespace(save_dir=save_dir, name=project)
         elif _get(init, "save_dir") is None:
             init["save_dir"] = str(root)
 
-    def _monitor_without_validation(self, section: Any) -> None:
-        data = section.get("data")
-        init = _get(data, "init_args") if data is not None else None
-        if _get(init, "split") == "speaker_dependent":
-            val = _get(init, "val_fraction", 0.1)
-        else:
-            val = _get(init, "val_subjects", None)
-        if val is None or (val if isinstance(val, (list, tuple)) else float(val) > 0):
+    def after_instantiate_classes(self) -> None:
+        self._monitor_without_validation()
+
+    def _monitor_without_validation(self) -> None:
+        """No selection on held-out data: when the DataModule has no validation data (its ``has_validation``), a
+        ModelCheckpoint that monitors ``val/*`` monitors the training loss instead, said in one line."""
+        dm = self.datamodule
+        if not isinstance(dm, HeldOutData) or dm.has_validation or self.trainer is None:
             return
-        for cb in _get(section, "trainer.callbacks", []) or []:
-            if hasattr(cb, "get") and cb.get("class_path") == CHECKPOINT_CLASS:
-                init = cb.get("init_args")
-                monitor = _get(init, "monitor")
-                if monitor and str(monitor).startswith("val/"):
-                    print(f"articulate: no validation data ({val}): the checkpoint monitors train/loss "
-                          f"instead of {monitor} (never the test split)", file=sys.stderr)
-                    init["monitor"], init["mode"] = "train/loss", "min"
+        for cb in self.trainer.checkpoint_callbacks:
+            if isinstance(cb, ModelCheckpoint) and cb.monitor and str(cb.monitor).startswith("val/"):
+                print(f"articulate: no validation data: the checkpoint monitors train/loss instead of {cb.monitor} "
+                      "(never the test split)", file=sys.stderr)
+                # what ModelCheckpoint(monitor="train/loss", mode="min") sets; nothing has been saved yet
+                cb.monitor, cb.mode, cb.kth_value = "train/loss", "min", torch.tensor(torch.inf)
 
     def instantiate_classes(self) -> None:
         try:
@@ -443,7 +470,8 @@ def _bound_yaml_aliases() -> None:
 def test_best(trainer: Trainer, model: LightningModule, datamodule: LightningDataModule, **kwargs) -> tuple[list, str | None]:
     """Test after fit from the best checkpoint a ModelCheckpoint kept (else the current weights):
     ``(results, checkpoint path or None)``."""
-    ckpt = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+    callback = trainer.checkpoint_callback
+    ckpt = (callback.best_model_path if callback is not None else "") or None
     return trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True, **kwargs), ckpt
 
 

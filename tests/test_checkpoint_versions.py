@@ -1,0 +1,67 @@
+"""Checkpoints of an older version that name options removed since (``articulate.components.REMOVED_OPTIONS``):
+saved at the value under which they did nothing, they load (one warning line names what was dropped); saved at
+another value, or naming an option the class no longer takes at all, they are refused with one line."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from badinput_helpers import CONFIGS, assert_refused, edited_checkpoint, run
+
+from articulate.training.lightning_cli import ArticulateCLI
+
+
+class BuildOnly(ArticulateCLI):
+    """``articulate test`` up to the built model, data and trainer, without running the test."""
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        pass
+
+
+def older(src, dst, top: dict | None = None, translator: dict | None = None):
+    """A copy of a checkpoint whose hyperparameters (and the translator's saved arguments) hold ``top`` / ``translator``."""
+
+    def edit(ck):
+        ck["hyper_parameters"].update(top or {})
+        for spec in (ck["hyper_parameters"]["translator"], ck["articulate"]["init"]["translator"]):
+            spec["init_args"].update(translator or {})
+
+    return edited_checkpoint(src, dst, edit)
+
+
+def components_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "articulate.components"]
+
+
+def test_options_saved_at_their_no_op_value_are_dropped_with_one_warning_line(tiny_checkpoints, tmp_path, caplog):
+    from articulate.inference import load_predictor
+
+    ck = older(tiny_checkpoints.mri2audio, tmp_path / "old.ckpt", top={"mask_sparsity": 0.0, "lr_schedule": "constant"},
+               translator={"time_axis": False, "output_bias": False, "input_scale": 1.0})
+    with caplog.at_level(logging.WARNING, logger="articulate.components"):
+        cli = BuildOnly(args=["test", "--config", str(CONFIGS / "mri2audio.yaml"), "--ckpt_path", str(ck),
+                              "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path / 'run'}"])
+    (line,) = components_warnings(caplog)
+    for name in ("mask_sparsity", "lr_schedule", "HeterogeneousTranslator.time_axis", "output_bias", "input_scale"):
+        assert name in line
+    assert cli.model.translator.encoder[0].out_channels == 4  # the checkpoint's networks, not the config's
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="articulate.components"):
+        predictor = load_predictor(ck)  # inference rebuilds the networks from the checkpoint alone
+    (line,) = components_warnings(caplog)
+    assert "time_axis" in line and predictor.translator.encoder[0].out_channels == 4
+
+
+@pytest.mark.parametrize("top, translator, problem", [
+    ({"mask_sparsity": 2.0}, None, "mask_sparsity=2.0"),
+    (None, {"time_axis": True}, "time_axis=True"),
+    ({"beta": 0.5}, None, "no longer takes beta"),
+], ids=["removed-but-used", "removed-network-option-used", "unknown"])
+def test_options_this_version_cannot_honour_refuse_the_checkpoint_with_one_line(tiny_checkpoints, tmp_path, capfd,
+                                                                                  top, translator, problem):
+    ck = older(tiny_checkpoints.mri2audio, tmp_path / "old.ckpt", top=top, translator=translator)
+    res = run(capfd, "test", "--config", CONFIGS / "mri2audio.yaml", "--ckpt_path", ck, "--trainer.logger=false",
+              f"--trainer.default_root_dir={tmp_path / 'run'}")
+    assert_refused(res, "test", ck, problem)
+    assert not (tmp_path / "run").exists()
