@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from articulate.training.options import OptionSpec, Parser, spec_of
@@ -24,6 +24,7 @@ PLAIN_VALUES = {"metrics": "rmse", "direction": None}  # None: the first of the 
 class Level:
     argv: list[str]  # e.g. ["phantom", "wav2uti"]
     parser: argparse.ArgumentParser
+    fixed: dict[str, str] = field(default_factory=dict)  # positionals given (reproduce's direction)
 
     @property
     def command(self) -> str:
@@ -31,7 +32,7 @@ class Level:
 
     @property
     def name(self) -> str:
-        return " ".join(self.argv)
+        return " ".join([*self.argv, *self.fixed.values()])
 
     def actions(self) -> list[argparse.Action]:
         return [a for a in self.parser._actions if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction))]
@@ -56,6 +57,8 @@ class Level:
                 if spec.role == "input":
                     value.write_bytes(b"input")
                 value = str(value)
+            elif a.dest in self.fixed:
+                value = self.fixed[a.dest]
             elif a.choices:
                 value = str(list(a.choices)[0])
             else:
@@ -80,9 +83,18 @@ def tool_modules() -> dict[str, str]:
 def levels() -> list[Level]:
     """Every parser level of every tool command (sub-commands one level each)."""
     out = []
+    import inspect
+
+    from articulate.directions import directions
+
     for name, module in sorted(tool_modules().items()):
-        parser = importlib.import_module(module).build_parser()
-        stack = [([name], parser)]
+        build = importlib.import_module(module).build_parser
+        if "direction" in inspect.signature(build).parameters:  # reproduce: each direction brings its own options
+            for d in directions():
+                if d.reproduce:
+                    out.append(Level([name], build(d.name), fixed={"direction": d.name}))
+            continue
+        stack = [([name], build())]
         while stack:
             argv, p = stack.pop(0)
             subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
