@@ -88,6 +88,8 @@ class Wav2UTIDiffusion(Wav2UTIModule):
                          contour_threshold, condition_context)
         if stage not in ("base", "super_resolution"):
             raise ValueError(f"stage must be 'base' or 'super_resolution', got {stage!r}")
+        if stage == "super_resolution" and getattr(standardizer, "needs_features", False):
+            raise ValueError("a standardizer that reads the speech (SpeechPriorStandardizer) is for the base stage")
         self.save_config()
         self.denoiser, self.fusion, self.standardizer = denoiser, fusion, standardizer
         self.loss_fn = loss if loss is not None else EDMLoss(sigma_data=float(getattr(denoiser, "sigma_data", 0.25)))
@@ -161,13 +163,27 @@ class Wav2UTIDiffusion(Wav2UTIModule):
         if stage == "fit" and self.standardizer is not None and not bool(self.standardizer.fitted) and dm is not None:
             clips = dm.baseline_clips("train")
             keep = torch.linspace(0, len(clips) - 1, min(len(clips), 20000 // self.clip_frames + 1)).round().long()
-            self.standardizer.fit(torch.cat([clips[int(i)]["video"][0] for i in keep.unique()]))
+            if self.standardizer.needs_features:
+                self.standardizer.fit(self._feature_pairs(clips, keep.unique().tolist()), self.condition_context)
+            else:
+                self.standardizer.fit(torch.cat([clips[int(i)]["video"][0] for i in keep.unique()]))
+
+    def _feature_pairs(self, clips, index: list[int], batch: int = 32):
+        """``(speech features, video)`` of the given training clips, a batch at a time (the standardizer's fit)."""
+        from datamodules.clips import collate_clips
+
+        for a in range(0, len(index), batch):
+            b = collate_clips([clips[int(i)] for i in index[a:a + batch]])
+            with torch.no_grad():
+                yield self.audio_features({k: (v.to(self.device) if isinstance(v, torch.Tensor) else v)
+                                           for k, v in b.items()}), b["video"]
 
     def _loss(self, batch: dict[str, Any], generator: torch.Generator | None = None, drop: bool = True) -> torch.Tensor:
         video = batch["video"]
         B = video.shape[0]
         text, tmask = self.text_features(batch)
-        cond, cmask = fuse_condition(self.fusion, self.audio_features(batch), text, tmask, self.condition_context)
+        feats = self.audio_features(batch)
+        cond, cmask = fuse_condition(self.fusion, feats, text, tmask, self.condition_context)
         if drop and self.hparams.cond_drop_prob > 0:
             keep = torch.rand(B, device=video.device, generator=generator) >= self.hparams.cond_drop_prob
             cmask = cmask & keep[:, None]
@@ -175,7 +191,7 @@ class Wav2UTIDiffusion(Wav2UTIModule):
         if self.stage == "super_resolution":
             aug = torch.rand(B, device=video.device, generator=generator) * self.hparams.aug_sigma_max
             kw = {"low_res": self.low_res_input(video, aug, generator), "aug_sigma": aug}
-        x0 = self.standardizer(video) if self.standardizer is not None else video
+        x0 = self.standardizer(video, feats, self.condition_context) if self.standardizer is not None else video
         per_elem = self.loss_fn(self.denoiser, x0, cond=cond, cond_mask=cmask, generator=generator, **kw)
         return per_elem.mean()
 

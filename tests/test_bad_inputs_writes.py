@@ -78,7 +78,7 @@ def recipes(i: dict) -> dict[str, dict]:
 
 
 def test_every_writing_command_has_a_recipe(inputs):
-    missing = writing_commands() - set(recipes(inputs)) - set(SKIP)
+    missing = {c for c in writing_commands() - set(recipes(inputs)) if c.split()[0] not in SKIP}
     assert not missing, f"writing commands without a recipe in {__file__}: {sorted(missing)}"
 
 
@@ -112,7 +112,7 @@ def full_disk(inputs, tmp_path_factory):
     return mode, {r["name"]: r for r in json.loads((work / "result.json").read_text())}
 
 
-@pytest.mark.parametrize("name", sorted(set(writing_commands()) - set(SKIP)))
+@pytest.mark.parametrize("name", sorted(c for c in writing_commands() if c.split()[0] not in SKIP))
 def test_a_full_disk_is_one_line_and_leaves_nothing(name, full_disk):
     mode, results = full_disk
     r = results[name]
@@ -127,7 +127,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(name, full_disk):
     assert set(r["left"]) == set(r["copied"]), r["left"]  # no partial output, no temporary
 
 
-@pytest.mark.parametrize("name", sorted(set(writing_commands()) - set(SKIP)))
+@pytest.mark.parametrize("name", sorted(c for c in writing_commands() if c.split()[0] not in SKIP))
 def test_an_interrupt_before_the_rename_leaves_nothing(name, inputs, tmp_path, capfd, monkeypatch):
     """Ctrl-C after every file was written to its temporary, before any rename: nothing appears, nothing stays."""
     import diskfull_driver

@@ -371,3 +371,35 @@ def test_frame_standardizer_centres_each_pixel_and_scales_to_sigma_data():
     torch.testing.assert_close(st.mean_frame, frames.double().mean(0).float())
     with pytest.raises(ValueError, match="6-px"):
         st.fit(torch.zeros(3, 4, 4))
+
+
+def test_speech_prior_standardizer_is_ridge_on_feature_windows_and_round_trips():
+    """The prior equals an independent ridge fit (numpy least squares on the same windows, tiny penalty); the
+    residual is scaled to sigma_data; inverse undoes forward; the fitted buffers load into a fresh instance."""
+    import numpy as np
+
+    from articulate.diffusion import SpeechPriorStandardizer
+
+    g = torch.Generator().manual_seed(0)
+    B, T, D, R, m = 6, 10, 3, 4, 2
+    feats = torch.randn(B, T + 2 * m, D, generator=g)
+    st = SpeechPriorStandardizer(resolution=R, sigma_data=0.25, context=1, alpha=1e-9)
+    win = st.windows(feats, m)  # [B, T, 3 D]: frame t reads feature frames t+m-1 .. t+m+1
+    torch.testing.assert_close(win[:, :, D:2 * D], feats[:, m:m + T])
+    torch.testing.assert_close(win[:, :, :D], feats[:, m - 1:m - 1 + T])
+    true_w = torch.randn(3 * D, R * R, generator=g) * 0.1
+    video = (win.reshape(-1, 3 * D) @ true_w - 0.5 + 0.05 * torch.randn(B * T, R * R, generator=g))
+    video = video.reshape(B, T, R, R)[:, None]
+    st.fit([(feats[:3], video[:3]), (feats[3:], video[3:])], m)  # streamed in two batches
+    x = np.c_[win.reshape(-1, 3 * D).double().numpy(), np.ones(B * T)]
+    coef = np.linalg.lstsq(x, video[:, 0].reshape(B * T, -1).double().numpy(), rcond=None)[0]
+    ref = torch.from_numpy(x @ coef).float().reshape(B, T, R, R)[:, None]
+    torch.testing.assert_close(st.prior(feats, m), ref, atol=1e-4, rtol=0)
+    z = st(video, feats, m)
+    assert float(z.pow(2).mean().sqrt()) == pytest.approx(0.25, rel=1e-3)
+    torch.testing.assert_close(st.inverse(z, feats, m), video, atol=1e-5, rtol=0)
+    fresh = SpeechPriorStandardizer(resolution=R, sigma_data=0.25, context=1)
+    fresh.load_state_dict(st.state_dict())
+    torch.testing.assert_close(fresh.prior(feats, m), st.prior(feats, m))
+    with pytest.raises(ValueError, match="speech features"):
+        st(video)

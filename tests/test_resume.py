@@ -46,9 +46,11 @@ def _direction(direction: str, tmp: Path) -> tuple[list[Path], list[str]]:
 
         data = make_dlc_set(tmp / "labeled-data")  # 3 training recordings x 4 frames
         cfg = {"trainer": quiet_trainer(tmp, max_steps=EPOCHS * BATCHES, limit_train_batches=BATCHES),
-               "model": {"init_args": {"warmup_steps": 2, "network": {"init_args": {"base_channels": 4, "depth": 2}}}},
+               "model": {"init_args": {"lr_scheduler": {"class_path": "articulate.optim.WarmupCosineLR",
+                                                         "init_args": {"warmup_steps": 2}},
+                                        "network": {"init_args": {"base_channels": 4, "depth": 2}}}},
                "data": {"init_args": {"data_dir": str(data), "input_size": [64, 80], "batch_size": 2, "num_workers": 1,
-                                      "test_recordings": ["rec00"], "val_recordings": ["rec01"]}}}
+                                      "split": {"test_recordings": ["rec00"], "val_recordings": ["rec01"]}}}}
         configs = [*stack("uti2contour"), write_yaml(tmp / "tiny.yaml", cfg)]
         extra = []
     extra += ["--test_after_fit=false", "--trainer.limit_val_batches=1", "--trainer.val_check_interval=1",

@@ -264,3 +264,55 @@ def test_standardised_diffusion_trains_on_deviations_and_generates_in_data_scale
         feats, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(out, m.standardizer.inverse(raw))
     assert m.to_inference().standardizer is m.standardizer
+
+
+def test_speech_prior_diffusion_trains_on_the_residual_and_adds_the_prior_back():
+    from articulate.diffusion import SpeechPriorStandardizer
+    from articulate.inference.wav2uti import DiffusionGenerator
+
+    m = _model(text=False, standardizer=SpeechPriorStandardizer(resolution=16, sigma_data=0.25, context=1))
+    b = _batch()
+    feats = m.audio_features(b)
+    m.standardizer.fit([(feats, b["video"])], 0)
+    seen = {}
+    loss_fn = m.loss_fn
+
+    def spy(denoiser, x0, **kw):
+        seen["x0"] = x0
+        return loss_fn(denoiser, x0, **kw)
+
+    m.loss_fn = spy
+    m.training_step(b, 0)
+    torch.testing.assert_close(seen["x0"], (b["video"] - m.standardizer.prior(feats, 0)) * m.standardizer.scale)
+    m.eval()
+    out = m.generate(feats, generator=torch.Generator().manual_seed(0))
+    raw = DiffusionGenerator(**{**m.inference_init(), "standardizer": None}).generate(
+        feats, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, raw / m.standardizer.scale + m.standardizer.prior(feats, 0))
+    with pytest.raises(ValueError, match="base stage"):
+        _model(stage="super_resolution", standardizer=SpeechPriorStandardizer(resolution=16))
+
+
+def test_a_speech_prior_checkpoint_loads_for_synthesis(tmp_path):
+    """The fitted prior (its weight's shape set by the fit) is saved with the weights and loads through the one
+    checkpoint reader into the inference object, which adds it back."""
+    from badinput_helpers import _save_untrained, wav2uti_stack, wav2uti_tiny
+    from test_wav2uti_data import make_cohort
+
+    from articulate.inference import load_predictor
+
+    cohort = make_cohort(tmp_path / "cohort", speakers=3, utterances=1, seconds=0.3)
+    feats = torch.randn(2, 6, 80, generator=torch.Generator().manual_seed(0))
+    fitted = {}
+
+    def fit(model):
+        video = torch.rand(2, 1, 6, model.resolution, model.resolution) * 2 - 1
+        model.standardizer.fit([(feats, video)], 0)
+        fitted["prior"] = model.standardizer.prior(feats, 0)
+
+    ckpt = _save_untrained(wav2uti_stack(None) + [wav2uti_tiny(tmp_path, cohort, None)],
+                           ["--model.init_args.standardizer=articulate.diffusion.SpeechPriorStandardizer"],
+                           tmp_path / "model.ckpt", setup=fit)
+    gen = load_predictor(ckpt, "wav2uti")
+    assert type(gen.standardizer).__name__ == "SpeechPriorStandardizer" and gen.standardizer.weight.shape[0] == 80 * 11
+    torch.testing.assert_close(gen.standardizer.prior(feats, 0), fitted["prior"])

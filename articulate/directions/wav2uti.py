@@ -45,7 +45,7 @@ DIRECTION = Direction(
         "realdata_quick": Preset(("quick", "realdata_quick"), {"audio_only": ("audio_only_quick",), "dnn": ("dnn_quick",)},
                                  needs=("data.init_args.data_dir",)),
     },
-    variants=("audio_only", "dnn", "paper_encoders", "res64", "res96", "res112"),
+    variants=("audio_only", "dnn", "paper_encoders", "res64", "res96", "res112", "speech_prior"),
     reproduce="articulate.experiments.wav2uti_plan:REPRODUCTION",
     prepare="articulate.experiments.wav2uti_plan:train_prepare",
     bench="articulate.experiments.bench:wav2uti_sections",

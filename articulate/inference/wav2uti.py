@@ -205,7 +205,7 @@ class DiffusionGenerator(UltrasoundGenerator):
             lf = LongFormSampler(sampler, window=self.clip_frames, hop=hop,
                                  memory_budget_mb=memory_budget_mb or DEFAULT_MEMORY_BUDGET_MB)
             x = lf(lambda x, s, **kw: cfg(x, s, **kw), shape, cond_fn=cond_fn, generator=generator, device=device).float()
-        return self.standardizer.inverse(x) if self.standardizer is not None else x
+        return self.standardizer.inverse(x, audio_feats, c) if self.standardizer is not None else x
 
 
 def timing_mismatch(base: UltrasoundGenerator, sr: UltrasoundGenerator) -> str | None:
