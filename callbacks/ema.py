@@ -51,7 +51,10 @@ class EDMEMA(WeightAveraging):
         if avg is not None and int(avg.n_averaged) == 0:
             for mine, theirs in zip(list(avg.module.parameters()) + list(avg.module.buffers()),
                                     list(pl_module.parameters()) + list(pl_module.buffers())):
-                mine.data.copy_(theirs.data)
+                if mine.shape == theirs.shape:
+                    mine.data.copy_(theirs.data)
+                else:  # a buffer whose shape the setup set (a fitted speech prior's weight)
+                    mine.data = theirs.data.detach().clone().to(mine.device)
 
     def on_load_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
         """Resuming a fit restores the raw weights (``current_model_state``) and the average, as Lightning does.

@@ -96,3 +96,24 @@ def test_a_test_after_fit_from_a_checkpoint_scores_the_averaged_weights(tmp_path
     # (nothing is left to train: restore, then the end-of-fit copy)
     _, ema2, _ = fit_with_ema(LinearTest(), tmp_path, limit_val_batches=0, ckpt_path=str(path))
     assert float(ema2._average_model.module.w.weight) == pytest.approx(average, rel=1e-6)
+
+
+class SizedInSetup(Linear):
+    """A buffer whose shape only the module's setup knows (as a fitted speech prior's weight)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("table", torch.zeros(0, 2))
+
+    def setup(self, stage):
+        self.table = torch.full((3, 2), 7.0)
+
+
+def test_a_buffer_sized_by_setup_reaches_the_average_and_the_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    model = SizedInSetup()
+    trainer, ema_cb, _ = fit_with_ema(model, tmp_path, val=ONE)
+    path = tmp_path / "last.ckpt"
+    trainer.save_checkpoint(path)
+    saved = torch.load(path, weights_only=True)["state_dict"]["table"]
+    torch.testing.assert_close(saved, torch.full((3, 2), 7.0))
