@@ -26,6 +26,8 @@ from articulate.directions import directions
 # the registry without an entry here fails test_every_registered_module_has_a_contract_setup.
 SETUPS = {
     "lightning_modules.mri2audio_translator.MRI2AudioTranslator": (None, MRI_TINY_NETS),
+    "lightning_modules.mri2audio_translator.OracleMaskTranslator": (
+        "oracle_mask.yaml", {k: v for k, v in MRI_TINY_NETS.items() if k != "attention"}),
     "lightning_modules.lip2audspec.Lip2AudSpec": ("lip2audspec.yaml", LIP2AUDSPEC_TINY),
     "lightning_modules.wav2uti_diffusion.Wav2UTIDiffusion": (None, None),
     "lightning_modules.wav2uti_dnn.Wav2UTIDNN": ("dnn.yaml", None),
@@ -97,9 +99,10 @@ def test_module_contract(direction, module, cohort, tmp_path):
             frames = batch["image"][:, 0]
             torch.testing.assert_close(loaded(frames, probe="bottom")[0], live(frames, probe="bottom")[0])
         else:
-            feats = live.audio_features(batch["audio"], n_frames=batch["video"].shape[2])
+            n = batch["video"].shape[2] + 2 * live.condition_context  # the clip and its speech context
+            feats = live.audio_features(batch["audio"], n_frames=n)
             text = list(batch["text"])
             a = live.generate(feats, *live.text_features(text), generator=torch.Generator().manual_seed(0))
-            b = loaded.generate(loaded.audio_features(batch["audio"], n_frames=batch["video"].shape[2]),
+            b = loaded.generate(loaded.audio_features(batch["audio"], n_frames=n),
                                 *loaded.text_features(text), generator=torch.Generator().manual_seed(0))
             torch.testing.assert_close(a, b)

@@ -98,9 +98,13 @@ def train_prepare(preset: str | None, variants: list[str], args: list[str]) -> l
     from articulate.directions import PROJECT_ROOT, get_direction
     from articulate.experiments.trackers import cached_tracker
 
-    if any(a.startswith(("--model.init_args.contour_ckpt", "--data.init_args.data_dir")) for a in args):
+    if any(a.startswith(("--model.init_args.contour_ckpt", "--data.init_args.data_dir", "--data.data_dir"))
+           for a in args):
         return []
-    for cfg in get_direction("wav2uti").config_stack(variants, preset):
+    record = get_direction("wav2uti")
+    if preset in record.presets and "data.init_args.data_dir" in record.presets[preset].needs:
+        return []  # a real-data preset (its folder comes from the command line)
+    for cfg in record.config_stack(variants, preset):
         data = (yaml.safe_load((PROJECT_ROOT / cfg).read_text()) or {}).get("data") or {}
         if (data.get("init_args") or {}).get("data_dir"):
             return []

@@ -102,6 +102,8 @@ class FrameRegressor(UltrasoundGenerator):
         c, k = self.condition_context, int(self.network.context)
         n = audio_feats.shape[1]
         T = n - 2 * c
+        if T < 1:
+            raise ValueError(f"audio_feats of {n} frames hold no frame beyond the {c}-frame context")
         per_call = max(1, int((memory_budget_mb or DEFAULT_MEMORY_BUDGET_MB) * 2**20
                               // self.network.bytes_per_frame()))
         outs = []
