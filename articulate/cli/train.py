@@ -61,6 +61,7 @@ def main(argv: list[str]) -> int:
         from articulate.directions import resolve
 
         hook = get_direction(args.direction).prepare
-        if hook:  # e.g. wav2uti on the phantom: the contour tracker its test pass needs
+        # e.g. wav2uti on the phantom: the contour tracker its test pass needs (not for --print_config: no fit)
+        if hook and not any(a.startswith("--print_config") for a in rest):
             fit += resolve(hook)(preset, args.variant, rest)
     return run_lightning_cli(fit + rest)

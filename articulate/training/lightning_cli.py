@@ -292,6 +292,9 @@ class ArticulateCLI(LightningCLI):
         check_config_numbers(section)
         check_accelerator(section)
         self._check_ckpt_path()
+        from articulate.paths import cache_dir
+
+        cache_dir()  # an unusable ARTICULATE_CACHE is refused before the trainer makes its log folder
 
     def _section(self) -> Any:
         sub = self.config.get("subcommand")
