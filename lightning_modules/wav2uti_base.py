@@ -285,7 +285,21 @@ class Wav2UTIModule(ArticulateModule):
             dm = self.trainer.datamodule
             names = [u.id for u in getattr(dm, "utterances", [])]
             self.test_per_recording = per_recording(rows, names)
+            self._write_per_recording()
         return values
+
+    def _write_per_recording(self) -> None:
+        """``<log dir>/test_per_recording.json``: every measure per test recording, the floors' included, for
+        paired tests between runs."""
+        import json
+
+        from articulate.utils.atomic import atomic_path
+
+        log_dir = self.trainer.log_dir if self._trainer is not None else None
+        if not log_dir or not self.trainer.is_global_zero or not self.test_per_recording:
+            return
+        with atomic_path(Path(log_dir) / "test_per_recording.json") as tmp:
+            tmp.write_text(json.dumps(self.test_per_recording, indent=1, allow_nan=False))
 
     # -- evaluation ------------------------------------------------------------------------
     def log_eval_loss(self, batch: dict[str, Any], batch_idx: int, prefix: str, pred: torch.Tensor | None) -> None:

@@ -192,6 +192,11 @@ def test_test_stage_logs_floors_and_contours_that_match_independent_metrics(phan
     assert frames.sum() == 6 * 4
     assert np.dot(frames, per["rmse"]) / frames.sum() == pytest.approx(results["test/rmse"], rel=1e-5)
     assert np.dot(frames, per["rmse_ridge"]) / frames.sum() == pytest.approx(results["test/rmse_ridge"], rel=1e-5)
+    # and written beside the run's logs (when it has a log folder) for paired tests between runs
+    import json
+
+    if cli.trainer.log_dir:
+        assert json.loads((Path(cli.trainer.log_dir) / "test_per_recording.json").read_text()) == per
 
 
 def test_a_missing_contour_checkpoint_fails_before_the_fit(phantom, tmp_path):
