@@ -24,7 +24,7 @@ DEVICE_ARGS := --trainer.devices=$(GPUS) --trainer.strategy=ddp
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock test test-fast phantom bench lint clean
+.PHONY: help install lock test test-fast phantom bench gpu-check lint clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -73,6 +73,10 @@ phantom: $(STAMP) ## write every direction's phantom cohort under OUT (default d
 
 bench: $(STAMP) ## speed/memory benchmarks -> $(BENCH_OUT) (QUICK=1 for a short run)
 	$(ART) bench --out $(BENCH_OUT) $(if $(QUICK),--quick)
+
+gpu-check: $(STAMP) ## on a GPU, one short call: CUDA-only tests, the paper's 64-px stage 300 steps in bf16 (+/- torch.compile), 1 s of 112-px video through the cascade -> results/gpu-check.json
+	$(PY) -m pytest -q -m cuda tests
+	$(ART) bench --direction wav2uti --only gpu_check --device cuda --out results/gpu-check.json
 
 lint: $(STAMP) ## ruff check (CI runs it; the formatter is not enforced: it would wrap lines past the 500-line module limit)
 	$(VENV)/bin/ruff check .

@@ -126,6 +126,7 @@ def test_lengths_determinism_and_batch_independence():
         mel_to_audio(mel[:, :10], CFG)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_cpu():
     mel = torch.from_numpy(mel_librosa(np.stack([speech_like(seed=s) for s in range(2)]), CFG))

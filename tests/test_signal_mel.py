@@ -151,6 +151,7 @@ def test_config_from_dict_and_validation():
         MelSpectrogram(CFG)(torch.zeros(2, 21000, dtype=torch.int16))
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_librosa():
     x = np.stack([speech_like(seed=s) for s in range(4)])

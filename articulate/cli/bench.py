@@ -8,7 +8,7 @@ from pathlib import Path
 
 from articulate.utils.atomic import atomic_path
 
-SECTIONS = ("train", "train_quick", "inference", "flops", "sampling", "synthesis_memory", "memory")
+SECTIONS = ("train", "train_quick", "inference", "flops", "sampling", "synthesis_memory", "memory", "gpu_check")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,7 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt.device(parser, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--direction", action="append", default=[], help="only this registered direction (repeatable)")
     parser.add_argument("--only", action="append", default=[], choices=SECTIONS,
-                        help="only this section (repeatable; train includes data loading)")
+                        help="only this section (repeatable; train includes data loading; gpu_check runs only when named: "
+                             "the paper configs on a GPU, make gpu-check)")
     return parser
 
 

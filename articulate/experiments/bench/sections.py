@@ -134,4 +134,8 @@ def wav2uti_sections(ctx) -> dict[str, Any]:
         B._guard(out["synthesis_memory"], lambda: synthesis_memory(cfgs, secs, 1, ctx.device))
     if ctx.wants("memory"):
         out["memory"] = memory_rows(d, data, ctx)
+    if "gpu_check" in ctx.only:  # named only: the paper configs for a few hundred steps (a GPU's check)
+        from articulate.experiments.bench.gpu_check import gpu_check
+
+        out.update(gpu_check(ctx))
     return out
