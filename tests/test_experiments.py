@@ -151,7 +151,8 @@ def test_wav2uti_quick_plan_is_the_64px_base_stage_with_step_bounded_rows():
     from articulate.experiments import wav2uti_plan as wp
 
     plan = wp.wav2uti_plan(True, 2, [64])
-    assert [r.label for r in plan.rows] == ["DNN baseline (64 px)", "Audio-only (64 px)", "Audio+Text (64 px)"]
+    assert [r.label for r in plan.rows] == ["DNN baseline (64 px)", "Audio-only (64 px)", "Audio+Text (64 px)",
+                                            "Audio+Text, speech prior (64 px, ours)"]
     # bounded by steps, never by wall-clock time: the same models on any machine
     assert not any("max_time" in o for r in plan.rows for o in r.overrides)
     caps = {r.label: [o for o in r.overrides if o.startswith("--trainer.max_steps=")] for r in plan.rows}
@@ -159,6 +160,7 @@ def test_wav2uti_quick_plan_is_the_64px_base_stage_with_step_bounded_rows():
     assert caps["Audio+Text (64 px)"] == [f"--trainer.max_steps={wp.W_QUICK_STEPS}"]
     assert f"{wp.W_QUICK_STEPS} steps" in plan.header
     # the registry's stack: preset overlays, then each variant with its preset companion
+    assert rp.row_configs(plan, plan.rows[-1])[-1] == "configs/wav2uti/speech_prior.yaml"
     dnn = rp.row_configs(plan, plan.rows[0])
     assert dnn == ["configs/wav2uti.yaml", "configs/wav2uti/quick.yaml", "configs/wav2uti/dnn.yaml", "configs/wav2uti/dnn_quick.yaml"]
     assert all(not r.overrides for r in wp.wav2uti_plan(False, 3, [64, 96]).rows)  # the full plan is uncapped

@@ -49,6 +49,8 @@ def wav2uti_rows(resolutions: list[int], quick: bool) -> list[Row]:
         rows.append(Row(f"Audio-only ({res} px)", ["audio_only", *extra], cap,
                         low_res_from=f"Audio-only ({base} px)" if sr else None))
         rows.append(Row(f"Audio+Text ({res} px)", extra, cap, low_res_from=f"Audio+Text ({base} px)" if sr else None))
+    if base in resolutions:  # ours, not the paper's: the base stage on the residual of a speech ridge prior
+        rows.append(Row(f"Audio+Text, speech prior ({base} px, ours)", ["speech_prior"], cap))
     return rows
 
 
