@@ -29,6 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from articulate.errors import InputError
 from articulate.inference.wav2uti import pretrained_frozen
@@ -41,25 +42,42 @@ log = logging.getLogger(__name__)
 
 @runtime_checkable
 class ClipSource(Protocol):
-    """What a wav2uti DataModule offers its model (``datamodules.wav2uti.Wav2UTIDataModule``)."""
+    """What a wav2uti DataModule offers its model (``datamodules.wav2uti.Wav2UTIDataModule``): everything the
+    modules read of ``trainer.datamodule``, read without defaults."""
 
     resolution: int
     clip_frames: int
     fps: float
     sample_rate: int
     condition_context: int
+    utterances: list  # the loaded utterances (each with an ``id``), indexed by the clips' ``recording``
+
+    @property
+    def probe(self) -> str | None:
+        """Where the ultrasound probe is in the frames ("top" for fan images; None: no image of the anatomy)."""
 
     def attach_features(self, audio_fn: Callable | None = None, audio_key: str | None = None,
                         text_fn: Callable | None = None, text_key: str | None = None, compute: bool = True) -> dict: ...
 
+    def baseline_clips(self, split: str) -> Dataset:
+        """Deterministic clips of a split for the floors' fit (``"train"``: every training clip)."""
+
+    def val_dataloader(self) -> Any: ...
+
 
 class OffTree:
-    """Modules a LightningModule uses but does not own (frozen pretrained encoders, a cascade's base stage):
-    outside ``_modules`` so they are not trained, wrapped, moved or saved, and shared rather than copied
-    when the EMA callback deep-copies the module."""
+    """What a wav2uti module uses but does not own, kept off its module tree: the frozen pretrained encoders
+    (their weights come from their hub id or folder), the floors (refitted from the data), the contour tracker
+    (from ``contour_ckpt``) and a cascade's base stage (from ``low_res_ckpt``). Held in this plain object, not as
+    submodules, so Lightning neither trains, wraps (DDP), moves nor saves them; shared rather than copied when
+    the EMA callback deep-copies the LightningModule."""
 
     def __init__(self) -> None:
-        self.modules: dict[str, nn.Module] = {}
+        self.audio_encoder: nn.Module | None = None  # frozen pretrained ones only; trainable ones are submodules
+        self.text_encoder: nn.Module | None = None
+        self.baselines: Any = None
+        self.contour_tracker: nn.Module | None = None
+        self.base_stage: nn.Module | None = None
 
     def __deepcopy__(self, memo) -> OffTree:
         return self
@@ -94,7 +112,7 @@ class Wav2UTIModule(ArticulateModule):
                  fps: float, baselines: Any = None, contour_ckpt: str | None = None, contour_threshold: float = 0.3,
                  condition_context: int = 0):
         super().__init__()
-        self.__dict__["off_tree"] = OffTree()
+        self.off_tree = OffTree()  # a plain object: nn.Module keeps it as an attribute, not a submodule
         self.set_encoder("audio_encoder", audio_encoder)
         self.set_encoder("text_encoder", text_encoder)
         self.resolution, self.clip_frames, self.fps = int(resolution), int(clip_frames), float(fps)
@@ -105,26 +123,29 @@ class Wav2UTIModule(ArticulateModule):
         self.test_rmse, self.test_psnr = RMSE(pixel_range="signed"), PSNR(pixel_range="signed")
         self._val_sheet: tuple[torch.Tensor, torch.Tensor] | None = None
         # the floors are refitted from the data, never saved (D x P weights), and shared by EMA copies
-        self.off_tree.modules["baselines"] = baselines
+        self.off_tree.baselines = baselines
         self.contour_ckpt, self.contour_threshold = (str(contour_ckpt) if contour_ckpt else None), float(contour_threshold)
         self._frame_rows: dict[str, FrameRows] = {}
         self._scorer = TestScorer()
         self.test_per_recording: dict[str, list] = {}
 
     def set_encoder(self, name: str, encoder: nn.Module | None) -> None:
+        """A trainable encoder is a submodule (trained, saved under ``<name>.``); a frozen pretrained one goes off the
+        module tree (see the module docstring). Either is read as ``self.<name>`` (the properties below)."""
         if pretrained_frozen(encoder):
-            self.off_tree.modules[name] = encoder  # off the module tree (see the module docstring)
-        else:
-            setattr(self, name, encoder)
+            setattr(self.off_tree, name, encoder)
+        elif encoder is not None:
+            setattr(self, name, encoder)  # nn.Module registers it in ``_modules`` (the property only reads)
 
-    def __getattr__(self, name: str):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            off = self.__dict__.get("off_tree")
-            if off is not None and name in off.modules:
-                return off.modules[name]
-            raise
+    @property
+    def audio_encoder(self) -> nn.Module:
+        off = self.off_tree.audio_encoder
+        return off if off is not None else self._modules["audio_encoder"]
+
+    @property
+    def text_encoder(self) -> nn.Module | None:
+        off = self.off_tree.text_encoder
+        return off if off is not None else self._modules.get("text_encoder")  # None: the audio-only model
 
     def _encoders_to_device(self) -> None:
         for enc in (self.audio_encoder, self.text_encoder):
@@ -172,7 +193,7 @@ class Wav2UTIModule(ArticulateModule):
         audio_enc, text_enc = self.audio_encoder, self.text_encoder
         fps = float(dm.fps)
         audio_fn = audio_key = text_fn = text_key = None
-        if getattr(audio_enc, "frozen", False):
+        if audio_enc.frozen:  # the encoder contract (articulate.networks.wav2uti.encoders)
             audio_enc.to(device)
             audio_key = audio_enc.cache_key() + f":fps={fps:g}:sr={dm.sample_rate}"
 
@@ -181,7 +202,7 @@ class Wav2UTIModule(ArticulateModule):
                     x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None].to(device)
                     return audio_enc(x, fps=fps, n_frames=n_frames)[0].float().cpu().numpy()
 
-        if text_enc is not None and getattr(text_enc, "frozen", False):
+        if text_enc is not None and text_enc.frozen:
             text_enc.to(device)
             text_key = text_enc.cache_key()
 
@@ -204,18 +225,18 @@ class Wav2UTIModule(ArticulateModule):
     # -- floors, ceiling and contours (lightning_modules.wav2uti_eval) --------------------------
     @property
     def baselines(self):
-        return self.off_tree.modules.get("baselines")
+        return self.off_tree.baselines
 
     def contour_tracker(self):
         """The uti2contour tracker of ``contour_ckpt`` (loaded once, off the module tree), or None."""
         if not self.contour_ckpt:
             return None
-        tracker = self.off_tree.modules.get("contour_tracker")
+        tracker = self.off_tree.contour_tracker
         if tracker is None:
             if not Path(self.contour_ckpt).is_file():
                 raise InputError(self.contour_ckpt, "contour_ckpt: file not found (a uti2contour checkpoint)")
             tracker = load_tracker(self.contour_ckpt)
-            self.off_tree.modules["contour_tracker"] = tracker
+            self.off_tree.contour_tracker = tracker
         return tracker.to(self.device)
 
     def fit_baselines(self) -> None:
@@ -224,18 +245,18 @@ class Wav2UTIModule(ArticulateModule):
 
         from datamodules.clips import collate_clips
 
-        probe = self.baselines
+        floors = self.baselines  # the ridge probe (articulate.baselines.wav2uti.RidgeProbe)
         dm = self.trainer.datamodule if self._trainer is not None else None
-        if probe is None or not hasattr(dm, "baseline_clips"):
+        if floors is None or not isinstance(dm, ClipSource):
             return
-        probe.reset()
-        probe.bind(int(dm.sample_rate), float(dm.fps), device=self.device, margin=self.condition_context)
-        for split, add in (("train", probe.add), ("val", probe.add_heldout)):
+        floors.reset()
+        floors.bind(int(dm.sample_rate), float(dm.fps), device=self.device, margin=self.condition_context)
+        for split, add in (("train", floors.add), ("val", floors.add_heldout)):
             clips = dm.baseline_clips(split)
             for batch in DataLoader(clips, batch_size=64, shuffle=False, collate_fn=collate_clips):
                 add(batch["audio"], batch["video"])
-        probe.fit()
-        log.info("wav2uti floors fitted: %s", probe.describe())
+        floors.fit()
+        log.info("wav2uti floors fitted: %s", floors.describe())
 
     def on_fit_start(self) -> None:
         self.fit_baselines()
@@ -244,12 +265,13 @@ class Wav2UTIModule(ArticulateModule):
         if self.baselines is not None and not self.baselines.fitted:
             self.fit_baselines()  # a test from a checkpoint: the floors are refitted (deterministic)
         dm = self.trainer.datamodule
-        probe = getattr(dm, "probe", "top")
+        # where the ultrasound probe is in the frames; test data given as bare loaders: fan images (probe at the top)
+        probe_side = dm.probe if isinstance(dm, ClipSource) else "top"
         tracker = self.contour_tracker()
-        if tracker is not None and probe is None:
+        if tracker is not None and probe_side is None:
             log.warning("contour_ckpt: the data's frames are not fan images (view=scanlines): no contour measure")
             tracker = None
-        self._scorer = TestScorer(tracker, self.contour_threshold, probe=probe or "top")
+        self._scorer = TestScorer(tracker, self.contour_threshold, probe=probe_side or "top")
 
     def _score_floors(self, batch: dict[str, Any], pred: torch.Tensor, real: torch.Tensor, idx, prefix: str,
                       swapped: torch.Tensor | None = None) -> None:
@@ -257,11 +279,11 @@ class Wav2UTIModule(ArticulateModule):
         contours, for the clips the model was scored on."""
         if self._trainer is not None and self.trainer.sanity_checking:
             return
-        probe, n = self.baselines, real.shape[0]
+        ridge, n = self.baselines, real.shape[0]
         floors = {}
-        if probe is not None and probe.fitted:
-            floors = {"mean_baseline": probe.mean_video(real),
-                      "ridge": probe.predict(batch["audio"][:n], real.shape[2]).to(real)}
+        if ridge is not None and ridge.fitted:
+            floors = {"mean_baseline": ridge.mean_video(real),
+                      "ridge": ridge.predict(batch["audio"][:n], real.shape[2]).to(real)}
         if "partner_video" in batch:
             floors["random_clip"] = batch["partner_video"][:n].to(real)
         contour = prefix == "test" and self._scorer.tracker is not None
@@ -283,7 +305,7 @@ class Wav2UTIModule(ArticulateModule):
             self.log(key, value, sync_dist=True)
         if prefix == "test":
             dm = self.trainer.datamodule
-            names = [u.id for u in getattr(dm, "utterances", [])]
+            names = [u.id for u in dm.utterances] if isinstance(dm, ClipSource) else []
             self.test_per_recording = per_recording(rows, names)
             self._write_per_recording()
         return values

@@ -20,6 +20,14 @@ test, ``synthesize-uti`` and the tests share.
   test ones): each candidate samples the same validation clips from the same noise, and the one whose tongue
   surfaces are closest (contour MSD vs the true surface on the phantom, else vs the tracked real frames, else
   RMSE without a tracker) is kept and logged as ``test/guidance_scale``.
+* Loss (:mod:`articulate.losses`): the term ``loss_edm`` (the mean of ``loss``'s per-element EDM loss), weighted by
+  ``lambdas`` and logged as ``<stage>/loss_edm`` beside the sum ``<stage>/loss``; ``LossTerms`` components in
+  ``losses`` add terms read from the context ``denoised`` (the denoiser's output D(x0 + sigma n; sigma)) and
+  ``target`` (x0: the clips, standardised when a ``standardizer`` is set) ``[B, 1, T, R, R]``, ``sigma`` ``[B]`` (the
+  sampled noise level), ``per_element`` (the weighted squared error), ``video`` (the clips on the [-1, 1] scale),
+  ``audio_feats``, ``cond``, ``cond_mask`` (the fused condition, after classifier-free dropout) and ``batch_size``.
+  ``optimizer`` and ``lr_scheduler``: LightningCLI callables from the config (Adam, constant rate), on every
+  trainable weight.
 * EMA of the weights: Lightning's ``EMAWeightAveraging`` callback (configs/wav2uti.yaml); it swaps the
   averaged weights in for validation and writes them as the checkpoint's ``state_dict``.
 * Validation: EDM loss with a fixed noise draw (comparable across epochs) on every batch, and
@@ -33,14 +41,16 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from articulate.baselines.wav2uti import RidgeProbe
 from articulate.diffusion import EDMLoss, HeunSampler
 from articulate.errors import InputError
 from articulate.inference.wav2uti import DiffusionGenerator, fuse_condition, timing_mismatch
+from articulate.losses import LossTerms
 from articulate.transforms.video import resize_video
-from lightning_modules.wav2uti_base import Wav2UTIModule
+from lightning_modules.wav2uti_base import ClipSource, Wav2UTIModule
 
 __all__ = ["Wav2UTIDiffusion", "load_base_stage"]
 
@@ -52,6 +62,7 @@ def load_base_stage(path: str) -> DiffusionGenerator:
 
 class Wav2UTIDiffusion(Wav2UTIModule):
     inference_class = "articulate.inference.wav2uti.DiffusionGenerator"
+    builtin_terms = ("loss_edm",)
 
     def __init__(
         self,
@@ -73,9 +84,10 @@ class Wav2UTIDiffusion(Wav2UTIModule):
         guidance_scale: float = 1.0,
         guidance_candidates: list[float] | None = None,
         long_form_hop: int | None = None,
-        lr: float = 5e-4,
-        weight_decay: float = 0.0,
-        warmup_steps: int = 0,
+        lambdas: dict[str, float] | None = None,
+        losses: list[LossTerms] | None = None,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
         val_num_clips: int = 4,
         val_seed: int = 0,
         baselines: RidgeProbe | None = None,
@@ -88,13 +100,15 @@ class Wav2UTIDiffusion(Wav2UTIModule):
                          contour_threshold, condition_context)
         if stage not in ("base", "super_resolution"):
             raise ValueError(f"stage must be 'base' or 'super_resolution', got {stage!r}")
-        if stage == "super_resolution" and getattr(standardizer, "needs_features", False):
+        if stage == "super_resolution" and standardizer is not None and standardizer.needs_features:
             raise ValueError("a standardizer that reads the speech (SpeechPriorStandardizer) is for the base stage")
         self.save_config()
         self.denoiser, self.fusion, self.standardizer = denoiser, fusion, standardizer
         self.loss_fn = loss if loss is not None else EDMLoss(sigma_data=float(getattr(denoiser, "sigma_data", 0.25)))
         self.sampler = sampler if sampler is not None else HeunSampler(num_steps=32)
         self.stage, self.low_res_size = stage, int(low_res_size)
+        self.init_losses(lambdas, losses)
+        self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
         self.guidance_scores: dict[str, Any] | None = None  # validation scores of the candidates (choose_guidance)
 
     # -- inference -------------------------------------------------------------------------
@@ -128,7 +142,7 @@ class Wav2UTIDiffusion(Wav2UTIModule):
         path = self.hparams.get("low_res_ckpt")
         if self.stage != "super_resolution" or not path:
             return None
-        base = self.off_tree.modules.get("base_stage")
+        base = self.off_tree.base_stage
         if base is None:
             base = load_base_stage(path)
             if not isinstance(base, DiffusionGenerator) or base.stage != "base":
@@ -139,7 +153,7 @@ class Wav2UTIDiffusion(Wav2UTIModule):
                            f"{self.condition_context}: train both with the same condition_context")
             if problem:
                 raise InputError(path, problem)
-            self.off_tree.modules["base_stage"] = base
+            self.off_tree.base_stage = base
         return base.to(self.device)
 
     @torch.no_grad()
@@ -160,7 +174,7 @@ class Wav2UTIDiffusion(Wav2UTIModule):
         super().setup(stage)
         # the standardiser's mean frame and scale: from the training frames, once (a resumed fit restores them)
         dm = self.trainer.datamodule if self._trainer is not None else None
-        if stage == "fit" and self.standardizer is not None and not bool(self.standardizer.fitted) and dm is not None:
+        if stage == "fit" and self.standardizer is not None and not bool(self.standardizer.fitted) and isinstance(dm, ClipSource):
             clips = dm.baseline_clips("train")
             keep = torch.linspace(0, len(clips) - 1, min(len(clips), 20000 // self.clip_frames + 1)).round().long()
             if self.standardizer.needs_features:
@@ -179,6 +193,12 @@ class Wav2UTIDiffusion(Wav2UTIModule):
                                            for k, v in b.items()}), b["video"]
 
     def _loss(self, batch: dict[str, Any], generator: torch.Generator | None = None, drop: bool = True) -> torch.Tensor:
+        """The EDM loss of a batch (the term ``loss_edm``)."""
+        return self._edm(batch, generator, drop)[0]
+
+    def _edm(self, batch: dict[str, Any], generator: torch.Generator | None = None, drop: bool = True
+             ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The EDM loss of a batch and the context the ``losses`` components read (module docstring)."""
         video = batch["video"]
         B = video.shape[0]
         text, tmask = self.text_features(batch)
@@ -192,23 +212,31 @@ class Wav2UTIDiffusion(Wav2UTIModule):
             aug = torch.rand(B, device=video.device, generator=generator) * self.hparams.aug_sigma_max
             kw = {"low_res": self.low_res_input(video, aug, generator), "aug_sigma": aug}
         x0 = self.standardizer(video, feats, self.condition_context) if self.standardizer is not None else video
-        per_elem = self.loss_fn(self.denoiser, x0, cond=cond, cond_mask=cmask, generator=generator, **kw)
-        return per_elem.mean()
+        seen: dict[str, torch.Tensor] = {}
+
+        def denoise(x: torch.Tensor, sigma: torch.Tensor, **kw: Any) -> torch.Tensor:
+            seen["denoised"], seen["sigma"] = self.denoiser(x, sigma, **kw), sigma  # what the loss compares, for the context
+            return seen["denoised"]
+
+        per_elem = self.loss_fn(denoise, x0, cond=cond, cond_mask=cmask, generator=generator, **kw)
+        context = {**seen, "target": x0, "per_element": per_elem, "video": video, "audio_feats": feats,
+                   "cond": cond, "cond_mask": cmask, "batch_size": B}
+        return per_elem.mean(), context
+
+    def _objective(self, batch: dict[str, Any], stage: str, generator: torch.Generator | None = None,
+                   drop: bool = True) -> torch.Tensor:
+        loss_edm, context = self._edm(batch, generator, drop)
+        terms = self.add_terms({"loss_edm": loss_edm}, context)
+        return self.objective(terms, stage, batch["video"].shape[0], prog_bar=("loss",) if stage == "train" else ())
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self._loss(batch)
-        self.check_finite(loss=loss)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["video"].shape[0])
-        return loss
+        return self._objective(batch, "train")
 
-    def configure_optimizers(self):
-        params = [p for p in self.parameters() if p.requires_grad]
-        opt = torch.optim.Adam(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        if self.hparams.warmup_steps > 0:
-            w = self.hparams.warmup_steps
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / w))
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-        return opt
+    def optimizer_groups(self) -> dict[str, tuple[Any, OptimizerCallable]]:
+        if self.optimizer is None:
+            raise ValueError("Wav2UTIDiffusion: no optimizer (model.init_args.optimizer)")
+        # every trainable weight (denoiser, fusion, a trainable text encoder, components), in the module's order
+        return {"model": ([p for p in self.parameters() if p.requires_grad], self.optimizer)}
 
     # -- guidance chosen on validation ----------------------------------------------------------
     def on_test_start(self) -> None:
@@ -252,8 +280,7 @@ class Wav2UTIDiffusion(Wav2UTIModule):
     # -- evaluation ------------------------------------------------------------------------
     def log_eval_loss(self, batch, batch_idx, prefix, pred) -> None:
         g = torch.Generator(device=self.device).manual_seed(self.hparams.val_seed + batch_idx)
-        self.log(f"{prefix}/loss", self._loss(batch, generator=g, drop=False), batch_size=batch["video"].shape[0],
-                 sync_dist=True)
+        self._objective(batch, prefix, generator=g, drop=False)
 
     def clips_to_score(self, batch_idx: int, batch_size: int, prefix: str) -> int:
         if prefix != "val":

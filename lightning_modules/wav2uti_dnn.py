@@ -2,7 +2,10 @@
 
 Frame-wise acoustic features from ``audio_encoder`` (log-mel by default; the original used MFCC /
 mel with a context window) -> ``network`` (:class:`~articulate.networks.wav2uti.dnn.FrameDNN`) ->
-one ultrasound frame per video frame, trained with MSE on the [-1, 1] pixel scale. It uses the same
+one ultrasound frame per video frame, trained with MSE on the [-1, 1] pixel scale (the loss term ``loss_mse``;
+``lambdas``, ``losses``, ``optimizer`` and ``lr_scheduler`` as in every module: :mod:`articulate.losses`; the
+``losses`` components read the context ``pred`` and ``target`` (``[B, 1, T, R, R]`` on the [-1, 1] scale),
+``feats`` (the speech features ``[B, T + 2c, D]``) and ``batch_size``). It uses the same
 DataModule, feature cache and RMSE/PSNR evaluation (with the same floors and contour measure) as the
 diffusion model (``Wav2UTIModule``), so the two compare on the same clips; inference:
 :class:`articulate.inference.wav2uti.FrameRegressor`.
@@ -14,10 +17,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from articulate.baselines.wav2uti import RidgeProbe
 from articulate.inference.wav2uti import FrameRegressor
+from articulate.losses import LossTerms
 from lightning_modules.wav2uti_base import Wav2UTIModule
 
 __all__ = ["Wav2UTIDNN"]
@@ -25,15 +30,20 @@ __all__ = ["Wav2UTIDNN"]
 
 class Wav2UTIDNN(Wav2UTIModule):
     inference_class = "articulate.inference.wav2uti.FrameRegressor"
-    stage = "base"
+    stage = "base"  # of a cascade: the DNN generates at the data resolution
+    builtin_terms = ("loss_mse",)
 
     def __init__(self, network: nn.Module, audio_encoder: nn.Module, resolution: int = 64, clip_frames: int = 16,
-                 fps: float = 60.0, lr: float = 1e-3, weight_decay: float = 0.0, baselines: RidgeProbe | None = None,
-                 contour_ckpt: str | None = None, contour_threshold: float = 0.3, condition_context: int = 0):
+                 fps: float = 60.0, lambdas: dict[str, float] | None = None, losses: list[LossTerms] | None = None,
+                 optimizer: OptimizerCallable | None = None, lr_scheduler: LRSchedulerCallable | None = None,
+                 baselines: RidgeProbe | None = None, contour_ckpt: str | None = None, contour_threshold: float = 0.3,
+                 condition_context: int = 0):
         super().__init__(audio_encoder, None, resolution, clip_frames, fps, baselines, contour_ckpt, contour_threshold,
                          condition_context)
         self.save_config()
         self.network = network
+        self.init_losses(lambdas, losses)
+        self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
 
     def inference_init(self) -> dict[str, Any]:
         return {"network": self.network, "audio_encoder": self.audio_encoder, "resolution": self.resolution,
@@ -57,19 +67,23 @@ class Wav2UTIDNN(Wav2UTIModule):
             frames = torch.cat([clips[int(i)]["video"][0] for i in keep.unique()])
             self.network.fit_basis(frames)
 
+    def _objective(self, pred: torch.Tensor, target: torch.Tensor, feats: torch.Tensor, stage: str) -> torch.Tensor:
+        context = {"pred": pred, "target": target, "feats": feats, "batch_size": pred.shape[0]}
+        terms = self.add_terms({"loss_mse": F.mse_loss(pred, target)}, context)
+        return self.objective(terms, stage, pred.shape[0], prog_bar=("loss",) if stage == "train" else ())
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = F.mse_loss(self.network(self.audio_features(batch), margin=self.condition_context), batch["video"])
-        self.check_finite(loss=loss)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["video"].shape[0])
-        return loss
+        feats = self.audio_features(batch)
+        return self._objective(self.network(feats, margin=self.condition_context), batch["video"], feats, "train")
 
     def predict_clips(self, batch: dict[str, Any], n: int, cascade: bool) -> torch.Tensor:
         return self.network(self.audio_features(batch)[:n], margin=self.condition_context)
 
     def log_eval_loss(self, batch, batch_idx, prefix, pred) -> None:
-        self.log(f"{prefix}/loss", F.mse_loss(pred, batch["video"][: pred.shape[0]]), batch_size=pred.shape[0],
-                 sync_dist=True)
+        n = pred.shape[0]
+        self._objective(pred, batch["video"][:n], self.audio_features(batch)[:n], prefix)
 
-    def configure_optimizers(self):
-        return torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.hparams.lr,
-                                weight_decay=self.hparams.weight_decay)
+    def optimizer_groups(self) -> dict[str, tuple[Any, OptimizerCallable]]:
+        if self.optimizer is None:
+            raise ValueError("Wav2UTIDNN: no optimizer (model.init_args.optimizer)")
+        return {"network": ([p for p in self.parameters() if p.requires_grad], self.optimizer)}

@@ -65,3 +65,30 @@ def test_options_this_version_cannot_honour_refuse_the_checkpoint_with_one_line(
               f"--trainer.default_root_dir={tmp_path / 'run'}")
     assert_refused(res, "test", ck, problem)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("kind, removed", [("wav2uti", {"lr": 1e-3, "weight_decay": 0.0, "warmup_steps": 0}),
+                                           ("wav2uti_dnn", {"lr": 1e-3, "weight_decay": 0.0})], ids=["diffusion", "dnn"])
+def test_a_wav2uti_checkpoint_with_the_old_optimizer_options_is_refused_for_training_and_loads_for_inference(
+        tiny_checkpoints, tmp_path, capfd, kind, removed):
+    """Before issue 28 the wav2uti modules took ``lr``, ``weight_decay`` (and the diffusion ``warmup_steps``) instead of
+    the ``optimizer`` / ``lr_scheduler`` callables. ``lr`` has no value under which it did nothing, so ``--ckpt_path``
+    refuses such a checkpoint with one line; inference never read them and still loads it."""
+    import numpy as np
+
+    from articulate.inference import load_predictor
+
+    def edit(ck):
+        for key in ("optimizer", "lr_scheduler", "lambdas", "losses"):
+            ck["hyper_parameters"].pop(key, None)
+        ck["hyper_parameters"].update(removed)
+
+    ck = edited_checkpoint(getattr(tiny_checkpoints, kind), tmp_path / "old.ckpt", edit)
+    variant = ["--config", CONFIGS / "wav2uti" / "dnn.yaml"] if kind == "wav2uti_dnn" else []
+    res = run(capfd, "test", "--config", CONFIGS / "wav2uti.yaml", *variant, "--ckpt_path", ck, "--trainer.logger=false",
+              f"--trainer.default_root_dir={tmp_path / 'run'}")
+    assert_refused(res, "test", ck, "no longer takes " + ", ".join(removed))
+    assert not (tmp_path / "run").exists()
+    predictor = load_predictor(ck)
+    frames = predictor.from_audio(np.zeros(16000 // 10, dtype=np.float32), 4, seed=0, **({} if kind == "wav2uti_dnn" else {"steps": 2}))
+    assert frames.shape[-2:] == (16, 16) and bool(frames.isfinite().all())

@@ -73,3 +73,52 @@ def test_a_toy_loss_term_added_by_one_config_line_is_logged_and_summed(tmp_path)
         assert 0 < parts["loss_toy"] < 1  # a mean of sigmoid outputs
         want = parts["loss_rec"] + 0.5 * parts["loss_kl"] + 0.5 * parts["loss_adv"] + 0.1 * parts["loss_toy"]
         assert float(r["train/loss"]) == pytest.approx(want, rel=1e-5)
+
+
+class DenoisedL1(LossTerms):
+    """A toy wav2uti term (the diffusion model's context): L1 between the EDM's denoised clips and their targets."""
+
+    names = ("loss_l1",)
+
+    def forward(self, context):
+        return {"loss_l1": (context["denoised"] - context["target"]).abs().mean()}
+
+
+class PredL1(LossTerms):
+    """The same for the DNN baseline (its context: ``pred``, ``target``, ``feats``, ``batch_size``)."""
+
+    names = ("loss_l1",)
+
+    def forward(self, context):
+        assert context["feats"].shape[0] == context["pred"].shape[0] == context["batch_size"]
+        return {"loss_l1": (context["pred"] - context["target"]).abs().mean()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant, term, own", [(None, "DenoisedL1", "loss_edm"), ("dnn.yaml", "PredL1", "loss_mse")],
+                         ids=["diffusion", "dnn"])
+def test_a_toy_loss_term_added_to_wav2uti_by_one_config_line_is_logged_and_summed(tmp_path, variant, term, own):
+    """docs/ARCHITECTURE.md's worked example: one class, one overlay line; ``train/loss`` = own term + 0.1 loss_l1 at
+    every batch, and the validation pass logs the same terms."""
+    from helpers import make_cohort, wav2uti_tiny_override
+
+    from articulate.training.lightning_cli import ArticulateCLI
+
+    cohort = make_cohort(tmp_path / "cohort", speakers=3, utterances=2, seconds=0.5)
+    tiny = wav2uti_tiny_override(cohort, variant, tmp_path)
+    toy = tmp_path / "toy.yaml"
+    toy.write_text(f"model: {{init_args: {{losses: [{{class_path: test_losses.{term}}}]}}}}\n")  # the one line
+    torch.set_num_threads(1)
+    ArticulateCLI(args=["fit", *config_args([*stack("wav2uti", variant), tiny, toy]), "--model.init_args.lambdas.loss_l1=0.1",
+                        "--trainer.log_every_n_steps=1", "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
+                        f"--trainer.logger.init_args.save_dir={tmp_path}"])
+    (log,) = tmp_path.rglob("metrics.csv")
+    table = list(csv.DictReader(log.open()))
+    rows = [r for r in table if r.get("train/loss_l1")]
+    assert len(rows) == 2  # a row per training batch
+    for r in rows:
+        parts = {k: float(r[f"train/{k}"]) for k in (own, "loss_l1")}
+        assert parts["loss_l1"] > 0
+        assert float(r["train/loss"]) == pytest.approx(parts[own] + 0.1 * parts["loss_l1"], rel=1e-5)
+    (val,) = [r for r in table if r.get("val/loss")]
+    assert float(val["val/loss"]) == pytest.approx(float(val[f"val/{own}"]) + 0.1 * float(val["val/loss_l1"]), rel=1e-5)

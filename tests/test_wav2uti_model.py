@@ -316,3 +316,38 @@ def test_a_speech_prior_checkpoint_loads_for_synthesis(tmp_path):
     gen = load_predictor(ckpt, "wav2uti")
     assert type(gen.standardizer).__name__ == "SpeechPriorStandardizer" and gen.standardizer.weight.shape[0] == 80 * 11
     torch.testing.assert_close(gen.standardizer.prior(feats, 0), fitted["prior"])
+
+
+def test_the_loss_context_holds_what_the_edm_loss_compares():
+    """``loss_edm`` is the mean of lambda(sigma) (denoised - target)^2 over the context's own tensors (EDM's weight
+    written out here), the target is the batch's clips (no standardizer), and a second draw with the same
+    generator gives the same context (the validation loss's fixed noise)."""
+    m = _model()
+    b = _batch()
+    loss, ctx = m._edm(b, generator=torch.Generator().manual_seed(3), drop=False)
+    sd, sigma = 0.25, ctx["sigma"].reshape(-1, 1, 1, 1, 1)
+    want = ((sigma**2 + sd**2) / (sigma * sd) ** 2 * (ctx["denoised"] - ctx["target"]) ** 2).mean()
+    torch.testing.assert_close(loss, want)
+    assert ctx["target"] is b["video"] and ctx["sigma"].shape == (2,) and ctx["batch_size"] == 2
+    assert ctx["cond"].shape[:2] == ctx["cond_mask"].shape == (2, 4) and ctx["audio_feats"].shape[:2] == (2, 4)
+    again, ctx2 = m._edm(b, generator=torch.Generator().manual_seed(3), drop=False)
+    assert torch.equal(again, loss) and torch.equal(ctx2["sigma"], ctx["sigma"])
+
+
+def test_optimizer_and_scheduler_come_from_the_callables():
+    import functools
+
+    from torch.optim.lr_scheduler import LinearLR
+
+    m = _model(optimizer=functools.partial(torch.optim.Adam, lr=2e-3, weight_decay=0.5),
+               lr_scheduler=functools.partial(LinearLR, start_factor=0.25, total_iters=4))
+    (opt,), (sched,) = m.configure_optimizers()
+    assert isinstance(opt, torch.optim.Adam) and opt.param_groups[0]["lr"] == 2e-3 * 0.25
+    assert opt.param_groups[0]["weight_decay"] == 0.5 and sched["interval"] == "step"
+    assert {id(p) for p in opt.param_groups[0]["params"]} == {id(p) for p in m.parameters() if p.requires_grad}
+    dnn = Wav2UTIDNN(FrameDNN(in_dim=8, context=1, hidden=16, num_layers=2, out_size=16), LogMelEncoder(n_mels=8),
+                     resolution=16, clip_frames=4, optimizer=functools.partial(torch.optim.Adam, lr=1e-3))
+    (opt,) = dnn.configure_optimizers()
+    assert opt.param_groups[0]["lr"] == 1e-3 and len(opt.param_groups[0]["params"]) == len(list(dnn.network.parameters()))
+    with pytest.raises(ValueError, match="no optimizer"):
+        _model().configure_optimizers()

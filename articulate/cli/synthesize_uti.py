@@ -95,16 +95,16 @@ def transcribe_with_whisper(model_id: str, wav16k: np.ndarray, device: str) -> s
     return WhisperTranscriber(model_id, device=device)(wav16k)
 
 
-def synthesize(model, wav: np.ndarray, text: str, sr_model=None, steps: int | None = None,
+def synthesize(model, wav: np.ndarray, text: str, super_res_model=None, steps: int | None = None,
                guidance: float | None = None, hop: int | None = None, seed: int = 0,
                audio_path: Path | None = None, sr_ckpt: Path | None = None,
                memory_budget_mb: float | None = None) -> np.ndarray:
     """Frames ``[F, H, W]`` float32 in [0, 1] for mono audio ``wav`` at ``model.sample_rate`` (the cascade
-    of ``model`` and the optional super-resolution ``sr_model``)."""
+    of ``model`` and the optional super-resolution ``super_res_model``)."""
     from articulate.inference.wav2uti import UltrasoundCascade
     from articulate.readers.audio import resample_audio
 
-    cascade = UltrasoundCascade(model, sr_model, source=sr_ckpt)
+    cascade = UltrasoundCascade(model, super_res_model, source=sr_ckpt)
     options = {"steps": steps, "guidance_scale": guidance, "long_form_hop": hop, "memory_budget_mb": memory_budget_mb}
     try:
         return cascade.synthesize(wav, text, seed=seed, resample=resample_audio,
@@ -130,7 +130,7 @@ def main(argv: list[str]) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     t0 = time.perf_counter()
     model = load_wav2uti(args.ckpt, device)
-    sr_model = load_wav2uti(args.sr_ckpt, device) if args.sr_ckpt else None
+    super_res_model = load_wav2uti(args.sr_ckpt, device) if args.sr_ckpt else None
     if model.stage != "base":
         raise InputError(args.ckpt, "this is a super-resolution stage checkpoint: pass it as --sr-ckpt with a base --ckpt")
     if args.hop is not None:  # its upper bound is the checkpoint's clip length
@@ -147,7 +147,7 @@ def main(argv: list[str]) -> int:
         text = transcribe_with_whisper(args.whisper, resample_audio(wav, enc_sr, 16000), device)
     text = text or ""
     t_load = time.perf_counter()
-    frames = synthesize(model, wav, text, sr_model, args.steps, args.guidance, args.hop, args.seed,
+    frames = synthesize(model, wav, text, super_res_model, args.steps, args.guidance, args.hop, args.seed,
                         audio_path=Path(args.audio), sr_ckpt=args.sr_ckpt, memory_budget_mb=args.memory_budget_mb)
     t_gen = time.perf_counter()
 

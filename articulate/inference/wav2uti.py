@@ -210,28 +210,28 @@ class DiffusionGenerator(UltrasoundGenerator):
         return self.standardizer.inverse(x, audio_feats, c) if self.standardizer is not None else x
 
 
-def timing_mismatch(base: UltrasoundGenerator, sr: UltrasoundGenerator) -> str | None:
+def timing_mismatch(base: UltrasoundGenerator, super_res: UltrasoundGenerator) -> str | None:
     """Why a base stage and a super-resolution stage cannot form a cascade (fps or clip length), else None."""
-    if abs(base.fps - sr.fps) > 1e-6 or base.clip_frames != sr.clip_frames:
+    if abs(base.fps - super_res.fps) > 1e-6 or base.clip_frames != super_res.clip_frames:
         return (f"the base and super-resolution stages differ in fps or clip length ({base.fps:g} fps, "
-                f"{base.clip_frames} frames vs {sr.fps:g} fps, {sr.clip_frames} frames)")
+                f"{base.clip_frames} frames vs {super_res.fps:g} fps, {super_res.clip_frames} frames)")
     return None
 
 
 class UltrasoundCascade(nn.Module):
     """A base stage (diffusion or DNN) followed by a super-resolution diffusion stage (e.g. 64 -> 112 px)."""
 
-    def __init__(self, base: UltrasoundGenerator, sr: DiffusionGenerator | None = None, source: Any = None):
+    def __init__(self, base: UltrasoundGenerator, super_res: DiffusionGenerator | None = None, source: Any = None):
         super().__init__()
         if base.stage != "base":
             raise InputError(source, "this is a super-resolution stage checkpoint: give it as the second stage of a base one")
-        if sr is not None:
-            if not (isinstance(sr, DiffusionGenerator) and sr.stage == "super_resolution"):
+        if super_res is not None:
+            if not (isinstance(super_res, DiffusionGenerator) and super_res.stage == "super_resolution"):
                 raise InputError(source, "the second stage is not a super-resolution stage checkpoint")
-            problem = timing_mismatch(base, sr)
+            problem = timing_mismatch(base, super_res)
             if problem:
                 raise InputError(source, problem)
-        self.base, self.sr = base, sr
+        self.base, self.super_res = base, super_res  # (``sr`` is a sample rate everywhere else)
 
     @property
     def fps(self) -> float:
@@ -260,11 +260,12 @@ class UltrasoundCascade(nn.Module):
         # a DNN base has no sampler: only the memory budget applies to it
         opts = options if isinstance(base, DiffusionGenerator) else {k: v for k, v in options.items() if k == "memory_budget_mb"}
         video = base.from_audio(wav_in, n_gen, text, seed=seed, **opts)
-        if self.sr is not None:
-            sr_wav = wav_in
-            if self.sr.sample_rate != sr:
+        if self.super_res is not None:
+            wav_sr = wav_in
+            if self.super_res.sample_rate != sr:
                 if resample is None:
                     raise ValueError("the stages' audio rates differ: pass resample=")
-                sr_wav = resample(wav_in, sr, self.sr.sample_rate)
-            video = self.sr.from_audio(sr_wav, n_gen, text, low_res=self.sr.to_low_res(video), seed=seed + 1, **options)
+                wav_sr = resample(wav_in, sr, self.super_res.sample_rate)
+            video = self.super_res.from_audio(wav_sr, n_gen, text, low_res=self.super_res.to_low_res(video), seed=seed + 1,
+                                              **options)
         return ((video[0, 0, :n_frames].float().clamp(-1, 1) + 1) / 2).cpu().numpy().astype(np.float32)
