@@ -213,8 +213,8 @@ class TestScorer:
 def inside(kp: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """Tracked keypoints ``[N, K, 2]`` without the points whose true position is unknown (NaN: outside the
     fan). The tracker always places every point, extrapolating those it cannot see; compared with a
-    truncated true surface they would add their distance to its end (measured: 1.17 px for the phantom
-    tracker on 64-px test frames, 0.24 px without them)."""
+    truncated true surface they would add their distance to its end (figures: docs/experiments/wav2uti.md,
+    2026-12-02)."""
     out = np.array(kp, dtype=np.float64, copy=True)
     k = min(out.shape[1], truth.shape[1])
     out[:, :k][~np.isfinite(truth[:, :k]).all(-1)] = np.nan
