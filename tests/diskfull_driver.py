@@ -31,12 +31,15 @@ from pathlib import Path
 FILLER = ".filler"
 
 
-def _patch(name: str) -> None:
+def _patch(name: str, set_attr=setattr) -> None:
+    """Stand-ins for a recipe's slow or networked work. In this driver's own process plain ``setattr``; a test that
+    patches in the pytest process passes ``monkeypatch.setattr`` so that nothing leaks into later tests."""
     if name == "bench":
         import articulate.experiments.bench as bench
 
-        bench.run_benchmarks = lambda **kw: {"environment": {"cpu_threads": 1, "torch": "x"}, "results": list(range(4000))}
-        bench.summary_rows = lambda result: [("rows", "4000")]
+        set_attr(bench, "run_benchmarks",
+                 lambda **kw: {"environment": {"cpu_threads": 1, "torch": "x"}, "results": list(range(4000))})
+        set_attr(bench, "summary_rows", lambda result: [("rows", "4000")])
     elif name == "whisper":
         import articulate.cli.transcribe as transcribe
 
@@ -49,14 +52,14 @@ def _patch(name: str) -> None:
             def __call__(self, wav):
                 return "a transcript " * 400
 
-        transcribe.WhisperTranscriber = Fake
+        set_attr(transcribe, "WhisperTranscriber", Fake)
     elif name == "ceiling":
         import articulate.phantom.ceilings as ceilings
 
-        ceilings.intonation_blind_ceiling = lambda **kw: {
+        set_attr(ceilings, "intonation_ceilings", lambda **kw: {
             "settings": {"subjects": 2, "seed": 0, "recordings": 1, "crops": 1, "draws": 1}, "seconds": 0.0,
-            "f0_rms_semitones": {"redraw": 1.0, "flat": 2.0}, "rows": list(range(3000))}
-        ceilings.ceiling_table = lambda result: "| table |"
+            "f0_rms_semitones": {"larynx": 0.5, "word": 0.8, "redraw": 1.0, "flat": 2.0}, "rows": list(range(3000))})
+        set_attr(ceilings, "ceiling_table", lambda result: "| table |")
 
 
 def _run(argv: list[str]) -> tuple[int, str]:

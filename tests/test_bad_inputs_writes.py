@@ -136,7 +136,7 @@ def test_an_interrupt_before_the_rename_leaves_nothing(name, inputs, tmp_path, c
 
     recipe = recipes(inputs)[name]
     if recipe.get("patch"):
-        diskfull_driver._patch(recipe["patch"])
+        diskfull_driver._patch(recipe["patch"], monkeypatch.setattr)  # undone after the test
     for src, dst in recipe.get("copy", []):
         shutil.copy(src, tmp_path / dst)
 
