@@ -8,7 +8,7 @@ once per optimizer step. What torch has no single class for lives here, composed
 from __future__ import annotations
 
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
+from torch.optim.lr_scheduler import ConstantLR, CosineAnnealingLR, LinearLR, SequentialLR
 
 __all__ = ["WarmupCosineLR"]
 
@@ -18,14 +18,15 @@ class WarmupCosineLR(SequentialLR):
     one), then half a cosine from it to 0 at ``total_steps`` (torch's ``LinearLR`` then ``CosineAnnealingLR``).
 
     ``total_steps`` is the fit's length: the direction records link it from ``trainer.max_steps`` (one source).
+    A fit no longer than its warm-up (or of unknown length, ``max_steps`` -1) keeps the rate after the warm-up.
     """
 
     def __init__(self, optimizer: Optimizer, warmup_steps: int, total_steps: int):
         warmup_steps, total_steps = max(1, int(warmup_steps)), int(total_steps)
-        if total_steps <= warmup_steps:
-            raise ValueError(f"WarmupCosineLR: total_steps ({total_steps}) must exceed warmup_steps ({warmup_steps}); "
-                             "it follows trainer.max_steps, which must be set")
         self.warmup_steps, self.total_steps = warmup_steps, total_steps
         warmup = LinearLR(optimizer, start_factor=1.0 / warmup_steps, end_factor=1.0, total_iters=warmup_steps - 1)
-        cosine = CosineAnnealingLR(optimizer, T_max=total_steps - warmup_steps)
-        super().__init__(optimizer, [warmup, cosine], milestones=[warmup_steps])
+        if total_steps > warmup_steps:
+            after = CosineAnnealingLR(optimizer, T_max=total_steps - warmup_steps)
+        else:
+            after = ConstantLR(optimizer, factor=1.0, total_iters=0)
+        super().__init__(optimizer, [warmup, after], milestones=[warmup_steps])
