@@ -14,10 +14,11 @@ from typing import Any
 
 import torch
 
-__all__ = ["allocated_mb", "peak_rss_mb", "measure_peak_mb"]
+__all__ = ["allocated_mb", "peak_rss_mb", "measure_peak_mb", "status_kb"]
 
 
-def _status_kb(key: str) -> float | None:
+def status_kb(key: str) -> float | None:
+    """A ``/proc/self/status`` figure in kB (``VmRSS``, ``VmHWM``); None where the system has none."""
     try:
         text = Path("/proc/self/status").read_text()
     except OSError:
@@ -28,7 +29,7 @@ def _status_kb(key: str) -> float | None:
 
 def peak_rss_mb() -> float | None:
     """This process's peak resident set size so far (MB); None where the system does not say (non-Linux)."""
-    kb = _status_kb("VmHWM")
+    kb = status_kb("VmHWM")
     return None if kb is None else kb / 1024.0
 
 
@@ -74,9 +75,9 @@ def measure_peak_mb(fn: Callable[[], Any], device: torch.device | str) -> tuple[
         out = fn()
         torch.cuda.synchronize(device)
         return out, (torch.cuda.max_memory_allocated(device) - before) / 2**20
-    rss = _status_kb("VmRSS")
+    rss = status_kb("VmRSS")
     if rss is None or not _reset_rss_peak():
         return fn(), None
     out = fn()
-    peak = _status_kb("VmHWM")
+    peak = status_kb("VmHWM")
     return out, None if peak is None else max(0.0, (peak - rss) / 1024.0)

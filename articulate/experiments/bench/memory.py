@@ -29,20 +29,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from articulate.utils.memory import status_kb
+
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 PREFIX = "MEMORY "
 # The process settings before torch is imported (importing this package imports torch).
 _CHILD = ("import sys; from articulate.training.runtime import configure; configure(); "
           "from articulate.experiments.bench.memory import main; sys.exit(main(sys.argv[1:]))")
-
-
-def _status_kb(key: str) -> float | None:
-    try:
-        text = Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    m = re.search(rf"^{key}:\s+(\d+)\s+kB", text, re.M)
-    return float(m.group(1)) if m else None
 
 
 def _reset_peak() -> bool:
@@ -89,7 +82,7 @@ def _one_step(configs: list[str], overrides: list[str], batch: int | None, devic
     model, dm = build(configs, list(overrides) + extra)
     dm.setup("fit")
     reset = _reset_peak()
-    rss0 = _status_kb("VmRSS")
+    rss0 = status_kb("VmRSS")
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     trainer = Trainer(accelerator=device, devices=1, max_epochs=1, limit_train_batches=1, limit_val_batches=0,
@@ -99,7 +92,7 @@ def _one_step(configs: list[str], overrides: list[str], batch: int | None, devic
     trainer.fit(model, datamodule=dm)
     seconds = time.perf_counter() - start
     out = {"batch_size": int(dm.batch_size), "rss_before_step_mb": rss0 / 1024 if rss0 else None,
-           "rss_peak_mb": (_status_kb("VmHWM") or 0) / 1024 if reset else None, "step_seconds": seconds}
+           "rss_peak_mb": (status_kb("VmHWM") or 0) / 1024 if reset else None, "step_seconds": seconds}
     if out["rss_peak_mb"] is None:  # no clear_refs: the process peak (first batch size only is exact)
         import resource
 
