@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from articulate.errors import ArticulateError
     from articulate.utils import progress
-    from articulate.utils.atomic import DISK_ERRNOS
+    from articulate.utils.atomic import disk_error_line
     from articulate.validate import reset_warnings
 
     reset_warnings()
@@ -84,11 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"articulate {command}: error: {err}", file=sys.stderr)
         return 1
     except OSError as err:
-        if err.errno not in DISK_ERRNOS:
+        line = disk_error_line(err)  # a write outside the atomic helpers (a folder, a log): one line naming the place
+        if line is None:
             raise
-        # a write outside the atomic helpers (a folder, a log): still one line naming the place
-        where = f"{err.filename}: " if err.filename else ""
-        print(f"articulate {command}: error: {where}cannot write: {DISK_ERRNOS[err.errno]}", file=sys.stderr)
+        print(f"articulate {command}: error: {line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"\narticulate {command}: interrupted (outputs are written whole or not at all)", file=sys.stderr)

@@ -479,7 +479,7 @@ def test_best(trainer: Trainer, model: LightningModule, datamodule: LightningDat
 
 
 def run_lightning_cli(argv: list[str]) -> int:
-    from articulate.utils.atomic import DISK_ERRNOS
+    from articulate.utils.atomic import disk_error_line
 
     try:
         ArticulateCLI(args=argv)
@@ -487,10 +487,9 @@ def run_lightning_cli(argv: list[str]) -> int:
         print(f"articulate {argv[0]}: error: {err}", file=sys.stderr)
         return 1
     except OSError as err:
-        if err.errno not in DISK_ERRNOS:
+        line = disk_error_line(err)  # a checkpoint or a log on a full disk (Lightning writes through a temporary)
+        if line is None:
             raise
-        # a checkpoint or a log on a full disk (Lightning writes checkpoints through a temporary file)
-        where = f"{err.filename}: " if err.filename else ""
-        print(f"articulate {argv[0]}: error: {where}cannot write: {DISK_ERRNOS[err.errno]}", file=sys.stderr)
+        print(f"articulate {argv[0]}: error: {line}", file=sys.stderr)
         return 1
     return 0

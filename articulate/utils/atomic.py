@@ -172,6 +172,15 @@ def _file_size_limit_hit(files: Iterable[Path]) -> bool:
     return False
 
 
+def disk_error_line(err: OSError) -> str | None:
+    """``<file>: cannot write: <reason>`` for an OSError of a full / over-quota / read-only file system (or a file
+    too large), None for any other: what a command prints for a write outside the atomic helpers."""
+    if err.errno not in DISK_ERRNOS:
+        return None
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{where}cannot write: {DISK_ERRNOS[err.errno]}"
+
+
 def disk_problem(err: BaseException, folder: str | Path | None = None, written: Iterable[Path] = ()) -> str | None:
     """``cannot write: <reason>`` when ``err`` (or an error it wraps) is a full / over-quota / read-only file
     system (or a file size limit reached by one of the ``written`` files), None otherwise."""
