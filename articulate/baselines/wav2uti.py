@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["RidgeProbe", "ridge_solution", "heldout_errors"]
+__all__ = ["RidgeProbe", "ridge_solution", "heldout_errors", "accumulate_sums", "centred_sums"]
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-4, 2, 13))
 
@@ -31,6 +31,34 @@ def ridge_solution(xtx: torch.Tensor, xty: torch.Tensor, penalty: float) -> torc
     """``(X'X + penalty I)^-1 X'Y`` for centred sums (the weights of centred ridge regression)."""
     eye = torch.eye(xtx.shape[0], dtype=xtx.dtype, device=xtx.device)
     return torch.linalg.solve(xtx + penalty * eye, xty)
+
+
+def accumulate_sums(sums: dict[str, torch.Tensor] | None, x: torch.Tensor, y: torch.Tensor,
+                    with_yy: bool = False) -> dict[str, torch.Tensor]:
+    """Add a batch of float64 rows ``x [N, D]``, ``y [N, P]`` to ridge regression's streamed sums (``n``, ``sx``,
+    ``sxx``, ``sy``, ``xtx``, ``xty``; ``syy`` with ``with_yy``); ``sums`` None starts them."""
+    parts = {"n": torch.tensor(float(x.shape[0]), dtype=torch.float64, device=x.device), "sx": x.sum(0),
+             "sxx": (x * x).sum(0), "sy": y.sum(0), "xtx": x.T @ x, "xty": x.T @ y}
+    if with_yy:
+        parts["syy"] = (y * y).sum(0)
+    if sums is None:
+        return parts
+    for k, v in parts.items():
+        sums[k] += v
+    return sums
+
+
+def centred_sums(s: dict[str, torch.Tensor]) -> tuple[float, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                                      torch.Tensor]:
+    """``(n, mean x, mean y, sd x, X'X, X'Y)`` of the sums, centred, on z-scored features; constant features (e.g.
+    silent mel bands) keep sd 1, stay constant and get zero weight."""
+    n = float(s["n"])
+    mx, my = s["sx"] / n, s["sy"] / n
+    var = (s["sxx"] / n - mx * mx).clamp_min(0)
+    sd = torch.where(var > 1e-12, var.sqrt(), torch.ones_like(var))
+    xtx = (s["xtx"] - n * torch.outer(mx, mx)) / torch.outer(sd, sd)
+    xty = (s["xty"] - n * torch.outer(mx, my)) / sd[:, None]
+    return n, mx, my, sd, xtx, xty
 
 
 def heldout_errors(xtx: torch.Tensor, xty: torch.Tensor, a: torch.Tensor, z: torch.Tensor,
@@ -134,17 +162,7 @@ class RidgeProbe:
         """Accumulate a batch of training clips (audio ``[B, L]``, video ``[B, 1, T, H, W]`` in [-1, 1])."""
         x, y = self.features(audio, video.shape[2]), self._targets(video.to(self.device))
         self.frame_shape = tuple(video.shape[-2:])
-        if self._sums is None:
-            d, p = x.shape[1], y.shape[1]
-            z = lambda *s: torch.zeros(*s, dtype=torch.float64, device=self.device)  # noqa: E731
-            self._sums = {"n": z(()), "sx": z(d), "sxx": z(d), "sy": z(p), "xtx": z(d, d), "xty": z(d, p)}
-        s = self._sums
-        s["n"] += x.shape[0]
-        s["sx"] += x.sum(0)
-        s["sxx"] += (x * x).sum(0)
-        s["sy"] += y.sum(0)
-        s["xtx"] += x.T @ x
-        s["xty"] += x.T @ y
+        self._sums = accumulate_sums(self._sums, x, y)
 
     def add_heldout(self, audio: torch.Tensor, video: torch.Tensor) -> None:
         """Keep a batch of held-out clips for choosing ``alpha`` (their features and pixels are stored)."""
@@ -153,14 +171,7 @@ class RidgeProbe:
     def fit(self) -> RidgeProbe:
         if self._sums is None or float(self._sums["n"]) < 2:
             raise RuntimeError("RidgeProbe.fit: no training clips were added")
-        s = self._sums
-        n = float(s["n"])
-        mx, my = s["sx"] / n, s["sy"] / n
-        var = (s["sxx"] / n - mx * mx).clamp_min(0)
-        # z-scored features; constant ones (e.g. silent mel bands) stay constant and get zero weight
-        scale = torch.where(var > 1e-12, var.sqrt(), torch.ones_like(var))
-        xtx = (s["xtx"] - n * torch.outer(mx, mx)) / torch.outer(scale, scale)
-        xty = (s["xty"] - n * torch.outer(mx, my)) / scale[:, None]
+        n, mx, my, scale, xtx, xty = centred_sums(self._sums)
         if self._held:
             a = (torch.cat([h[0] for h in self._held]) - mx) / scale
             z = torch.cat([h[1] for h in self._held]) - my

@@ -114,27 +114,19 @@ class SpeechPriorStandardizer(nn.Module):
     def fit(self, pairs, margin: int) -> None:
         """Fit on ``(feats [B, T + 2 margin, D], video [B, 1, T, H, W])`` training pairs (data scale), streamed:
         float64 sums on the CPU, so every DDP rank agrees."""
-        from articulate.baselines.wav2uti import ridge_solution
+        from articulate.baselines.wav2uti import accumulate_sums, centred_sums, ridge_solution
 
-        s: dict[str, torch.Tensor] = {}
+        s: dict[str, torch.Tensor] | None = None
         for feats, video in pairs:
             x = self.windows(feats, margin)
             x = x.reshape(-1, x.shape[-1]).double().cpu()
             y = video[:, 0].reshape(x.shape[0], -1).double().cpu()
             if y.shape[1] != self.resolution**2:
                 raise ValueError(f"frames of {tuple(video.shape[-2:])} for a {self.resolution}-px standardiser")
-            for k, v in (("n", torch.tensor(float(x.shape[0]), dtype=torch.float64)), ("sx", x.sum(0)),
-                         ("sxx", (x * x).sum(0)), ("sy", y.sum(0)), ("syy", (y * y).sum(0)), ("xtx", x.T @ x),
-                         ("xty", x.T @ y)):
-                s[k] = s[k] + v if k in s else v
-        if not s or float(s["n"]) < 2:
+            s = accumulate_sums(s, x, y, with_yy=True)
+        if s is None or float(s["n"]) < 2:
             raise ValueError("SpeechPriorStandardizer.fit: no training frames")
-        n = float(s["n"])
-        mx, my = s["sx"] / n, s["sy"] / n
-        var = (s["sxx"] / n - mx * mx).clamp_min(0)
-        sd = torch.where(var > 1e-12, var.sqrt(), torch.ones_like(var))
-        xtx = (s["xtx"] - n * torch.outer(mx, mx)) / torch.outer(sd, sd)
-        xty = (s["xty"] - n * torch.outer(mx, my)) / sd[:, None]
+        n, mx, my, sd, xtx, xty = centred_sums(s)
         w = ridge_solution(xtx, xty, self.alpha * n)
         # residual sum of squares of the fit, from the sums: ||Yc||^2 - 2 tr(W'X'Yc) + tr(W'X'X W)
         yy = (s["syy"] - n * my * my).sum()
