@@ -238,12 +238,8 @@ def test_dnn_eigentongue_output_is_the_training_frames_principal_subspace():
     torch.testing.assert_close(other(torch.ones(1, 2, 8)), net(torch.ones(1, 2, 8)))
 
 
-def test_standardised_diffusion_trains_on_deviations_and_generates_in_data_scale():
-    from articulate.diffusion import FrameStandardizer
-
-    m = _model(text=False, standardizer=FrameStandardizer(resolution=16, sigma_data=0.25))
-    b = _batch()
-    m.standardizer.fit(b["video"][:, 0].reshape(-1, 16, 16) * 0.1 - 0.6)  # a dark, low-contrast training set
+def _x0_of_a_training_step(m, batch):
+    """The clean video the EDM loss of one training step of ``m`` saw."""
     seen = {}
     loss_fn = m.loss_fn
 
@@ -252,8 +248,18 @@ def test_standardised_diffusion_trains_on_deviations_and_generates_in_data_scale
         return loss_fn(denoiser, x0, **kw)
 
     m.loss_fn = spy
-    m.training_step(b, 0)
-    torch.testing.assert_close(seen["x0"], m.standardizer(b["video"]))  # the loss sees standardised video
+    m.training_step(batch, 0)
+    m.loss_fn = loss_fn
+    return seen["x0"]
+
+
+def test_standardised_diffusion_trains_on_deviations_and_generates_in_data_scale():
+    from articulate.diffusion import FrameStandardizer
+
+    m = _model(text=False, standardizer=FrameStandardizer(resolution=16, sigma_data=0.25))
+    b = _batch()
+    m.standardizer.fit(b["video"][:, 0].reshape(-1, 16, 16) * 0.1 - 0.6)  # a dark, low-contrast training set
+    torch.testing.assert_close(_x0_of_a_training_step(m, b), m.standardizer(b["video"]))  # the loss sees standardised video
     m.eval()
     feats = torch.randn(1, 4, 8)
     out = m.generate(feats, generator=torch.Generator().manual_seed(0))
@@ -274,16 +280,7 @@ def test_speech_prior_diffusion_trains_on_the_residual_and_adds_the_prior_back()
     b = _batch()
     feats = m.audio_features(b)
     m.standardizer.fit([(feats, b["video"])], 0)
-    seen = {}
-    loss_fn = m.loss_fn
-
-    def spy(denoiser, x0, **kw):
-        seen["x0"] = x0
-        return loss_fn(denoiser, x0, **kw)
-
-    m.loss_fn = spy
-    m.training_step(b, 0)
-    torch.testing.assert_close(seen["x0"], (b["video"] - m.standardizer.prior(feats, 0)) * m.standardizer.scale)
+    torch.testing.assert_close(_x0_of_a_training_step(m, b), (b["video"] - m.standardizer.prior(feats, 0)) * m.standardizer.scale)
     m.eval()
     out = m.generate(feats, generator=torch.Generator().manual_seed(0))
     raw = DiffusionGenerator(**{**m.inference_init(), "standardizer": None}).generate(
