@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from lightning import Callback, Trainer
 
-from articulate.experiments.bench.core import Variant, apply_variant, autocast, build, memory_section
+from articulate.experiments.bench.core import Variant, apply_variant, autocast, build, memory_section, sync
 
 PAPER_BASE = ["configs/wav2uti.yaml"]
 PAPER_SR = ["configs/wav2uti.yaml", "configs/wav2uti/res112.yaml"]
@@ -49,10 +49,9 @@ def train_check(configs: list[str], overrides: list[str], steps: int, device: st
                       enable_progress_bar=False, enable_model_summary=False, callbacks=[trace])
     stamps: list[float] = []
 
-    class Clock(Callback):
+    class Clock(Callback):  # epoch-agnostic (the bench's StepTimer times the batches of one epoch)
         def on_train_batch_end(self, *args) -> None:
-            if device == "cuda":
-                torch.cuda.synchronize()
+            sync(device)
             stamps.append(time.perf_counter())
 
     trainer.callbacks.append(Clock())
@@ -84,12 +83,10 @@ def cascade_check(base_configs: list[str], sr_configs: list[str], device: str, v
     times: dict[str, float] = {}
 
     def timed(name, fn):
-        if device == "cuda":
-            torch.cuda.synchronize()
+        sync(device)
         t0 = time.perf_counter()
         out = fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
+        sync(device)
         times[name] = time.perf_counter() - t0
         return out
 
