@@ -37,7 +37,38 @@ REMOVED_OPTIONS: dict[str, dict[str, Any]] = {
         "mask_sparsity": 0.0, "mask_sparsity_start": 0, "init_output_bias": True, "lr_schedule": "constant",
         "oracle_mask": None},
     "lightning_modules.uti2contour.ContourHeatmapModule": {"coord_weight": 0.0, "coord_beta": 20.0},
+    "lightning_modules.wav2uti_diffusion.Wav2UTIDiffusion": {"long_form_hop": None, "val_seed": 0},
 }
+
+
+# Constructor options since grouped into a settings dataclass, by their new place ("group.field"): a checkpoint or
+# config that names the old flat option is read as the new one (same value, same model).
+_W2U_CLIPS = {"resolution": "clips.resolution", "clip_frames": "clips.frames", "fps": "clips.fps",
+              "condition_context": "clips.context", "val_num_clips": "evaluation.val_clips",
+              "contour_ckpt": "evaluation.contour_ckpt", "contour_threshold": "evaluation.contour_threshold"}
+MOVED_OPTIONS: dict[str, dict[str, str]] = {
+    "lightning_modules.wav2uti_diffusion.Wav2UTIDiffusion": {
+        **_W2U_CLIPS, "stage": "cascade.stage", "low_res_size": "cascade.low_res_size",
+        "aug_sigma_max": "cascade.aug_sigma_max", "sample_aug_sigma": "cascade.sample_aug_sigma",
+        "low_res_ckpt": "cascade.low_res_ckpt", "cond_drop_prob": "guidance.drop_prob",
+        "guidance_scale": "guidance.scale", "guidance_candidates": "guidance.candidates"},
+    "lightning_modules.wav2uti_dnn.Wav2UTIDNN": _W2U_CLIPS,
+}
+
+
+def move_grouped_options(class_path: str, init_args: dict[str, Any]) -> dict[str, Any]:
+    """``init_args`` with the flat options of :data:`MOVED_OPTIONS` moved into their groups."""
+    moved = MOVED_OPTIONS.get(class_path, {})
+    out: dict[str, Any] = {}
+    for key, value in init_args.items():
+        if key in moved:
+            group, field = moved[key].split(".")
+            out[group] = {**(out.get(group) or {}), field: value}
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**value, **out[key]}  # a group given both ways: the flat (older) value was read first
+        else:
+            out[key] = value
+    return out
 
 
 def drop_removed_options(class_path: str, init_args: dict[str, Any], source: str | Path | None = None
@@ -45,6 +76,7 @@ def drop_removed_options(class_path: str, init_args: dict[str, Any], source: str
     """``init_args`` without the options ``class_path`` no longer takes (see :data:`REMOVED_OPTIONS`) and the
     names dropped; an InputError when one of them holds a value other than the one under which it did nothing."""
     removed = REMOVED_OPTIONS.get(class_path, {})
+    init_args = move_grouped_options(class_path, init_args)
     kept, dropped, refused = {}, [], []
     for key, value in init_args.items():
         if key not in removed:

@@ -242,7 +242,7 @@ def speaker_dependent_split(
         raise InputError(None, f"speaker_dependent split: need 0 <= val_fraction, 0 < test_fraction and their sum < 1, "
                                f"got {val_fraction} and {test_fraction}")
     if unit not in ("auto", "recording", "time"):
-        raise InputError(None, f"split_unit must be 'auto', 'recording' or 'time', got {unit!r}")
+        raise InputError(None, f"split.unit must be 'auto', 'recording' or 'time', got {unit!r}")
     if unit != "recording" and lengths is None:
         raise ValueError("time blocks need the recordings' lengths")
     parts: dict[str, list[Span]] = {"train": [], "val": [], "test": []}
@@ -270,7 +270,7 @@ def speaker_dependent_split(
         parts[part].sort(key=lambda s: (s.index, s.start))
     if not parts["test"]:
         raise InputError(None, "speaker_dependent split: no test data (recordings too few or too short for "
-                               f"test_fraction {test_fraction}); raise test_fraction or use split_unit: time")
+                               f"test_fraction {test_fraction}); raise test_fraction or use split.unit: time")
     return parts
 
 

@@ -8,11 +8,11 @@ Per utterance, once, in memory: the fan-shaped images at ``resolution`` (uint8, 
 ``view="scanlines"`` resizes the raw scan-line matrix instead), resampled in time to ``fps`` when the
 recording has another frame rate, the audio at ``sample_rate`` and the transcript.
 
-Clips: ``clip_frames`` consecutive video frames ``[s, s + T)`` and the audio samples
-``[round(s sr / fps), +round(T sr / fps))`` they cover (frame i spans ``[i/fps, (i+1)/fps)``), so
-the audio span lasts ``T / fps`` s to within one sample. Training windows start on a grid of hop
-``train_hop`` with a random jitter inside the hop (every start is reachable, each epoch differs);
-validation/test windows tile each utterance deterministically with hop ``eval_hop``.
+Clips (``clips``: :class:`articulate.transforms.clips.ClipGeometry`): ``T = clips.frames`` consecutive video frames
+``[s, s + T)`` and the audio samples ``[round(s sr / fps), +round(T sr / fps))`` they cover (frame i spans
+``[i/fps, (i+1)/fps)``), so the audio span lasts ``T / fps`` s to within one sample. Training windows start on a
+grid of hop ``T // 2`` with a random jitter inside the hop (every start is reachable, each epoch differs);
+validation/test windows tile each utterance deterministically with hop ``T``.
 
 Video is scaled from 0..255 to [-1, 1]: EDM's ``sigma_data = 0.25`` is in those units (the paper's).
 ``setup`` measures the training set's pixel standard deviation (``data_std``) so it can be compared
@@ -22,7 +22,7 @@ Conditions computed by frozen encoders are attached by the LightningModule
 (:meth:`Wav2UTIDataModule.attach_features`) and read from the on-disk feature cache; the batch then
 carries frame-aligned ``audio_feats [B, T, D]`` and padded ``text_feats [B, L, D]`` + ``text_mask``.
 
-Speech context (``condition_context`` c frames, linked to the model): a clip's ``audio`` covers frames
+Speech context (``clips.context`` c frames, linked to the model): a clip's ``audio`` covers frames
 ``[s - c, s + T + c)`` (silence beyond the utterance) and its ``audio_feats`` are ``[T + 2c, D]``, computed
 on the utterance padded with c frames of silence (``articulate.networks.wav2uti.encoders.pad_context``).
 
@@ -40,8 +40,9 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -50,7 +51,9 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
 from articulate.errors import InputError
+from articulate.transforms.clips import ClipGeometry
 from articulate.transforms.video import resample_frames
+from articulate.utils.settings import as_settings
 from datamodules.clips import ClipDataset, Utterance, collate_clips, slice_utterance
 from datamodules.sampling import EpochSampler, ResumableLoader, pin_memory, trainer_position
 
@@ -59,110 +62,105 @@ log = logging.getLogger(__name__)
 __all__ = ["Wav2UTIDataModule", "Utterance", "collate_clips"]  # Utterance, collate_clips: re-exported from clips
 
 
+@dataclass(frozen=True)
+class SpeakerSplit:
+    """How utterances are held out (``data.init_args.split``); the test part of ``kfold``/``loso`` is the DataModule's ``fold``.
+
+    Args:
+        kind: "holdout" (``test_subjects`` speakers), "kfold" (``k`` speaker groups) or "loso" (one speaker):
+            speaker-disjoint, as in :mod:`datamodules.splits`; or "speaker_dependent": every speaker in every part,
+            on different utterances (or contiguous time blocks of long recordings), ``val_fraction`` /
+            ``test_fraction`` of each speaker's data, by ``unit`` ("auto": by utterance for speakers with >= 3 of
+            them, else by time).
+        test_subjects: held-out test speakers of "holdout" (the paper: 4 of 44): a count, a fraction, or their names.
+        val_subjects: validation speakers carved from the training speakers (count, fraction, names); 0 = no
+            validation (then nothing is selected on validation metrics: ``articulate fit`` monitors the
+            training loss).
+        k: speaker groups of "kfold".
+        seed: the speaker draws (and the training clips' jitter).
+    """
+
+    kind: Literal["holdout", "kfold", "loso", "speaker_dependent"] = "holdout"
+    test_subjects: int | float | list[str] = 4
+    val_subjects: int | float | list[str] = 2
+    k: int = 5
+    seed: int = 0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    unit: Literal["auto", "recording", "time"] = "auto"
+
+
 class Wav2UTIDataModule(LightningDataModule):
     """Speaker-disjoint train/val/test clips of ultrasound video with aligned audio and transcript.
 
     Args:
         data_dir: dataset folder (UltraSuite/TaL layout or with ``manifest.csv``); None = phantom.
         phantom: options for ``articulate.phantom.ensure_phantom("wav2uti", **phantom)``.
-        resolution: frame size (64 / 96 / 112 in the paper).
-        clip_frames: frames per clip (the denoiser's window).
-        condition_context: frames of speech before and after each clip that the clip's audio and features
-            carry (the model's view of the speech around the clip; see the module docstring).
-        fps: video frame rate of the model (recordings at another rate are resampled in time).
+        clips: the clips' frame size, length, frame rate and speech context (:class:`ClipGeometry`; linked to the model).
         sample_rate: audio rate delivered with the clips (16 kHz as the paper and wav2vec 2.0).
         view: "fan" (Cartesian fan images, the paper's view) or "scanlines" (the raw polar matrix).
-        test_subjects: held-out test speakers for ``split="holdout"`` (the paper: 4 of 44): a count,
-            a fraction, or their names.
-        val_subjects: validation speakers carved from the training speakers (count, fraction, names); 0 = no
-            validation (then nothing is selected on validation metrics: ``articulate fit`` monitors the
-            training loss).
-        test_speakers, val_speakers: deprecated names of ``test_subjects``/``val_subjects``.
-        split: "holdout" (default), "kfold" (``k`` speaker groups, test = group ``fold``) or "loso"
-            (test = the ``fold``-th speaker): speaker-disjoint, as in :mod:`datamodules.splits`; or
-            "speaker_dependent": every speaker in every part, on different utterances (or contiguous time
-            blocks of long recordings), ``val_fraction`` / ``test_fraction`` of each speaker's data, by
-            ``split_unit`` ("auto": by utterance for speakers with >= 3 of them, else by time).
-        split_seed: seed of the speaker draws.
+        split: how utterances are held out (:class:`SpeakerSplit`).
+        fold: the test part of ``kfold`` / ``loso``.
         transcript: "prompt" (the recording's ``.txt``), "whisper" (``<id>.whisper.txt`` written by
             ``articulate transcribe``, falling back to the prompt) or "none" (audio-only data).
-        train_hop / eval_hop: window hops (defaults clip_frames // 2 and clip_frames).
         max_eval_clips: cap on validation/test clips (evenly spread), None = all.
-        max_utterances: use only the first N utterances of each split (quick runs).
+        batch_size, num_workers: DataLoader settings.
+        feature_cache_dir: where frozen encoders' features are cached (None: the project cache).
+        video_roi, video_probe: for ultrasound exported as video: the fan's box ("auto": detected, or
+            ``[x0, y0, x1, y1]``) and the probe's side ("auto", "top", "bottom").
     """
 
     def __init__(
         self,
         data_dir: str | None = None,
         phantom: dict[str, Any] | None = None,
-        resolution: int = 64,
-        clip_frames: int = 16,
-        fps: float = 60.0,
+        clips: ClipGeometry = ClipGeometry(),
         sample_rate: int = 16000,
-        condition_context: int = 0,
         view: str = "fan",
+        split: SpeakerSplit = SpeakerSplit(),
+        fold: int = 0,
+        transcript: str = "prompt",
+        max_eval_clips: int | None = None,
         batch_size: int = 4,
         num_workers: int = 0,
-        test_subjects: int | float | list[str] = 4,
-        val_subjects: int | float | list[str] = 2,
-        split: str = "holdout",
-        fold: int = 0,
-        k: int = 5,
-        split_seed: int = 0,
-        transcript: str = "prompt",
-        train_hop: int | None = None,
-        eval_hop: int | None = None,
-        max_eval_clips: int | None = None,
-        max_utterances: int | None = None,
-        fan_order: int = 1,
         feature_cache_dir: str | None = None,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.2,
-        split_unit: str = "auto",
         video_roi: str | list[int] | None = "auto",
         video_probe: str = "auto",
-        test_speakers: int | float | list[str] | None = None,
-        val_speakers: int | float | list[str] | None = None,
     ):
         super().__init__()
-        if test_speakers is not None or val_speakers is not None:
-            log.warning("Wav2UTIDataModule: test_speakers/val_speakers are deprecated; use test_subjects/val_subjects")
-            test_subjects = test_speakers if test_speakers is not None else test_subjects
-            val_subjects = val_speakers if val_speakers is not None else val_subjects
+        clips, split = as_settings(ClipGeometry, clips), as_settings(SpeakerSplit, split)
         if view not in ("fan", "scanlines"):
             raise ValueError(f"view must be 'fan' or 'scanlines', got {view!r}")
         if transcript not in ("prompt", "whisper", "none"):
             raise ValueError(f"transcript must be 'prompt', 'whisper' or 'none', got {transcript!r}")
         # Sizes fail here, when the config is read, not inside the fan conversion after the data was indexed.
-        for name, value, least in (("resolution", resolution, 2), ("clip_frames", clip_frames, 1),
-                                   ("batch_size", batch_size, 1), ("num_workers", num_workers, 0),
-                                   ("condition_context", condition_context, 0)):
+        for name, value, least in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0)):
             if int(value) < least:
                 raise InputError(None, f"{name} must be at least {least}, got {value}")
-        for name, value in (("fps", fps), ("sample_rate", sample_rate)):
-            if not float(value) > 0:
-                raise InputError(None, f"{name} must be positive, got {value}")
+        if not float(sample_rate) > 0:
+            raise InputError(None, f"sample_rate must be positive, got {sample_rate}")
         self.save_hyperparameters()
+        self.hparams["clips"], self.hparams["split"] = asdict(clips), asdict(split)  # grouped settings: their YAML form
         self.data_dir = data_dir
         self.phantom = dict(phantom or {})
         if data_dir is None:  # a bad phantom option fails when the config is read, not after minutes of setup
             from articulate.phantom import check_options
 
             check_options("wav2uti", self.phantom)
-        self.resolution, self.clip_frames = int(resolution), int(clip_frames)
-        self.condition_context = int(condition_context)
-        self.fps, self.sample_rate, self.view = float(fps), int(sample_rate), view
+        self.resolution, self.clip_frames = int(clips.resolution), int(clips.frames)
+        self.condition_context = int(clips.context)
+        self.fps, self.sample_rate, self.view = float(clips.fps), int(sample_rate), view
         self.batch_size, self.num_workers = int(batch_size), int(num_workers)
-        self.test_subjects, self.val_subjects, self.split_seed = test_subjects, val_subjects, int(split_seed)
-        self.split, self.fold, self.k = split, int(fold), int(k)
+        self.test_subjects, self.val_subjects, self.split_seed = split.test_subjects, split.val_subjects, int(split.seed)
+        self.split, self.fold, self.k = split.kind, int(fold), int(split.k)
         self.transcript = transcript
-        self.train_hop = int(train_hop) if train_hop else max(1, self.clip_frames // 2)
-        self.eval_hop = int(eval_hop) if eval_hop else self.clip_frames
-        self.max_eval_clips, self.max_utterances = max_eval_clips, max_utterances
-        self.fan_order = int(fan_order)
-        self.val_fraction, self.test_fraction, self.split_unit = float(val_fraction), float(test_fraction), split_unit
-        if split not in ("holdout", "kfold", "loso", "speaker_dependent"):
-            raise InputError(None, f"split must be 'holdout', 'kfold', 'loso' or 'speaker_dependent', got {split!r}")
+        # training windows start every half clip (with jitter), evaluation windows tile the utterance
+        self.train_hop, self.eval_hop = max(1, self.clip_frames // 2), self.clip_frames
+        self.max_eval_clips = max_eval_clips
+        self.val_fraction, self.test_fraction = float(split.val_fraction), float(split.test_fraction)
+        self.split_unit = split.unit
+        if self.split not in ("holdout", "kfold", "loso", "speaker_dependent"):
+            raise InputError(None, f"split.kind must be 'holdout', 'kfold', 'loso' or 'speaker_dependent', got {self.split!r}")
         if video_probe not in ("auto", "top", "bottom"):
             raise InputError(None, f"video_probe must be 'auto', 'top' or 'bottom', got {video_probe!r}")
         self.video_roi = tuple(video_roi) if isinstance(video_roi, (list, tuple)) else video_roi
@@ -209,7 +207,7 @@ class Wav2UTIDataModule(LightningDataModule):
         src = rec.image or rec.param or rec.audio
         utt = read_utterance(src, sr=self.sample_rate)
         if self.view == "fan":
-            fan = FanConverter(utt.params, size=(res, res), order=self.fan_order)
+            fan = FanConverter(utt.params, size=(res, res), order=1)
             frames = np.asarray(fan(utt.scanlines.astype(np.float32)))
         else:
             x = torch.from_numpy(utt.scanlines.astype(np.float32))[:, None]
@@ -317,24 +315,12 @@ class Wav2UTIDataModule(LightningDataModule):
             names = sorted({str(r.subject) for r in recs})
             shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
             raise InputError(root, f"{err.problem} (speakers: {shown}). The split is speaker-disjoint: lower "
-                                   "--data.init_args.test_subjects / --data.init_args.val_subjects, or use "
-                                   "--data.init_args.split speaker_dependent (different utterances of the same "
+                                   "--data.init_args.split.test_subjects / --data.init_args.split.val_subjects, or use "
+                                   "--data.init_args.split.kind speaker_dependent (different utterances of the same "
                                    "speakers), or add speakers") from None
         by_split: dict[str, list] = {k: [r for r in recs if str(r.subject) in set(v)] for k, v in self.speakers.items()}
         for name, rs in by_split.items():
             rs = sorted(rs, key=lambda r: (str(r.subject), str(r.id)))
-            if self.max_utterances is not None:
-                # round-robin over speakers so a small cap still covers every speaker of the split
-                per: dict[str, list] = {}
-                for r in rs:
-                    per.setdefault(str(r.subject), []).append(r)
-                order, i = [], 0
-                while len(order) < min(self.max_utterances, len(rs)):
-                    for v in per.values():
-                        if i < len(v) and len(order) < self.max_utterances:
-                            order.append(v[i])
-                    i += 1
-                rs = order
             idx = []
             for r in rs:
                 utt = self._load(r)
@@ -362,8 +348,6 @@ class Wav2UTIDataModule(LightningDataModule):
         from datamodules.splits import speaker_dependent_split
 
         recs = sorted(recs, key=lambda r: (str(r.subject), str(r.id)))
-        if self.max_utterances is not None:
-            recs = recs[: self.max_utterances]
         loaded = [self._load(r) for r in recs]
         parts = speaker_dependent_split([u.speaker for u in loaded], [u.num_frames for u in loaded],
                                         self.val_fraction, self.test_fraction, self.split_unit, self.split_seed,

@@ -1,6 +1,6 @@
 """What both wav2uti LightningModules share (the diffusion model and the DNN baseline).
 
-* Clip geometry (``resolution``, ``clip_frames``, ``fps``) is the DataModule's: the direction record
+* Clip geometry (``clips``: :class:`articulate.transforms.clips.ClipGeometry`) is the DataModule's: the direction record
   links it from the data section; at ``setup`` it is checked against the DataModule through the
   explicit :class:`ClipSource` interface.
 * Frozen pretrained encoders (wav2vec 2.0, BERT) are kept off the module tree: they are neither
@@ -12,7 +12,7 @@
   (``<log_dir>/wav2uti_samples/<run>/step<N>.png``).
 * Floors and ceiling (``baselines``: a :class:`articulate.baselines.wav2uti.RidgeProbe`, fitted at fit
   start on the training clips): ``<stage>/rmse_mean_baseline``, ``_ridge`` and the PSNRs on the model's
-  clips; with ``contour_ckpt`` (a uti2contour checkpoint) the test also tracks the tongue in
+  clips; with ``evaluation.contour_ckpt`` (a uti2contour checkpoint) the test also tracks the tongue in
   generated and real frames: ``test/contour_msd`` (generated vs real, both tracked),
   ``test/contour_found_fraction``, on the phantom ``test/contour_msd_truth`` (vs the true surface) and
   its ceiling ``test/contour_msd_truth_oracle`` (real frames tracked: the tracker's own error); see
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -33,7 +34,9 @@ from torch.utils.data import Dataset
 
 from articulate.errors import InputError
 from articulate.inference.wav2uti import pretrained_frozen
+from articulate.transforms.clips import ClipGeometry
 from articulate.utils.images import comparison_sheet, write_png
+from articulate.utils.settings import as_settings
 from lightning_modules.base import ArticulateModule
 from lightning_modules.wav2uti_eval import FrameRows, TestScorer, load_tracker, per_recording, summarise
 
@@ -63,6 +66,22 @@ class ClipSource(Protocol):
         """Deterministic clips of a split for the floors' fit (``"train"``: every training clip)."""
 
     def val_dataloader(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class VideoEvaluation:
+    """What the validation and test passes score beside the loss (``model.init_args.evaluation``; module docstring).
+
+    Args:
+        val_clips: clips predicted and scored at each validation (None = every clip; the diffusion model's samples
+            are slow, so it scores a few).
+        contour_ckpt: a uti2contour checkpoint: the test tracks the tongue in generated and real frames.
+        contour_threshold: the tracker's confidence below which a keypoint counts as not found.
+    """
+
+    val_clips: int | None = None
+    contour_ckpt: str | None = None
+    contour_threshold: float = 0.3
 
 
 class OffTree:
@@ -108,15 +127,16 @@ class Wav2UTIModule(ArticulateModule):
 
     direction = "wav2uti"
 
-    def __init__(self, audio_encoder: nn.Module, text_encoder: nn.Module | None, resolution: int, clip_frames: int,
-                 fps: float, baselines: Any = None, contour_ckpt: str | None = None, contour_threshold: float = 0.3,
-                 condition_context: int = 0):
+    def __init__(self, audio_encoder: nn.Module, text_encoder: nn.Module | None, clips: ClipGeometry,
+                 baselines: Any = None, evaluation: VideoEvaluation = VideoEvaluation()):
         super().__init__()
         self.off_tree = OffTree()  # a plain object: nn.Module keeps it as an attribute, not a submodule
         self.set_encoder("audio_encoder", audio_encoder)
         self.set_encoder("text_encoder", text_encoder)
-        self.resolution, self.clip_frames, self.fps = int(resolution), int(clip_frames), float(fps)
-        self.condition_context = int(condition_context)
+        clips, evaluation = as_settings(ClipGeometry, clips), as_settings(VideoEvaluation, evaluation)
+        self.resolution, self.clip_frames, self.fps = int(clips.resolution), int(clips.frames), float(clips.fps)
+        self.condition_context = int(clips.context)
+        self.val_clips = None if evaluation.val_clips is None else int(evaluation.val_clips)
         from articulate.metrics import PSNR, RMSE
 
         self.val_rmse, self.val_psnr = RMSE(pixel_range="signed"), PSNR(pixel_range="signed")
@@ -124,7 +144,8 @@ class Wav2UTIModule(ArticulateModule):
         self._val_sheet: tuple[torch.Tensor, torch.Tensor] | None = None
         # the floors are refitted from the data, never saved (D x P weights), and shared by EMA copies
         self.off_tree.baselines = baselines
-        self.contour_ckpt, self.contour_threshold = (str(contour_ckpt) if contour_ckpt else None), float(contour_threshold)
+        ckpt = evaluation.contour_ckpt
+        self.contour_ckpt, self.contour_threshold = (str(ckpt) if ckpt else None), float(evaluation.contour_threshold)
         self._frame_rows: dict[str, FrameRows] = {}
         self._scorer = TestScorer()
         self.test_per_recording: dict[str, list] = {}
@@ -329,8 +350,11 @@ class Wav2UTIModule(ArticulateModule):
         raise NotImplementedError
 
     def clips_to_score(self, batch_idx: int, batch_size: int, prefix: str) -> int:
-        """How many clips of this batch to generate and score (the diffusion model samples only a few)."""
-        return batch_size
+        """How many clips of this batch to generate and score: at validation the first ``evaluation.val_clips``
+        (assuming equal batches), at test every clip."""
+        if prefix != "val" or self.val_clips is None:
+            return batch_size
+        return int(max(0, min(batch_size, self.val_clips - batch_idx * batch_size)))
 
     def predict_clips(self, batch: dict[str, Any], n: int, cascade: bool) -> torch.Tensor:
         """Generated videos ``[n, 1, T, R, R]`` (about [-1, 1]; clamped for scoring) for the first ``n`` clips."""

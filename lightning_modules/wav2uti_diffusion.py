@@ -7,16 +7,16 @@ Components (all chosen in YAML): ``audio_encoder`` (frame-aligned acoustic featu
 (:class:`articulate.inference.wav2uti.DiffusionGenerator`, :meth:`to_inference`), which validation,
 test, ``synthesize-uti`` and the tests share.
 
-* ``stage="base"``: video at the data resolution (64 px in the paper's cascade) from noise.
-* ``stage="super_resolution"``: the network also sees the low-res video (the target downsampled to
+* ``cascade.stage="base"``: video at the data resolution (64 px in the paper's cascade) from noise.
+* ``cascade.stage="super_resolution"``: the network also sees the low-res video (the target downsampled to
   ``low_res_size`` by area averaging, upsampled back bilinearly) with Gaussian noise augmentation
   of level ``aug_sigma ~ U(0, aug_sigma_max)`` in training and ``sample_aug_sigma`` at sampling;
-  ``low_res_ckpt`` names the base stage: with it, ``test`` evaluates the whole cascade (the SR
+  ``cascade.low_res_ckpt`` names the base stage: with it, ``test`` evaluates the whole cascade (the SR
   stage refines the base stage's samples, as at inference); without it, or at validation, the
   SR stage refines the downsampled ground truth (an oracle low-res input, cheaper to watch).
 * Classifier-free guidance: the whole condition is dropped (all-False ``cond_mask``) with
-  probability ``cond_drop_prob`` in training; ``guidance_scale`` at sampling (1 = off). With
-  ``guidance_candidates`` the scale is chosen on the validation speakers when the test starts (never on the
+  probability ``guidance.drop_prob`` in training; ``guidance.scale`` at sampling (1 = off). With
+  ``guidance.candidates`` the scale is chosen on the validation speakers when the test starts (never on the
   test ones): each candidate samples the same validation clips from the same noise, and the one whose tongue
   surfaces are closest (contour MSD vs the true surface on the phantom, else vs the tracked real frames, else
   RMSE without a tracker) is kept and logged as ``test/guidance_scale``.
@@ -31,14 +31,15 @@ test, ``synthesize-uti`` and the tests share.
 * EMA of the weights: Lightning's ``EMAWeightAveraging`` callback (configs/wav2uti.yaml); it swaps the
   averaged weights in for validation and writes them as the checkpoint's ``state_dict``.
 * Validation: EDM loss with a fixed noise draw (comparable across epochs) on every batch, and
-  ``val_num_clips`` clips sampled with the Heun sampler, scored with RMSE and PSNR.
-* ``baselines``, ``contour_ckpt``, ``contour_threshold``: the floors and the contour measure scored
+  ``evaluation.val_clips`` clips sampled with the Heun sampler, scored with RMSE and PSNR.
+* ``baselines``, ``evaluation``: the floors and the contour measure scored
   beside the model (:class:`lightning_modules.wav2uti_base.Wav2UTIModule`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
@@ -49,15 +50,51 @@ from articulate.diffusion import EDMLoss, HeunSampler
 from articulate.errors import InputError
 from articulate.inference.wav2uti import DiffusionGenerator, fuse_condition, timing_mismatch
 from articulate.losses import LossTerms
+from articulate.transforms.clips import ClipGeometry
 from articulate.transforms.video import resize_video
-from lightning_modules.wav2uti_base import ClipSource, Wav2UTIModule
+from articulate.utils.settings import as_settings
+from lightning_modules.wav2uti_base import ClipSource, VideoEvaluation, Wav2UTIModule
 
-__all__ = ["Wav2UTIDiffusion", "load_base_stage"]
+__all__ = ["Cascade", "Guidance", "Wav2UTIDiffusion", "load_base_stage"]
 
 
 def load_base_stage(path: str) -> DiffusionGenerator:
     """The base stage of a cascade from its checkpoint (the inference object: not trained, not saved)."""
     return DiffusionGenerator.from_checkpoint(path)
+
+
+@dataclass(frozen=True)
+class Cascade:
+    """The stage of the cascade this model is (``model.init_args.cascade``; module docstring).
+
+    Args:
+        stage: "base" (video from noise at the data resolution) or "super_resolution" (also sees a low-res video).
+        low_res_size: the super-resolution stage's input size.
+        aug_sigma_max: noise augmentation of the low-res input in training, ``U(0, aug_sigma_max)``.
+        sample_aug_sigma: its level at sampling.
+        low_res_ckpt: the base stage's checkpoint: the test then scores the whole cascade.
+    """
+
+    stage: Literal["base", "super_resolution"] = "base"
+    low_res_size: int = 64
+    aug_sigma_max: float = 0.5
+    sample_aug_sigma: float = 0.05
+    low_res_ckpt: str | None = None
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """Classifier-free guidance (``model.init_args.guidance``; module docstring).
+
+    Args:
+        drop_prob: probability of dropping the whole condition in training.
+        scale: the sampling scale (1 = off).
+        candidates: scales tried on the validation speakers when the test starts; the best replaces ``scale``.
+    """
+
+    drop_prob: float = 0.1
+    scale: float = 1.0
+    candidates: list[float] | None = None
 
 
 class Wav2UTIDiffusion(Wav2UTIModule):
@@ -72,53 +109,42 @@ class Wav2UTIDiffusion(Wav2UTIModule):
         text_encoder: nn.Module | None = None,
         loss: EDMLoss | None = None,
         sampler: HeunSampler | None = None,
-        stage: str = "base",
-        resolution: int = 64,
-        clip_frames: int = 16,
-        fps: float = 60.0,
-        low_res_size: int = 64,
-        aug_sigma_max: float = 0.5,
-        sample_aug_sigma: float = 0.05,
-        low_res_ckpt: str | None = None,
-        cond_drop_prob: float = 0.1,
-        guidance_scale: float = 1.0,
-        guidance_candidates: list[float] | None = None,
-        long_form_hop: int | None = None,
+        standardizer: nn.Module | None = None,
+        clips: ClipGeometry = ClipGeometry(),
+        cascade: Cascade = Cascade(),
+        guidance: Guidance = Guidance(),
         lambdas: dict[str, float] | None = None,
         losses: list[LossTerms] | None = None,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
-        val_num_clips: int = 4,
-        val_seed: int = 0,
         baselines: RidgeProbe | None = None,
-        contour_ckpt: str | None = None,
-        contour_threshold: float = 0.3,
-        condition_context: int = 0,
-        standardizer: nn.Module | None = None,
+        evaluation: VideoEvaluation = VideoEvaluation(val_clips=4),
     ):
-        super().__init__(audio_encoder, text_encoder, resolution, clip_frames, fps, baselines, contour_ckpt,
-                         contour_threshold, condition_context)
-        if stage not in ("base", "super_resolution"):
-            raise ValueError(f"stage must be 'base' or 'super_resolution', got {stage!r}")
-        if stage == "super_resolution" and standardizer is not None and standardizer.needs_features:
+        super().__init__(audio_encoder, text_encoder, clips, baselines, evaluation)
+        cascade, guidance = as_settings(Cascade, cascade), as_settings(Guidance, guidance)
+        if cascade.stage not in ("base", "super_resolution"):
+            raise ValueError(f"cascade.stage must be 'base' or 'super_resolution', got {cascade.stage!r}")
+        if cascade.stage == "super_resolution" and standardizer is not None and standardizer.needs_features:
             raise ValueError("a standardizer that reads the speech (SpeechPriorStandardizer) is for the base stage")
         self.save_config()
         self.denoiser, self.fusion, self.standardizer = denoiser, fusion, standardizer
         self.loss_fn = loss if loss is not None else EDMLoss(sigma_data=float(getattr(denoiser, "sigma_data", 0.25)))
         self.sampler = sampler if sampler is not None else HeunSampler(num_steps=32)
-        self.stage, self.low_res_size = stage, int(low_res_size)
+        self.cascade = cascade
+        self.stage, self.low_res_size = cascade.stage, int(cascade.low_res_size)
+        self.guidance = guidance
+        self.guidance_scale = float(guidance.scale)  # the sampling scale; choose_guidance may replace it at test
         self.init_losses(lambdas, losses)
         self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
         self.guidance_scores: dict[str, Any] | None = None  # validation scores of the candidates (choose_guidance)
 
     # -- inference -------------------------------------------------------------------------
     def inference_init(self) -> dict[str, Any]:
-        hp = self.hparams
         return {"denoiser": self.denoiser, "audio_encoder": self.audio_encoder, "fusion": self.fusion,
                 "text_encoder": self.text_encoder, "sampler": self.sampler, "stage": self.stage,
                 "resolution": self.resolution, "clip_frames": self.clip_frames, "fps": self.fps,
-                "low_res_size": self.low_res_size, "sample_aug_sigma": float(hp.sample_aug_sigma),
-                "guidance_scale": float(hp.guidance_scale), "long_form_hop": hp.long_form_hop,
+                "low_res_size": self.low_res_size, "sample_aug_sigma": float(self.cascade.sample_aug_sigma),
+                "guidance_scale": self.guidance_scale, "long_form_hop": None,
                 "condition_context": self.condition_context, "standardizer": self.standardizer}
 
     def to_inference(self) -> DiffusionGenerator:
@@ -139,7 +165,7 @@ class Wav2UTIDiffusion(Wav2UTIModule):
     def base_stage(self) -> DiffusionGenerator | None:
         """The base stage named by ``low_res_ckpt`` (super-resolution stage only), loaded once and kept
         off the module tree: it is neither trained nor saved with this stage's checkpoint."""
-        path = self.hparams.get("low_res_ckpt")
+        path = self.cascade.low_res_ckpt
         if self.stage != "super_resolution" or not path:
             return None
         base = self.off_tree.base_stage
@@ -204,12 +230,12 @@ class Wav2UTIDiffusion(Wav2UTIModule):
         text, tmask = self.text_features(batch)
         feats = self.audio_features(batch)
         cond, cmask = fuse_condition(self.fusion, feats, text, tmask, self.condition_context)
-        if drop and self.hparams.cond_drop_prob > 0:
-            keep = torch.rand(B, device=video.device, generator=generator) >= self.hparams.cond_drop_prob
+        if drop and self.guidance.drop_prob > 0:
+            keep = torch.rand(B, device=video.device, generator=generator) >= self.guidance.drop_prob
             cmask = cmask & keep[:, None]
         kw: dict[str, Any] = {}
         if self.stage == "super_resolution":
-            aug = torch.rand(B, device=video.device, generator=generator) * self.hparams.aug_sigma_max
+            aug = torch.rand(B, device=video.device, generator=generator) * self.cascade.aug_sigma_max
             kw = {"low_res": self.low_res_input(video, aug, generator), "aug_sigma": aug}
         x0 = self.standardizer(video, feats, self.condition_context) if self.standardizer is not None else video
         seen: dict[str, torch.Tensor] = {}
@@ -241,7 +267,7 @@ class Wav2UTIDiffusion(Wav2UTIModule):
     # -- guidance chosen on validation ----------------------------------------------------------
     def on_test_start(self) -> None:
         super().on_test_start()
-        if self.hparams.guidance_candidates and self.stage == "base":
+        if self.guidance.candidates and self.stage == "base":
             self.choose_guidance()
 
     @torch.no_grad()
@@ -258,35 +284,29 @@ class Wav2UTIDiffusion(Wav2UTIModule):
             if n >= max_clips:
                 break
         if not batches:
-            return float(self.hparams.guidance_scale)
+            return self.guidance_scale
         scores = {}
-        for g in [float(c) for c in self.hparams.guidance_candidates]:
-            self.hparams.guidance_scale = g
+        for g in [float(c) for c in self.guidance.candidates]:
+            self.guidance_scale = g
             rows = [self._scorer.rows(b, self.predict_clips(b, b["video"].shape[0], cascade=False).clamp(-1, 1),
                                       b["video"], {}, self._scorer.tracker is not None) for b in batches]
             values = summarise(torch.cat(rows).numpy(), "val", with_model_pixels=True)
             key = next(k for k in ("val/contour_msd_truth", "val/contour_msd", "val/rmse") if k in values)
             scores[g] = values[key]
         best = min(scores, key=scores.get)
-        self.hparams.guidance_scale = best
+        self.guidance_scale = best
         self.guidance_scores = {"measure": key, **{str(g): v for g, v in scores.items()}}
         return best
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()
         if self.guidance_scores is not None:
-            self.log("test/guidance_scale", float(self.hparams.guidance_scale))
+            self.log("test/guidance_scale", self.guidance_scale)
 
     # -- evaluation ------------------------------------------------------------------------
     def log_eval_loss(self, batch, batch_idx, prefix, pred) -> None:
-        g = torch.Generator(device=self.device).manual_seed(self.hparams.val_seed + batch_idx)
+        g = torch.Generator(device=self.device).manual_seed(batch_idx)
         self._objective(batch, prefix, generator=g, drop=False)
-
-    def clips_to_score(self, batch_idx: int, batch_size: int, prefix: str) -> int:
-        if prefix != "val":
-            return batch_size
-        seen = batch_idx * batch_size
-        return int(max(0, min(batch_size, self.hparams.val_num_clips - seen)))
 
     def predict_clips(self, batch: dict[str, Any], n: int, cascade: bool) -> torch.Tensor:
         return self._sample_batch(batch, n, cascade)[0]
@@ -295,12 +315,12 @@ class Wav2UTIDiffusion(Wav2UTIModule):
         """Samples for the first ``n`` items and their targets. Super-resolution stage: from the base
         stage's samples when ``cascade`` and ``low_res_ckpt`` is set, else from the downsampled ground truth."""
         sub = {k: (v[:n] if isinstance(v, (torch.Tensor, list)) else v) for k, v in batch.items()}
-        g = torch.Generator(device=self.device).manual_seed(self.hparams.val_seed)
+        g = torch.Generator(device=self.device).manual_seed(0)
         text, tmask = self.text_features(sub)
         low = None
         if self.stage == "super_resolution":
             if cascade and self.base_stage() is not None:
-                low = self.cascade_low_res(sub, torch.Generator(device=self.device).manual_seed(self.hparams.val_seed + 1))
+                low = self.cascade_low_res(sub, torch.Generator(device=self.device).manual_seed(1))
             else:
                 low = self.to_low_res(sub["video"])
         return self.generate(self.audio_features(sub), text, tmask, low_res=low, generator=g), sub["video"]

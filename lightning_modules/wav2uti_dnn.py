@@ -23,7 +23,8 @@ from torch import nn
 from articulate.baselines.wav2uti import RidgeProbe
 from articulate.inference.wav2uti import FrameRegressor
 from articulate.losses import LossTerms
-from lightning_modules.wav2uti_base import Wav2UTIModule
+from articulate.transforms.clips import ClipGeometry
+from lightning_modules.wav2uti_base import VideoEvaluation, Wav2UTIModule
 
 __all__ = ["Wav2UTIDNN"]
 
@@ -33,13 +34,11 @@ class Wav2UTIDNN(Wav2UTIModule):
     stage = "base"  # of a cascade: the DNN generates at the data resolution
     builtin_terms = ("loss_mse",)
 
-    def __init__(self, network: nn.Module, audio_encoder: nn.Module, resolution: int = 64, clip_frames: int = 16,
-                 fps: float = 60.0, lambdas: dict[str, float] | None = None, losses: list[LossTerms] | None = None,
+    def __init__(self, network: nn.Module, audio_encoder: nn.Module, clips: ClipGeometry = ClipGeometry(),
+                 lambdas: dict[str, float] | None = None, losses: list[LossTerms] | None = None,
                  optimizer: OptimizerCallable | None = None, lr_scheduler: LRSchedulerCallable | None = None,
-                 baselines: RidgeProbe | None = None, contour_ckpt: str | None = None, contour_threshold: float = 0.3,
-                 condition_context: int = 0):
-        super().__init__(audio_encoder, None, resolution, clip_frames, fps, baselines, contour_ckpt, contour_threshold,
-                         condition_context)
+                 baselines: RidgeProbe | None = None, evaluation: VideoEvaluation = VideoEvaluation()):
+        super().__init__(audio_encoder, None, clips, baselines, evaluation)
         self.save_config()
         self.network = network
         self.init_losses(lambdas, losses)

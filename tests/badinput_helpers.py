@@ -160,17 +160,9 @@ model:
 
 def wav2uti_tiny(tmp: Path, cohort: Path, variant: str | None) -> Path:
     """Tiny sizes over a wav2uti config (the same overlay the wav2uti fit tests use)."""
-    import yaml
     from test_wav2uti_fit import tiny_override
 
-    path = tiny_override(cohort, variant, tmp)
-    cfg = yaml.safe_load(path.read_text())
-    data = cfg["data"]["init_args"]
-    for old, new in (("test_speakers", "test_subjects"), ("val_speakers", "val_subjects")):  # the current names
-        if old in data:
-            data[new] = data.pop(old)
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    return tiny_override(cohort, variant, tmp)
 
 
 def wav2uti_stack(variant: str | None) -> list[Path]:

@@ -153,7 +153,8 @@ def wav2uti_tiny_override(cohort: Path, name: str | None, tmp: Path, ckpt_dir: P
     if dnn:
         model["network"] = {"init_args": {"hidden": 32, "num_layers": 2, "context": 2}}
     else:
-        model.update(val_num_clips=2, low_res_size=res // 2 if name in ("res96.yaml", "res112.yaml") else 64)
+        model["evaluation"] = {"val_clips": 2}
+        model["cascade"] = {"low_res_size": res // 2 if name in ("res96.yaml", "res112.yaml") else 64}
         model["sampler"] = {"init_args": {"num_steps": 2}}
         model["denoiser"] = {"init_args": {"net": {"init_args": {
             "base_channels": 8, "channel_mults": [1, 2], "num_res_blocks": 1, "attn_resolutions": [],
@@ -162,11 +163,11 @@ def wav2uti_tiny_override(cohort: Path, name: str | None, tmp: Path, ckpt_dir: P
         if name not in ("audio_only.yaml", "audio_only_quick.yaml", "paper_encoders.yaml"):
             model["fusion"]["init_args"].update(num_heads=2, num_layers=1)
             model["text_encoder"] = {"init_args": {"dim": 16, "num_layers": 1, "num_heads": 2, "vocab_size": 256}}
-    data = {"data_dir": str(cohort), "phantom": None, "resolution": res, "clip_frames": 4, "batch_size": 2,
-            "num_workers": 0, "test_subjects": 1, "val_subjects": 1, "max_eval_clips": 4,
+    data = {"data_dir": str(cohort), "phantom": None, "clips": {"resolution": res, "frames": 4}, "batch_size": 2,
+            "num_workers": 0, "split": {"test_subjects": 1, "val_subjects": 1}, "max_eval_clips": 4,
             "feature_cache_dir": str(tmp / "features")}
     if name == "realdata_quick.yaml":  # speaker-dependent time blocks of 0.5-s recordings: each part holds a clip
-        data.update(val_fraction=0.3, test_fraction=0.3)
+        data["split"].update(val_fraction=0.3, test_fraction=0.3)
     return write_yaml(tmp / "tiny.yaml", {"trainer": trainer, "model": {"init_args": model}, "data": {"init_args": data}})
 
 

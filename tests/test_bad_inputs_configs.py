@@ -29,8 +29,9 @@ def _no_dump(res):
 CONSTRUCTOR = {
     "negative MRI size": (MRI2AUDIO + ["--data.init_args.size", "-4"], "size must be at least 1, got -4"),
     "zero batch size": (MRI2AUDIO + ["--data.init_args.batch_size", "0"], "batch_size must be at least 1, got 0"),
-    "negative fan resolution": (WAV2UTI + ["--data.init_args.resolution", "-8"], "resolution must be at least 2, got -8"),
-    "negative fps": (WAV2UTI + ["--data.init_args.fps", "-60"], "fps must be positive, got -60"),
+    "negative fan resolution": (WAV2UTI + ["--data.init_args.clips.resolution", "-8"],
+                                "clips.resolution must be at least 2, got -8"),
+    "negative fps": (WAV2UTI + ["--data.init_args.clips.fps", "-60"], "clips.fps must be positive, got -60"),
     "unknown view": (WAV2UTI + ["--data.init_args.view", "sideways"],
                      "the configuration could not be built: ValueError: view must be 'fan' or 'scanlines', got 'sideways'"),
 }

@@ -118,8 +118,8 @@ def _dnn_fit(tmp, cohort, *extra):
 def test_one_speaker_under_a_speaker_disjoint_split_names_the_options(one_speaker, tmp_path, capfd, monkeypatch):
     monkeypatch.chdir(tmp_path)
     res = run(capfd, *_dnn_fit(tmp_path, one_speaker))
-    assert_refused(res, "fit", one_speaker, "speakers: spk0", "--data.init_args.test_subjects",
-                   "--data.init_args.val_subjects", "--data.init_args.split speaker_dependent")
+    assert_refused(res, "fit", one_speaker, "speakers: spk0", "--data.init_args.split.test_subjects",
+                   "--data.init_args.split.val_subjects", "--data.init_args.split.kind speaker_dependent")
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
@@ -127,7 +127,7 @@ def test_one_speaker_under_a_speaker_disjoint_split_names_the_options(one_speake
 def test_one_speaker_trains_without_held_out_speakers(one_speaker, tmp_path, capfd, monkeypatch):
     """The option the message names makes the same folder train (one step) and hold out its own speech."""
     monkeypatch.chdir(tmp_path)
-    res = run(capfd, *_dnn_fit(tmp_path, one_speaker, "--data.init_args.split", "speaker_dependent",
+    res = run(capfd, *_dnn_fit(tmp_path, one_speaker, "--data.init_args.split.kind", "speaker_dependent",
                                "--trainer.fast_dev_run", "1"))
     assert_ok(res)
     assert "optimizer steps" in res.err

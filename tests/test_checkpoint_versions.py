@@ -92,3 +92,38 @@ def test_a_wav2uti_checkpoint_with_the_old_optimizer_options_is_refused_for_trai
     predictor = load_predictor(ck)
     frames = predictor.from_audio(np.zeros(16000 // 10, dtype=np.float32), 4, seed=0, **({} if kind == "wav2uti_dnn" else {"steps": 2}))
     assert frames.shape[-2:] == (16, 16) and bool(frames.isfinite().all())
+
+
+@pytest.mark.parametrize("kind", ["wav2uti", "wav2uti_dnn"], ids=["diffusion", "dnn"])
+def test_a_wav2uti_checkpoint_with_the_flat_options_of_before_their_grouping_loads_as_it_was_trained(
+        tiny_checkpoints, tmp_path, caplog, kind):
+    """Before the settings were grouped (issue 28: ``clips``, ``cascade``, ``guidance``, ``evaluation``) the wav2uti modules
+    took them flat; such a checkpoint's values are read into their groups (``articulate.components.MOVED_OPTIONS``), and
+    the two options removed with the grouping (``long_form_hop``, ``val_seed``), saved at their no-op values, are dropped
+    with one warning line."""
+    flat = {"resolution": 16, "clip_frames": 4, "fps": 60.0, "condition_context": 0, "contour_ckpt": None,
+            "contour_threshold": 0.25}
+    if kind == "wav2uti":
+        flat.update(stage="base", low_res_size=64, aug_sigma_max=0.5, sample_aug_sigma=0.05, low_res_ckpt=None,
+                    cond_drop_prob=0.2, guidance_scale=1.5, guidance_candidates=None, val_num_clips=3, long_form_hop=None,
+                    val_seed=0)
+
+    def edit(ck):
+        for key in ("clips", "cascade", "guidance", "evaluation"):
+            ck["hyper_parameters"].pop(key, None)
+        ck["hyper_parameters"].update(flat)
+
+    ck = edited_checkpoint(getattr(tiny_checkpoints, kind), tmp_path / "old.ckpt", edit)
+    variant = ["--config", str(CONFIGS / "wav2uti" / "dnn.yaml")] if kind == "wav2uti_dnn" else []
+    with caplog.at_level(logging.WARNING, logger="articulate.components"):
+        cli = BuildOnly(args=["test", "--config", str(CONFIGS / "wav2uti.yaml"), *variant, "--ckpt_path", str(ck),
+                              "--data.init_args.clips.resolution=16", "--data.init_args.clips.frames=4",
+                              "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path / 'run'}"])
+    model = cli.model
+    assert (model.resolution, model.clip_frames, model.contour_threshold) == (16, 4, 0.25)
+    if kind == "wav2uti":
+        assert (model.guidance.drop_prob, model.guidance_scale, model.val_clips) == (0.2, 1.5, 3)
+        (line,) = components_warnings(caplog)
+        assert "long_form_hop" in line and "val_seed" in line
+    else:
+        assert not components_warnings(caplog)

@@ -119,7 +119,7 @@ def test_super_resolution_rows_test_the_cascade_of_their_base_row(tmp_path):
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / f"{base_id}.json").write_text(json.dumps({"checkpoint": "logs/x/best.ckpt"}))
     got = rp.with_base_stage(sr, plan, tmp_path)
-    assert got.overrides[-1] == "--model.init_args.low_res_ckpt=logs/x/best.ckpt" and got.run_id == sr.run_id
+    assert got.overrides[-1] == "--model.init_args.cascade.low_res_ckpt=logs/x/best.ckpt" and got.run_id == sr.run_id
     base_row = next(s for s in todo if s.model == "Audio+Text (64 px)")
     assert rp.with_base_stage(base_row, plan, tmp_path) is base_row
     # Without the 64-px rows there is no cascade to test: the SR rows use the oracle low-res input.
@@ -135,11 +135,12 @@ def test_wav2uti_examples_from_the_dnn_baseline():
     from articulate.experiments.wav2uti_plan import wav2uti_examples
     from articulate.networks.wav2uti.dnn import FrameDNN
     from articulate.networks.wav2uti.encoders import LogMelEncoder
+    from articulate.transforms.clips import ClipGeometry
     from lightning_modules.wav2uti_dnn import Wav2UTIDNN
 
     torch.manual_seed(0)
     model = Wav2UTIDNN(FrameDNN(in_dim=8, context=1, hidden=16, num_layers=2, out_size=16), LogMelEncoder(n_mels=8),
-                       resolution=16, clip_frames=4)
+                       clips=ClipGeometry(resolution=16, frames=4))
     batch = {"video": torch.rand(2, 1, 4, 16, 16) * 2 - 1, "audio": torch.randn(2, 1067) * 0.1, "text": ["a", "b"]}
     cli = SimpleNamespace(model=model, datamodule=SimpleNamespace(test_dataloader=lambda: [batch]))
     got = wav2uti_examples(cli)
@@ -236,7 +237,7 @@ def test_wav2uti_plan_has_floors_ceiling_contour_and_paired_tests(tmp_path):
     assert spec.overrides == [f"--trainer.max_steps={steps}", f"--trainer.val_check_interval={steps}"]
     # a given checkpoint goes to every row, without training a tracker
     given = wp.wav2uti_plan(True, 3, [64], contour_ckpt="t.ckpt")
-    assert given.prepare(tmp_path, "csv") == ["--model.init_args.contour_ckpt=t.ckpt"]
+    assert given.prepare(tmp_path, "csv") == ["--model.init_args.evaluation.contour_ckpt=t.ckpt"]
     assert wp.wav2uti_plan(True, 3, [64], contour=False).prepare is None
 
     # the table from records: floors and the ceiling read from the DNN row, trivial cells stated, paired tests

@@ -183,6 +183,7 @@ def test_real_ultrax_videos(samples_dir, name):
 
 def test_wav2uti_datamodule_loads_a_video_recording(tmp_path):
     from articulate.readers.dataset_index import index_dataset
+    from articulate.transforms.clips import ClipGeometry
     from datamodules.wav2uti import Wav2UTIDataModule
 
     spk = tmp_path / "spk"
@@ -191,7 +192,7 @@ def test_wav2uti_datamodule_loads_a_video_recording(tmp_path):
     (spk / "r1.txt").write_text("a prompt\n")
     rec = index_dataset(tmp_path)[0]
     assert rec.extra["audio_source"] == "container" and rec.transcript == "a prompt"
-    dm = Wav2UTIDataModule(data_dir=str(tmp_path), resolution=64, fps=60.0, sample_rate=SR)
+    dm = Wav2UTIDataModule(data_dir=str(tmp_path), clips=ClipGeometry(resolution=64, fps=60.0), sample_rate=SR)
     utt = dm._load(rec)
     assert utt.frames.shape[1:] == (64, 64) and utt.frames.dtype == np.uint8 and utt.text == "a prompt"
     assert utt.frames.shape[0] == int(60 / 50.0 * 60.0)  # 1.2 s resampled to 60 fps

@@ -45,7 +45,7 @@ def test_train_adds_the_tracker_on_the_phantom_only(monkeypatch):
 
     monkeypatch.setattr(trackers, "cached_tracker", lambda spec, root: f"/cache/{spec.model}.ckpt")
     got = wav2uti_plan.train_prepare("quick", [], [])
-    assert got == ["--model.init_args.contour_ckpt=/cache/Contour tracker (phantom, 64 px).ckpt"]
-    assert wav2uti_plan.train_prepare("quick", [], ["--model.init_args.contour_ckpt=/mine.ckpt"]) == []
+    assert got == ["--model.init_args.evaluation.contour_ckpt=/cache/Contour tracker (phantom, 64 px).ckpt"]
+    assert wav2uti_plan.train_prepare("quick", [], ["--model.init_args.evaluation.contour_ckpt=/mine.ckpt"]) == []
     assert wav2uti_plan.train_prepare("quick", [], ["--data.init_args.data_dir=/data"]) == []
     assert wav2uti_plan.train_prepare("realdata_quick", [], []) == []  # real recordings: no true surface

@@ -155,7 +155,8 @@ def test_transcribe_caches_beside_data_and_feeds_datamodule(tmp_path, capsys):
     from articulate.cli.main import main
     from articulate.cli.transcribe import WhisperTranscriber
     from articulate.readers.audio import read_audio
-    from datamodules.wav2uti import Wav2UTIDataModule
+    from articulate.transforms.clips import ClipGeometry
+    from datamodules.wav2uti import SpeakerSplit, Wav2UTIDataModule
 
     whisper = _tiny_whisper(tmp_path / "whisper")
     data = make_cohort(tmp_path / "data", speakers=3, utterances=1, seconds=0.4)
@@ -174,8 +175,8 @@ def test_transcribe_caches_beside_data_and_feeds_datamodule(tmp_path, capsys):
     assert main(["transcribe", str(data), "--model", str(whisper)]) == 0  # cached: nothing redone
     assert {p: p.stat().st_mtime_ns for p in outs} == before
     (data / "spk0" / "utt0.whisper.txt").write_text("hand corrected\n", encoding="utf-8")
-    dm = Wav2UTIDataModule(data_dir=str(data), resolution=16, clip_frames=4, test_subjects=["spk1"],
-                           val_subjects=["spk2"], transcript="whisper")
+    dm = Wav2UTIDataModule(data_dir=str(data), clips=ClipGeometry(resolution=16, frames=4),
+                           split=SpeakerSplit(test_subjects=["spk1"], val_subjects=["spk2"]), transcript="whisper")
     dm.setup("fit")
     assert [u.text for u in dm.utterances if u.speaker == "spk0"] == ["hand corrected"]
     # a missing model is a clear one-line error, not a traceback
@@ -207,8 +208,8 @@ def test_command_line_model_options_win_over_the_checkpoints_hyperparameters(tra
     ckpt, cohort = trained
     over = tiny_override(cohort, None, tmp_path)
     base = ["test", *[a for c in _stack(None) + [over] for a in ("--config", str(c))], "--ckpt_path", str(ckpt)]
-    cli = ArticulateCLI(args=base + ["--model.init_args.guidance_scale=2.5",
+    cli = ArticulateCLI(args=base + ["--model.init_args.guidance.scale=2.5",
                                      "--model.init_args.sampler.init_args.num_steps=3"])
-    assert cli.model.hparams.guidance_scale == 2.5 and cli.model.sampler.num_steps == 3
+    assert cli.model.guidance_scale == 2.5 and cli.model.sampler.num_steps == 3
     plain = ArticulateCLI(args=base)
-    assert plain.model.hparams.guidance_scale == 1.0 and plain.model.sampler.num_steps == 2  # the checkpoint's
+    assert plain.model.guidance_scale == 1.0 and plain.model.sampler.num_steps == 2  # the checkpoint's

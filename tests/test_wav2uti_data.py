@@ -17,10 +17,12 @@ def cohort(tmp_path_factory) -> Path:
     return make_cohort(tmp_path_factory.mktemp("wav2uti-cohort"))
 
 
-def _dm(cohort, **kw):
-    from datamodules.wav2uti import Wav2UTIDataModule
+def _dm(cohort, clips=None, split=None, **kw):
+    from articulate.transforms.clips import ClipGeometry
+    from datamodules.wav2uti import SpeakerSplit, Wav2UTIDataModule
 
-    args = dict(data_dir=str(cohort), resolution=32, clip_frames=16, test_subjects=1, val_subjects=1, batch_size=3)
+    args = dict(data_dir=str(cohort), clips=ClipGeometry(**{"resolution": 32, "frames": 16, **(clips or {})}),
+                split=SpeakerSplit(**{"test_subjects": 1, "val_subjects": 1, **(split or {})}), batch_size=3)
     args.update(kw)
     dm = Wav2UTIDataModule(**args)
     dm.setup("fit")
@@ -63,11 +65,11 @@ def test_speaker_disjoint_splits(cohort):
     test_batch = next(iter(dm.test_dataloader()))
     assert set(test_batch["speaker"]) <= set(sp["test"])
     with pytest.raises(InputError, match="not in the dataset"):
-        _dm(cohort, test_subjects=["nobody"])
+        _dm(cohort, split={"test_subjects": ["nobody"]})
 
 
 def test_fps_resampling_keeps_duration(cohort):
-    dm = _dm(cohort, fps=30.0, clip_frames=8)
+    dm = _dm(cohort, clips={"fps": 30.0, "frames": 8})
     utt = dm.utterances[0]
     assert utt.num_frames == 36  # 72 frames at 60 fps -> 1.2 s at 30 fps
     assert abs(utt.audio.shape[0] - 1.2 * 16000) <= 1
@@ -120,11 +122,12 @@ def test_text_features_are_padded_with_mask(cohort, tmp_path):
 
 def test_speaker_dependent_split_of_one_speaker(tmp_path):
     """One long recording: contiguous train / val / test blocks, every clip inside one block."""
-    from datamodules.wav2uti import Wav2UTIDataModule
+    from articulate.transforms.clips import ClipGeometry
+    from datamodules.wav2uti import SpeakerSplit, Wav2UTIDataModule
 
     root = make_cohort(tmp_path / "one", speakers=1, utterances=1, seconds=3.0)
-    dm = Wav2UTIDataModule(data_dir=str(root), resolution=16, clip_frames=8, split="speaker_dependent",
-                           val_fraction=0.2, test_fraction=0.2, batch_size=2)
+    dm = Wav2UTIDataModule(data_dir=str(root), clips=ClipGeometry(resolution=16, frames=8),
+                           split=SpeakerSplit(kind="speaker_dependent", val_fraction=0.2, test_fraction=0.2), batch_size=2)
     dm.setup("fit")
     assert "speaker-dependent" in dm.split_name and dm.has_validation
     spans = {}
@@ -141,10 +144,12 @@ def test_speaker_dependent_split_of_one_speaker(tmp_path):
 
 
 def test_speaker_dependent_split_by_utterance(tmp_path):
-    from datamodules.wav2uti import Wav2UTIDataModule
+    from articulate.transforms.clips import ClipGeometry
+    from datamodules.wav2uti import SpeakerSplit, Wav2UTIDataModule
 
     root = make_cohort(tmp_path / "few", speakers=2, utterances=5, seconds=0.5)
-    dm = Wav2UTIDataModule(data_dir=str(root), resolution=16, clip_frames=4, split="speaker_dependent", batch_size=2)
+    dm = Wav2UTIDataModule(data_dir=str(root), clips=ClipGeometry(resolution=16, frames=4),
+                           split=SpeakerSplit(kind="speaker_dependent"), batch_size=2)
     dm.setup("fit")
     ids = {p: {dm.utterances[i].id for i in dm.splits[p]} for p in ("train", "val", "test")}
     assert not (ids["train"] & ids["test"]) and not (ids["train"] & ids["val"]) and not (ids["val"] & ids["test"])
@@ -158,7 +163,7 @@ def test_condition_context_carries_the_speech_around_each_clip(cohort, tmp_path)
     from articulate.readers.audio import read_audio
 
     c, r = 3, 16000 / 60
-    dm = _dm(cohort, condition_context=c, feature_cache_dir=str(tmp_path / "feat"))
+    dm = _dm(cohort, clips={"context": c}, feature_cache_dir=str(tmp_path / "feat"))
     enc = LogMelEncoder(n_mels=16)
     dm.attach_features(lambda a, n: enc(torch.from_numpy(a)[None], fps=60.0, n_frames=n)[0].numpy(), enc.cache_key())
     ds = dm.dataset("val")

@@ -24,10 +24,11 @@ def phantom(tmp_path_factory) -> Path:
 
 
 def _dm(root, res, **kw):
-    from datamodules.wav2uti import Wav2UTIDataModule
+    from articulate.transforms.clips import ClipGeometry
+    from datamodules.wav2uti import SpeakerSplit, Wav2UTIDataModule
 
-    args = dict(data_dir=str(root), resolution=res, clip_frames=4, test_subjects=1, val_subjects=1, batch_size=4,
-                num_workers=0)
+    args = dict(data_dir=str(root), clips=ClipGeometry(resolution=res, frames=4),
+                split=SpeakerSplit(test_subjects=1, val_subjects=1), batch_size=4, num_workers=0)
     args.update(kw)
     dm = Wav2UTIDataModule(**args)
     dm.setup("fit")
@@ -119,11 +120,11 @@ def test_test_stage_logs_floors_and_contours_that_match_independent_metrics(phan
     over = write_yaml(tmp_path / "more.yaml", {
         **__import__("yaml").safe_load(over.read_text()),
         "model": {"init_args": {"network": {"init_args": {"hidden": 32, "num_layers": 2, "context": 2}},
-                                "contour_ckpt": str(tiny_tracker), "contour_threshold": 0.0,
+                                "evaluation": {"contour_ckpt": str(tiny_tracker), "contour_threshold": 0.0},
                                 "baselines": {"class_path": "articulate.baselines.wav2uti.RidgeProbe",
                                               "init_args": {"n_mels": 16, "context": 2}}}},
     })
-    data = ["--data.init_args.resolution", "32", "--data.init_args.max_eval_clips", "6"]
+    data = ["--data.init_args.clips.resolution", "32", "--data.init_args.max_eval_clips", "6"]
     cli = fit_in_process(stack("wav2uti", "dnn.yaml") + [over], data)
     model, dm = cli.model, cli.datamodule
     results = cli.trainer.test(model, datamodule=dm, verbose=False)[0]
@@ -204,7 +205,7 @@ def test_a_missing_contour_checkpoint_fails_before_the_fit(phantom, tmp_path):
 
     over = wav2uti_tiny_override(phantom, "dnn.yaml", tmp_path)
     with pytest.raises(InputError, match="contour_ckpt"):
-        fit_in_process(stack("wav2uti", "dnn.yaml") + [over], ["--model.init_args.contour_ckpt", str(tmp_path / "no.ckpt")])
+        fit_in_process(stack("wav2uti", "dnn.yaml") + [over], ["--model.init_args.evaluation.contour_ckpt", str(tmp_path / "no.ckpt")])
 
 
 def test_tracker_checkpoints_of_phantom_training_load_despite_the_nan_mean_shape(tiny_tracker, tmp_path):
@@ -253,10 +254,11 @@ def test_guidance_is_chosen_on_the_validation_speakers(phantom, tiny_tracker, tm
     over = write_yaml(tmp_path / "more.yaml", {
         **__import__("yaml").safe_load(over.read_text()),
         "model": {"init_args": {**__import__("yaml").safe_load(over.read_text())["model"]["init_args"],
-                                "contour_ckpt": str(tiny_tracker), "contour_threshold": 0.0,
-                                "guidance_candidates": [1.0, 4.0]}},
+                                "evaluation": {"val_clips": 2, "contour_ckpt": str(tiny_tracker),
+                                               "contour_threshold": 0.0},
+                                "guidance": {"candidates": [1.0, 4.0]}}},
     })
-    cli = fit_in_process(stack("wav2uti", None) + [over], ["--data.init_args.resolution", "32"])
+    cli = fit_in_process(stack("wav2uti", None) + [over], ["--data.init_args.clips.resolution", "32"])
     model, dm = cli.model, cli.datamodule
     results = cli.trainer.test(model, datamodule=dm, verbose=False)[0]
     scores = model.guidance_scores
@@ -266,7 +268,7 @@ def test_guidance_is_chosen_on_the_validation_speakers(phantom, tiny_tracker, tm
     tracker = ContourTracker.from_checkpoint(tiny_tracker)
     val_speakers = set(dm.speakers["val"])
     for g in (1.0, 4.0):
-        model.hparams.guidance_scale = g
+        model.guidance_scale = g
         metric = ContourMSD(threshold=0.0)
         with torch.no_grad():
             for batch in dm.val_dataloader():

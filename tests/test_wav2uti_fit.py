@@ -97,9 +97,9 @@ def test_reproduce_quick_rows_train_at_their_real_sizes(row, cohort, tmp_path):
     plan = wp.wav2uti_plan(True, 1, [64])
     spec = rp.specs(plan)[row]
     data = ["--data.init_args.data_dir", str(cohort), "--data.init_args.phantom", "null", "--data.init_args.num_workers", "0",
-            "--data.init_args.test_subjects", "1", "--data.init_args.val_subjects", "1",
+            "--data.init_args.split.test_subjects", "1", "--data.init_args.split.val_subjects", "1",
             "--data.init_args.feature_cache_dir", str(tmp_path / "features")]
     trainer = ["--trainer.fast_dev_run", "1", "--trainer.logger", "false", "--trainer.callbacks", "[]",
                "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path / "run")]
-    sampling = ["--model.init_args.val_num_clips", "1"] if spec.model != plan.rows[0].label else []  # not the DNN
+    sampling = ["--model.init_args.evaluation.val_clips", "1"] if spec.model != plan.rows[0].label else []  # not the DNN
     fit_in_process([ROOT / c for c in spec.configs], [*spec.overrides, *data, *trainer, *sampling])

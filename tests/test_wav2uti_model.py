@@ -11,13 +11,14 @@ from articulate.networks.wav2uti.dnn import FrameDNN, context_windows
 from articulate.networks.wav2uti.encoders import CharacterTextEncoder, LogMelEncoder
 from articulate.networks.wav2uti.fusion import AudioOnlyFusion, CrossAttentionFusion
 from articulate.networks.wav2uti.unet import VideoUNet
-from lightning_modules.wav2uti_diffusion import Wav2UTIDiffusion, resize_video
+from articulate.transforms.clips import ClipGeometry
+from lightning_modules.wav2uti_diffusion import Cascade, Guidance, Wav2UTIDiffusion, resize_video
 from lightning_modules.wav2uti_dnn import Wav2UTIDNN
 
 torch.set_num_threads(1)
 
 
-def _model(stage="base", text=True, res=16, **kw):
+def _model(stage="base", text=True, res=16, context=0, low_res_ckpt=None, drop_prob=0.1, **kw):
     torch.manual_seed(0)
     net = VideoUNet(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, resolution=res, attn_resolutions=(),
                     cross_attn_resolutions=(8,), temporal="conv", cond_dim=16, num_heads=2,
@@ -26,8 +27,9 @@ def _model(stage="base", text=True, res=16, **kw):
     return Wav2UTIDiffusion(
         denoiser=EDMPrecond(net), audio_encoder=LogMelEncoder(n_mels=8), fusion=fusion,
         text_encoder=CharacterTextEncoder(dim=16, num_layers=1, num_heads=2) if text else None,
-        loss=EDMLoss(), sampler=HeunSampler(num_steps=2), stage=stage, resolution=res, clip_frames=4,
-        low_res_size=8, **kw)
+        loss=EDMLoss(), sampler=HeunSampler(num_steps=2), clips=ClipGeometry(resolution=res, frames=4, context=context),
+        cascade=Cascade(stage=stage, low_res_size=8, low_res_ckpt=low_res_ckpt), guidance=Guidance(drop_prob=drop_prob),
+        **kw)
 
 
 def _batch(B=2, T=4, res=16):
@@ -46,7 +48,7 @@ def test_training_loss_backward():
 
 
 def test_condition_dropout_masks_whole_condition(monkeypatch):
-    m = _model(cond_drop_prob=1.0)
+    m = _model(drop_prob=1.0)
     seen = {}
 
     def spy(denoiser, x0, cond=None, cond_mask=None, **kw):
@@ -56,7 +58,7 @@ def test_condition_dropout_masks_whole_condition(monkeypatch):
     monkeypatch.setattr(m, "loss_fn", spy)
     m._loss(_batch())
     assert seen["mask"].shape == (2, 4) and not seen["mask"].any()
-    m.hparams.cond_drop_prob = 0.0
+    m.guidance = Guidance(drop_prob=0.0)
     m._loss(_batch())
     assert seen["mask"].all()
 
@@ -130,7 +132,7 @@ def test_frozen_pretrained_encoder_not_in_checkpoint(tmp_path):
     net = VideoUNet(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, resolution=16, attn_resolutions=(),
                     cross_attn_resolutions=(), temporal="conv", cond_dim=16, num_heads=2)
     m = Wav2UTIDiffusion(EDMPrecond(net), Wav2Vec2Encoder(str(path)), AudioOnlyFusion(audio_dim=32, cond_dim=16),
-                         resolution=16, clip_frames=4)
+                         clips=ClipGeometry(resolution=16, frames=4))
     ckpt = {"state_dict": m.state_dict()}
     m.on_save_checkpoint(ckpt)
     assert not any(k.startswith("audio_encoder.model.") for k in ckpt["state_dict"])
@@ -151,7 +153,7 @@ def test_dnn_context_windows_and_shapes():
     f2[0, 5] += 1.0
     torch.testing.assert_close(net(feats)[:, :, :4], net(f2)[:, :, :4])
     m = Wav2UTIDNN(FrameDNN(in_dim=8, context=1, hidden=16, num_layers=2, out_size=16), LogMelEncoder(n_mels=8),
-                   resolution=16, clip_frames=4)
+                   clips=ClipGeometry(resolution=16, frames=4))
     loss = m.training_step(_batch(), 0)
     assert torch.isfinite(loss)
     assert m.generate(torch.randn(1, 9, 8)).shape == (1, 1, 9, 16, 16)
@@ -163,7 +165,7 @@ def test_condition_context_reaches_the_models_and_inference_alike():
     from articulate.networks.wav2uti.encoders import pad_context
 
     c, T = 2, 4
-    m = _model(text=False, condition_context=c).eval()
+    m = _model(text=False, context=c).eval()
     with torch.no_grad():  # zero-initialised output layers would hide every condition from an untrained net
         for p in m.parameters():
             if p.ndim > 1 and not p.any():
@@ -191,7 +193,7 @@ def test_condition_context_reaches_the_models_and_inference_alike():
     assert torch.isfinite(m.training_step(b, 0))
     # the DNN: the margin only feeds the context windows
     dnn = Wav2UTIDNN(FrameDNN(in_dim=8, context=2, hidden=16, num_layers=2, out_size=16), LogMelEncoder(n_mels=8),
-                     resolution=16, clip_frames=T, condition_context=c)
+                     clips=ClipGeometry(resolution=16, frames=T, context=c))
     f = torch.randn(1, T + 2 * c, 8)
     y = dnn.generate(f)
     assert y.shape == (1, 1, T, 16, 16)
@@ -343,7 +345,7 @@ def test_optimizer_and_scheduler_come_from_the_callables():
     assert opt.param_groups[0]["weight_decay"] == 0.5 and sched["interval"] == "step"
     assert {id(p) for p in opt.param_groups[0]["params"]} == {id(p) for p in m.parameters() if p.requires_grad}
     dnn = Wav2UTIDNN(FrameDNN(in_dim=8, context=1, hidden=16, num_layers=2, out_size=16), LogMelEncoder(n_mels=8),
-                     resolution=16, clip_frames=4, optimizer=functools.partial(torch.optim.Adam, lr=1e-3))
+                     clips=ClipGeometry(resolution=16, frames=4), optimizer=functools.partial(torch.optim.Adam, lr=1e-3))
     (opt,) = dnn.configure_optimizers()
     assert opt.param_groups[0]["lr"] == 1e-3 and len(opt.param_groups[0]["params"]) == len(list(dnn.network.parameters()))
     with pytest.raises(ValueError, match="no optimizer"):

@@ -21,19 +21,16 @@ DIRECTION = Direction(
     },
     links=(
         # Clip geometry and audio rate: the DataModule's values.
-        Link("data.init_args.resolution", "model.init_args.resolution"),
-        Link("data.init_args.resolution", f"{_NET}.resolution"),
-        Link("data.init_args.resolution", "model.init_args.network.init_args.out_size"),
-        Link("data.init_args.clip_frames", "model.init_args.clip_frames"),
-        Link("data.init_args.fps", "model.init_args.fps"),
-        Link("data.init_args.condition_context", "model.init_args.condition_context"),
+        Link("data.init_args.clips", "model.init_args.clips"),
+        Link("data.init_args.clips.resolution", f"{_NET}.resolution"),
+        Link("data.init_args.clips.resolution", "model.init_args.network.init_args.out_size"),
         Link("data.init_args.sample_rate", "model.init_args.audio_encoder.init_args.sample_rate"),
         # One noise range and data scale for preconditioning, loss and sampler.
         Link(f"{_DENOISER}.sigma_min", "model.init_args.sampler.init_args.sigma_min"),
         Link(f"{_DENOISER}.sigma_max", "model.init_args.sampler.init_args.sigma_max"),
         Link(f"{_DENOISER}.sigma_data", "model.init_args.loss.init_args.sigma_data"),
         Link(f"{_DENOISER}.sigma_data", "model.init_args.standardizer.init_args.sigma_data"),
-        Link("data.init_args.resolution", "model.init_args.standardizer.init_args.resolution"),
+        Link("data.init_args.clips.resolution", "model.init_args.standardizer.init_args.resolution"),
         # Feature widths flow from the encoders through the fusion into the U-Net.
         Link("model.init_args.fusion.init_args.cond_dim", f"{_NET}.cond_dim"),
         Link("model.init_args.audio_encoder.init_args.n_mels", "model.init_args.fusion.init_args.audio_dim"),

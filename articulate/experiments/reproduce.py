@@ -146,7 +146,7 @@ def with_base_stage(spec: RunSpec, plan: Plan, out_dir: Path) -> RunSpec:
     if not ckpt:
         raise RuntimeError(f"{spec.model}: its base stage {row.low_res_from!r} (run {base_id}) has no checkpoint "
                            f"in {path}; the cascade cannot be tested")
-    return replace(spec, overrides=[*spec.overrides, f"--model.init_args.low_res_ckpt={ckpt}"])
+    return replace(spec, overrides=[*spec.overrides, f"--model.init_args.cascade.low_res_ckpt={ckpt}"])
 
 
 def reproduce(plan: Plan, out_dir: Path, extra_args: list[str] | None = None, logger: str = "csv") -> dict[str, Any]:

@@ -86,7 +86,7 @@ def contour_prepare(ckpt: str | None, spec: RunSpec) -> Callable[[Path, str], li
     def prepare(out_dir: Path, logger: str) -> list[str]:
         path = ckpt or cached_tracker(spec, PROJECT_ROOT)
         print(f"[contour] {spec.model if spec is not None and not ckpt else 'given tracker'}: {path}", flush=True)
-        return [f"--model.init_args.contour_ckpt={path}"]
+        return [f"--model.init_args.evaluation.contour_ckpt={path}"]
 
     return prepare
 
@@ -94,13 +94,13 @@ def contour_prepare(ckpt: str | None, spec: RunSpec) -> Callable[[Path, str], li
 def train_prepare(preset: str | None, variants: list[str], args: list[str]) -> list[str]:
     """What ``articulate train wav2uti`` adds on the phantom: the contour tracker its test pass scores tongue
     surfaces with (``test/contour_msd_truth``), trained once and cached. Nothing when the user names a tracker
-    or the data are real recordings (they have no true surface; give ``--model.init_args.contour_ckpt``)."""
+    or the data are real recordings (they have no true surface; give ``--model.init_args.evaluation.contour_ckpt``)."""
     import yaml
 
     from articulate.directions import PROJECT_ROOT, get_direction
     from articulate.experiments.trackers import cached_tracker
 
-    if any(a.startswith(("--model.init_args.contour_ckpt", "--data.init_args.data_dir", "--data.data_dir"))
+    if any(a.startswith(("--model.init_args.evaluation.contour_ckpt", "--data.init_args.data_dir", "--data.data_dir"))
            for a in args):
         return []
     record = get_direction("wav2uti")
@@ -110,7 +110,7 @@ def train_prepare(preset: str | None, variants: list[str], args: list[str]) -> l
         data = (yaml.safe_load((PROJECT_ROOT / cfg).read_text()) or {}).get("data") or {}
         if (data.get("init_args") or {}).get("data_dir"):
             return []
-    return [f"--model.init_args.contour_ckpt={cached_tracker(contour_spec(preset == 'quick'), PROJECT_ROOT)}"]
+    return [f"--model.init_args.evaluation.contour_ckpt={cached_tracker(contour_spec(preset == 'quick'), PROJECT_ROOT)}"]
 
 
 def _cell(table: list[dict[str, Any]], label: str, key: str) -> float | None:

@@ -331,7 +331,7 @@ class ArticulateCLI(LightningCLI):
             hparams = {"class_path": class_path, "dict_kwargs": hparams["init_args"]}
         warn_dropped(ckpt, dropped)
         # The model options given on the command line win over the saved ones (else ``articulate test --ckpt_path X
-        # --model.init_args.guidance_scale 3`` would silently sample at the trained scale).
+        # --model.init_args.guidance.scale 3`` would silently sample at the trained scale).
         saved = hparams["dict_kwargs"] if class_path else hparams
         for key in _model_options(getattr(self, "_given", [])):
             node, parts = saved, key.split(".")
