@@ -41,8 +41,8 @@ REMOVED_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
-# Constructor options since grouped into a settings dataclass, by their new place ("group.field"): a checkpoint or
-# config that names the old flat option is read as the new one (same value, same model).
+# Constructor options since grouped into a settings dataclass, by their new place ("group.field"): a checkpoint
+# that names the old flat option is read as the new one (same value, same model).
 _W2U_CLIPS = {"resolution": "clips.resolution", "clip_frames": "clips.frames", "fps": "clips.fps",
               "condition_context": "clips.context", "val_num_clips": "evaluation.val_clips",
               "contour_ckpt": "evaluation.contour_ckpt", "contour_threshold": "evaluation.contour_threshold"}
@@ -65,7 +65,7 @@ def move_grouped_options(class_path: str, init_args: dict[str, Any]) -> dict[str
             group, field = moved[key].split(".")
             out[group] = {**(out.get(group) or {}), field: value}
         elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = {**value, **out[key]}  # a group given both ways: the flat (older) value was read first
+            out[key] = {**value, **out[key]}  # a group given both ways: the flat value (what the old version read) wins
         else:
             out[key] = value
     return out
