@@ -26,6 +26,7 @@ class ProgressLines(Callback):
         self.every_s = every_s
         self.stream = stream
         self._progress: Progress | None = None
+        self._batches = False
 
     def _out(self):
         return self.stream if self.stream is not None else sys.stderr
@@ -38,8 +39,17 @@ class ProgressLines(Callback):
             bar.disable()  # carriage-return updates are noise in a file; the lines below replace them
         total = trainer.estimated_stepping_batches
         total = int(total) if isinstance(total, (int, float)) and math.isfinite(total) else None
-        self._progress = Progress("articulate fit", total, unit="step", stream=self._out(), every_s=self.every_s)
-        self._progress.n = trainer.global_step  # a resumed fit counts from its checkpoint
+        # A module that steps its optimizers itself (mri2audio: F, A and D each batch) and is bounded by epochs:
+        # the total counts batches while global_step counts every optimizer's steps, so count batches.
+        self._batches = not pl_module.automatic_optimization and trainer.max_steps == -1
+        self._progress = Progress("articulate fit", total, unit="batch" if self._batches else "step",
+                                  stream=self._out(), every_s=self.every_s)
+        self._progress.n = self._done(trainer)  # a resumed fit counts from its checkpoint
+
+    def _done(self, trainer) -> int:
+        if self._batches:
+            return int(trainer.fit_loop.epoch_loop.batch_progress.total.processed)
+        return int(trainer.global_step)
 
     def on_train_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self._progress is None:
@@ -53,7 +63,7 @@ class ProgressLines(Callback):
         if isinstance(loss, float):
             info["loss"] = loss
         self._progress.info = {}
-        self._progress.set(trainer.global_step, **info)
+        self._progress.set(self._done(trainer), **info)
 
     def on_train_end(self, trainer, pl_module) -> None:
         if self._progress is not None:

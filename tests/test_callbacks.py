@@ -386,3 +386,41 @@ def test_random_init_auto_falls_back_to_labelled_stand_in(monkeypatch, tmp_path)
     x = torch.rand(2, 1, 3, 32, 32)
     metric.update(x, x, sample_index=torch.arange(2))
     assert float(metric.compute()) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_progress_lines_count_batches_for_a_module_that_steps_several_optimizers(tmp_path):
+    """A manual-optimization module with two optimizers, bounded by epochs: Lightning's global_step counts both
+    optimizers' steps (6 after 3 batches) while the total counts batches (3); the lines count batches."""
+    import io
+
+    import lightning.pytorch as pl
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from callbacks.progress import ProgressLines
+
+    class TwoOptimizers(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.automatic_optimization = False
+            self.a, self.b = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            for net, opt in zip((self.a, self.b), self.optimizers()):
+                loss = net(batch[0]).pow(2).mean()
+                opt.zero_grad()
+                self.manual_backward(loss)
+                opt.step()
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.a.parameters(), lr=0.1), torch.optim.SGD(self.b.parameters(), lr=0.1)
+
+    out = io.StringIO()
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+                         enable_model_summary=False, callbacks=[ProgressLines(every_s=0, stream=out)],
+                         default_root_dir=str(tmp_path))
+    trainer.fit(TwoOptimizers(), DataLoader(TensorDataset(torch.randn(6, 2)), batch_size=2))
+    assert trainer.global_step == 6
+    lines = out.getvalue().splitlines()
+    assert lines and lines[-1].startswith("articulate fit: 3/3 batches, epoch 0"), lines

@@ -90,7 +90,8 @@ class Progress:
     def text(self) -> str:
         elapsed = time.monotonic() - self.started
         done = f"{self.n}/{self.total}" if self.total else f"{self.n}"
-        parts = [f"{self.desc}: {done} {self.unit}s"]
+        plural = "es" if self.unit.endswith(("s", "sh", "ch", "x")) else "s"
+        parts = [f"{self.desc}: {done} {self.unit}{plural}"]
         parts += [f"{k} {_short(v)}" for k, v in self.info.items()]
         parts.append(f"{duration(elapsed)} elapsed")
         if self.total and 0 < self.n < self.total:
