@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from articulate.utils.settings import as_settings
+
 PadMode = Literal["constant", "edge", "reflect"]
 
 # librosa pad modes -> torch.nn.functional.pad modes (the ones both libraries support).
@@ -109,16 +111,7 @@ class MelConfig:
 
 def as_mel_config(cfg: MelConfig | dict | None) -> MelConfig:
     """Accept a MelConfig, a dict of its fields (YAML) or None (defaults)."""
-    if cfg is None:
-        return MelConfig()
-    if isinstance(cfg, MelConfig):
-        return cfg
-    if isinstance(cfg, dict):
-        unknown = set(cfg) - set(MelConfig.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown MelConfig field(s): {sorted(unknown)}")
-        return MelConfig(**cfg)
-    raise TypeError(f"expected MelConfig or dict, got {type(cfg).__name__}")
+    return as_settings(MelConfig, cfg)
 
 
 def mel_basis(cfg: MelConfig) -> np.ndarray:
