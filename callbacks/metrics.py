@@ -91,6 +91,9 @@ class MetricsCallback(Callback):
         self.metrics: dict[str, dict[str, SampleMetric]] = {"val": {}, "test": {}}
         # Last computed values per stage (float64, identical on every rank): for tools and tests.
         self.results: dict[str, dict[str, float]] = {"val": {}, "test": {}}
+        # The last test pass's values per sample (metric name -> {sample_index: value}; this process's samples):
+        # what the reproduction's paired tests per recording read.
+        self.test_per_sample: dict[str, dict[int, float]] = {}
 
     # ------------------------------------------------------------------ set-up
     def _names(self, stage: str) -> list[str]:
@@ -184,6 +187,8 @@ class MetricsCallback(Callback):
             if metric.failed is not None:  # metrics that may refuse rows (PESQ: silence) report how many
                 results[f"{stage}/{name}_failed"] = float(metric.failed)
                 pl_module.log(f"{stage}/{name}_failed", float(metric.failed), sync_dist=True)
+            if stage == "test":
+                self.test_per_sample[name] = metric.per_sample()
             metric.reset()
         self.results[stage] = results
 

@@ -110,6 +110,7 @@ class MRI2AudioModule(ArticulateModule):
         self.griffin_lim_iters = int(evaluation.griffin_lim_iters)
         self.pesq_mode = evaluation.pesq_mode
         self._metrics: dict[str, dict[str, Any]] = {}
+        self.test_per_sample: dict[str, dict[int, float]] = {}  # the module's test metrics per sample (paired tests)
         self._baseline_audio: dict[tuple[int, int], torch.Tensor] = {}
         self.mean_mel: torch.Tensor | None = None  # [U, 1, H, W], per training utterance id
         self.mean_mel_all: torch.Tensor | None = None  # [1, H, W], for ids never seen in training
@@ -350,6 +351,8 @@ class MRI2AudioModule(ArticulateModule):
                     warnings.filterwarnings("ignore", message=".*compute.*before.*update.*")
                     value = float(metric.compute())
                 self.log(f"{prefix}/{name}", value, prog_bar=name.startswith("corr2d"), sync_dist=True)
+            if prefix == "test":
+                self.test_per_sample[name] = metric.per_sample()
             metric.reset()
 
     def on_validation_epoch_end(self) -> None:

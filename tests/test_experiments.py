@@ -320,12 +320,20 @@ def test_mri2audio_reproduction_end_to_end_has_floors_ceiling_and_paired_tests(t
         assert all(-1 <= v <= 1 for v in per["corr2d"])
     ours = next(r for r in records if r["spec"]["model"] == "Ours")
     assert ours["per_recording"]["corr2d_ridge"][0] is not None and ours["details"]["griffin_lim"] == "librosa"
+    # PESQ per recording as the test pass scored it: every recording has the same number of crops, so the mean of
+    # the per-recording means is the logged mean, for the model (metrics callback) and its floors (the module)
+    for r in records:
+        for key in ("pesq", "pesq_mean_baseline", "pesq_ridge"):
+            values = r["per_recording"][key]
+            assert len(values) == len(r["per_recording"]["recording"]) and None not in values
+            assert np.mean(values) == pytest.approx(r["metrics"][f"test/{key}"], abs=1e-6)
     table = (tmp_path / "out" / "table.md").read_text()
     for label in ("Per-utterance mean mel (floor)", "Ridge probe (linear, time-aligned)",
                   "Oracle: true mel + Griffin-Lim (ceiling)", "1 (by definition)", "Paired tests"):
         assert label in table
     paired = (tmp_path / "out" / "paired_tests.csv").read_text()
     assert "Ours w/o Pair-wise Disentangle" in paired and "Ridge probe (linear, time-aligned)" in paired
+    assert "PESQ-wb (per recording)" in paired and "PESQ-wb (per recording)" in table
 
 
 @pytest.mark.parametrize("quick", [False, True])

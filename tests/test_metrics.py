@@ -392,3 +392,26 @@ def test_warped_corr2d_forgives_timing_only():
     m = WarpedCorr2D()
     m.update(as_t(other), as_t(target))
     assert float(m.compute()) < 0.6
+
+
+def test_per_sample_values_average_parts_drop_duplicates_and_nan():
+    """``SampleMetric.per_sample``: each keyed sample's first column averaged over its parts, a padding duplicate
+    ignored, NaN rows (a waveform PESQ could not score) left out, unkeyed rows absent; computed by hand."""
+    from articulate.metrics import PSNR
+    from articulate.metrics.corr2d import Corr2D
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(3, 2, 8, 8, generator=g)  # 3 samples x 2 frames (parts)
+    pred = target + 0.1 * torch.rand(3, 2, 8, 8, generator=g)
+    metric = PSNR(pixel_range="unit", clamp=False)
+    metric.update(pred, target, sample_index=torch.tensor([4, 7, 9]))
+    metric.update(pred[:1] + 0.5, target[:1], sample_index=torch.tensor([4]))  # a padding duplicate: the first wins
+    per = metric.per_sample()
+    mse = ((pred - target) ** 2).mean(dim=(2, 3))  # [3, 2]
+    by_hand = (10 * torch.log10(1.0 / mse)).mean(dim=1)
+    assert sorted(per) == [4, 7, 9]
+    assert [per[k] for k in (4, 7, 9)] == pytest.approx(by_hand.tolist(), rel=1e-6)
+    nan = Corr2D(undefined=float("nan"))  # a constant prediction has no correlation: NaN, left out
+    nan.update(torch.ones(2, 1, 4, 4), torch.rand(2, 1, 4, 4, generator=g), sample_index=torch.tensor([0, 1]))
+    nan.update(torch.rand(1, 1, 4, 4, generator=g), torch.rand(1, 1, 4, 4, generator=g))  # unkeyed: not a sample
+    assert nan.per_sample() == {}

@@ -2,7 +2,7 @@
 leave-one-subject-out (or k-fold by subject) x 3 seeds; Corr2D and PESQ as mean +- std over seeds, with
 the floors and ceilings beside them (per-utterance mean mel, ridge probe, oracle), the other F and, on the
 phantom, A's ceiling, and paired tests of every row against the full model over the test recordings
-(per-recording Corr2D, mean over seeds)."""
+(per-recording Corr2D and PESQ-wb, mean over seeds)."""
 
 from __future__ import annotations
 
@@ -95,11 +95,12 @@ def mri2audio_examples(cli) -> dict[str, np.ndarray]:
 
 
 def mri2audio_details(cli) -> dict[str, Any]:
-    """Per test recording (crops averaged): Corr2D of the model, the mean mel and the ridge probe, for the
-    paired tests; and the Griffin-Lim method the run's PESQ used."""
+    """Per test recording (crops averaged): Corr2D and PESQ-wb of the model, the mean mel and the ridge probe, for
+    the paired tests (PESQ as the test pass scored it); and the Griffin-Lim method the run's PESQ used."""
     import torch
 
     from articulate.metrics.functional import corr2d
+    from callbacks.metrics import MetricsCallback
 
     model, dm = cli.model.eval(), cli.datamodule
     keys = ("corr2d", "corr2d_mean_baseline", "corr2d_ridge")
@@ -115,10 +116,21 @@ def mri2audio_details(cli) -> dict[str, Any]:
                     continue
                 for name, r in zip(names, corr2d(pred.to(mel), mel).tolist()):
                     sums[key].setdefault(name, []).append(r)
+    # PESQ per crop as the test pass scored it (a Griffin-Lim per crop and floor is too dear to repeat): the model's
+    # from the metrics callback, the floors' from the module
+    scored = {**model.test_per_sample}
+    for cb in cli.trainer.callbacks:
+        if isinstance(cb, MetricsCallback):
+            scored.update(cb.test_per_sample)
+    pesq_keys = [k for k in ("pesq", "pesq_mean_baseline", "pesq_ridge") if scored.get(k)]
+    for key in pesq_keys:
+        sums[key] = {}
+        for index, value in scored[key].items():
+            sums[key].setdefault(dm.item_info("test", int(index))["id"], []).append(value)
     # the runner's per-recording format: {"recording": [ids], <measure>: [values]} (None where not scored)
     names = sorted(sums["corr2d"])
     per: dict[str, list] = {"recording": names}
-    for key in keys:
+    for key in (*keys, *pesq_keys):
         per[key] = [float(np.mean(sums[key][n])) if n in sums[key] else None for n in names]
     return {"per_recording": per, "griffin_lim": model.griffin_lim_method(), "griffin_lim_iters": model.griffin_lim_iters}
 
@@ -171,7 +183,7 @@ def mri2audio_plan(quick: bool, seeds: int, folds: list[int] | None, split: str,
         extra_rows=MRI_FLOORS, details=mri2audio_details,
         pairs=[(row.label, "Ours") for row in mri_rows(quick, phantom) if row.label != "Ours"]
         + [("Ours", floor) for floor in MRI_ALIASES],
-        paired_metrics=[("corr2d", "Corr2D (per recording)")], aliases=MRI_ALIASES,
+        paired_metrics=[("corr2d", "Corr2D (per recording)"), ("pesq", "PESQ-wb (per recording)")], aliases=MRI_ALIASES,
     )
 
 

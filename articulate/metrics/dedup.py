@@ -108,10 +108,26 @@ class SampleMetric(Metric):
     # ------------------------------------------------------------------ compute side
     def _rows(self) -> torch.Tensor:
         """All stored rows ``[N, width]`` after de-duplication, keyed rows sorted by key."""
+        return self._keyed_rows()[1]
+
+    def per_sample(self) -> dict[int, float]:
+        """``sample_index -> value``: each keyed sample's first column averaged over its parts (NaN rows left out;
+        a sample with none is absent), for paired tests per recording. Call it before ``reset``; under DDP it sees
+        this process's rows unless called inside a synced ``compute``."""
+        keys, rows = self._keyed_rows()
+        out: dict[int, list[float]] = {}
+        for key, value in zip(keys[:, 0].tolist(), rows[:, 0].tolist()):
+            if key >= 0 and value == value:  # keyed, not NaN
+                out.setdefault(int(key), []).append(value)
+        return {k: sum(v) / len(v) for k, v in out.items()}
+
+    def _keyed_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(keys [N, 2], rows [N, width])`` after de-duplication, keyed rows sorted by key (unkeyed last, -1)."""
         keys = dim_zero_cat(self.keys) if isinstance(self.keys, list) and self.keys else self.keys
         values = dim_zero_cat(self.values) if isinstance(self.values, list) and self.values else self.values
         if isinstance(keys, list) or keys.numel() == 0:
-            return torch.zeros(0, self.width, dtype=torch.float64, device=self.device)
+            return (torch.zeros(0, 2, dtype=torch.float64, device=self.device),
+                    torch.zeros(0, self.width, dtype=torch.float64, device=self.device))
         keys = keys.reshape(-1, 2)
         values = values.reshape(-1, self.width)
         unkeyed = keys[:, 0] < 0
@@ -129,8 +145,8 @@ class SampleMetric(Metric):
             pos = torch.arange(keyed_keys.shape[0], device=keys.device)
             first = torch.full((uniq.shape[0],), keyed_keys.shape[0], dtype=pos.dtype, device=keys.device)
             first = first.scatter_reduce(0, inverse, pos, reduce="amin")
-            keyed_vals = keyed_vals[first]
-        return torch.cat([keyed_vals, values[unkeyed]], dim=0)
+            keyed_vals, keyed_keys = keyed_vals[first], uniq
+        return torch.cat([keyed_keys, keys[unkeyed]], dim=0), torch.cat([keyed_vals, values[unkeyed]], dim=0)
 
     def num_rows(self) -> int:
         """Rows kept after de-duplication (on this process unless called inside a synced compute)."""
