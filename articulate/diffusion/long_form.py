@@ -29,8 +29,10 @@ result equals :class:`~articulate.diffusion.heun.HeunSampler` bit for bit for th
 **Bounded memory.** Windows go through the network in chunks (``max_windows_per_call``, or as many as fit
 ``memory_budget_mb``, measured on the first window of a call: :mod:`articulate.utils.memory`),
 and each chunk's estimates are blended into the full-length sums at once, so what grows with the length of the
-speech is only the latent and the sampler's few full-length tensors (tens of MB per minute at 64 px), not the
-network's activations. Chunking changes the result only by the rounding of batched network calls.
+speech is only the latent, the sampler's few full-length tensors and the windows' cached conditions (every step
+updates the whole latent: that is what removes seams, and why frames cannot be streamed out before the last step),
+not the network's activations; measured growth per minute of speech: docs/results/wav2uti.md. Chunking changes
+the result only by the rounding of batched network calls.
 
 Seams are measured by :func:`seam_score`: the mean absolute frame-to-frame change at window borders
 divided by the mean change elsewhere (1 = invisible borders).
