@@ -166,7 +166,7 @@ def mri2audio_plan(quick: bool, seeds: int, folds: list[int] | None, split: str,
         "Griffin-Lim (Corr2D 1 by definition). Corr2D on the target's timing: after warping the prediction onto "
         "the target's timeline along their DTW path (what timing costs). Attention in/out of motion: the mean mask "
         "of A inside the phantom's moving-articulator region over outside (rows with A, phantom data), and change: the "
-        "same for the mask's standard deviation over the frames (1.8 for an untrained A on the QUICK phantom); A's ceiling "
+        "same for the mask's standard deviation over the frames (an untrained A scores about 1.6-1.8: docs/results/mri2audio.md); A's ceiling "
         "row replaces A by that region itself (1 inside, A's start mask 0.2 outside)."
     )
     if quick:
