@@ -16,10 +16,13 @@ test, ``synthesize-uti`` and the tests share.
   SR stage refines the downsampled ground truth (an oracle low-res input, cheaper to watch).
 * Classifier-free guidance: the whole condition is dropped (all-False ``cond_mask``) with
   probability ``guidance.drop_prob`` in training; ``guidance.scale`` at sampling (1 = off). With
-  ``guidance.candidates`` the scale is chosen on the validation speakers when the test starts (never on the
-  test ones): each candidate samples the same validation clips from the same noise, and the one whose tongue
-  surfaces are closest (contour MSD vs the true surface on the phantom, else vs the tracked real frames, else
-  RMSE without a tracker) is kept and logged as ``test/guidance_scale``.
+  ``guidance.candidates`` (scales) and/or ``guidance.start_candidates`` (the sampler's start level,
+  ``HeunSampler.sigma_start``; ``null`` = the full schedule) the sampling is chosen on the validation speakers
+  when the test starts (never on the test ones): each (scale, start) pair samples the same validation clips
+  from the same noise, and the one whose tongue surfaces are closest (contour MSD vs the true surface on the
+  phantom, else vs the tracked real frames, else RMSE without a tracker) among those whose samples keep at least
+  ``guidance.min_detail`` of the real frames' fine detail (``detail_ratio``: a low start or a high scale draws
+  the conditional mean, smooth) is kept and logged as ``test/guidance_scale`` and ``test/sampler_start``.
 * Loss (:mod:`articulate.losses`): the term ``loss_edm`` (the mean of ``loss``'s per-element EDM loss), weighted by
   ``lambdas`` and logged as ``<stage>/loss_edm`` beside the sum ``<stage>/loss``; ``LossTerms`` components in
   ``losses`` add terms read from the context ``denoised`` (the denoiser's output D(x0 + sigma n; sigma)) and
@@ -43,6 +46,7 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from articulate.baselines.wav2uti import RidgeProbe
@@ -90,11 +94,17 @@ class Guidance:
         drop_prob: probability of dropping the whole condition in training.
         scale: the sampling scale (1 = off).
         candidates: scales tried on the validation speakers when the test starts; the best replaces ``scale``.
+        start_candidates: sampler start levels (``HeunSampler.sigma_start``, ``null`` = the full schedule) tried
+            with each scale; the best replaces the sampler's.
+        min_detail: a candidate whose validation samples keep less than this share of the real frames' fine
+            detail (mean ``detail_ratio``) is not chosen (unless none keeps it: then the one that keeps most).
     """
 
     drop_prob: float = 0.1
     scale: float = 1.0
     candidates: list[float] | None = None
+    start_candidates: list[float | None] | None = None
+    min_detail: float = 0.0
 
 
 class Wav2UTIDiffusion(Wav2UTIModule):
@@ -267,13 +277,14 @@ class Wav2UTIDiffusion(Wav2UTIModule):
     # -- guidance chosen on validation ----------------------------------------------------------
     def on_test_start(self) -> None:
         super().on_test_start()
-        if self.guidance.candidates and self.stage == "base":
+        if (self.guidance.candidates or self.guidance.start_candidates) and self.stage == "base":
             self.choose_guidance()
 
     @torch.no_grad()
-    def choose_guidance(self, max_clips: int = 8) -> float:
-        """Set ``guidance_scale`` to the candidate whose samples of the first validation clips are closest to
-        them (see the module docstring); the validation speakers' clips only."""
+    def choose_guidance(self, max_clips: int = 8) -> tuple[float, float | None]:
+        """Set ``guidance_scale`` and the sampler's start level to the candidate pair whose samples of the first
+        validation clips are closest to them, among those that keep ``min_detail`` of the real frames' detail
+        (see the module docstring); the validation speakers' clips only. Returns (scale, start)."""
         from lightning_modules.wav2uti_eval import summarise
 
         dm = self.trainer.datamodule
@@ -284,24 +295,35 @@ class Wav2UTIDiffusion(Wav2UTIModule):
             if n >= max_clips:
                 break
         if not batches:
-            return self.guidance_scale
-        scores = {}
-        for g in [float(c) for c in self.guidance.candidates]:
-            self.guidance_scale = g
-            rows = [self._scorer.rows(b, self.predict_clips(b, b["video"].shape[0], cascade=False).clamp(-1, 1),
-                                      b["video"], {}, self._scorer.tracker is not None) for b in batches]
-            values = summarise(torch.cat(rows).numpy(), "val", with_model_pixels=True)
-            key = next(k for k in ("val/contour_msd_truth", "val/contour_msd", "val/rmse") if k in values)
-            scores[g] = values[key]
-        best = min(scores, key=scores.get)
-        self.guidance_scale = best
-        self.guidance_scores = {"measure": key, **{str(g): v for g, v in scores.items()}}
-        return best
+            return self.guidance_scale, self.sampler.sigma_start
+        base = self.sampler
+        scales = [float(c) for c in self.guidance.candidates or [self.guidance_scale]]
+        starts = list(self.guidance.start_candidates or [base.sigma_start])
+        rows_of = []
+        for g in scales:
+            for st in starts:
+                self.guidance_scale, self.sampler = g, base.replace(sigma_start=None if st is None else float(st))
+                rows = [self._scorer.rows(b, self.predict_clips(b, b["video"].shape[0], cascade=False).clamp(-1, 1),
+                                          b["video"], {}, self._scorer.tracker is not None) for b in batches]
+                values = summarise(torch.cat(rows).numpy(), "val", with_model_pixels=True)
+                key = next(k for k in ("val/contour_msd_truth", "val/contour_msd", "val/rmse") if k in values)
+                rows_of.append({"scale": g, "start": self.sampler.sigma_start, "score": values[key],
+                                "detail": values.get("val/detail_ratio", float("nan"))})
+        keeps = [r for r in rows_of if r["detail"] >= self.guidance.min_detail]
+        best = min(keeps, key=lambda r: r["score"]) if keeps else max(rows_of, key=lambda r: r["detail"])
+        self.guidance_scale, self.sampler = best["scale"], base.replace(sigma_start=best["start"])
+        self.guidance_scores = {"measure": key, "min_detail": self.guidance.min_detail, "candidates": rows_of}
+        table = "; ".join(f"scale {r['scale']:g} start {r['start']}: {r['score']:.4f} detail {r['detail']:.3f}"
+                          for r in rows_of)
+        rank_zero_info(f"sampling chosen on the validation clips ({key}, detail >= {self.guidance.min_detail:g}): "
+                       f"scale {best['scale']:g}, start {best['start']} [{table}]")
+        return best["scale"], best["start"]
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()
         if self.guidance_scores is not None:
             self.log("test/guidance_scale", self.guidance_scale)
+            self.log("test/sampler_start", self.sampler.sigma_top)
 
     # -- evaluation ------------------------------------------------------------------------
     def log_eval_loss(self, batch, batch_idx, prefix, pred) -> None:

@@ -27,6 +27,10 @@ computes it (same spline, 100 points, the same "found" rule and threshold):
   true position is outside it (NaN) are dropped (:func:`inside`);
 * ``contour_found_fraction``: frames whose tongue the tracker finds (mean confidence >= threshold).
 
+``detail_ratio`` (every source): the frame's fine detail (speckle, edges) relative to the real frame's
+(:func:`articulate.metrics.functional.detail_ratio`; a real frame of another clip scores about 1, a smooth
+prediction well below): a distance to the truth can be bought by drawing the conditional mean, this shows it.
+
 The condition-swap check (test): the model is run a second time on the same clip with the partner's
 speech (and transcript) and the same initial noise. ``swap_change`` is the RMSE (0-255) between the two
 outputs and ``swap_contour_change`` the MSD (px) between their tracked contours: 0 means the model ignores
@@ -49,7 +53,7 @@ import torch
 
 from articulate.metrics.contour import msd
 from articulate.metrics.dedup import SampleMetric
-from articulate.metrics.functional import psnr, rmse
+from articulate.metrics.functional import detail_ratio, psnr, rmse
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +92,7 @@ def columns() -> list[str]:
     """The per-frame columns: recording, pixel size, pixels and contours per source, the oracle."""
     cols = ["utterance", "mm_per_pixel"]
     for s in SOURCES:
-        cols += [f"rmse/{s}", f"psnr/{s}", f"contour_msd/{s}", f"found/{s}", f"contour_msd_truth/{s}"]
+        cols += [f"rmse/{s}", f"psnr/{s}", f"contour_msd/{s}", f"found/{s}", f"contour_msd_truth/{s}", f"detail/{s}"]
     cols += ["contour_msd_truth/oracle", "found/oracle"]
     return cols + [f"{m}/{s}" for m in SWAP for s in ("model", "real")]
 
@@ -168,6 +172,7 @@ class TestScorer:
         for s, v in videos.items():
             out[:, at[f"rmse/{s}"]] = rmse(v.double(), real.double(), pixel_range="signed").cpu().numpy()
             out[:, at[f"psnr/{s}"]] = psnr(v.double(), real.double(), pixel_range="signed").cpu().numpy()
+            out[:, at[f"detail/{s}"]] = detail_ratio(v.double().clamp(-1, 1), real.double()).cpu().numpy()
         pairs = {}  # swap check: (output with its own condition, output with the partner's)
         if swapped is not None:
             pairs["model"] = (pred, swapped)
@@ -221,6 +226,9 @@ def inside(kp: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return out
 
 
+_LABELS = {"found": "contour_found_fraction", "detail": "detail_ratio"}  # logged names of the row columns
+
+
 def _key(stage: str, measure: str, source: str) -> str:
     return f"{stage}/{measure}" if source == "model" else f"{stage}/{measure}_{source}"
 
@@ -241,8 +249,7 @@ def summarise(rows: np.ndarray, stage: str, with_model_pixels: bool = False) -> 
         ok = np.isfinite(col) if measure != "psnr" else ~np.isnan(col)  # PSNR may be +inf (identical frames)
         if not ok.any() or (measure in ("rmse", "psnr") and source == "model" and not with_model_pixels):
             continue
-        label = "contour_found_fraction" if measure == "found" else measure
-        out[_key(stage, label, source)] = float(col[ok].mean())
+        out[_key(stage, _LABELS.get(measure, measure), source)] = float(col[ok].mean())
         if measure.startswith("contour_msd"):
             with_mm = ok & np.isfinite(mm)
             if with_mm.any():
@@ -262,7 +269,7 @@ def per_recording(rows: np.ndarray, names_of: list[str]) -> dict[str, list]:
                             "frames": [int((utt == u).sum()) for u in order]}
     for name in cols[2:]:
         measure, source = name.split("/")
-        key = _key("", "contour_found_fraction" if measure == "found" else measure, source)[1:]
+        key = _key("", _LABELS.get(measure, measure), source)[1:]
         col = rows[:, at[name]]
         if not np.isfinite(col).any():
             continue

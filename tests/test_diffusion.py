@@ -54,11 +54,11 @@ def gamma_np(t, N, churn, smin_churn=0.05, smax_churn=50.0):
     return min(churn / N, math.sqrt(2) - 1) if (churn > 0 and smin_churn <= t <= smax_churn) else 0.0
 
 
-def predicted_moments(N, churn=0.0, s_noise=1.003, mu=MU, s=S):
+def predicted_moments(N, churn=0.0, s_noise=1.003, mu=MU, s=S, smax=SMAX):
     """Mean and variance of the sampler's output (per element) by the affine recurrence above."""
     a = lambda t: t / (s**2 + t**2)  # noqa: E731
-    t = schedule_np(N)
-    m, v = -mu, SMAX**2  # y_0 = sigma_max z - mu
+    t = schedule_np(N, smax=smax)
+    m, v = -mu, smax**2  # y_0 = sigma_max z - mu
     for i in range(N):
         g_i = gamma_np(t[i], N, churn)
         th = t[i] * (1 + g_i)
@@ -282,6 +282,35 @@ def test_deterministic_heun_converges_to_data_distribution():
     out = HeunSampler(num_steps=256)(gaussian_denoiser(), (n,), generator=torch.Generator().manual_seed(5))
     assert abs(float(out.mean()) - MU) < 5 * S / math.sqrt(n) + MU * S / SMAX
     assert abs(float(out.std()) - S) < 5 * S / math.sqrt(2 * n) + errs[-1] * S
+
+
+@pytest.mark.parametrize("start", [1.0, 0.3])
+def test_truncated_start_is_the_affine_map_from_the_origin(start):
+    """With ``sigma_start`` the chain starts at ``start * z`` (the origin plus noise of that level) and runs the
+    Karras schedule from there: the output is mu + G (start z - mu), G the per-step product on the truncated
+    schedule, tending to the exact ODE's s / sqrt(s^2 + start^2). So the samples keep a share of the origin:
+    their mean is mu (1 - G), their spread G start."""
+    z = torch.randn(4000, generator=torch.Generator().manual_seed(3)).double()
+    for N in (8, 32):
+        out = HeunSampler(num_steps=N, sigma_start=start)(gaussian_denoiser(), z)
+        G = math.sqrt(predicted_moments(N, smax=start)[1]) / start
+        torch.testing.assert_close(out, MU + G * (start * z - MU), rtol=1e-10, atol=1e-12)
+    G_exact = S / math.sqrt(S**2 + start**2)
+    assert abs(math.sqrt(predicted_moments(256, smax=start)[1]) / start - G_exact) < 1e-4
+    # at or above sigma_max it is EDM's own schedule; below sigma_min it is refused
+    full = HeunSampler(num_steps=8)(gaussian_denoiser(), z)
+    torch.testing.assert_close(HeunSampler(num_steps=8, sigma_start=SMAX * 2)(gaussian_denoiser(), z), full)
+    with pytest.raises(ValueError, match="sigma_start"):
+        HeunSampler(sigma_start=SMIN / 2)
+
+
+def test_sampler_replace_keeps_every_other_setting():
+    s = HeunSampler(num_steps=8, S_churn=3.0, sigma_start=0.5, dtype="float32")
+    r = s.replace(num_steps=4)
+    assert (r.num_steps, r.S_churn, r.sigma_start, r.dtype, r.sigma_max) == (4, 3.0, 0.5, torch.float32, s.sigma_max)
+    assert s.replace(sigma_start=None).sigma_top == s.sigma_max
+    with pytest.raises(TypeError, match="unknown"):
+        s.replace(steps=3)
 
 
 @pytest.mark.parametrize("churn", [10.0, 40.0])

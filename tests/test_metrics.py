@@ -76,6 +76,27 @@ def test_rmse_psnr_closed_form_on_0_255(pixel_range, to255):
     np.testing.assert_allclose(got_psnr.numpy(), 10 * np.log10(255.0**2 / mse), rtol=1e-10)
 
 
+def test_detail_ratio_is_the_high_pass_energy_ratio_of_scipy_box_filters():
+    from scipy.ndimage import uniform_filter
+
+    rng = np.random.default_rng(4)
+    target = rng.normal(0, 0.3, (2, 3, 12, 10))
+    smooth = uniform_filter(target, size=(1, 1, 5, 5), mode="nearest")  # a blurred version: less fine detail
+    pred = 0.6 * smooth + 0.4 * rng.normal(0, 0.3, target.shape)
+
+    def hp(x):  # the image minus its 3 x 3 mean, interior pixels only
+        return (x - uniform_filter(x, size=(1, 1, 3, 3), mode="constant"))[..., 1:-1, 1:-1].reshape(6, -1)
+
+    want = np.sqrt((hp(pred) ** 2).mean(1) / (hp(target) ** 2).mean(1))
+    got = Fm.detail_ratio(torch.from_numpy(pred), torch.from_numpy(target))
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-10)
+    # a frame against itself: 1; a blur of it: well below; a constant target: undefined
+    torch.testing.assert_close(Fm.detail_ratio(torch.from_numpy(target), torch.from_numpy(target)),
+                               torch.ones(6, dtype=torch.float64))
+    assert (Fm.detail_ratio(torch.from_numpy(smooth), torch.from_numpy(target)) < 0.5).all()
+    assert torch.isnan(Fm.detail_ratio(torch.ones(1, 5, 5), torch.ones(1, 5, 5))).all()
+
+
 def test_pixel_range_clamps_like_an_8bit_image_and_is_required():
     pred, target = torch.full((1, 2, 2), 1.5), torch.ones(1, 2, 2)
     assert float(Fm.rmse(pred, target, pixel_range="unit")) == 0.0  # 1.5 saturates at 255

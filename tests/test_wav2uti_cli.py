@@ -54,6 +54,27 @@ def test_synthesize_any_rate_and_channels(trained, tmp_path):
     assert np.abs(v - frames).mean() < 0.05 and np.corrcoef(v.ravel(), frames.ravel())[0, 1] > 0.9
 
 
+def test_synthesize_start_level_is_the_samplers_truncated_schedule(trained, tmp_path):
+    """--start L gives the frames of the checkpoint's sampler started at L (HeunSampler.sigma_start), not the
+    full schedule's."""
+    from articulate.cli.synthesize_uti import load_speech, load_wav2uti
+
+    ckpt, _ = trained
+    wav = _wav(tmp_path / "in.wav", 0.2, 16000)
+    out, full = tmp_path / "start.mp4", tmp_path / "full.mp4"
+    assert _run("--ckpt", str(ckpt), "--audio", str(wav), "--out", str(out), "--start", "0.5") == 0
+    assert _run("--ckpt", str(ckpt), "--audio", str(wav), "--out", str(full)) == 0
+    model = load_wav2uti(ckpt)
+    speech = load_speech(wav, model.sample_rate)[0]
+    n = int(round(0.2 * model.fps))
+    want = model.from_audio(speech, max(n, model.clip_frames), "", seed=0,
+                            sampler=model.sampler.replace(num_steps=2, sigma_start=0.5))
+    want = ((want[0, 0, :n].clamp(-1, 1) + 1) / 2).numpy()
+    got = np.load(out.with_suffix(".npy"))
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert np.abs(got - np.load(full.with_suffix(".npy"))).max() > 1e-3
+
+
 @pytest.mark.slow
 def test_synthesize_short_audio_padded_then_cut(trained, tmp_path):
     ckpt, _ = trained

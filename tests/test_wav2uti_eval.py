@@ -4,6 +4,7 @@ each checked against an independent computation (ContourMSD on images, RMSE on t
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -115,6 +116,7 @@ def tiny_tracker(tmp_path_factory) -> Path:
 def test_test_stage_logs_floors_and_contours_that_match_independent_metrics(phantom, tiny_tracker, tmp_path):
     from articulate.metrics import RMSE
     from articulate.metrics.contour import ContourMSD
+    from articulate.metrics.functional import detail_ratio
 
     over = wav2uti_tiny_override(phantom, "dnn.yaml", tmp_path)
     over = write_yaml(tmp_path / "more.yaml", {
@@ -134,11 +136,14 @@ def test_test_stage_logs_floors_and_contours_that_match_independent_metrics(phan
                 "test/contour_msd_mean_baseline", "test/contour_msd_mm", "test/contour_msd_truth_mm",
                 "test/rmse_random_clip", "test/psnr_random_clip", "test/contour_msd_random_clip",
                 "test/contour_msd_truth_random_clip", "test/swap_change", "test/swap_change_real",
-                "test/swap_contour_change", "test/swap_contour_change_real"):
+                "test/swap_contour_change", "test/swap_contour_change_real", "test/detail_ratio",
+                "test/detail_ratio_mean_baseline", "test/detail_ratio_ridge", "test/detail_ratio_random_clip"):
         assert key in results and np.isfinite(results[key]), key
     # the swap check of the real clips is the random clip's own distance to the clip
     assert results["test/swap_change_real"] == pytest.approx(results["test/rmse_random_clip"], rel=1e-9)
     assert results["test/contour_found_fraction"] == 1.0  # threshold 0: every tongue counts as found
+    # fine detail: the mean frame is smoother than any real frame; another utterance's real clip has its detail
+    assert results["test/detail_ratio_mean_baseline"] < 0.75 * results["test/detail_ratio_random_clip"]
 
     # independent: the same clips through ContourMSD (on images for mode (a); mode (b) on the tracker's
     # keypoints without the points the truth lacks, outside the fan) and RMSE on the probe's predictions
@@ -149,6 +154,7 @@ def test_test_stage_logs_floors_and_contours_that_match_independent_metrics(phan
     b = ContourMSD(threshold=0.0)
     oracle = ContourMSD(threshold=0.0)
     ridge = RMSE(pixel_range="signed")
+    detail = []
     random_clip, swap = RMSE(pixel_range="signed"), RMSE(pixel_range="signed")
     model.eval()
     probe = model.baselines
@@ -166,6 +172,7 @@ def test_test_stage_logs_floors_and_contours_that_match_independent_metrics(phan
                 metric.update(kp, truth, sample_index=idx)
             outside += int((~torch.isfinite(truth).all(-1)).sum())
             ridge.update(probe.predict(batch["audio"], real.shape[2]), real, sample_index=idx)
+            detail.append(detail_ratio(pred.double(), real.double()))
             # the random-clip floor: another utterance's real clip; the swap check: the partner's speech
             assert (batch["partner_utterance"] != batch["utterance"]).all()
             random_clip.update(batch["partner_video"], real, sample_index=idx)
@@ -181,6 +188,7 @@ def test_test_stage_logs_floors_and_contours_that_match_independent_metrics(phan
     assert results["test/rmse_random_clip"] == pytest.approx(float(random_clip.compute()), rel=1e-5)
     assert results["test/swap_change"] == pytest.approx(float(swap.compute()), rel=1e-5)
     assert results["test/swap_change"] > 0  # even an untrained DNN's output moves with its input
+    assert results["test/detail_ratio"] == pytest.approx(float(torch.cat(detail).mean()), rel=1e-5)
     # the mean frame is the training clips' mean
     train = dm.baseline_clips("train")
     mean = torch.stack([train[i]["video"] for i in range(len(train))]).mean(dim=(0, 1, 2))
@@ -245,10 +253,12 @@ def test_partners_are_other_speakers_clips_drawn_deterministically():
 
 
 def test_guidance_is_chosen_on_the_validation_speakers(phantom, tiny_tracker, tmp_path):
-    """guidance_candidates: each scale samples the first validation clips from the same noise; the one with the
-    smallest contour MSD against the true surface is kept for the test (logged), never picked on test clips."""
+    """guidance.candidates x start_candidates: each (scale, start) samples the first validation clips from the same
+    noise; the one with the smallest contour MSD against the true surface among those that keep min_detail of the
+    real frames' detail is kept for the test (logged), never picked on test clips."""
     from articulate.contour.tracker import ContourTracker
     from articulate.metrics.contour import ContourMSD
+    from articulate.metrics.functional import detail_ratio
 
     over = wav2uti_tiny_override(phantom, None, tmp_path)
     over = write_yaml(tmp_path / "more.yaml", {
@@ -256,27 +266,41 @@ def test_guidance_is_chosen_on_the_validation_speakers(phantom, tiny_tracker, tm
         "model": {"init_args": {**__import__("yaml").safe_load(over.read_text())["model"]["init_args"],
                                 "evaluation": {"val_clips": 2, "contour_ckpt": str(tiny_tracker),
                                                "contour_threshold": 0.0},
-                                "guidance": {"candidates": [1.0, 4.0]}}},
+                                "guidance": {"candidates": [1.0, 4.0], "start_candidates": [None, 0.5]}}},
     })
     cli = fit_in_process(stack("wav2uti", None) + [over], ["--data.init_args.clips.resolution", "32"])
     model, dm = cli.model, cli.datamodule
+    full = model.sampler
     results = cli.trainer.test(model, datamodule=dm, verbose=False)[0]
     scores = model.guidance_scores
-    assert scores["measure"] == "val/contour_msd_truth" and set(scores) == {"measure", "1.0", "4.0"}
-    assert results["test/guidance_scale"] == float(min((1.0, 4.0), key=lambda g: scores[str(g)]))
-    # independently: the validation clips' contour MSD at each scale
+    assert scores["measure"] == "val/contour_msd_truth"
+    pairs = [(c["scale"], c["start"]) for c in scores["candidates"]]
+    assert pairs == [(1.0, None), (1.0, 0.5), (4.0, None), (4.0, 0.5)]
+    best = min(scores["candidates"], key=lambda c: c["score"])  # min_detail 0: every candidate is eligible
+    assert (results["test/guidance_scale"], results["test/sampler_start"]) == (best["scale"],
+                                                                               best["start"] or full.sigma_max)
+    # independently: the validation clips' contour MSD and detail for each pair
     tracker = ContourTracker.from_checkpoint(tiny_tracker)
     val_speakers = set(dm.speakers["val"])
-    for g in (1.0, 4.0):
-        model.guidance_scale = g
-        metric = ContourMSD(threshold=0.0)
+    for c in scores["candidates"]:
+        model.guidance_scale, model.sampler = c["scale"], full.replace(sigma_start=c["start"])
+        metric, detail = ContourMSD(threshold=0.0), []
         with torch.no_grad():
             for batch in dm.val_dataloader():
                 assert {dm.utterances[int(u)].speaker for u in batch["utterance"]} <= val_speakers
                 pred = model.predict_clips(batch, batch["video"].shape[0], cascade=False).clamp(-1, 1)
+                detail.append(detail_ratio(pred.double(), batch["video"].double()))
                 truth = batch["true_keypoints"]
                 kp, _ = tracker(((pred + 1) / 2)[:, 0].reshape(-1, 32, 32), probe="top")
                 kp = kp.double().reshape(*truth.shape[:2], 14, 2)
                 kp[:, :, :11][~torch.isfinite(truth).all(-1)] = float("nan")
                 metric.update(kp, truth)
-        assert scores[str(g)] == pytest.approx(float(metric.compute()), rel=1e-5)
+        assert c["score"] == pytest.approx(float(metric.compute()), rel=1e-5)
+        assert c["detail"] == pytest.approx(float(torch.cat(detail).mean()), rel=1e-5)
+    # a detail floor above every candidate's but one leaves that one; above all, the most detailed is kept
+    richest = max(scores["candidates"], key=lambda c: c["detail"])
+    model.guidance = dataclasses.replace(model.guidance, min_detail=richest["detail"])
+    model.sampler = full
+    assert model.choose_guidance() == (richest["scale"], richest["start"])
+    model.guidance = dataclasses.replace(model.guidance, min_detail=richest["detail"] + 1)
+    assert model.choose_guidance() == (richest["scale"], richest["start"])

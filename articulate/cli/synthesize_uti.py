@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                help="Heun sampling steps (default: the checkpoint's)")
     opt.number(p, "--guidance", low=0, high=100, default=None,
                help="classifier-free guidance scale, 0-100 (default: the checkpoint's)")
+    opt.number(p, "--start", low=1e-3, high=1000, default=None,
+               help="noise level the Heun sampler starts from (its schedule truncated there; the value `articulate "
+                    "test` chose on the validation speakers, logged as test/sampler_start; default: the checkpoint's)")
     opt.number(p, "--hop", integer=True, low=1, default=None,
                help="long-form window hop in frames, below the clip length (default: half a clip)")
     opt.number(p, "--memory-budget-mb", low=1, default=None,
@@ -98,14 +101,15 @@ def transcribe_with_whisper(model_id: str, wav16k: np.ndarray, device: str) -> s
 def synthesize(model, wav: np.ndarray, text: str, super_res_model=None, steps: int | None = None,
                guidance: float | None = None, hop: int | None = None, seed: int = 0,
                audio_path: Path | None = None, sr_ckpt: Path | None = None,
-               memory_budget_mb: float | None = None) -> np.ndarray:
+               memory_budget_mb: float | None = None, start: float | None = None) -> np.ndarray:
     """Frames ``[F, H, W]`` float32 in [0, 1] for mono audio ``wav`` at ``model.sample_rate`` (the cascade
     of ``model`` and the optional super-resolution ``super_res_model``)."""
     from articulate.inference.wav2uti import UltrasoundCascade
     from articulate.readers.audio import resample_audio
 
     cascade = UltrasoundCascade(model, super_res_model, source=sr_ckpt)
-    options = {"steps": steps, "guidance_scale": guidance, "long_form_hop": hop, "memory_budget_mb": memory_budget_mb}
+    options = {"steps": steps, "guidance_scale": guidance, "long_form_hop": hop, "memory_budget_mb": memory_budget_mb,
+               "sigma_start": start}
     try:
         return cascade.synthesize(wav, text, seed=seed, resample=resample_audio,
                                   **{k: v for k, v in options.items() if v is not None})
@@ -148,7 +152,8 @@ def main(argv: list[str]) -> int:
     text = text or ""
     t_load = time.perf_counter()
     frames = synthesize(model, wav, text, super_res_model, args.steps, args.guidance, args.hop, args.seed,
-                        audio_path=Path(args.audio), sr_ckpt=args.sr_ckpt, memory_budget_mb=args.memory_budget_mb)
+                        audio_path=Path(args.audio), sr_ckpt=args.sr_ckpt, memory_budget_mb=args.memory_budget_mb,
+                        start=args.start)
     t_gen = time.perf_counter()
 
     from articulate.readers.video import write_video

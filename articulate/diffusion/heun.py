@@ -11,6 +11,13 @@ Per step i (levels ``t_0 = sigma_max > ... > t_{N-1} = sigma_min > t_N = 0``):
 So N steps cost ``2N - 1`` denoiser evaluations. With ``S_churn = 0`` no noise is drawn after the
 initial latents: the output is a deterministic function of them.
 
+Truncated start (``sigma_start``, ours, not the reference's): the schedule runs from ``sigma_start`` instead
+of ``sigma_max`` (the same Karras spacing below it) and the latents are scaled to it. The sample then starts at
+the data space's origin plus noise of that level, so the coarse structure the skipped levels would have drawn
+stays at the origin's: with a standardiser that removes a prediction (the speech prior), the origin is that
+prediction, and a low start keeps its shape while the remaining levels add the detail (speckle). It trades the
+sample's diversity for its distance to the conditional mean; ``None`` is EDM's full schedule.
+
 Precision: like the reference, the sampler state is kept in float64 by default (``dtype``). The
 network itself runs in its own dtype (``EDMPrecond`` casts), so float64 costs only the elementwise
 update arithmetic, which is negligible next to the network; it avoids accumulated rounding in the
@@ -70,6 +77,7 @@ class HeunSampler:
         S_max: float = 50.0,
         S_noise: float = 1.003,
         dtype: str = "float64",
+        sigma_start: float | None = None,
     ):
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
@@ -84,7 +92,19 @@ class HeunSampler:
         self.S_max = float(S_max)
         self.S_noise = float(S_noise)
         self.dtype = resolve_dtype(dtype)
+        self.sigma_start = None if sigma_start is None else float(sigma_start)
+        if self.sigma_start is not None and not self.sigma_min < self.sigma_start:
+            raise ValueError(f"sigma_start must be above sigma_min ({self.sigma_min}), got {sigma_start}")
         self.last_nfe = 0  # denoiser calls made by the last __call__ (a batched call counts once)
+
+    def replace(self, **changes) -> HeunSampler:
+        """A copy with some settings changed (``num_steps=8``, ``sigma_start=0.5``)."""
+        keys = ("num_steps", "sigma_min", "sigma_max", "rho", "S_churn", "S_min", "S_max", "S_noise", "dtype",
+                "sigma_start")
+        unknown = set(changes) - set(keys)
+        if unknown:
+            raise TypeError(f"HeunSampler.replace: unknown settings {sorted(unknown)}")
+        return HeunSampler(**{**{k: getattr(self, k) for k in keys}, **changes})
 
     @property
     def nfe(self) -> int:
@@ -95,8 +115,13 @@ class HeunSampler:
     def deterministic(self) -> bool:
         return self.S_churn == 0
 
+    @property
+    def sigma_top(self) -> float:
+        """The level sampling starts from: ``sigma_start`` when set (at most ``sigma_max``), else ``sigma_max``."""
+        return self.sigma_max if self.sigma_start is None else min(self.sigma_start, self.sigma_max)
+
     def sigmas(self, device=None) -> torch.Tensor:
-        return karras_sigmas(self.num_steps, self.sigma_min, self.sigma_max, self.rho, self.dtype, device)
+        return karras_sigmas(self.num_steps, self.sigma_min, self.sigma_top, self.rho, self.dtype, device)
 
     def gamma(self, t_cur: float) -> float:
         if self.S_churn > 0 and self.S_min <= t_cur <= self.S_max:
@@ -109,13 +134,13 @@ class HeunSampler:
         generator: torch.Generator | None = None,
         device=None,
     ) -> torch.Tensor:
-        """``x_0 = sigma_max * latents`` in the sampler dtype; latents ~ N(0, I) are drawn in float32
+        """``x_0 = sigma_top * latents`` in the sampler dtype; latents ~ N(0, I) are drawn in float32
         (like the reference, so float32 and float64 runs start from the same noise) unless given."""
         if isinstance(shape_or_latents, torch.Tensor):
             latents = shape_or_latents
         else:
             latents = torch.randn(tuple(shape_or_latents), generator=generator, device=device, dtype=torch.float32)
-        return latents.to(self.dtype) * self.sigma_max
+        return latents.to(self.dtype) * self.sigma_top
 
     def step(
         self,

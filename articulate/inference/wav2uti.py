@@ -164,19 +164,21 @@ class DiffusionGenerator(UltrasoundGenerator):
         return video if video.shape[-1] == self.low_res_size else resize_video(video, self.low_res_size, "area")
 
     def with_steps(self, steps: int) -> HeunSampler:
-        s = self.sampler
-        return HeunSampler(num_steps=int(steps), sigma_min=s.sigma_min, sigma_max=s.sigma_max, rho=s.rho,
-                           S_churn=s.S_churn, S_min=s.S_min, S_max=s.S_max, S_noise=s.S_noise, dtype=s.dtype)
+        return self.sampler.replace(num_steps=int(steps))
 
     @torch.no_grad()
     def generate(self, audio_feats: torch.Tensor, text: torch.Tensor | None = None, text_mask: torch.Tensor | None = None,
                  low_res: torch.Tensor | None = None, generator: torch.Generator | None = None,
                  guidance_scale: float | None = None, sampler: HeunSampler | None = None, steps: int | None = None,
-                 long_form_hop: int | None = None, memory_budget_mb: float | None = None) -> torch.Tensor:
+                 long_form_hop: int | None = None, memory_budget_mb: float | None = None,
+                 sigma_start: float | None = None) -> torch.Tensor:
         """Video ``[B, 1, T, R, R]`` in [-1, 1] for frame-aligned ``audio_feats [B, T + 2c, D]`` (any T).
         ``memory_budget_mb``: network memory for the windows of one call (long-form; default
-        :data:`~articulate.diffusion.long_form.DEFAULT_MEMORY_BUDGET_MB`)."""
+        :data:`~articulate.diffusion.long_form.DEFAULT_MEMORY_BUDGET_MB`). ``sigma_start``: start the sampler's
+        schedule at this level (:class:`~articulate.diffusion.HeunSampler`; default: the sampler's own)."""
         sampler = sampler or (self.with_steps(steps) if steps else self.sampler)
+        if sigma_start is not None:
+            sampler = sampler.replace(sigma_start=float(sigma_start))
         scale = self.guidance_scale if guidance_scale is None else float(guidance_scale)
         c = self.condition_context
         B, T = audio_feats.shape[0], audio_feats.shape[1] - 2 * c
@@ -266,6 +268,8 @@ class UltrasoundCascade(nn.Module):
                 if resample is None:
                     raise ValueError("the stages' audio rates differ: pass resample=")
                 wav_sr = resample(wav_in, sr, self.super_res.sample_rate)
+            # the start level is the base stage's (chosen on its validation samples); the refiner keeps its own
+            sr_opts = {k: v for k, v in options.items() if k != "sigma_start"}
             video = self.super_res.from_audio(wav_sr, n_gen, text, low_res=self.super_res.to_low_res(video), seed=seed + 1,
-                                              **options)
+                                              **sr_opts)
         return ((video[0, 0, :n_frames].float().clamp(-1, 1) + 1) / 2).cpu().numpy().astype(np.float32)

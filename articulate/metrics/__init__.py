@@ -17,6 +17,7 @@ from typing import Any
 _LAZY = {
     "corr2d": "articulate.metrics.functional",
     "rmse": "articulate.metrics.functional",
+    "detail_ratio": "articulate.metrics.functional",
     "psnr": "articulate.metrics.functional",
     "to_pixels": "articulate.metrics.functional",
     "Corr2D": "articulate.metrics.corr2d",
