@@ -226,7 +226,7 @@ def test_wav2uti_plan_has_floors_ceiling_contour_and_paired_tests(tmp_path):
     assert {"test/contour_msd", "test/contour_msd_truth", "test/contour_found_fraction"} <= set(keys)
     assert [e[0] for e in plan.extra_rows] == ["Training-mean frame (floor)", "Ridge probe (floor)",
                                                 "Random real clip (floor)", "True video (ceiling)"]
-    assert {"test/swap_change", "test/swap_contour_change"} <= set(keys)
+    assert {"test/swap_change", "test/swap_contour_change", "test/detail_ratio"} <= set(keys)
     assert ("Audio+Text (64 px)", "DNN baseline (64 px)") in plan.pairs
     assert ("Audio+Text (64 px)", "Random real clip (floor)") in plan.pairs
     assert ("Audio+Text (64 px)", "Audio-only (64 px)") in plan.pairs
@@ -262,7 +262,7 @@ def test_wav2uti_plan_has_floors_ceiling_contour_and_paired_tests(tmp_path):
     assert "| Random real clip (floor) | 4.000 ± 0.000 |" in md
     assert "| Audio+Text (64 px) | Random real clip (floor) |" in md  # its paired test (per recording)
     true_row = next(line for line in md.splitlines() if line.startswith("| True video (ceiling)"))
-    assert true_row.rstrip(" |").split(" | ")[-3:-1] == ["4.000 ± 0.000", "1.600 ± 0.000"]  # the truth's swap
+    assert true_row.rstrip(" |").split(" | ")[-4:-1] == ["4.000 ± 0.000", "1.600 ± 0.000", "1 (trivial)"]  # swap, detail
     assert "| True video (ceiling) | 0 (trivial) | ∞ (trivial) |" in md and "0.900 ± 0.000" in md
     assert "## Paired tests per test recording" in md and "'vs truth' (0.900 px)" in md
     assert "RMSE 2.700 vs 2.000 (DNN better" in md

@@ -20,7 +20,8 @@ W_METRICS = [("test/rmse", "RMSE ↓"), ("test/psnr", "PSNR ↑"), ("test/lpips"
              ("test/fid", "FID ↓"), ("test/fvd", "FVD ↓"),
              ("test/contour_msd", "Contour MSD vs real, px ↓"), ("test/contour_msd_truth", "Contour MSD vs truth, px ↓"),
              ("test/contour_found_fraction", "Tongue found ↑"),
-             ("test/swap_change", "Swap: pixels move"), ("test/swap_contour_change", "Swap: contour moves, px")]
+             ("test/swap_change", "Swap: pixels move"), ("test/swap_contour_change", "Swap: contour moves, px"),
+             ("test/detail_ratio", "Detail (real = 1)")]
 # Beside the table's columns the CSV keeps the contour distances in mm (comparable across resolutions).
 W_CSV_METRICS = ["test/contour_msd_mm", "test/contour_msd_truth_mm"]
 
@@ -194,7 +195,8 @@ def wav2uti_plan(quick: bool, seeds: int, resolutions: list[int], contour_ckpt: 
                    "steps); figures show orderings at small scale, not converged models.")
     floors = {"test/rmse": "rmse", "test/psnr": "psnr", "test/contour_msd": "contour_msd",
               "test/contour_msd_truth": "contour_msd_truth", "test/contour_found_fraction": "contour_found_fraction",
-              "test/contour_msd_mm": "contour_msd_mm", "test/contour_msd_truth_mm": "contour_msd_truth_mm"}
+              "test/contour_msd_mm": "contour_msd_mm", "test/contour_msd_truth_mm": "contour_msd_truth_mm",
+              "test/detail_ratio": "detail_ratio"}
     trivial = {k: "=0 (trivial)" for k in ("test/rmse", "test/lpips", "test/fid", "test/fvd", "test/contour_msd",
                                             "test/contour_msd_mm")}
     extra_rows = [
@@ -207,7 +209,8 @@ def wav2uti_plan(quick: bool, seeds: int, resolutions: list[int], contour_ckpt: 
                                   "test/contour_found_fraction": "test/contour_found_fraction_oracle",
                                   "test/contour_msd_truth_mm": "test/contour_msd_truth_oracle_mm",
                                   "test/swap_change": "test/swap_change_real",
-                                  "test/swap_contour_change": "test/swap_contour_change_real"}, dnn),
+                                  "test/swap_contour_change": "test/swap_contour_change_real",
+                                  "test/detail_ratio": "=1 (trivial)"}, dnn),
     ]
     aliases = {"Ridge probe (floor)": (dnn, "_ridge"), "Training-mean frame (floor)": (dnn, "_mean_baseline"),
                "Random real clip (floor)": (dnn, "_random_clip")}
@@ -223,7 +226,7 @@ def wav2uti_plan(quick: bool, seeds: int, resolutions: list[int], contour_ckpt: 
         prepare=contour_prepare(contour_ckpt, spec) if (contour_ckpt or spec) else None,
         pairs=pairs, aliases=aliases,
         paired_metrics=[("rmse", "RMSE"), ("contour_msd", "contour MSD vs real (px)"),
-                        ("contour_msd_truth", "contour MSD vs truth (px)")],
+                        ("contour_msd_truth", "contour MSD vs truth (px)"), ("detail_ratio", "detail ratio")],
         notes=wav2uti_notes(dnn, at, ao, spec, contour_ckpt), csv_metrics=W_CSV_METRICS,
     )
 
