@@ -95,7 +95,8 @@ class Guidance:
         scale: the sampling scale (1 = off).
         candidates: scales tried on the validation speakers when the test starts; the best replaces ``scale``.
         start_candidates: sampler start levels (``HeunSampler.sigma_start``, ``null`` = the full schedule) tried
-            with each scale; the best replaces the sampler's.
+            with each scale; the best replaces the sampler's. On the command line a list holding ``null`` goes in
+            the group's form: ``--model.init_args.guidance={start_candidates: [null, 0.3]}``.
         min_detail: a candidate whose validation samples keep less than this share of the real frames' fine
             detail (mean ``detail_ratio``) is not chosen (unless none keeps it: then the one that keeps most).
     """
