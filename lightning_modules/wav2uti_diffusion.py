@@ -310,7 +310,8 @@ class Wav2UTIDiffusion(Wav2UTIModule):
                 key = next(k for k in ("val/contour_msd_truth", "val/contour_msd", "val/rmse") if k in values)
                 rows_of.append({"scale": g, "start": self.sampler.sigma_start, "score": values[key],
                                 "detail": values.get("val/detail_ratio", float("nan"))})
-        keeps = [r for r in rows_of if r["detail"] >= self.guidance.min_detail]
+        # NaN detail (validation frames without any) does not exclude a candidate
+        keeps = [r for r in rows_of if not r["detail"] < self.guidance.min_detail]
         best = min(keeps, key=lambda r: r["score"]) if keeps else max(rows_of, key=lambda r: r["detail"])
         self.guidance_scale, self.sampler = best["scale"], base.replace(sigma_start=best["start"])
         self.guidance_scores = {"measure": key, "min_detail": self.guidance.min_detail, "candidates": rows_of}
