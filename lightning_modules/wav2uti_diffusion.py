@@ -303,7 +303,7 @@ class Wav2UTIDiffusion(Wav2UTIModule):
         rows_of = []
         for g in scales:
             for st in starts:
-                self.guidance_scale, self.sampler = g, base.replace(sigma_start=None if st is None else float(st))
+                self.guidance_scale, self.sampler = g, base.replace(sigma_start=st)  # HeunSampler casts it
                 rows = [self._scorer.rows(b, self.predict_clips(b, b["video"].shape[0], cascade=False).clamp(-1, 1),
                                           b["video"], {}, self._scorer.tracker is not None) for b in batches]
                 values = summarise(torch.cat(rows).numpy(), "val", with_model_pixels=True)
