@@ -45,7 +45,8 @@ Batch (dict): ``mri [B,1,frames,size,size]`` float32 in [0,1], ``mel [B,1,n_mels
 split), ``crop_start [B]`` (sample offset of the crop in the recording), ``mri_span [B, 2]`` (the samples
 the MRI frames cover, see ``mri_window``); with pairs also
 ``mri_pair``, ``mel_pair``, ``same_utterance [B]`` bool and the partner's ``subject_pair`` /
-``utterance_pair``.
+``utterance_pair``; with ``pitch=True`` also ``pitch [B, T]`` (F0 tracked from the audio, semitones re 100 Hz) and
+``voiced [B, T]`` bool at the mel frames (and ``pitch_pair`` / ``voiced_pair``).
 """
 
 from __future__ import annotations
@@ -134,6 +135,9 @@ class MRI2AudioDataModule(LightningDataModule):
             :class:`~lightning_modules.mri2audio_translator.MRI2AudioTranslator`), or never (``False``).
         batch_size, num_workers: DataLoader settings (workers run the on-the-fly crop + mel).
         seed: crops, pairs, kfold groups and validation subjects.
+        pitch: give each item the F0 tracked from its audio at the mel frames (``pitch``, semitones re 100 Hz,
+            and ``voiced``; pYIN once per recording at setup, :mod:`articulate.signal.pitch`), for translators
+            with a pitch head.
     """
 
     def __init__(
@@ -153,6 +157,7 @@ class MRI2AudioDataModule(LightningDataModule):
         num_workers: int = 2,
         seed: int = 0,
         motion_regions: Literal["auto", "all"] | bool = "auto",
+        pitch: bool = False,
     ):
         super().__init__()
         mri_window = crops.mri_window
@@ -189,6 +194,7 @@ class MRI2AudioDataModule(LightningDataModule):
         self.hparams["mel"] = self.mel_config.to_dict()  # the resolved config, for the checkpoint
         self.sample_rate: int = int(self.mel_config.sr)
         self.pairs, self.same_utterance_prob = bool(pairs), float(same_utterance_prob)
+        self.pitch = bool(pitch)
         self.intensity_percentiles = (float(lo), float(hi))
         self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
         self.recordings: list[MRIRecording] = []
@@ -302,6 +308,11 @@ class MRI2AudioDataModule(LightningDataModule):
         self._load_motion(sorted(s.val + s.test))
         if self.motion_regions == "all":
             self._load_motion(sorted(s.train))
+        if self.pitch:
+            from articulate.signal.pitch import track_pitch
+
+            for rec in self.recordings:
+                rec.pitch = track_pitch(rec.audio, self.mel_config)
         self.context = CropContext(
             self.recordings, {n: i for i, n in enumerate(self.subjects)}, {n: i for i, n in enumerate(self.utterances)},
             self.mel_config, self.crop_samples, self.n_crops, self.eval_crops, self.seed, self.pairs,

@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from articulate.signal.crops import crop_starts
 from articulate.signal.mel import MelConfig, MelSpectrogram, power_to_unit
+from articulate.signal.pitch import PitchTrack
 
 
 @dataclass
@@ -31,6 +32,7 @@ class MRIRecording:
     n_samples: int  # length before padding
     source: Path | None = None
     motion: torch.Tensor | None = None  # float32 [frames, size, size]: the phantom's moving-articulator region
+    pitch: PitchTrack | None = None  # F0 tracked from the audio (the DataModule's ``pitch`` option)
 
 
 def window_positions(start: float, samples: float, n_samples: int, n_in: int, n_out: int) -> np.ndarray:
@@ -116,7 +118,16 @@ class _Items(Dataset):
         }
         if motion and region is not None:
             out["motion_region"] = region
+        out.update(self.pitch(rec, start, mel.shape[-1]))
         return out
+
+    @staticmethod
+    def pitch(rec: MRIRecording, start: int, frames: int, suffix: str = "") -> dict[str, torch.Tensor]:
+        """``pitch`` / ``voiced`` ``[frames]`` of the crop at ``start`` (nothing without a track)."""
+        if rec.pitch is None:
+            return {}
+        st, voiced = rec.pitch.at(start, frames)
+        return {f"pitch{suffix}": torch.from_numpy(st), f"voiced{suffix}": torch.from_numpy(voiced)}
 
 
 class TrainCrops(_Items):
@@ -142,6 +153,7 @@ class TrainCrops(_Items):
             mri_p, region_p, _ = ctx.window(partner, start_p)
             out.update(mri_pair=mri_p[None], mel_pair=mel_p, same_utterance=bool(same),
                        subject_pair=ctx.subject_ids[partner.subject], utterance_pair=ctx.utterance_ids[partner.utterance])
+            out.update(self.pitch(partner, start_p, mel_p.shape[-1], "_pair"))
             if "motion_region" in out and region_p is not None:
                 out["motion_region_pair"] = region_p
         return out

@@ -22,7 +22,8 @@ utterance and 0 otherwise, so ``lambdas.loss_kl`` is the paper's beta) and ``los
 ``lambdas.loss_adv`` = lambda); D's own loss is ``train/loss_d``. ``LossTerms`` components in ``losses`` add
 terms read from the context ``pred``, ``target`` (mels ``[2B, 1, 64, 64]`` with the pair partners), ``mri``
 (F's input before A), ``masked`` (x'), ``masks`` (A's, or None), ``mu``, ``logvar``, ``subject`` (F's codes),
-``batch_size`` (B) and ``same_utterance`` (``[B]``, or None without pairs); they reach F (A trains on L_rec
+``batch_size`` (B), ``same_utterance`` (``[B]``, or None without pairs), ``pitch`` (F's pitch head, or None) with
+``pitch_target`` and ``voiced`` (the batch's tracked F0, or None); they reach F (A trains on L_rec
 alone, the paper's rule).
 
 ``val/corr2d`` is the mean MATLAB corr2 of predicted vs target mels; ``val/corr2d_mean_baseline``
@@ -188,6 +189,10 @@ class MRI2AudioTranslator(MRI2AudioModule):
             region = None if region is None or "motion_region_pair" not in batch else \
                 torch.cat([region, batch["motion_region_pair"]])
         b = batch["mri"].shape[0]
+        pitch_target, voiced = batch.get("pitch"), batch.get("voiced")
+        if paired and pitch_target is not None:
+            pitch_target = torch.cat([pitch_target, batch["pitch_pair"]])
+            voiced = torch.cat([voiced, batch["voiced_pair"]])
 
         x, masks = self.attend(mri, region)
         out = self.translator(x)
@@ -216,7 +221,8 @@ class MRI2AudioTranslator(MRI2AudioModule):
         if D is not None:
             terms["loss_adv"] = self.adversarial_loss.generator_loss(D(pred))
         context = {"pred": pred, "target": mel, "mri": mri, "masked": x, "masks": masks, "mu": out.mu,
-                   "logvar": out.logvar, "subject": out.subject, "batch_size": b, "same_utterance": same}
+                   "logvar": out.logvar, "subject": out.subject, "batch_size": b, "same_utterance": same,
+                   "pitch": out.pitch, "pitch_target": pitch_target, "voiced": voiced}
         loss = self.objective(self.add_terms(terms, context), "train", b, prog_bar=("loss_rec",))
         if self.attention is not None:
             rec = weighted_sum({"loss_rec": loss_rec}, self.lambdas)  # L_rec as it enters the sum
@@ -236,9 +242,21 @@ class MRI2AudioTranslator(MRI2AudioModule):
 
     # -- evaluation ----------------------------------------------------------------------
     def _eval_step(self, batch: dict, prefix: str) -> dict:
-        pred, masks = self.predict_with_masks(batch["mri"], batch.get("motion_region"))
+        x, masks = self.attend(batch["mri"], batch.get("motion_region"))
+        out = self.translator(x)
+        pred = out.mel
         self.log(f"{prefix}/loss_rec", self.reconstruction_loss(pred, batch["mel"]), batch_size=pred.shape[0], sync_dist=True)
+        if out.pitch is not None and "pitch" in batch:
+            self.log_pitch_error(out.pitch, batch["pitch"], batch["voiced"], prefix)
         return self.evaluation_outputs(pred, masks, batch, prefix)
+
+    def log_pitch_error(self, pitch: torch.Tensor, target: torch.Tensor, voiced: torch.Tensor, prefix: str) -> None:
+        """``<stage>/pitch_mse_semitones``: the pitch head's mean squared error (semitones^2) on the voiced frames,
+        weighted by their count, so that the epoch value is over every voiced frame of the split (its root: the RMS)."""
+        n = int(voiced.sum())
+        if n:
+            mse = ((pitch - target.to(pitch.dtype)) ** 2)[voiced.bool()].mean()
+            self.log(f"{prefix}/pitch_mse_semitones", mse, batch_size=n, sync_dist=True)
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict:
         return self._eval_step(batch, "val")

@@ -431,3 +431,24 @@ def test_speaker_dependent_split_of_one_subject(tmp_path):
     assert not set(s.train) & set(s.test) and s.test_subjects == s.train_subjects == ["s1"]
     assert "speaker-dependent" in dm.describe() and dm.num_folds == 1
     assert next(iter(dm.test_dataloader()))["mri"].shape[-1] == 32
+
+
+def test_pitch_targets_follow_the_recordings_f0_at_the_crops_mel_frames(cohort):
+    """With ``pitch=True`` each item holds the F0 of its own crop: the cohort's glides 100 + 20 k + 40 t Hz, read at
+    the crop's mel frames (frame i at sample start + i * hop), to within 0.3 semitones where voiced."""
+    dm = make_dm(cohort, pitch=True)
+    hop = dm.mel_config.hop_length
+    for split in ("train", "test"):
+        ds = dm.dataset(split)
+        item = ds[0] if split == "test" else ds[(0, 1)]
+        rec = dm.recordings[dm.splits[split][0]]
+        k = list(COHORT).index(rec.subject)
+        t = (item["crop_start"] + np.arange(item["mel"].shape[-1]) * hop) / SR
+        truth = 12 * np.log2((100 + 20 * k + 40 * t) / 100)
+        assert item["pitch"].shape == item["voiced"].shape == (item["mel"].shape[-1],)
+        v = item["voiced"].numpy() & (np.arange(len(t)) > 1) & (np.arange(len(t)) < len(t) - 2)
+        assert v.mean() > 0.7
+        assert np.abs(item["pitch"].numpy()[v] - truth[v]).max() < 0.3
+        if split == "train":
+            assert item["pitch_pair"].shape == item["voiced_pair"].shape == item["pitch"].shape
+    assert "pitch" not in make_dm(cohort).dataset("test")[0]  # off by default: no pYIN at setup

@@ -27,6 +27,7 @@ DIRECTION = Direction(
     links=(
         # The DataModule owns the data geometry; the model stores it for synthesis.
         Link("data.init_args.mel", "model.init_args.mel"),
+        Link("data.init_args.mel", "model.init_args.translator.init_args.mel"),  # a source-filter F draws through it
         Link(("data.init_args.frames", "data.init_args.size"), "model.init_args.input_shape", grid),
         # As a list, the type the DataModule's hyperparameters hold: a logger merges both sets and Lightning
         # refuses a shared key whose values differ ((0.5, 99.5) != [0.5, 99.5]).
@@ -37,7 +38,7 @@ DIRECTION = Direction(
         "quick": Preset(("quick",), {"lip2audspec": ("lip2audspec_quick",)}),
         "reproduce_quick": Preset(("quick", "reproduce_quick"), {"lip2audspec": ("lip2audspec_quick",)}),
     },
-    variants=("frame_translator", "lip2audspec", "mean_frame", "no_attention", "no_gan", "no_pairwise", "oracle_mask"),
+    variants=("frame_translator", "harmonic", "lip2audspec", "mean_frame", "no_attention", "no_gan", "no_pairwise", "oracle_mask"),
     reproduce="articulate.experiments.mri2audio_plan:REPRODUCTION",
     bench="articulate.experiments.bench:mri2audio_sections",
 )

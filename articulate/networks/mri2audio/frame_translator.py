@@ -133,7 +133,9 @@ class FrameTranslator(nn.Module):
         self.mel_out.bias.copy_(torch.log(band) - torch.log1p(-band))
         self.mel_out.weight.zero_()
 
-    def forward(self, x: torch.Tensor) -> TranslatorOutput:
+    def mel_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``x`` -> features at the mel frames ``[B, temporal_channels, n_frames]`` (before the output layer) and the
+        codes ``(mu, logvar, subject)``."""
         mu, logvar, subject, f = self.encode(x)
         u = mu + torch.exp(0.5 * logvar) * self.sample_noise(mu) if self.training else mu
         # MRI frame t covers [t, t + 1) / T of the crop, mel frame j sits at ~j / n_frames: linear reading
@@ -143,5 +145,9 @@ class FrameTranslator(nn.Module):
         h = F.relu(self.mel_in(torch.cat([h, g], dim=1)))
         for conv, norm in zip(self.mel_layers, self.mel_norms):
             h = F.relu(norm(conv(h))) + h
+        return h, mu, logvar, subject
+
+    def forward(self, x: torch.Tensor) -> TranslatorOutput:
+        h, mu, logvar, subject = self.mel_features(x)
         mel = torch.sigmoid(self.mel_out(h))[:, None]  # [B, 1, n_mels, n_frames]
         return TranslatorOutput(mel, mu, logvar, subject)

@@ -6,12 +6,14 @@ LightningModule.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from articulate.losses import LossTerms
 from articulate.metrics.functional import corr2d
 
 Reduction = Literal["sum", "mean"]
@@ -130,3 +132,32 @@ class Corr2DMSELoss(nn.Module):
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         r = corr2d(pred, target, undefined=0.0).mean()
         return self.mse_weight * F.mse_loss(pred, target) - self.corr_weight * r
+
+
+class PitchLoss(LossTerms):
+    """``loss_pitch``: the squared error of a pitch head's F0 (semitones) on the voiced frames, in units of
+    ``scale`` semitones, averaged over them (0 when a batch has none).
+
+    Context: ``pitch`` (the translator's prediction ``[N, frames]``, or None: then no term), ``pitch_target``
+    and ``voiced`` (the F0 tracked from the audio, :mod:`articulate.signal.pitch`; the DataModule gives them
+    with ``data.init_args.pitch: true``).
+    """
+
+    names = ("loss_pitch",)
+
+    def __init__(self, scale: float = 1.0):
+        super().__init__()
+        if scale <= 0:
+            raise ValueError(f"PitchLoss: scale must be positive, got {scale}")
+        self.scale = float(scale)
+
+    def forward(self, context: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        pred = context.get("pitch")
+        if pred is None:
+            raise ValueError("PitchLoss needs a translator with a pitch head (e.g. HarmonicFrameTranslator)")
+        target, voiced = context.get("pitch_target"), context.get("voiced")
+        if target is None or voiced is None:
+            raise ValueError("PitchLoss needs the tracked F0 in the batch: set data.init_args.pitch: true")
+        w = voiced.to(pred.dtype)
+        err = ((pred - target.to(pred.dtype)) / self.scale) ** 2
+        return {"loss_pitch": (err * w).sum() / w.sum().clamp_min(1.0)}

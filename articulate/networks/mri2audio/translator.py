@@ -30,12 +30,14 @@ from articulate.networks.layout import channels_last
 
 
 class TranslatorOutput(NamedTuple):
-    """``mel [B, 1, 64, 64]`` in (0, 1); latent maps ``[B, C, h, w]`` of the tensor slice."""
+    """``mel [B, 1, 64, 64]`` in (0, 1); latent maps ``[B, C, h, w]`` of the tensor slice; ``pitch [B, frames]``
+    (semitones re 100 Hz) from a translator with a pitch head, else None."""
 
     mel: torch.Tensor
     mu: torch.Tensor
     logvar: torch.Tensor
     subject: torch.Tensor
+    pitch: torch.Tensor | None = None
 
 
 class HeterogeneousTranslator(nn.Module):
