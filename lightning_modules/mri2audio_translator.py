@@ -22,7 +22,8 @@ utterance and 0 otherwise, so ``lambdas.loss_kl`` is the paper's beta) and ``los
 ``lambdas.loss_adv`` = lambda); D's own loss is ``train/loss_d``. ``LossTerms`` components in ``losses`` add
 terms read from the context ``pred``, ``target`` (mels ``[2B, 1, 64, 64]`` with the pair partners), ``mri``
 (F's input before A), ``masked`` (x'), ``masks`` (A's, or None), ``mu``, ``logvar``, ``subject`` (F's codes),
-``batch_size`` (B), ``same_utterance`` (``[B]``, or None without pairs), ``pitch`` (F's pitch head, or None) with
+``batch_size`` (B), ``same_utterance`` (``[B]``, or None without pairs), ``pitch`` / ``pitch_sd`` (F's pitch head and
+its predicted error, or None) with
 ``pitch_target`` and ``voiced`` (the batch's tracked F0, or None); they reach F (A trains on L_rec
 alone, the paper's rule).
 
@@ -222,7 +223,7 @@ class MRI2AudioTranslator(MRI2AudioModule):
             terms["loss_adv"] = self.adversarial_loss.generator_loss(D(pred))
         context = {"pred": pred, "target": mel, "mri": mri, "masked": x, "masks": masks, "mu": out.mu,
                    "logvar": out.logvar, "subject": out.subject, "batch_size": b, "same_utterance": same,
-                   "pitch": out.pitch, "pitch_target": pitch_target, "voiced": voiced}
+                   "pitch": out.pitch, "pitch_sd": out.pitch_sd, "pitch_target": pitch_target, "voiced": voiced}
         loss = self.objective(self.add_terms(terms, context), "train", b, prog_bar=("loss_rec",))
         if self.attention is not None:
             rec = weighted_sum({"loss_rec": loss_rec}, self.lambdas)  # L_rec as it enters the sum
@@ -248,7 +249,26 @@ class MRI2AudioTranslator(MRI2AudioModule):
         self.log(f"{prefix}/loss_rec", self.reconstruction_loss(pred, batch["mel"]), batch_size=pred.shape[0], sync_dist=True)
         if out.pitch is not None and "pitch" in batch:
             self.log_pitch_error(out.pitch, batch["pitch"], batch["voiced"], prefix)
+            if prefix == "test" and getattr(self.translator, "draws_given_pitch", False):
+                self.score_given_pitch(self.translator(x, pitch=batch["pitch"]).mel, batch)
         return self.evaluation_outputs(pred, masks, batch, prefix)
+
+    def score_given_pitch(self, pred: torch.Tensor, batch: dict) -> None:
+        """``test/corr2d_given_pitch`` and ``test/pesq_given_pitch``: F's mels drawn at the F0 tracked from the true
+        audio instead of its own reading, the ceiling of its pitch head."""
+        from articulate.metrics import PESQ, Corr2D
+
+        metrics = self._stage_metrics("test")
+        if "corr2d_given_pitch" not in metrics:
+            metrics["corr2d_given_pitch"] = Corr2D().to(self.device)
+            if self.eval_audio:
+                metrics["pesq_given_pitch"] = PESQ(mode=self.pesq_mode).to(self.device)
+        index = batch.get("sample_index")
+        metrics["corr2d_given_pitch"].update(pred, batch["mel"], sample_index=index)
+        if "pesq_given_pitch" in metrics and "audio" in batch:
+            audio = batch["audio"]
+            wave = self.synthesize_audio(pred, length=audio.shape[-1])
+            metrics["pesq_given_pitch"].update(wave, audio, int(self.sample_rate), sample_index=index)
 
     def log_pitch_error(self, pitch: torch.Tensor, target: torch.Tensor, voiced: torch.Tensor, prefix: str) -> None:
         """``<stage>/pitch_mse_semitones``: the pitch head's mean squared error (semitones^2) on the voiced frames,

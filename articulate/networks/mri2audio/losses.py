@@ -135,21 +135,28 @@ class Corr2DMSELoss(nn.Module):
 
 
 class PitchLoss(LossTerms):
-    """``loss_pitch``: the squared error of a pitch head's F0 (semitones) on the voiced frames, in units of
-    ``scale`` semitones, averaged over them (0 when a batch has none).
+    """``loss_pitch``: a pitch head's error on the voiced frames, averaged over them (0 when a batch has none).
 
-    Context: ``pitch`` (the translator's prediction ``[N, frames]``, or None: then no term), ``pitch_target``
-    and ``voiced`` (the F0 tracked from the audio, :mod:`articulate.signal.pitch`; the DataModule gives them
-    with ``data.init_args.pitch: true``).
+    ``kind="mse"``: the squared error in units of ``scale`` semitones. ``kind="gaussian_nll"``: that, plus the Gaussian
+    negative log-likelihood of the *detached* error under the head's own s.d., ``(err / sd)^2 / 2 + log(sd / scale)``,
+    which trains the s.d. to the error the head makes while the mean learns as with the squared error alone (the
+    full NLL would scale the mean's gradient by 1 / sd^2 and slow it while the head is unsure; Seitzer et al. 2022).
+    A translator without an s.d. gets the squared error.
+
+    Context: ``pitch`` (the translator's prediction ``[N, frames]``, or None: an error), ``pitch_sd`` (or None),
+    ``pitch_target`` and ``voiced`` (the F0 tracked from the audio, :mod:`articulate.signal.pitch`; the DataModule
+    gives them with ``data.init_args.pitch: true``).
     """
 
     names = ("loss_pitch",)
 
-    def __init__(self, scale: float = 1.0):
+    def __init__(self, kind: Literal["mse", "gaussian_nll"] = "gaussian_nll", scale: float = 1.0):
         super().__init__()
         if scale <= 0:
             raise ValueError(f"PitchLoss: scale must be positive, got {scale}")
-        self.scale = float(scale)
+        if kind not in ("mse", "gaussian_nll"):
+            raise ValueError(f"PitchLoss: kind must be 'mse' or 'gaussian_nll', got {kind!r}")
+        self.kind, self.scale = kind, float(scale)
 
     def forward(self, context: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         pred = context.get("pitch")
@@ -159,5 +166,9 @@ class PitchLoss(LossTerms):
         if target is None or voiced is None:
             raise ValueError("PitchLoss needs the tracked F0 in the batch: set data.init_args.pitch: true")
         w = voiced.to(pred.dtype)
-        err = ((pred - target.to(pred.dtype)) / self.scale) ** 2
-        return {"loss_pitch": (err * w).sum() / w.sum().clamp_min(1.0)}
+        err = pred - target.to(pred.dtype)
+        sd = context.get("pitch_sd")
+        per_frame = (err / self.scale) ** 2
+        if self.kind == "gaussian_nll" and sd is not None:
+            per_frame = per_frame + 0.5 * (err.detach() / sd) ** 2 + torch.log(sd / self.scale)
+        return {"loss_pitch": (per_frame * w).sum() / w.sum().clamp_min(1.0)}

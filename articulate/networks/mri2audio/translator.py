@@ -31,13 +31,14 @@ from articulate.networks.layout import channels_last
 
 class TranslatorOutput(NamedTuple):
     """``mel [B, 1, 64, 64]`` in (0, 1); latent maps ``[B, C, h, w]`` of the tensor slice; ``pitch [B, frames]``
-    (semitones re 100 Hz) from a translator with a pitch head, else None."""
+    (semitones re 100 Hz) and its predicted error s.d. ``pitch_sd`` from a translator with a pitch head, else None."""
 
     mel: torch.Tensor
     mu: torch.Tensor
     logvar: torch.Tensor
     subject: torch.Tensor
     pitch: torch.Tensor | None = None
+    pitch_sd: torch.Tensor | None = None
 
 
 class HeterogeneousTranslator(nn.Module):
