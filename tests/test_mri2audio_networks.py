@@ -208,6 +208,11 @@ def test_reconstruction_loss_is_eq1():
     expected = sum(float(((p[i] - t[i]) ** 2).sum()) for i in range(3)) / 3
     assert ReconstructionLoss()(p, t).item() == pytest.approx(expected, rel=1e-6)
     assert ReconstructionLoss("mean")(p, t).item() == pytest.approx(F.mse_loss(p, t).item(), rel=1e-6)
+    # the lowest 3 bands (rows of each [n_mels, frames] map) counted 4 times
+    low = sum(float(((p[i] - t[i]) ** 2)[:, :3].sum()) for i in range(3)) / 3
+    assert ReconstructionLoss(low_bands=3, low_band_weight=4.0)(p, t).item() == pytest.approx(expected + 3 * low, rel=1e-6)
+    with pytest.raises(ValueError, match="low_band_weight"):
+        ReconstructionLoss(low_bands=3, low_band_weight=0.0)
 
 
 def test_gaussian_kl_matches_torch_distributions_and_eq2():

@@ -28,18 +28,30 @@ class ReconstructionLoss(nn.Module):
     weights the other terms against it (beta = lambda = 0.5): with a per-pixel mean the
     adversarial term (~0.7 per sample) would outweigh a reconstruction error of ~0.02 per pixel
     by two orders of magnitude. ``"mean"`` is the per-pixel MSE (``nn.MSELoss``).
+
+    ``low_bands`` / ``low_band_weight`` (ours; 0 / 1 = eq. 1): the squared error of the lowest ``low_bands`` mel bands
+    (``pred [B, 1, n_mels, frames]``) counts ``low_band_weight`` times, for where wide-band PESQ listens (the
+    harmonics and the first formant below ~1 kHz).
     """
 
-    def __init__(self, reduction: Reduction = "sum"):
+    def __init__(self, reduction: Reduction = "sum", low_bands: int = 0, low_band_weight: float = 1.0):
         super().__init__()
         if reduction not in ("sum", "mean"):
             raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+        if low_bands < 0 or low_band_weight <= 0:
+            raise ValueError(f"low_bands must be >= 0 and low_band_weight positive, got {low_bands}, {low_band_weight}")
         self.reduction = reduction
+        self.low_bands, self.low_band_weight = int(low_bands), float(low_band_weight)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if pred.shape != target.shape:
             raise ValueError(f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
-        sq = (pred - target).square().flatten(1)
+        sq = (pred - target).square()
+        if self.low_bands and self.low_band_weight != 1.0:
+            weight = torch.ones(sq.shape[-2], 1, dtype=sq.dtype, device=sq.device)
+            weight[: self.low_bands] = self.low_band_weight
+            sq = sq * weight
+        sq = sq.flatten(1)
         per_sample = sq.sum(1) if self.reduction == "sum" else sq.mean(1)
         return per_sample.mean()
 
