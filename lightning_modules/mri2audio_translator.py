@@ -40,6 +40,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from articulate.errors import InputError
 from articulate.losses import LossTerms, weighted_sum
 from articulate.networks.mri2audio.losses import AdversarialLoss, ReconstructionLoss
 from articulate.signal.mel import MelConfig
@@ -113,6 +114,14 @@ class MRI2AudioTranslator(MRI2AudioModule):
             raise ValueError(f"MRI2AudioTranslator: optimizers for {unknown}: the networks are translator, attention, "
                              "discriminator")
         self.lr_scheduler = lr_scheduler
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        dm = self.trainer.datamodule if self._trainer is not None else None
+        for component in self.losses:  # e.g. PitchLoss needs the DataModule's pitch targets: say so before training
+            for option, value in getattr(component, "needs_data", {}).items():
+                if dm is not None and hasattr(dm, option) and getattr(dm, option) != value:
+                    raise InputError(None, f"{type(component).__name__} needs data.init_args.{option}: {str(value).lower()}")
 
     def on_fit_start(self) -> None:
         super().on_fit_start()

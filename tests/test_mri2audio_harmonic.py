@@ -203,3 +203,25 @@ def test_gaussian_nll_trains_the_sd_to_the_error_and_leaves_the_mean_to_the_squa
     torch.testing.assert_close(f(torch.rand(1, 1, 6, 16, 16)).pitch_sd, torch.full((1, 64), 2.5))
     with pytest.raises(ValueError, match="sd_init"):
         tiny(HarmonicFrameTranslator, sd_init=20.0)
+
+
+def test_pitch_loss_without_pitch_targets_is_refused_before_training():
+    import lightning as L
+    from test_mri2audio_training import PAPER_LAMBDAS, paper_optimizers, tiny_networks
+
+    from articulate.errors import InputError
+    from lightning_modules.mri2audio_translator import MRI2AudioTranslator
+
+    class NoPitch(L.LightningDataModule):
+        pitch = False
+
+        def train_dataloader(self):
+            raise AssertionError("training started")
+
+    _, a, d = tiny_networks()
+    f = tiny(HarmonicFrameTranslator)
+    model = MRI2AudioTranslator(f, a, d, lambdas={**PAPER_LAMBDAS, "loss_pitch": 1.0}, losses=[PitchLoss()],
+                                optimizers=paper_optimizers())
+    trainer = L.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    with pytest.raises(InputError, match="PitchLoss needs data.init_args.pitch: true"):
+        trainer.fit(model, datamodule=NoPitch())

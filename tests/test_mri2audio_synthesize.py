@@ -214,20 +214,28 @@ data:
     assert out.exists() and (tmp_path / "o.mel.png").exists() and not (tmp_path / "o.attention.png").exists()
 
 
-def test_frame_translator_checkpoint_synthesizes_like_its_module(tmp_path):
-    """The frame_translator variant's checkpoint loads through the CLI's code (weights only) and gives the module's
-    forward. (Not vocoded here: an untrained F's saturated mel makes librosa's mel inversion slow.)"""
+@pytest.mark.parametrize("variant", ["frame_translator", "harmonic"])
+def test_frame_translator_checkpoint_synthesizes_like_its_module(tmp_path, variant):
+    """The frame_translator and harmonic variants' checkpoints load through the CLI's code (weights only) and give
+    the module's forward; the harmonic F draws through the data's mel (linked). (Not vocoded here: an untrained F's
+    saturated mel makes librosa's mel inversion slow.)"""
     from articulate.cli.synthesize_audio import load_mri2audio, predict, read_sequence
     from articulate.networks.mri2audio.frame_translator import FrameTranslator
+    from articulate.networks.mri2audio.harmonic import HarmonicFrameTranslator
     from articulate.transforms.mri import prepare_mri
 
     tiny = yaml.safe_dump({"model": {"init_args": {
         "translator": {"init_args": {"frame_channels": [4, 4, 8, 8], "frame_grid": 2, "temporal_channels": 8,
                                      "utterance_channels": 2, "subject_channels": 3}},
-        "attention": MRI_TINY_NETS["attention"], "discriminator": MRI_TINY_NETS["discriminator"]}}})
-    path = untrained_checkpoint(tmp_path, tiny, configs=("configs/mri2audio/frame_translator.yaml",))
+        "attention": MRI_TINY_NETS["attention"], "discriminator": MRI_TINY_NETS["discriminator"]}},
+        "data": {"init_args": {"mel": {"fmax": 8000.0}}}})
+    path = untrained_checkpoint(tmp_path, tiny, configs=(f"configs/mri2audio/{variant}.yaml",))
     model = load_mri2audio(path)
     assert isinstance(model.translator, FrameTranslator) and model.translator.frame_norms[0].num_groups == 1
+    assert model.mel_config.fmax == 8000.0
+    if variant == "harmonic":
+        assert isinstance(model.translator, HarmonicFrameTranslator)
+        assert model.translator.mel_config == model.mel_config  # one source: the data section
     frames = sequence(seed=4)
     seq = read_sequence(mri_file(tmp_path / "a.npy", frames), model)
     mel, _ = predict(model, seq.model_input[None], "cpu")

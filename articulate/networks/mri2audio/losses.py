@@ -161,6 +161,7 @@ class PitchLoss(LossTerms):
     """
 
     names = ("loss_pitch",)
+    needs_data = {"pitch": True}  # the DataModule option that gives the targets (checked before training)
 
     def __init__(self, kind: Literal["mse", "gaussian_nll"] = "gaussian_nll", scale: float = 1.0):
         super().__init__()
