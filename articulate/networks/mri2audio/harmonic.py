@@ -12,10 +12,10 @@ to buzz: on the phantom F's PESQ sat at the floors while a model that knew F0 co
 The mel is ``E * (d * C(F0) + 1 - d)`` in power, i.e. in the unit dB scale
 ``E_unit + 10 log10(d C + 1 - d) / (db_max - db_min)``, where ``C(F0)`` is what a harmonic series at F0 with
 a flat spectrum looks like through the analysis (Hann window of ``n_fft``, the mel filterbank), relative to a
-flat spectrum of the same power (:func:`harmonic_comb`). ``d`` starts near 0, so the decoder starts as the
+flat spectrum of the same power (:class:`HarmonicComb`). ``d`` starts near 0, so the decoder starts as the
 frame translator; where F0 is uncertain the loss keeps ``d`` low (the blur is then the best guess), where it is
-read well it deepens the comb. The comb is drawn at the *predicted* F0, detached: the pitch head learns from
-its own loss only, and the depth learns how far to trust it.
+read well it deepens the comb. The comb is drawn at the *predicted* F0 (by default blurred by the head's own predicted
+error), detached: the pitch head learns from its own loss only, and the depth learns how far to trust it.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class HarmonicComb(nn.Module):
         comb = torch.ones_like(phase)
         for m in range(1, self.terms + 1):
             comb = comb + 2.0 * torch.exp(decay * m * m) * torch.cos(phase * m)
-        lobe0 = torch.full_like(period, LOBE_VAR_BINS2)  # the members at 0 and -F0 are never uncertain: F0 itself
+        lobe0 = torch.full_like(period, LOBE_VAR_BINS2)  # near bin 0 the pitch term of the variance vanishes
         for centre in (b, b + period):
             comb = comb - period * torch.exp(-centre ** 2 / (2.0 * lobe0)) / torch.sqrt(2.0 * math.pi * lobe0)
         return comb.clamp_min(0.0)
@@ -119,7 +119,7 @@ class HarmonicFrameTranslator(FrameTranslator):
         if not 0.0 < depth_init < 1.0 or pitch_scale <= 0:
             raise ValueError(f"depth_init must be in (0, 1) and pitch_scale positive, got {depth_init}, {pitch_scale}")
         lo, hi = (float(v) for v in sd_range)
-        if pitch_uncertainty and not 0.0 < lo <= float(sd_init) <= hi:
+        if not 0.0 < lo <= float(sd_init) <= hi:
             raise ValueError(f"sd_init {sd_init} must lie within sd_range ({lo}, {hi}), both positive")
         self.pitch_center, self.pitch_scale = float(pitch_center), float(pitch_scale)
         self.pitch_uncertainty = bool(pitch_uncertainty)
