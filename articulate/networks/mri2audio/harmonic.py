@@ -72,9 +72,9 @@ class HarmonicComb(nn.Module):
         comb = torch.ones_like(phase)
         for m in range(1, self.terms + 1):
             comb = comb + 2.0 * torch.exp(decay * m * m) * torch.cos(phase * m)
-        lobe0 = torch.full_like(period, LOBE_VAR_BINS2)  # near bin 0 the pitch term of the variance vanishes
-        for centre in (b, b + period):
-            comb = comb - period * torch.exp(-centre ** 2 / (2.0 * lobe0)) / torch.sqrt(2.0 * math.pi * lobe0)
+        norm = math.sqrt(2.0 * math.pi * LOBE_VAR_BINS2)
+        for centre in (b, b + period):  # near bin 0 the pitch term of the variance vanishes: the lobe's own
+            comb = comb - period * torch.exp(-centre ** 2 / (2.0 * LOBE_VAR_BINS2)) / norm
         return comb.clamp_min(0.0)
 
     def forward(self, f0_hz: torch.Tensor, sd_semitones: torch.Tensor | None = None) -> torch.Tensor:
