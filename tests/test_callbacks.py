@@ -424,3 +424,38 @@ def test_progress_lines_count_batches_for_a_module_that_steps_several_optimizers
     assert trainer.global_step == 6
     lines = out.getvalue().splitlines()
     assert lines and lines[-1].startswith("articulate fit: 3/3 batches, epoch 0"), lines
+
+
+def test_torch_threads_holds_for_the_run_and_gives_the_count_back(tmp_path):
+    """``articulate train wav2uti`` trains its contour tracker (one thread, configs/uti2contour/quick.yaml) in the
+    same process before the wav2uti fit: the fit must get the process's thread count back, not one thread."""
+    import lightning.pytorch as pl
+    from torch.utils.data import TensorDataset
+
+    from callbacks.threads import TorchThreads
+
+    seen = []
+
+    class Probe(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            seen.append(torch.get_num_threads())
+            return self.lin(batch[0]).pow(2).mean()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    before = torch.get_num_threads()
+    wanted = 1 if before > 1 else 2
+    try:
+        trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+                             enable_model_summary=False, enable_progress_bar=False,
+                             callbacks=[TorchThreads(wanted)], default_root_dir=str(tmp_path))
+        trainer.fit(Probe(), DataLoader(TensorDataset(torch.randn(4, 2)), batch_size=2))
+        assert seen == [wanted, wanted]
+        assert torch.get_num_threads() == before
+    finally:
+        torch.set_num_threads(before)
