@@ -252,6 +252,26 @@ def test_a_real_data_preset_takes_the_data_folder_from_the_command_line(capsys):
     assert "data_dir" not in (ROOT / "configs/wav2uti/realdata_quick.yaml").read_text().split("data:")[1]
 
 
+def test_a_preset_trains_its_default_variants_unless_one_is_named(monkeypatch, capsys):
+    """wav2uti's QUICK preset trains the speech-prior diffusion; naming any variant (``paper`` among them) replaces
+    it, and the stack ``articulate train`` hands to the fit says which configs it layered."""
+    from articulate.cli import train
+
+    d = get_direction("wav2uti")
+    assert d.train_variants([], "quick") == ["speech_prior"]
+    assert d.train_variants(["paper"], "quick") == ["paper"] and d.train_variants(["dnn"], "quick") == ["dnn"]
+    assert d.train_variants([], None) == [] and d.train_variants([], "realdata_quick") == []
+    got = []
+    monkeypatch.setattr("articulate.training.lightning_cli.run_lightning_cli", lambda argv: got.append(argv) or 0)
+    assert train.main(["wav2uti", "--quick", "--no-test"]) == 0
+    configs = [a for a in got[0] if a.endswith(".yaml")]
+    assert [Path(c).name for c in configs] == ["wav2uti.yaml", "quick.yaml", "speech_prior.yaml",
+                                                "speech_prior_quick.yaml"]
+    assert "trains --variant speech_prior" in capsys.readouterr().out
+    assert train.main(["wav2uti", "--quick", "--no-test", "--variant", "paper"]) == 0
+    assert [Path(a).name for a in got[1] if a.endswith(".yaml")] == ["wav2uti.yaml", "quick.yaml", "paper.yaml"]
+
+
 def test_stacks_name_only_what_the_record_names():
     d = get_direction("mri2audio")
     assert d.config_stack(["lip2audspec"], "quick") == ["configs/mri2audio.yaml", "configs/mri2audio/quick.yaml",

@@ -161,7 +161,8 @@ def test_wav2uti_quick_plan_is_the_64px_base_stage_with_step_bounded_rows():
     assert caps["Audio+Text (64 px)"] == [f"--trainer.max_steps={wp.W_QUICK_STEPS}"]
     assert f"{wp.W_QUICK_STEPS} steps" in plan.header
     # the registry's stack: preset overlays, then each variant with its preset companion
-    assert rp.row_configs(plan, plan.rows[-1])[-1] == "configs/wav2uti/speech_prior.yaml"
+    assert rp.row_configs(plan, plan.rows[-1])[-2:] == ["configs/wav2uti/speech_prior.yaml",
+                                                        "configs/wav2uti/speech_prior_quick.yaml"]
     dnn = rp.row_configs(plan, plan.rows[0])
     assert dnn == ["configs/wav2uti.yaml", "configs/wav2uti/quick.yaml", "configs/wav2uti/dnn.yaml", "configs/wav2uti/dnn_quick.yaml"]
     assert all(not r.overrides for r in wp.wav2uti_plan(False, 3, [64, 96]).rows)  # the full plan is uncapped

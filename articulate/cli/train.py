@@ -2,7 +2,7 @@
 
 ``articulate fit`` over the direction's config stack in the one order the registry defines
 (``Direction.config_stack``: the direction's config, the preset's overlays, each variant with its
-preset companion), ending with a test pass on the held-out split. The ``make train-<direction>``
+preset companion; with no ``--variant``, the preset's ``default_variants``), ending with a test pass on the held-out split. The ``make train-<direction>``
 targets call it; anything after the known options goes to ``articulate fit`` unchanged, e.g.
 ``--trainer.devices 4 --trainer.strategy ddp`` or ``--data.init_args.data_dir /data``.
 """
@@ -55,7 +55,14 @@ def main(argv: list[str]) -> int:
             raise InputError(None, f"the {preset} preset needs {', '.join('--' + m for m in missing)} on the command line "
                                    "(e.g. the folder of your recordings)")
 
-    fit = ["fit", *fit_args(args.direction, preset, args.variant)]
+    try:
+        variants = get_direction(args.direction).train_variants(args.variant, preset)
+    except KeyError as err:
+        raise InputError(None, str(err).strip("'\"")) from None
+    if variants != args.variant:
+        print(f"[articulate] the {preset} preset trains --variant {' --variant '.join(variants)} "
+              "(name a variant to train another)", flush=True)
+    fit = ["fit", *fit_args(args.direction, preset, variants)]
     if not args.no_test:
         fit += ["--test_after_fit", "true"]
         from articulate.directions import resolve
@@ -63,5 +70,5 @@ def main(argv: list[str]) -> int:
         hook = get_direction(args.direction).prepare
         # e.g. wav2uti on the phantom: the contour tracker its test pass needs (not for --print_config: no fit)
         if hook and not any(a.startswith("--print_config") for a in rest):
-            fit += resolve(hook)(preset, args.variant, rest)
+            fit += resolve(hook)(preset, variants, rest)
     return run_lightning_cli(fit + rest)

@@ -46,11 +46,15 @@ class Link:
 class Preset:
     """A named set of overlays (``configs/<direction>/<name>.yaml``, in order) and, for the variants that need one
     under this preset, the overlays each takes after its own (e.g. mri2audio's ``lip2audspec_quick``).
-    ``needs``: options the command line must give (e.g. a real-data preset's ``data.init_args.data_dir``)."""
+    ``needs``: options the command line must give (e.g. a real-data preset's ``data.init_args.data_dir``).
+    ``default_variants``: what ``articulate train`` trains under this preset when the command line names no
+    ``--variant`` (e.g. wav2uti's QUICK preset: the variant that learns to use its speech within the CPU budget);
+    naming any variant replaces them."""
 
     overlays: tuple[str, ...]
     variants: dict[str, tuple[str, ...]] = field(default_factory=dict)
     needs: tuple[str, ...] = ()
+    default_variants: tuple[str, ...] = ()
 
     def missing(self, argv: list[str]) -> list[str]:
         """The ``needs`` that ``argv`` (command-line overrides) does not give; a further ``--config`` may give them."""
@@ -125,11 +129,18 @@ class Direction:
             stack += [self.overlay(variant), *(self.overlay(v) for v in chosen.variants.get(variant, ()))]
         return stack
 
+    def train_variants(self, variants: Iterable[str] = (), preset: str | None = None) -> list[str]:
+        """The variants ``articulate train`` stacks: those named, else the preset's ``default_variants``."""
+        named = list(variants)
+        if named or not preset or preset not in self.presets:
+            return named
+        return list(self.presets[preset].default_variants)
+
     def overlays(self) -> set[str]:
         """Every overlay name the record names (presets, variants, a variant's overlays under a preset)."""
         names = set(self.variants)
         for p in self.presets.values():
-            names |= set(p.overlays) | {v for extra in p.variants.values() for v in extra}
+            names |= set(p.overlays) | set(p.default_variants) | {v for extra in p.variants.values() for v in extra}
         return names
 
 

@@ -38,11 +38,14 @@ DIRECTION = Direction(
         Link("model.init_args.text_encoder.init_args.dim", "model.init_args.fusion.init_args.text_dim"),
     ),
     presets={
-        "quick": Preset(("quick",), {"audio_only": ("audio_only_quick",), "dnn": ("dnn_quick",)}),
+        # QUICK trains the speech-prior diffusion unless a variant is named (`--variant paper`: the paper's)
+        "quick": Preset(("quick",), {"audio_only": ("audio_only_quick",), "dnn": ("dnn_quick",),
+                                     "speech_prior": ("speech_prior_quick",)},
+                        default_variants=("speech_prior",)),
         "realdata_quick": Preset(("quick", "realdata_quick"), {"audio_only": ("audio_only_quick",), "dnn": ("dnn_quick",)},
                                  needs=("data.init_args.data_dir",)),
     },
-    variants=("audio_only", "dnn", "paper_encoders", "res64", "res96", "res112", "speech_prior"),
+    variants=("audio_only", "dnn", "paper", "paper_encoders", "res64", "res96", "res112", "speech_prior"),
     reproduce="articulate.experiments.wav2uti_plan:REPRODUCTION",
     prepare="articulate.experiments.wav2uti_plan:train_prepare",
     bench="articulate.experiments.bench:wav2uti_sections",
