@@ -260,7 +260,8 @@ def test_a_preset_trains_its_default_variants_unless_one_is_named(monkeypatch, c
     d = get_direction("wav2uti")
     assert d.train_variants([], "quick") == ["speech_prior"]
     assert d.train_variants(["paper"], "quick") == ["paper"] and d.train_variants(["dnn"], "quick") == ["dnn"]
-    assert d.train_variants([], None) == [] and d.train_variants([], "realdata_quick") == []
+    assert d.train_variants([], None) == [] and d.train_variants([], "realdata_quick") == ["speech_prior"]
+    assert d.config_stack(d.train_variants([], "realdata_quick"), "realdata_quick")[-1] == "configs/wav2uti/speech_prior.yaml"
     got = []
     monkeypatch.setattr("articulate.training.lightning_cli.run_lightning_cli", lambda argv: got.append(argv) or 0)
     assert train.main(["wav2uti", "--quick", "--no-test"]) == 0

@@ -42,8 +42,9 @@ DIRECTION = Direction(
         "quick": Preset(("quick",), {"audio_only": ("audio_only_quick",), "dnn": ("dnn_quick",),
                                      "speech_prior": ("speech_prior_quick",)},
                         default_variants=("speech_prior",)),
+        # the real-data fit trains the speech-prior diffusion too, with the variant's own sampling (1,200 steps)
         "realdata_quick": Preset(("quick", "realdata_quick"), {"audio_only": ("audio_only_quick",), "dnn": ("dnn_quick",)},
-                                 needs=("data.init_args.data_dir",)),
+                                 needs=("data.init_args.data_dir",), default_variants=("speech_prior",)),
     },
     variants=("audio_only", "dnn", "paper", "paper_encoders", "res64", "res96", "res112", "speech_prior"),
     reproduce="articulate.experiments.wav2uti_plan:REPRODUCTION",
