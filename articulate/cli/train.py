@@ -2,9 +2,9 @@
 
 ``articulate fit`` over the direction's config stack in the one order the registry defines
 (``Direction.config_stack``: the direction's config, the preset's overlays, each variant with its
-preset companion; with no ``--variant``, the preset's ``default_variants``), ending with a test pass on the held-out split. The ``make train-<direction>``
-targets call it; anything after the known options goes to ``articulate fit`` unchanged, e.g.
-``--trainer.devices 4 --trainer.strategy ddp`` or ``--data.init_args.data_dir /data``.
+preset companion; with no ``--variant``, the preset's ``default_variants``), ending with a test pass on the
+held-out split. The ``make train-<direction>`` targets call it; anything after the known options goes to
+``articulate fit`` unchanged, e.g. ``--trainer.devices 4 --trainer.strategy ddp`` or ``--data.init_args.data_dir /data``.
 """
 
 from __future__ import annotations
