@@ -268,7 +268,7 @@ def test_a_preset_trains_its_default_variants_unless_one_is_named(monkeypatch, c
     configs = [a for a in got[0] if a.endswith(".yaml")]
     assert [Path(c).name for c in configs] == ["wav2uti.yaml", "quick.yaml", "speech_prior.yaml",
                                                 "speech_prior_quick.yaml"]
-    assert "trains --variant speech_prior" in capsys.readouterr().out
+    assert "trains --variant speech_prior" in capsys.readouterr().err  # stdout is --print_config's
     assert train.main(["wav2uti", "--quick", "--no-test", "--variant", "paper"]) == 0
     assert [Path(a).name for a in got[1] if a.endswith(".yaml")] == ["wav2uti.yaml", "quick.yaml", "paper.yaml"]
 

@@ -10,6 +10,7 @@ held-out split. The ``make train-<direction>`` targets call it; anything after t
 from __future__ import annotations
 
 import argparse
+import sys
 
 from articulate.errors import InputError
 
@@ -59,9 +60,9 @@ def main(argv: list[str]) -> int:
         variants = get_direction(args.direction).train_variants(args.variant, preset)
     except KeyError as err:
         raise InputError(None, str(err).strip("'\"")) from None
-    if variants != args.variant:
+    if variants != args.variant:  # on stderr: --print_config's YAML on stdout stays a config
         print(f"[articulate] the {preset} preset trains --variant {' --variant '.join(variants)} "
-              "(name a variant to train another)", flush=True)
+              "(name a variant to train another)", file=sys.stderr, flush=True)
     fit = ["fit", *fit_args(args.direction, preset, variants)]
     if not args.no_test:
         fit += ["--test_after_fit", "true"]
