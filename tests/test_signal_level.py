@@ -29,8 +29,8 @@ def test_levels_match_numpy_and_voicing_separates_voice_from_noise():
     noise = np.random.default_rng(0).normal(0, 0.1, 3 * SR).astype(np.float32)
     nl = audio_level(noise, SR)
     assert nl["voiced_frames"] == 0 and nl["peak_dbfs"] > -20
-    assert level_problems(nl) == [f"near-silent: no voiced frame in {nl['frames']} (peak {nl['peak_dbfs']:.1f} dBFS); "
-                                  "is there speech in this recording?"]
+    assert level_problems(nl) == [f"no speech: no voiced frame in {nl['frames']} (peak {nl['peak_dbfs']:.1f} dBFS, "
+                                  f"RMS {nl['rms_dbfs']:.1f} dBFS); is there speech in this recording?"]
     assert dbfs(1.0) == 0.0 and dbfs(0.5) == pytest.approx(-6.0206, abs=1e-4)
     stereo = np.stack([x, 0.5 * x])
     assert audio_level(stereo, SR)["peak"] == pytest.approx(np.abs(x64).max())

@@ -5,7 +5,8 @@ runs of samples at full scale, and the fraction of voiced frames. ``level_proble
 turns the measurements into warnings a user can act on:
 
 - **near-silent**: peak below ``silent_peak_dbfs`` (-40 dBFS by default; speech recorded at a
-  usable level peaks above -20 dBFS), or no voiced frame at all;
+  usable level peaks above -20 dBFS);
+- **no speech**: loud enough, but not one voiced frame (noise, music, a wrong channel);
 - **clipped**: at least one run of ``clip_run`` (3) or more consecutive samples at full scale
   (``|x| >= 0.999``: a converter that saturated writes the same extreme value repeatedly, whereas
   a signal normalised to peak 1.0 touches it at isolated samples).
@@ -16,7 +17,7 @@ overlap) peaks at 0.5 or more for a pitch between 60 and 500 Hz, searched after 
 crossing so that a low-frequency rumble does not count as periodic. White noise stays near 0.15,
 voiced speech is typically 0.7-0.95.
 
-Callers: ``articulate inspect`` reports both; ``synthesize-uti`` warns on near-silent or clipped input with
+Callers: ``articulate inspect`` reports both; ``synthesize-uti`` warns on near-silent, speechless or clipped input with
 ``problems = level_problems(audio_level(wav, sr))``.
 """
 
@@ -133,8 +134,8 @@ def level_problems(level: dict, silent_peak_dbfs: float = SILENT_PEAK_DBFS) -> l
         problems.append(f"near-silent: peak {level['peak_dbfs']:.1f} dBFS is below {silent_peak_dbfs:g} dBFS "
                         f"(RMS {level['rms_dbfs']:.1f} dBFS); check the recording gain or the channel")
     elif level["frames"] and level["voiced_frames"] == 0:
-        problems.append(f"near-silent: no voiced frame in {level['frames']} (peak {level['peak_dbfs']:.1f} dBFS); "
-                        "is there speech in this recording?")
+        problems.append(f"no speech: no voiced frame in {level['frames']} (peak {level['peak_dbfs']:.1f} dBFS, "
+                        f"RMS {level['rms_dbfs']:.1f} dBFS); is there speech in this recording?")
     if level["clipped_runs"]:
         problems.append(f"clipped: {level['clipped_runs']} run(s) of consecutive samples at full scale "
                         f"(longest {level['longest_clipped_run']} samples, {level['clipped_samples']} in all)")
