@@ -118,34 +118,6 @@ def test_harmonic_translator_starts_as_the_frame_translator_and_routes_its_gradi
     assert harmonic.pitch_out.bias.grad.abs().sum() > 0
 
 
-def test_a_separate_pitch_reader_learns_from_the_pitch_loss_alone_and_reads_what_it_sees():
-    """``pitch_reader="separate"``: the mel reaches neither the reader nor (through it) F; the pitch loss reaches the
-    reader and nothing of F; the reader is blind to a recording's brightness and contrast (it standardises each)."""
-    f = tiny(HarmonicFrameTranslator, pitch_reader="separate").train()
-    assert f.pitch_out is None and f.pitch_output_layer is f.pitch_reader.out
-    assert not any(k.startswith("pitch_out") for k in f.state_dict())
-    x = torch.rand(2, 1, 6, 16, 16)
-    out = f(x)
-    torch.testing.assert_close(out.pitch, torch.full((2, 64), 7.0))  # zero output layer: the head's centre
-    torch.testing.assert_close(out.pitch_sd, torch.full((2, 64), 3.0))  # sd_init
-    out.mel.sum().backward(retain_graph=True)
-    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in f.pitch_reader.parameters())
-    f.zero_grad()
-    voiced = torch.ones(2, 64, dtype=torch.bool)
-    PitchLoss()({"pitch": out.pitch, "pitch_sd": out.pitch_sd, "pitch_target": torch.full((2, 64), 9.0),
-                 "voiced": voiced})["loss_pitch"].backward()
-    assert f.pitch_reader.out.bias.grad.abs().sum() > 0
-    others = [p for n, p in f.named_parameters() if not n.startswith("pitch_reader.")]
-    assert others and all(p.grad is None or p.grad.abs().sum() == 0 for p in others)
-    f.eval()
-    with torch.no_grad():
-        torch.nn.init.normal_(f.pitch_reader.out.weight, std=0.1)
-        torch.testing.assert_close(f(3.0 * x + 0.5).pitch, f(x).pitch, atol=1e-4, rtol=0)
-        assert (f(x).pitch - f(x.flip(2)).pitch).abs().max() > 1e-3  # it reads the frames, in their order
-    with pytest.raises(ValueError, match="pitch_reader"):
-        tiny(HarmonicFrameTranslator, pitch_reader="own")
-
-
 def test_harmonic_mel_peaks_at_the_predicted_harmonics():
     """With full depth at F0 = 200 Hz the decoded mel has the (sharp) comb's peaks and troughs around the envelope."""
     f = tiny(HarmonicFrameTranslator, pitch_uncertainty=False).eval()

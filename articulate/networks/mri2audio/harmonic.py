@@ -26,7 +26,6 @@ from typing import Literal
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from articulate.networks.mri2audio.frame_translator import FrameTranslator
 from articulate.networks.mri2audio.translator import TranslatorOutput
@@ -83,43 +82,6 @@ class HarmonicComb(nn.Module):
         return (band / self.band_power).transpose(1, 2)
 
 
-class PitchReader(nn.Module):
-    """``x [B, 1, T, H, W]`` -> ``[B, out, n_frames]``: F0 read off the frames by an encoder of its own (the pitch
-    readout's small CNN, docs/experiments/mri2audio.md): each recording standardised (its mean and s.d. over
-    frames and pixels), four stride-2 3 x 3 convolutions per frame (GELU), average-pooled to ``grid`` x ``grid``,
-    a linear map to ``width``, two 1D convolutions over the MRI frames (kernel ``kernel``), read at the mel
-    frames' times as F reads its features, and a 1 x 1 output (zero-initialised: the reading starts at the head's
-    centre). Why its own: sharing F's features, the pitch head gets a gradient that the summed mel loss outweighs
-    by orders of magnitude, and reads F0 worse than a reader trained on pitch alone."""
-
-    def __init__(self, in_channels: int = 1, channels: int = 24, width: int = 128, kernel: int = 5, grid: int = 4,
-                 n_frames: int = 64, out: int = 2):
-        super().__init__()
-        if channels <= 0 or width <= 0 or kernel % 2 == 0:
-            raise ValueError(f"PitchReader: channels and width must be positive and kernel odd, got {channels}, "
-                             f"{width}, {kernel}")
-        c = int(channels)
-        widths = [in_channels, c, 2 * c, 2 * c, 4 * c]
-        layers: list[nn.Module] = []
-        for a, b in zip(widths[:-1], widths[1:]):
-            layers += [nn.Conv2d(a, b, 3, stride=2, padding=1), nn.GELU()]
-        self.frame = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(grid), nn.Flatten(), nn.Linear(4 * c * grid * grid, width))
-        self.time = nn.Sequential(nn.Conv1d(width, width, kernel, padding=kernel // 2), nn.GELU(),
-                                  nn.Conv1d(width, width, kernel, padding=kernel // 2), nn.GELU())
-        self.out = nn.Conv1d(width, out, 1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-        self.n_frames = int(n_frames)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, t, h, w = x.shape
-        dims = (1, 2, 3, 4)
-        x = (x - x.mean(dim=dims, keepdim=True)) / (x.std(dim=dims, keepdim=True) + 1e-6)
-        f = self.frame(x.transpose(1, 2).reshape(b * t, c, h, w)).reshape(b, t, -1).transpose(1, 2)
-        f = F.interpolate(self.time(f), size=self.n_frames, mode="linear", align_corners=False)
-        return self.out(f)
-
-
 class HarmonicFrameTranslator(FrameTranslator):
     """The frame translator (:class:`FrameTranslator`, the same arguments) with the source-filter decoder above.
 
@@ -128,9 +90,6 @@ class HarmonicFrameTranslator(FrameTranslator):
         pitch_center, pitch_scale: the pitch head's output ``z`` maps to ``center + scale * z`` semitones re 100 Hz
             (the defaults span 80-260 Hz, adult voices, at |z| < 1.5).
         depth_init: the harmonic depth's start value (near 0: the decoder starts as the frame translator).
-        pitch_reader: where the pitch head reads F0: ``"shared"`` (default), a 1 x 1 output on F's own mel-frame
-            features; ``"separate"``, a :class:`PitchReader` of its own on F's input, trained by the pitch loss alone
-            (``pitch_reader_channels`` its first width).
         pitch_uncertainty: the pitch head also predicts its own error's s.d. (``sd_init`` semitones at the start,
             within ``sd_range``; trained by the Gaussian NLL of :class:`~articulate.networks.mri2audio.losses.PitchLoss`),
             and the comb is the expected one under it (:class:`HarmonicComb`); False draws a sharp comb at the
@@ -151,8 +110,7 @@ class HarmonicFrameTranslator(FrameTranslator):
                  init_logvar: float | None = -6.0, logvar_limit: float = 10.0, norm: Literal["none", "group"] = "none",
                  mel: MelConfig | None = None, pitch_center: float = 7.0, pitch_scale: float = 6.0,
                  depth_init: float = 0.05, pitch_uncertainty: bool = True, sd_init: float = 3.0,
-                 sd_range: Sequence[float] = (0.05, 12.0), pitch_reader: Literal["shared", "separate"] = "shared",
-                 pitch_reader_channels: int = 24):
+                 sd_range: Sequence[float] = (0.05, 12.0)):
         super().__init__(in_channels, frame_channels, frame_grid, temporal_channels, temporal_layers, temporal_kernel,
                          utterance_channels, subject_channels, n_mels, n_frames, init_logvar, logvar_limit, norm)
         self.mel_config = as_mel_config(mel)
@@ -167,35 +125,22 @@ class HarmonicFrameTranslator(FrameTranslator):
         self.pitch_uncertainty = bool(pitch_uncertainty)
         self.log_sd_range = (math.log(lo), math.log(hi))
         self.db_span = float(self.mel_config.db_max - self.mel_config.db_min)
-        if pitch_reader not in ("shared", "separate"):
-            raise ValueError(f"pitch_reader must be 'shared' or 'separate', got {pitch_reader!r}")
         c = temporal_channels
-        outputs = 2 if self.pitch_uncertainty else 1  # mean (, log s.d.)
-        if pitch_reader == "shared":
-            self.pitch_out = nn.Conv1d(c, outputs, 1)
-            nn.init.zeros_(self.pitch_out.weight)
-            nn.init.zeros_(self.pitch_out.bias)
-            self.pitch_reader = None
-        else:  # no unused shared head: DDP refuses parameters without gradients
-            self.pitch_reader = PitchReader(in_channels, pitch_reader_channels, n_frames=n_frames, out=outputs)
-            self.pitch_out = None
+        self.pitch_out = nn.Conv1d(c, 2 if self.pitch_uncertainty else 1, 1)  # mean (, log s.d.)
         self.depth_out = nn.Conv1d(c, n_mels, 1)
+        nn.init.zeros_(self.pitch_out.weight)
+        nn.init.zeros_(self.pitch_out.bias)
         if self.pitch_uncertainty:
             with torch.no_grad():
-                self.pitch_output_layer.bias[1] = math.log(float(sd_init))
+                self.pitch_out.bias[1] = math.log(float(sd_init))
         nn.init.zeros_(self.depth_out.weight)
         nn.init.constant_(self.depth_out.bias, float(torch.logit(torch.tensor(depth_init))))
         self.comb = HarmonicComb(self.mel_config)
 
-    @property
-    def pitch_output_layer(self) -> nn.Conv1d:
-        """The 1 x 1 layer that writes the pitch head's output (the shared head's or the separate reader's)."""
-        return self.pitch_out if self.pitch_out is not None else self.pitch_reader.out
-
     def forward(self, x: torch.Tensor, pitch: torch.Tensor | None = None) -> TranslatorOutput:
         h, mu, logvar, subject = self.mel_features(x)
         envelope = torch.sigmoid(self.mel_out(h))  # [B, n_mels, n_frames]
-        head = self.pitch_reader(x) if self.pitch_out is None else self.pitch_out(h)
+        head = self.pitch_out(h)
         predicted = self.pitch_center + self.pitch_scale * head[:, 0]  # [B, n_frames] semitones
         sd = torch.exp(head[:, 1].clamp(*self.log_sd_range)) if self.pitch_uncertainty else None
         depth = torch.sigmoid(self.depth_out(h))
