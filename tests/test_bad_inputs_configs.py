@@ -67,6 +67,11 @@ def test_parse_errors_are_one_line(work, capfd):
     assert listing(work) == {"broken.yaml", "list.yaml"}
 
 
+def test_train_an_unknown_direction_is_one_line_with_or_without_a_preset(capfd):
+    for argv in (["train", "nosuch"], ["train", "nosuch", "--quick"], ["train", "nosuch", "--preset", "realdata_quick"]):
+        assert_refused(run(capfd, *argv), "train", "unknown direction 'nosuch'", "wav2uti")
+
+
 def test_paper_encoders_offline_without_the_model(tmp_path):
     """Offline with an empty Hugging Face cache: one line naming wav2vec 2.0 and how to download it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_", "HUGGINGFACE"))}

@@ -46,30 +46,27 @@ def fit_args(direction: str, preset: str | None = None, variants: list[str] | tu
 def main(argv: list[str]) -> int:
     args, rest = build_parser().parse_known_args(argv)
     preset = args.preset or ("quick" if args.quick else None)
-    from articulate.directions import get_direction
+    from articulate.directions import get_direction, resolve
     from articulate.training.lightning_cli import run_lightning_cli
 
-    if preset is not None:
+    try:  # one lookup: an unknown direction is one line whatever the options
         record = get_direction(args.direction)
+    except KeyError as err:
+        raise InputError(None, str(err).strip("'\"")) from None
+    if preset is not None:
         missing = record.presets[preset].missing(rest) if preset in record.presets else []
         if missing:
             raise InputError(None, f"the {preset} preset needs {', '.join('--' + m for m in missing)} on the command line "
                                    "(e.g. the folder of your recordings)")
 
-    try:
-        variants = get_direction(args.direction).train_variants(args.variant, preset)
-    except KeyError as err:
-        raise InputError(None, str(err).strip("'\"")) from None
+    variants = record.train_variants(args.variant, preset)
     if variants != args.variant:  # on stderr: --print_config's YAML on stdout stays a config
         print(f"[articulate] the {preset} preset trains --variant {' --variant '.join(variants)} "
               "(name a variant to train another)", file=sys.stderr, flush=True)
     fit = ["fit", *fit_args(args.direction, preset, variants)]
     if not args.no_test:
         fit += ["--test_after_fit", "true"]
-        from articulate.directions import resolve
-
-        hook = get_direction(args.direction).prepare
         # e.g. wav2uti on the phantom: the contour tracker its test pass needs (not for --print_config: no fit)
-        if hook and not any(a.startswith("--print_config") for a in rest):
-            fit += resolve(hook)(preset, variants, rest)
+        if record.prepare and not any(a.startswith("--print_config") for a in rest):
+            fit += resolve(record.prepare)(preset, variants, rest)
     return run_lightning_cli(fit + rest)
