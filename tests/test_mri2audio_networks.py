@@ -321,6 +321,27 @@ def test_frame_translator_shapes_codes_and_start():
         FrameTranslator(norm="batch")
 
 
+def test_frame_translator_motion_input_is_the_standardised_change_beside_the_frames():
+    """With motion_input the encoder's first layer reads two channels. Through the second alone (the first's weights
+    zeroed) F is blind to static content and to the motion's amplitude: the sequence's mean frame plus any static
+    image, or its change about that mean doubled, give the same output; through the first it still sees anatomy."""
+    torch.manual_seed(0)
+    kw = dict(frame_channels=(4, 8), frame_grid=2, temporal_channels=16, utterance_channels=2, subject_channels=3)
+    f = FrameTranslator(motion_input=True, **kw).eval()
+    assert f.frame_encoder[0].in_channels == 2 and FrameTranslator(**kw).frame_encoder[0].in_channels == 1
+    x = torch.rand(2, 1, 6, 16, 16)
+    mean = x.mean(dim=2, keepdim=True)
+    static = torch.rand(2, 1, 1, 16, 16)
+    out = f(x).mel
+    assert not torch.allclose(f(x + static).mel, out)  # the raw frames: the anatomy is seen
+    with torch.no_grad():
+        f.frame_encoder[0].weight[:, 0].zero_()
+    out = f(x).mel
+    torch.testing.assert_close(f(x + static).mel, out)
+    torch.testing.assert_close(f(mean + 2.0 * (x - mean)).mel, out)
+    assert not torch.allclose(f(torch.rand_like(x)).mel, out)
+
+
 def test_frame_translator_reads_each_mel_frame_from_the_mri_frames_around_its_moment():
     """With the time-pooled codes held constant, changing the second half of the sequence leaves the first mel
     frames as they were (two 3-tap layers over MRI frames, linear reading, two over mel frames) and moves the last."""

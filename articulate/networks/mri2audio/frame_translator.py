@@ -47,6 +47,8 @@ class FrameTranslator(nn.Module):
         norm: ``"group"`` puts a GroupNorm (8 channels a group) after every hidden convolution of the frame
             encoder and of the temporal layers (its statistics span the sequence, so a mel frame then also
             depends on them); ``"none"`` (default) has none.
+        motion_input: also give the frame encoder each frame's difference from the sequence's mean frame, scaled
+            to unit RMS over the sequence, as a second channel: what moves, without the speaker's static anatomy.
 
     :meth:`init_output_bias` starts the output at each band's mean training level (the LightningModule calls it
     at the start of a fresh fit).
@@ -55,7 +57,8 @@ class FrameTranslator(nn.Module):
     def __init__(self, in_channels: int = 1, frame_channels: Sequence[int] = (16, 32, 64, 64), frame_grid: int = 4,
                  temporal_channels: int = 128, temporal_layers: int = 2, temporal_kernel: int = 3,
                  utterance_channels: int = 14, subject_channels: int = 100, n_mels: int = 64, n_frames: int = 64,
-                 init_logvar: float | None = -6.0, logvar_limit: float = 10.0, norm: Literal["none", "group"] = "none"):
+                 init_logvar: float | None = -6.0, logvar_limit: float = 10.0, norm: Literal["none", "group"] = "none",
+                 motion_input: bool = False):
         super().__init__()
         frame_channels = list(frame_channels)
         if not frame_channels or temporal_layers < 0 or temporal_kernel % 2 == 0:
@@ -70,7 +73,8 @@ class FrameTranslator(nn.Module):
             return nn.GroupNorm(max(1, ch // 8), ch) if norm == "group" else nn.Identity()
         self.frame_grid, self.n_mels, self.n_frames = int(frame_grid), int(n_mels), int(n_frames)
         self.utterance_channels = int(utterance_channels)
-        widths = [in_channels, *frame_channels]
+        self.motion_input = bool(motion_input)
+        widths = [in_channels * (2 if self.motion_input else 1), *frame_channels]
         self.frame_encoder = nn.ModuleList(nn.Conv2d(a, b, 4, stride=2, padding=1) for a, b in zip(widths[:-1], widths[1:]))
         self.frame_norms = nn.ModuleList(gn(b) for b in widths[1:])
         c = temporal_channels
@@ -103,6 +107,9 @@ class FrameTranslator(nn.Module):
         """``x [B, C, T, H, W]`` -> per-MRI-frame features ``[B, temporal_channels, T]``."""
         if x.dim() != 5:
             raise ValueError(f"expected [B, C, T, H, W], got shape {tuple(x.shape)}")
+        if self.motion_input:
+            d = x - x.mean(dim=2, keepdim=True)
+            x = torch.cat([x, d / d.square().mean(dim=(2, 3, 4), keepdim=True).sqrt().clamp_min(1e-4)], dim=1)
         b, c, t, h, w = x.shape
         f = channels_last(x.transpose(1, 2).reshape(b * t, c, h, w))
         for conv, norm in zip(self.frame_encoder, self.frame_norms):

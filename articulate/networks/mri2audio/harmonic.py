@@ -110,9 +110,10 @@ class HarmonicFrameTranslator(FrameTranslator):
                  init_logvar: float | None = -6.0, logvar_limit: float = 10.0, norm: Literal["none", "group"] = "none",
                  mel: MelConfig | None = None, pitch_center: float = 7.0, pitch_scale: float = 6.0,
                  depth_init: float = 0.05, pitch_uncertainty: bool = True, sd_init: float = 3.0,
-                 sd_range: Sequence[float] = (0.05, 12.0)):
+                 sd_range: Sequence[float] = (0.05, 12.0), motion_input: bool = False):
         super().__init__(in_channels, frame_channels, frame_grid, temporal_channels, temporal_layers, temporal_kernel,
-                         utterance_channels, subject_channels, n_mels, n_frames, init_logvar, logvar_limit, norm)
+                         utterance_channels, subject_channels, n_mels, n_frames, init_logvar, logvar_limit, norm,
+                         motion_input)
         self.mel_config = as_mel_config(mel)
         if self.mel_config.n_mels != self.n_mels:
             raise ValueError(f"HarmonicFrameTranslator: n_mels {n_mels} differs from the mel's {self.mel_config.n_mels}")
