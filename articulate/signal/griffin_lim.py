@@ -136,9 +136,12 @@ def initial_phase(shape: tuple[int, int], seed: int = 0, init: str | None = "ran
 
 def griffin_lim(
     magnitude: torch.Tensor, cfg: MelConfig | dict | None = None, n_iter: int = 32, momentum: float = 0.99,
-    length: int | None = None, init: str | None = "random", seed: int = 0,
+    length: int | None = None, init: str | torch.Tensor | None = "random", seed: int = 0,
 ) -> torch.Tensor:
-    """Fast Griffin-Lim ``[B, F, T] -> [B, L]`` (batched port of ``librosa.griffinlim``)."""
+    """Fast Griffin-Lim ``[B, F, T] -> [B, L]`` (batched port of ``librosa.griffinlim``).
+
+    ``init``: librosa's starts (:func:`initial_phase`), or a start phase of one's own, unit phasors broadcastable
+    to the magnitude (e.g. the STFT phase of a harmonic signal at a known F0); ``n_iter=0`` returns that start."""
     cfg = as_mel_config(cfg)
     if magnitude.dim() == 2:
         return griffin_lim(magnitude[None], cfg, n_iter, momentum, length, init, seed)[0]
@@ -148,7 +151,12 @@ def griffin_lim(
         raise ValueError(f"momentum must be >= 0, got {momentum}")
     cdtype = torch.complex128 if magnitude.dtype == torch.float64 else torch.complex64
     window = _window(cfg, magnitude)
-    phase = torch.from_numpy(initial_phase(tuple(magnitude.shape[-2:]), seed, init)).to(magnitude.device, cdtype)
+    if isinstance(init, torch.Tensor):
+        if init.shape[-2:] != magnitude.shape[-2:]:
+            raise ValueError(f"start phase of shape {tuple(init.shape)} for a magnitude of {tuple(magnitude.shape)}")
+        phase = init.to(magnitude.device, cdtype)
+    else:
+        phase = torch.from_numpy(initial_phase(tuple(magnitude.shape[-2:]), seed, init)).to(magnitude.device, cdtype)
     angles = magnitude * phase
     eps = torch.finfo(magnitude.dtype).tiny
     tprev = None

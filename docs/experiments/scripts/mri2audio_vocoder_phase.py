@@ -5,7 +5,8 @@
 <checkpoint>: a ``--variant harmonic`` fit of ``make train-mri2audio QUICK=1``. On its test split (16 subjects x
 4 crops) F's mel (at the F0 its head reads) and the true mel (at the F0 tracked from the audio) are each turned into
 waveforms three ways and scored with PESQ-wb: the test pass's Griffin-Lim (librosa, random start, 32 iterations);
-the same fast Griffin-Lim started from the STFT phase of a band-limited pulse train at that F0; that phase alone.
+the torch port of that Griffin-Lim started from the STFT phase of a band-limited pulse train at that F0; that phase
+alone.
 """
 
 import sys
@@ -15,22 +16,10 @@ import torch
 
 from articulate.inference.mri2audio import Mri2AudioSynthesizer
 from articulate.metrics.pesq import pesq_scores
-from articulate.signal.griffin_lim import istft, mel_to_stft, stft, unit_mel_to_audio
+from articulate.signal.griffin_lim import griffin_lim, mel_to_stft, stft, unit_mel_to_audio
 from articulate.signal.mel import MelConfig, unit_to_power
 from articulate.signal.pitch import semitones_to_hz
 from datamodules.mri2audio import Crops, MRI2AudioDataModule, SubjectSplit
-
-
-def griffin_lim_from(mag: torch.Tensor, cfg: MelConfig, phase: torch.Tensor, length: int, n_iter: int = 32,
-                     momentum: float = 0.99) -> torch.Tensor:
-    """Fast Griffin-Lim (as librosa's) from the unit phasors ``phase``."""
-    angles, previous = phase.clone(), torch.zeros_like(phase)
-    for _ in range(n_iter):
-        rebuilt = stft(istft(mag * angles, cfg, length), cfg)[..., :mag.shape[-1]]
-        angles = rebuilt - (momentum / (1 + momentum)) * previous
-        angles = angles / (angles.abs() + 1e-16)
-        previous = rebuilt
-    return istft(mag * angles, cfg, length)
 
 
 def pulse_phase(f0_semitones: torch.Tensor, cfg: MelConfig, length: int, frames: int) -> torch.Tensor:
@@ -68,8 +57,8 @@ def main() -> None:  # PESQ runs in worker processes, which import this file aga
                 mag = mel_to_stft(unit_to_power(mel[:, 0].double(), cfg).float(), cfg)
                 phase = pulse_phase(f0, cfg, length, mag.shape[-1])
                 waves = {"Griffin-Lim, random start": unit_mel_to_audio(mel, cfg, "librosa", 32, length),
-                         "Griffin-Lim, pulse-train start": griffin_lim_from(mag, cfg, phase, length),
-                         "pulse-train phase alone": istft(mag * phase, cfg, length)}
+                         "Griffin-Lim, pulse-train start": griffin_lim(mag, cfg, length=length, init=phase),
+                         "pulse-train phase alone": griffin_lim(mag, cfg, n_iter=0, length=length, init=phase)}
                 for how, w in waves.items():
                     got = pesq_scores([np.asarray(v, np.float32) for v in w], list(batch["audio"]), cfg.sr, "wb")
                     scores.setdefault(f"{name}, {how}", []).extend(got)
