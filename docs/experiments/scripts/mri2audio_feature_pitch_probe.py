@@ -12,9 +12,9 @@ import sys
 
 import numpy as np
 import torch
+from quick_split import quick_datamodule  # beside this file
 
 from articulate.inference.mri2audio import Mri2AudioSynthesizer
-from datamodules.mri2audio import Crops, MRI2AudioDataModule, SubjectSplit
 
 
 def features(synth, loader, epochs: int = 1) -> dict[str, np.ndarray]:
@@ -49,12 +49,7 @@ def report(name: str, pred: np.ndarray, test: dict[str, np.ndarray]) -> None:
 
 def main() -> None:
     torch.set_num_threads(1)
-    dm = MRI2AudioDataModule(phantom={"subjects": 160}, split=SubjectSplit(kind="kfold", k=10, val_subjects=4), fold=0,
-                             crops=Crops(train=2, eval=4, mri_window="crop"), size=64, batch_size=16, num_workers=0,
-                             pitch=True)
-    dm.prepare_data()
-    dm.setup("fit")
-    dm.setup("test")
+    dm = quick_datamodule("fit", "test", pitch=True)
     for path in sys.argv[1:]:
         synth = Mri2AudioSynthesizer.from_checkpoint(path)
         synth.translator.eval()

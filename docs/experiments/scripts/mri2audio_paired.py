@@ -11,21 +11,18 @@ import sys
 
 import numpy as np
 import torch
+from quick_split import quick_datamodule  # beside this file
 from scipy import stats
 
 from articulate.inference.mri2audio import Mri2AudioSynthesizer
 from articulate.metrics.functional import corr2d
 from articulate.metrics.pesq import pesq_scores
 from articulate.signal.griffin_lim import unit_mel_to_audio
-from datamodules.mri2audio import Crops, MRI2AudioDataModule, SubjectSplit
 
 
 def main() -> None:  # PESQ runs in worker processes, which import this file again
     torch.set_num_threads(1)
-    dm = MRI2AudioDataModule(phantom={"subjects": 160}, split=SubjectSplit(kind="kfold", k=10, val_subjects=4), fold=0,
-                             crops=Crops(train=2, eval=4, mri_window="crop"), size=64, batch_size=16, num_workers=0)
-    dm.prepare_data()
-    dm.setup("test")
+    dm = quick_datamodule("test")
     cfg = dm.mel_config
 
     def per_subject(path: str) -> dict[str, dict[int, float]]:

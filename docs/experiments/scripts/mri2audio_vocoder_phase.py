@@ -13,13 +13,13 @@ import sys
 
 import numpy as np
 import torch
+from quick_split import quick_datamodule  # beside this file
 
 from articulate.inference.mri2audio import Mri2AudioSynthesizer
 from articulate.metrics.pesq import pesq_scores
 from articulate.signal.griffin_lim import griffin_lim, mel_to_stft, stft, unit_mel_to_audio
 from articulate.signal.mel import MelConfig, unit_to_power
 from articulate.signal.pitch import semitones_to_hz
-from datamodules.mri2audio import Crops, MRI2AudioDataModule, SubjectSplit
 
 
 def pulse_phase(f0_semitones: torch.Tensor, cfg: MelConfig, length: int, frames: int) -> torch.Tensor:
@@ -37,11 +37,7 @@ def pulse_phase(f0_semitones: torch.Tensor, cfg: MelConfig, length: int, frames:
 
 def main() -> None:  # PESQ runs in worker processes, which import this file again
     torch.set_num_threads(1)
-    dm = MRI2AudioDataModule(phantom={"subjects": 160}, split=SubjectSplit(kind="kfold", k=10, val_subjects=4), fold=0,
-                             crops=Crops(train=2, eval=4, mri_window="crop"), size=64, batch_size=16, num_workers=0,
-                             pitch=True)
-    dm.prepare_data()
-    dm.setup("test")
+    dm = quick_datamodule("test", pitch=True)
     cfg = dm.mel_config
     synth = Mri2AudioSynthesizer.from_checkpoint(sys.argv[1])
     synth.translator.eval()
