@@ -118,30 +118,6 @@ def test_harmonic_translator_starts_as_the_frame_translator_and_routes_its_gradi
     assert harmonic.pitch_out.bias.grad.abs().sum() > 0
 
 
-def test_pixel_pitch_reads_the_change_of_each_frame_from_the_mean_frame_linearly():
-    """pitch_pixels: the head's F0 plus a linear map of (frame - mean frame) averaged to g x g, read at the mel frames;
-    checked against numpy (block means, a dot product, linear interpolation between MRI frame centres)."""
-    f = tiny(HarmonicFrameTranslator, pitch_pixels=4).eval()
-    head_only = tiny(HarmonicFrameTranslator).eval()
-    assert f.pixel_pitch.weight.abs().sum() == 0  # starts as the head alone
-    w = torch.randn(16)
-    with torch.no_grad():
-        f.pixel_pitch.weight.copy_(w[None])
-    x = torch.rand(2, 1, 6, 16, 16)
-    d = x[:, 0].numpy() - x[:, 0].numpy().mean(axis=1, keepdims=True)  # [B, T, 16, 16]
-    blocks = d.reshape(2, 6, 4, 4, 4, 4).mean(axis=(3, 5)).reshape(2, 6, 16)
-    per_frame = blocks @ w.numpy()  # [B, T]
-    mel_t = (np.arange(64) + 0.5) / 64 * 6 - 0.5  # each mel frame's place on the MRI frames' axis
-    expected = np.stack([np.interp(mel_t, np.arange(6), row) for row in per_frame])
-    torch.testing.assert_close(f.pixel_contour(x), torch.from_numpy(expected).float(), atol=1e-5, rtol=1e-4)
-    out, ref = f(x), head_only(x)
-    torch.testing.assert_close(out.pitch, ref.pitch + 6.0 * torch.from_numpy(expected).float(), atol=1e-4, rtol=1e-4)
-    still = x[:, :, :1].expand(-1, -1, 6, -1, -1)
-    torch.testing.assert_close(f(still).pitch, head_only(still).pitch)  # nothing moves: the head's F0 alone
-    with pytest.raises(ValueError, match="pitch_pixels"):
-        tiny(HarmonicFrameTranslator, pitch_pixels=-1)
-
-
 def test_harmonic_mel_peaks_at_the_predicted_harmonics():
     """With full depth at F0 = 200 Hz the decoded mel has the (sharp) comb's peaks and troughs around the envelope."""
     f = tiny(HarmonicFrameTranslator, pitch_uncertainty=False).eval()

@@ -90,11 +90,6 @@ class HarmonicFrameTranslator(FrameTranslator):
         pitch_center, pitch_scale: the pitch head's output ``z`` maps to ``center + scale * z`` semitones re 100 Hz
             (the defaults span 80-260 Hz, adult voices, at |z| < 1.5).
         depth_init: the harmonic depth's start value (near 0: the decoder starts as the frame translator).
-        pitch_pixels: with a grid size g > 0, F0's change within the recording is also read linearly off the pixels:
-            each MRI frame minus the sequence's mean frame, averaged to g x g, one weight a pixel, added to the head's
-            F0 (a zero mean over the sequence, so the head alone keeps the speaker's level). A ridge regression on
-            such pixels reads the phantom's pitch contour better than the head on F's features
-            (docs/experiments/mri2audio.md); 0 (default) leaves it out.
         pitch_uncertainty: the pitch head also predicts its own error's s.d. (``sd_init`` semitones at the start,
             within ``sd_range``; trained by the Gaussian NLL of :class:`~articulate.networks.mri2audio.losses.PitchLoss`),
             and the comb is the expected one under it (:class:`HarmonicComb`); False draws a sharp comb at the
@@ -115,7 +110,7 @@ class HarmonicFrameTranslator(FrameTranslator):
                  init_logvar: float | None = -6.0, logvar_limit: float = 10.0, norm: Literal["none", "group"] = "none",
                  mel: MelConfig | None = None, pitch_center: float = 7.0, pitch_scale: float = 6.0,
                  depth_init: float = 0.05, pitch_uncertainty: bool = True, sd_init: float = 3.0,
-                 sd_range: Sequence[float] = (0.05, 12.0), motion_input: bool = False, pitch_pixels: int = 0):
+                 sd_range: Sequence[float] = (0.05, 12.0), motion_input: bool = False):
         super().__init__(in_channels, frame_channels, frame_grid, temporal_channels, temporal_layers, temporal_kernel,
                          utterance_channels, subject_channels, n_mels, n_frames, init_logvar, logvar_limit, norm,
                          motion_input)
@@ -142,28 +137,12 @@ class HarmonicFrameTranslator(FrameTranslator):
         nn.init.zeros_(self.depth_out.weight)
         nn.init.constant_(self.depth_out.bias, float(torch.logit(torch.tensor(depth_init))))
         self.comb = HarmonicComb(self.mel_config)
-        if int(pitch_pixels) < 0:
-            raise ValueError(f"pitch_pixels must be >= 0, got {pitch_pixels}")
-        self.pitch_pixels = int(pitch_pixels)
-        self.pixel_pitch = nn.Linear(in_channels * self.pitch_pixels ** 2, 1, bias=False) if self.pitch_pixels else None
-        if self.pixel_pitch is not None:
-            nn.init.zeros_(self.pixel_pitch.weight)
-
-    def pixel_contour(self, x: torch.Tensor) -> torch.Tensor:
-        """``x [B, C, T, H, W]`` -> the linear read of F0's change within the sequence at the mel frames ``[B, n_frames]``
-        (the pitch head's units)."""
-        d = x - x.mean(dim=2, keepdim=True)
-        b, c, t, h, w = d.shape
-        g = torch.nn.functional.adaptive_avg_pool2d(d.transpose(1, 2).reshape(b * t, c, h, w), self.pitch_pixels)
-        z = self.pixel_pitch(g.reshape(b, t, -1)).transpose(1, 2)  # [B, 1, T]
-        return torch.nn.functional.interpolate(z, size=self.n_frames, mode="linear", align_corners=False)[:, 0]
 
     def forward(self, x: torch.Tensor, pitch: torch.Tensor | None = None) -> TranslatorOutput:
         h, mu, logvar, subject = self.mel_features(x)
         envelope = torch.sigmoid(self.mel_out(h))  # [B, n_mels, n_frames]
         head = self.pitch_out(h)
-        z = head[:, 0] if self.pixel_pitch is None else head[:, 0] + self.pixel_contour(x)
-        predicted = self.pitch_center + self.pitch_scale * z  # [B, n_frames] semitones
+        predicted = self.pitch_center + self.pitch_scale * head[:, 0]  # [B, n_frames] semitones
         sd = torch.exp(head[:, 1].clamp(*self.log_sd_range)) if self.pitch_uncertainty else None
         depth = torch.sigmoid(self.depth_out(h))
         if pitch is None:
