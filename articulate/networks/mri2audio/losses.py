@@ -32,14 +32,9 @@ class ReconstructionLoss(nn.Module):
     ``low_bands`` / ``low_band_weight`` (ours; 0 / 1 = eq. 1): the squared error of the lowest ``low_bands`` mel bands
     (``pred [B, 1, n_mels, frames]``) counts ``low_band_weight`` times, for where wide-band PESQ listens (the
     harmonics and the first formant below ~1 kHz).
-
-    ``over_weight`` (ours; 1 = eq. 1): the squared error where ``pred`` is above ``target`` counts this many times, so
-    the minimiser is an expectile below the mean (1/(1 + w)): where F is unsure it predicts less energy, not more.
-    Wide-band PESQ weighs added energy more than missing energy (its asymmetry factor).
     """
 
-    def __init__(self, reduction: Reduction = "sum", low_bands: int = 0, low_band_weight: float = 1.0,
-                 over_weight: float = 1.0):
+    def __init__(self, reduction: Reduction = "sum", low_bands: int = 0, low_band_weight: float = 1.0):
         super().__init__()
         if reduction not in ("sum", "mean"):
             raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
@@ -47,17 +42,11 @@ class ReconstructionLoss(nn.Module):
             raise ValueError(f"low_bands must be >= 0 and low_band_weight positive, got {low_bands}, {low_band_weight}")
         self.reduction = reduction
         self.low_bands, self.low_band_weight = int(low_bands), float(low_band_weight)
-        if over_weight <= 0:
-            raise ValueError(f"over_weight must be positive, got {over_weight}")
-        self.over_weight = float(over_weight)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if pred.shape != target.shape:
             raise ValueError(f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
-        diff = pred - target
-        sq = diff.square()
-        if self.over_weight != 1.0:
-            sq = torch.where(diff > 0, self.over_weight * sq, sq)
+        sq = (pred - target).square()
         if self.low_bands and self.low_band_weight != 1.0:
             weight = torch.ones(sq.shape[-2], 1, dtype=sq.dtype, device=sq.device)
             weight[: self.low_bands] = self.low_band_weight
