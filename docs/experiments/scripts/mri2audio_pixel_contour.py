@@ -41,8 +41,7 @@ def within(features: np.ndarray, f0: np.ndarray, voiced: np.ndarray) -> tuple[np
 def main() -> None:
     torch.set_num_threads(1)
     dm = quick_datamodule("fit", "test", pitch=True)
-    synth = Mri2AudioSynthesizer.from_checkpoint(sys.argv[1])
-    synth.translator.eval()
+    synth = Mri2AudioSynthesizer.from_checkpoint(sys.argv[1])  # in eval mode
     pixel = getattr(synth.translator, "pixel_pitch", None) is not None
     rows, feats = [], {"train": {"MRI": [], "A's frames": [], "f0": [], "voiced": []},
                        "test": {"MRI": [], "A's frames": [], "f0": [], "voiced": []}}

@@ -24,10 +24,7 @@ def predict(synth: Mri2AudioSynthesizer, loader) -> tuple[torch.Tensor, torch.Te
     pred, true, audio = [], [], []
     with torch.no_grad():
         for batch in loader:
-            x = batch["mri"]
-            if synth.attention is not None:
-                x, _ = synth.attention(x)
-            pred.append(synth.translator(x).mel)
+            pred.append(synth.predict(batch["mri"])[0])
             true.append(batch["mel"])
             audio.extend(batch["audio"])
     return torch.cat(pred), torch.cat(true), audio
@@ -57,8 +54,7 @@ def main() -> None:  # PESQ runs in worker processes, which import this file aga
     torch.set_num_threads(1)
     dm = quick_datamodule("validate", "test")
     cfg = dm.mel_config
-    synth = Mri2AudioSynthesizer.from_checkpoint(sys.argv[1])
-    synth.translator.eval()
+    synth = Mri2AudioSynthesizer.from_checkpoint(sys.argv[1])  # in eval mode
     val_pred, val_true, val_audio = predict(synth, dm.val_dataloader())
     test_pred, _, test_audio = predict(synth, dm.test_dataloader())
     ratio = (val_true.std(-1).mean(0) / val_pred.std(-1).mean(0).clamp_min(1e-4))[..., None]  # [1, n_mels, 1]
